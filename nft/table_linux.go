@@ -1,0 +1,546 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// Table is the daemon's handle on its nftables table (own-table mode) or on
+// the administrator's sets (external-set mode). Its methods are safe for
+// concurrent use; each one blocks until the kernel has answered, which takes
+// well under a millisecond.
+type Table struct {
+	log zerolog.Logger
+
+	// mu serializes every use of conn: the library buffers the messages of
+	// a batch in the Conn, so two goroutines building batches at once would
+	// send each other's halves. It also guards the fields below.
+	mu       sync.Mutex
+	conn     *nftables.Conn
+	connOpts []nftables.ConnOption // to reopen conn
+	cfg      Config                // normalized
+	table    *nftables.Table
+	set4     *nftables.Set // nil: no IPv4 grants (external mode without set4)
+	set6     *nftables.Set // nil: no IPv6 grants
+	verified bool          // external mode: the sets were checked by Ensure
+	closed   bool
+}
+
+// Open validates cfg and connects to nftables in the caller's network
+// namespace (or the one of WithNetNSFd). It reads the kernel's table list
+// once, so a missing privilege or a kernel without nftables is reported
+// here, in plain words (ErrPermission, ErrNotSupported). Open changes
+// nothing: call Ensure. Close the Table when done.
+func Open(cfg Config, opts ...Option) (*Table, error) {
+	o := options{log: zerolog.Nop()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	n, err := cfg.normalize()
+	if err != nil {
+		return nil, fmt.Errorf("nft: config: %w", err)
+	}
+	copts := []nftables.ConnOption{nftables.AsLasting()}
+	if o.netnsFd != 0 {
+		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
+	}
+	if o.dial != nil {
+		copts = append(copts, nftables.WithTestDial(o.dial))
+	}
+	conn, err := nftables.New(copts...)
+	if err != nil {
+		return nil, fmt.Errorf("nft: open netlink socket: %w", probeError(err))
+	}
+	t := &Table{log: o.log, conn: conn, connOpts: copts}
+	t.setConfig(n)
+	if _, err := conn.ListTablesOfFamily(t.table.Family); err != nil {
+		conn.CloseLasting()
+		return nil, fmt.Errorf("nft: list tables: %w", probeError(err))
+	}
+	return t, nil
+}
+
+// setConfig installs a normalized config and the handles derived from it.
+func (t *Table) setConfig(cfg Config) {
+	t.cfg = cfg
+	t.verified = false
+	if ext := cfg.External; ext != nil {
+		t.table = &nftables.Table{Name: ext.Table, Family: family(ext.Family)}
+		t.set4, t.set6 = nil, nil
+		if ext.Set4 != "" {
+			t.set4 = grantSet(t.table, ext.Set4, false)
+		}
+		if ext.Set6 != "" {
+			t.set6 = grantSet(t.table, ext.Set6, true)
+		}
+		return
+	}
+	t.table = &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet}
+	t.set4 = grantSet(t.table, set4Name, false)
+	t.set6 = grantSet(t.table, set6Name, true)
+}
+
+func family(name string) nftables.TableFamily {
+	switch name {
+	case "ip":
+		return nftables.TableFamilyIPv4
+	case "ip6":
+		return nftables.TableFamilyIPv6
+	}
+	return nftables.TableFamilyINet
+}
+
+func (t *Table) describe() string {
+	return fmt.Sprintf("table %s %s", familyName(t.table.Family), t.table.Name)
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	}
+	return "inet"
+}
+
+var errClosed = errors.New("table handle is closed")
+
+// Ensure makes the kernel state match the configuration.
+//
+// In own-table mode it builds the whole table in one atomic batch, replacing
+// whatever an earlier Ensure built: the resulting ruleset is always the same
+// for the same Config. Grants that are still live are kept, each with the
+// time it had left, so a restarted daemon does not make users knock again.
+// If a table of that name exists but was not built by this package, Ensure
+// refuses to touch it.
+//
+// In external-set mode it only checks that the administrator's sets exist
+// with the right key type and the timeout flag.
+func (t *Table) Ensure() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("nft: ensure: %w", errClosed)
+	}
+	return t.ensureLocked()
+}
+
+// Update replaces the configuration, as on a daemon reload, and applies it
+// like Ensure, keeping live grants. On error the old configuration stays in
+// force, in the kernel and in t. The table name and the mode (own table or
+// external sets) cannot change while the daemon runs: the old table would be
+// left behind.
+func (t *Table) Update(cfg Config) error {
+	n, err := cfg.normalize()
+	if err != nil {
+		return fmt.Errorf("nft: update: config: %w", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("nft: update: %w", errClosed)
+	}
+	old := t.cfg
+	if (n.External == nil) != (old.External == nil) || n.Table != old.Table ||
+		(n.External != nil && *n.External != *old.External) {
+		return errors.New("nft: update: the table name or the external sets changed: restart the daemon for that")
+	}
+	t.setConfig(n)
+	if err := t.ensureLocked(); err != nil {
+		t.setConfig(old)
+		return err
+	}
+	return nil
+}
+
+func (t *Table) ensureLocked() error {
+	if t.cfg.External != nil {
+		if err := t.checkExternal(); err != nil {
+			return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
+		}
+		t.verified = true
+		return nil
+	}
+	live, err := t.liveGrants()
+	if err != nil {
+		return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
+	}
+	if err := t.build(live); err != nil {
+		return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
+	}
+	t.log.Info().Str("table", t.cfg.Table).Int("protected", len(t.cfg.Protected)).
+		Int("knock_ranges", len(t.cfg.Knocks)).Bool("drop_knocks", t.cfg.DropKnocks).
+		Int("kept_grants", len(live)).Msg("table ensured")
+	return nil
+}
+
+// exists reports whether our table is in the kernel.
+func (t *Table) exists() (bool, error) {
+	tables, err := t.conn.ListTablesOfFamily(t.table.Family)
+	if err != nil {
+		return false, fmt.Errorf("list tables: %w", classify(err))
+	}
+	return slices.ContainsFunc(tables, func(x *nftables.Table) bool {
+		return x.Name == t.table.Name && x.Family == t.table.Family
+	}), nil
+}
+
+// checkOwned returns an error unless the existing table has the grant sets
+// this package creates: a table of the same name that someone else made is
+// never replaced or deleted.
+func (t *Table) checkOwned() error {
+	sets, err := t.conn.GetSets(t.table)
+	if err != nil {
+		return fmt.Errorf("list sets: %w", classify(err))
+	}
+	found := 0
+	for _, s := range sets {
+		if (s.Name == set4Name && sameType(s, keyType4)) || (s.Name == set6Name && sameType(s, keyType6)) {
+			found++
+		}
+	}
+	if found != 2 {
+		return fmt.Errorf("the table exists but was not built by tknockd (no timeout sets %s and %s): "+
+			"it is left alone; pick another table name or delete it", set4Name, set6Name)
+	}
+	return nil
+}
+
+func sameType(s *nftables.Set, want nftables.SetDatatype) bool {
+	return s.HasTimeout && !s.IsMap && !s.Interval && s.KeyType.Bytes == want.Bytes &&
+		s.KeyType.GetNFTMagic() == want.GetNFTMagic()
+}
+
+// liveGrants reads the elements of our grant sets, if the table exists.
+func (t *Table) liveGrants() ([]Grant, error) {
+	ok, err := t.exists()
+	if err != nil || !ok {
+		return nil, err
+	}
+	if err := t.checkOwned(); err != nil {
+		return nil, err
+	}
+	return t.readGrants()
+}
+
+func (t *Table) readGrants() ([]Grant, error) {
+	var grants []Grant
+	for _, s := range []*nftables.Set{t.set4, t.set6} {
+		if s == nil {
+			continue
+		}
+		elems, err := t.conn.GetSetElements(s)
+		if err != nil {
+			return nil, fmt.Errorf("read set %s: %w", s.Name, classify(err))
+		}
+		for _, el := range elems {
+			src, ep, err := parseGrantKey(el.Key)
+			if err != nil {
+				return nil, fmt.Errorf("read set %s: %w", s.Name, err)
+			}
+			grants = append(grants, Grant{Src: src, Endpoint: ep, Timeout: el.Timeout, Remaining: el.Expires})
+		}
+	}
+	slices.SortFunc(grants, compareGrants)
+	return grants, nil
+}
+
+// build replaces our table in one batch and re-adds the live grants.
+func (t *Table) build(live []Grant) error {
+	c, cfg := t.conn, t.cfg
+	// Add, delete, add: the first add makes the delete valid when the
+	// table does not exist yet; the batch is applied whole or not at all.
+	c.AddTable(t.table)
+	c.DelTable(t.table)
+	c.AddTable(t.table)
+
+	set4, set6 := grantSet(t.table, set4Name, false), grantSet(t.table, set6Name, true)
+	keep4, keep6 := t.keptElements(live)
+	for _, s := range []struct {
+		set   *nftables.Set
+		elems []nftables.SetElement
+	}{{set4, keep4}, {set6, keep6}} {
+		if err := c.AddSet(s.set, nil); err != nil {
+			return t.discard(err)
+		}
+		if err := addChunked(c.SetAddElements, s.set, s.elems); err != nil {
+			return t.discard(err)
+		}
+	}
+	prot := &nftables.Set{Table: t.table, Name: protectedName, KeyType: keyTypePP, Concatenation: true}
+	elems := make([]nftables.SetElement, len(cfg.Protected))
+	for i, e := range cfg.Protected {
+		elems[i].Key = endpointKey(e)
+	}
+	if err := c.AddSet(prot, nil); err != nil {
+		return t.discard(err)
+	}
+	if err := addChunked(c.SetAddElements, prot, elems); err != nil {
+		return t.discard(err)
+	}
+	policy := nftables.ChainPolicyAccept
+	prio := nftables.ChainPriority(cfg.Priority)
+	chain := c.AddChain(&nftables.Chain{
+		Name: chainName, Table: t.table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: &prio, Policy: &policy,
+	})
+	for _, exprs := range chainRules(cfg, set4, set6, prot) {
+		c.AddRule(&nftables.Rule{Table: t.table, Chain: chain, Exprs: exprs})
+	}
+	if err := c.Flush(); err != nil {
+		return classify(err)
+	}
+	t.set4, t.set6 = set4, set6
+	return nil
+}
+
+// keptElements turns live grants into elements whose timeout is the time
+// they had left, rounded up to the kernel's millisecond. Elements without
+// a timeout cannot have been added by this package; they are not kept,
+// since re-adding them would make a grant that never ends.
+func (t *Table) keptElements(live []Grant) (v4, v6 []nftables.SetElement) {
+	for _, g := range live {
+		if g.Remaining <= 0 {
+			if g.Timeout == 0 {
+				t.log.Warn().Str("src", g.Src.String()).Str("endpoint", g.Endpoint.String()).
+					Msg("dropping grant without timeout from own table")
+			}
+			continue
+		}
+		el := nftables.SetElement{Key: grantKey(g.Src, g.Endpoint), Timeout: g.Remaining.Truncate(time.Millisecond)}
+		if el.Timeout < g.Remaining {
+			el.Timeout += time.Millisecond
+		}
+		if g.Src.Is4() {
+			v4 = append(v4, el)
+		} else {
+			v6 = append(v6, el)
+		}
+	}
+	return v4, v6
+}
+
+// maxChunk is the most elements queued in one netlink message: a message
+// attribute holds at most 64 KiB, and an IPv6 grant takes about 60 bytes.
+const maxChunk = 512
+
+// addChunked queues op (add or delete) for elems, in messages of at most
+// maxChunk elements; they all go in the same batch.
+func addChunked(op func(*nftables.Set, []nftables.SetElement) error, s *nftables.Set, elems []nftables.SetElement) error {
+	for chunk := range slices.Chunk(elems, maxChunk) {
+		if err := op(s, chunk); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// discard drops a half-built batch after the library failed to queue a
+// message, so that nothing of it is ever sent. The library has no call for
+// that, so the connection is replaced.
+func (t *Table) discard(cause error) error {
+	_ = t.conn.CloseLasting()
+	conn, err := nftables.New(t.connOpts...)
+	if err != nil {
+		t.closed = true
+		return errors.Join(cause, fmt.Errorf("reopen netlink socket: %w", classify(err)))
+	}
+	t.conn = conn
+	return cause
+}
+
+// checkExternal verifies that the administrator's sets exist and will
+// expire their elements.
+func (t *Table) checkExternal() error {
+	for _, s := range []*nftables.Set{t.set4, t.set6} {
+		if s == nil {
+			continue
+		}
+		got, err := t.conn.GetSetByName(t.table, s.Name)
+		if err != nil {
+			err = classify(err)
+			if errors.Is(err, ErrMissing) {
+				return fmt.Errorf("set %s: not found: add it to your ruleset (see the nft package documentation): %w", s.Name, err)
+			}
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		want := keyType4
+		if s == t.set6 {
+			want = keyType6
+		}
+		if !got.HasTimeout {
+			return fmt.Errorf("set %s: has no \"flags timeout\": grants would never expire", s.Name)
+		}
+		if !sameType(got, want) {
+			return fmt.Errorf("set %s: type %s: want %s (and no interval flag)", s.Name, got.KeyType.Name, want.Name)
+		}
+	}
+	return nil
+}
+
+// Allow lets src open new connections to every endpoint of svc for ttl
+// (from 1ms to MaxTTL; the kernel counts in milliseconds). If src already
+// holds a live grant for an endpoint, its timeout starts again from ttl: no
+// duplicate, no error. An IPv4-mapped IPv6 source counts as the IPv4
+// address. All endpoints are granted in one atomic batch.
+//
+// In external-set mode, Ensure must have succeeded first.
+func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error {
+	src, err := checkAllow(src, svc, ttl)
+	if err != nil {
+		return fmt.Errorf("nft: allow: %w", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.allowLocked(src, svc.Endpoints, ttl); err != nil {
+		return fmt.Errorf("nft: allow %v %s: %w", src, endpointList(svc.Endpoints), err)
+	}
+	t.log.Debug().Str("src", src.String()).Str("service", svc.Name).Dur("ttl", ttl).Msg("access granted")
+	return nil
+}
+
+func (t *Table) allowLocked(src netip.Addr, eps []Endpoint, ttl time.Duration) error {
+	if t.closed {
+		return errClosed
+	}
+	if t.cfg.External != nil && !t.verified {
+		return errors.New("the external sets were not checked: call Ensure first")
+	}
+	set := t.set4
+	if src.Is6() {
+		set = t.set6
+	}
+	if set == nil {
+		if src.Is6() {
+			return errors.New("no set for IPv6 sources is configured")
+		}
+		return errors.New("no set for IPv4 sources is configured")
+	}
+	elems := make([]nftables.SetElement, len(eps))
+	for i, e := range eps {
+		elems[i] = nftables.SetElement{Key: grantKey(src, e), Timeout: ttl}
+	}
+	// Add, delete, add in one batch refreshes the timeout on every kernel:
+	// the first add makes the delete valid when the element is new, and
+	// older kernels do not update the timeout of an element that exists.
+	for _, op := range []func(*nftables.Set, []nftables.SetElement) error{
+		t.conn.SetAddElements, t.conn.SetDeleteElements, t.conn.SetAddElements,
+	} {
+		if err := addChunked(op, set, elems); err != nil {
+			return t.discard(err)
+		}
+	}
+	if err := t.conn.Flush(); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// Grants reads the live grants back from the kernel, sorted by source,
+// protocol and port.
+func (t *Table) Grants() ([]Grant, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("nft: grants: %w", errClosed)
+	}
+	if t.cfg.External == nil {
+		ok, err := t.exists()
+		if err != nil {
+			return nil, fmt.Errorf("nft: grants: %w", err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("nft: grants: %s: %w", t.describe(), ErrMissing)
+		}
+	}
+	g, err := t.readGrants()
+	if err != nil {
+		return nil, fmt.Errorf("nft: grants: %s: %w", t.describe(), err)
+	}
+	return g, nil
+}
+
+// Teardown removes the table in own-table mode, and nothing else; after it
+// the protected ports are as the rest of the ruleset leaves them. A missing
+// table is not an error. In external-set mode there is nothing to remove:
+// the administrator's sets empty themselves as grants expire.
+//
+// The daemon does not call Teardown on a normal stop: the table stays so
+// strangers still cannot reach the protected ports.
+func (t *Table) Teardown() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("nft: teardown: %w", errClosed)
+	}
+	if t.cfg.External != nil {
+		return nil
+	}
+	if err := t.teardownLocked(); err != nil {
+		return fmt.Errorf("nft: teardown %s: %w", t.describe(), err)
+	}
+	t.log.Info().Str("table", t.cfg.Table).Msg("table removed")
+	return nil
+}
+
+func (t *Table) teardownLocked() error {
+	ok, err := t.exists()
+	if err != nil || !ok {
+		return err
+	}
+	if err := t.checkOwned(); err != nil {
+		return err
+	}
+	t.conn.DelTable(t.table)
+	return classify(t.conn.Flush())
+}
+
+// Close releases the netlink socket. It leaves the kernel state as it is.
+// Calls after Close return an error.
+func (t *Table) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	return t.conn.CloseLasting()
+}
+
+// classify maps the kernel's errno to a plain-words error that still wraps
+// it. nil stays nil.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return &kernelError{ErrPermission, err}
+	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.EAFNOSUPPORT):
+		return &kernelError{ErrNotSupported, err}
+	case errors.Is(err, unix.ENOENT):
+		return &kernelError{ErrMissing, err}
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return &kernelError{errNoFeature, err}
+	}
+	return err
+}
+
+var errNoFeature = fmt.Errorf("%w: a feature this table needs is missing (kernel too old?)", ErrNotSupported)
+
+// probeError classifies errors from the first contact with nftables, where
+// "not found" and "not supported" both mean that nftables is missing.
+func probeError(err error) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+		return &kernelError{ErrNotSupported, err}
+	}
+	return classify(err)
+}

@@ -1,0 +1,37 @@
+//go:build !linux
+
+package nft
+
+import (
+	"errors"
+	"net/netip"
+	"runtime"
+	"time"
+)
+
+// Table is the daemon's handle on its nftables table. nftables exists only
+// on Linux: elsewhere Open always fails, so no Table is ever usable.
+type Table struct{}
+
+var errNotLinux = errors.New("nft: nftables needs Linux, not " + runtime.GOOS)
+
+// Open fails on this OS: nftables needs Linux.
+func Open(cfg Config, opts ...Option) (*Table, error) { return nil, errNotLinux }
+
+// Ensure fails on this OS.
+func (t *Table) Ensure() error { return errNotLinux }
+
+// Update fails on this OS.
+func (t *Table) Update(cfg Config) error { return errNotLinux }
+
+// Allow fails on this OS.
+func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error { return errNotLinux }
+
+// Grants fails on this OS.
+func (t *Table) Grants() ([]Grant, error) { return nil, errNotLinux }
+
+// Teardown fails on this OS.
+func (t *Table) Teardown() error { return errNotLinux }
+
+// Close does nothing on this OS.
+func (t *Table) Close() error { return nil }
