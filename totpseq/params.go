@@ -117,7 +117,7 @@ var DefaultRange = Range{10000, 32767}
 // Params are the parameters of one enrollment that the sequence derivation
 // depends on. The zero value is not valid; start from Defaults.
 type Params struct {
-	Secret   []byte   // shared key, MinSecretSize..MaxSecretSize bytes
+	Secret   Secret   // shared key, MinSecretSize..MaxSecretSize bytes
 	Realm    string   // names the server or fleet; 1..255 bytes of UTF-8
 	Services []string // services this user may open, each a valid service name
 	Period   int      // window length in seconds
