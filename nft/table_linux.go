@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -54,6 +55,10 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	}
 	if o.dial != nil {
 		copts = append(copts, nftables.WithTestDial(o.dial))
+	} else {
+		copts = append(copts, nftables.WithSockOptions(func(c *netlink.Conn) error {
+			return c.SetWriteBuffer(sendBuffer)
+		}))
 	}
 	conn, err := nftables.New(copts...)
 	if err != nil {
@@ -111,6 +116,11 @@ func familyName(f nftables.TableFamily) string {
 	}
 	return "inet"
 }
+
+// sendBuffer is the netlink socket's send buffer: a batch must fit in it
+// whole. Ensure re-adds every live grant in one batch, about 50 bytes each,
+// so this holds some 80000 grants; the default (208 KiB) would hold 4000.
+const sendBuffer = 4 << 20
 
 var errClosed = errors.New("table handle is closed")
 
