@@ -274,28 +274,26 @@ func (t *Table) build(live []Grant) error {
 	c.AddTable(t.table)
 
 	set4, set6 := grantSet(t.table, set4Name, false), grantSet(t.table, set6Name, true)
+	prot := &nftables.Set{Table: t.table, Name: protectedName, KeyType: keyTypePP, Concatenation: true}
+	// Set IDs name the sets within this batch only. Setting them here
+	// keeps AddSet from taking one from the library's global counter, which
+	// it increments without a lock.
+	set4.ID, set6.ID, prot.ID = 1, 2, 3
 	keep4, keep6 := t.keptElements(live)
+	protected := make([]nftables.SetElement, len(cfg.Protected))
+	for i, e := range cfg.Protected {
+		protected[i].Key = endpointKey(e)
+	}
 	for _, s := range []struct {
 		set   *nftables.Set
 		elems []nftables.SetElement
-	}{{set4, keep4}, {set6, keep6}} {
+	}{{set4, keep4}, {set6, keep6}, {prot, protected}} {
 		if err := c.AddSet(s.set, nil); err != nil {
 			return t.discard(err)
 		}
 		if err := addChunked(c.SetAddElements, s.set, s.elems); err != nil {
 			return t.discard(err)
 		}
-	}
-	prot := &nftables.Set{Table: t.table, Name: protectedName, KeyType: keyTypePP, Concatenation: true}
-	elems := make([]nftables.SetElement, len(cfg.Protected))
-	for i, e := range cfg.Protected {
-		elems[i].Key = endpointKey(e)
-	}
-	if err := c.AddSet(prot, nil); err != nil {
-		return t.discard(err)
-	}
-	if err := addChunked(c.SetAddElements, prot, elems); err != nil {
-		return t.discard(err)
 	}
 	policy := nftables.ChainPolicyAccept
 	prio := nftables.ChainPriority(cfg.Priority)
