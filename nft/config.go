@@ -260,9 +260,8 @@ func mergeRanges(in []KnockRange) ([]KnockRange, error) {
 type Grant struct {
 	Src netip.Addr
 	Endpoint
-	// Timeout is the element's timeout as the kernel holds it. After a
-	// daemon restart (a new Ensure) it is the time that was left, not the
-	// original one. Zero means the element never expires: only an
+	// Timeout is the element's timeout as the kernel holds it: the ttl of
+	// the last Allow. Zero means the element never expires: only an
 	// administrator can add such an element, to an external set.
 	Timeout time.Duration
 	// Remaining is the time until the kernel removes the element, to the

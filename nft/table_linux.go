@@ -3,13 +3,13 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -55,10 +55,6 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	}
 	if o.dial != nil {
 		copts = append(copts, nftables.WithTestDial(o.dial))
-	} else {
-		copts = append(copts, nftables.WithSockOptions(func(c *netlink.Conn) error {
-			return c.SetWriteBuffer(sendBuffer)
-		}))
 	}
 	conn, err := nftables.New(copts...)
 	if err != nil {
@@ -117,21 +113,16 @@ func familyName(f nftables.TableFamily) string {
 	return "inet"
 }
 
-// sendBuffer is the netlink socket's send buffer: a batch must fit in it
-// whole. Ensure re-adds every live grant in one batch, about 50 bytes each,
-// so this holds some 80000 grants; the default (208 KiB) would hold 4000.
-const sendBuffer = 4 << 20
-
 var errClosed = errors.New("table handle is closed")
 
 // Ensure makes the kernel state match the configuration.
 //
 // In own-table mode it builds the whole table in one atomic batch, replacing
 // whatever an earlier Ensure built: the resulting ruleset is always the same
-// for the same Config. Grants that are still live are kept, each with the
-// time it had left, so a restarted daemon does not make users knock again.
-// If a table of that name exists but was not built by this package, Ensure
-// refuses to touch it.
+// for the same Config. The grant sets are kept as they are, so live grants
+// run on undisturbed and a restarted daemon does not make users knock
+// again. If a table of that name exists but was not built by this package,
+// Ensure refuses to touch it.
 //
 // In external-set mode it only checks that the administrator's sets exist
 // with the right key type and the timeout flag.
@@ -180,16 +171,12 @@ func (t *Table) ensureLocked() error {
 		t.verified = true
 		return nil
 	}
-	live, err := t.liveGrants()
-	if err != nil {
-		return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
-	}
-	if err := t.build(live); err != nil {
+	if err := t.build(); err != nil {
 		return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
 	}
 	t.log.Info().Str("table", t.cfg.Table).Int("protected", len(t.cfg.Protected)).
 		Int("knock_ranges", len(t.cfg.Knocks)).Bool("drop_knocks", t.cfg.DropKnocks).
-		Int("kept_grants", len(live)).Msg("table ensured")
+		Msg("table ensured")
 	return nil
 }
 
@@ -204,13 +191,13 @@ func (t *Table) exists() (bool, error) {
 	}), nil
 }
 
-// checkOwned returns an error unless the existing table has the grant sets
-// this package creates: a table of the same name that someone else made is
-// never replaced or deleted.
-func (t *Table) checkOwned() error {
+// owned lists the sets of the existing table and returns an error unless it
+// has the grant sets this package creates: a table of the same name that
+// someone else made is never changed or deleted.
+func (t *Table) owned() ([]*nftables.Set, error) {
 	sets, err := t.conn.GetSets(t.table)
 	if err != nil {
-		return fmt.Errorf("list sets: %w", classify(err))
+		return nil, fmt.Errorf("list sets: %w", classify(err))
 	}
 	found := 0
 	for _, s := range sets {
@@ -219,10 +206,10 @@ func (t *Table) checkOwned() error {
 		}
 	}
 	if found != 2 {
-		return fmt.Errorf("the table exists but was not built by tknockd (no timeout sets %s and %s): "+
+		return nil, fmt.Errorf("the table exists but was not built by tknockd (no timeout sets %s and %s): "+
 			"it is left alone; pick another table name or delete it", set4Name, set6Name)
 	}
-	return nil
+	return sets, nil
 }
 
 func sameType(s *nftables.Set, want nftables.SetDatatype) bool {
@@ -230,19 +217,128 @@ func sameType(s *nftables.Set, want nftables.SetDatatype) bool {
 		s.KeyType.GetNFTMagic() == want.GetNFTMagic()
 }
 
-// liveGrants reads the elements of our grant sets, if the table exists.
-func (t *Table) liveGrants() ([]Grant, error) {
+// build makes the table match t.cfg in one atomic batch. The grant sets
+// stay in place with their elements, whose timeouts keep running as if
+// nothing happened; everything else in the table (chains, rules, other
+// sets) is deleted and created anew, so the result is the same whatever
+// was there before.
+//
+// Keeping the sets also avoids reading them: a dump of a big set comes in
+// parts, and the kernel resumes each part by skipping as many elements as it
+// already sent, so a hash table resized in between (as it is after many adds
+// or expiries) yields a short read, which a rebuild would turn into lost
+// grants.
+func (t *Table) build() error {
+	c, cfg := t.conn, t.cfg
+	var oldSets []*nftables.Set
+	var oldChains []*nftables.Chain
 	ok, err := t.exists()
-	if err != nil || !ok {
-		return nil, err
+	if err != nil {
+		return err
 	}
-	if err := t.checkOwned(); err != nil {
-		return nil, err
+	if ok {
+		if oldSets, err = t.owned(); err != nil {
+			return err
+		}
+		chains, err := c.ListChainsOfTableFamily(t.table.Family)
+		if err != nil {
+			return fmt.Errorf("list chains: %w", classify(err))
+		}
+		for _, ch := range chains {
+			if ch.Table != nil && ch.Table.Name == t.table.Name {
+				oldChains = append(oldChains, ch)
+			}
+		}
 	}
-	return t.readGrants()
+
+	c.AddTable(t.table)
+	if len(oldChains) > 0 {
+		c.FlushTable(t.table) // every rule first, so no jump keeps a chain busy
+	}
+	for _, ch := range oldChains {
+		c.DelChain(ch)
+	}
+	for _, s := range oldSets {
+		if s.Name != set4Name && s.Name != set6Name {
+			c.DelSet(s)
+		}
+	}
+
+	set4, set6 := grantSet(t.table, set4Name, false), grantSet(t.table, set6Name, true)
+	prot := &nftables.Set{Table: t.table, Name: protectedName, KeyType: keyTypePP, Concatenation: true}
+	// Set IDs name the sets within this batch only. Setting them here
+	// keeps AddSet from taking one from the library's global counter, which
+	// it increments without a lock.
+	set4.ID, set6.ID, prot.ID = 1, 2, 3
+	protected := make([]nftables.SetElement, len(cfg.Protected))
+	for i, e := range cfg.Protected {
+		protected[i].Key = endpointKey(e)
+	}
+	// Adding a set that exists with the same definition changes nothing.
+	for _, s := range []*nftables.Set{set4, set6, prot} {
+		if err := c.AddSet(s, nil); err != nil {
+			return t.discard(err)
+		}
+	}
+	if err := addChunked(c.SetAddElements, prot, protected); err != nil {
+		return t.discard(err)
+	}
+	policy := nftables.ChainPolicyAccept
+	prio := nftables.ChainPriority(cfg.Priority)
+	chain := c.AddChain(&nftables.Chain{
+		Name: chainName, Table: t.table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: &prio, Policy: &policy,
+	})
+	for _, exprs := range chainRules(cfg, set4, set6, prot) {
+		c.AddRule(&nftables.Rule{Table: t.table, Chain: chain, Exprs: exprs})
+	}
+	if err := c.Flush(); err != nil {
+		err = classify(err)
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("set %s or %s differs from what tknockd creates (delete the table to start afresh): %w", set4Name, set6Name, err)
+		}
+		return err
+	}
+	t.set4, t.set6 = set4, set6
+	return nil
 }
 
+// readGrants reads the grant sets. A dump can come back short while the
+// kernel resizes a set's hash table (see build), so it reads until two
+// reads in a row agree, pausing a little longer each time; if they never
+// do, it returns the union of what it read, which misses nothing that was
+// there throughout.
 func (t *Table) readGrants() ([]Grant, error) {
+	const reads = 6
+	union := make(map[grantID]Grant)
+	var prev []Grant
+	for i := range reads {
+		cur, err := t.readOnce()
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && slices.EqualFunc(prev, cur, func(a, b Grant) bool { return compareGrants(a, b) == 0 }) {
+			return cur, nil
+		}
+		for _, g := range cur {
+			union[grantID{g.Src, g.Endpoint}] = g
+		}
+		prev = cur
+		if i > 0 {
+			time.Sleep(time.Millisecond << i)
+		}
+	}
+	all := slices.Collect(maps.Values(union))
+	slices.SortFunc(all, compareGrants)
+	return all, nil
+}
+
+type grantID struct {
+	src netip.Addr
+	ep  Endpoint
+}
+
+func (t *Table) readOnce() ([]Grant, error) {
 	var grants []Grant
 	for _, s := range []*nftables.Set{t.set4, t.set6} {
 		if s == nil {
@@ -262,79 +358,6 @@ func (t *Table) readGrants() ([]Grant, error) {
 	}
 	slices.SortFunc(grants, compareGrants)
 	return grants, nil
-}
-
-// build replaces our table in one batch and re-adds the live grants.
-func (t *Table) build(live []Grant) error {
-	c, cfg := t.conn, t.cfg
-	// Add, delete, add: the first add makes the delete valid when the
-	// table does not exist yet; the batch is applied whole or not at all.
-	c.AddTable(t.table)
-	c.DelTable(t.table)
-	c.AddTable(t.table)
-
-	set4, set6 := grantSet(t.table, set4Name, false), grantSet(t.table, set6Name, true)
-	prot := &nftables.Set{Table: t.table, Name: protectedName, KeyType: keyTypePP, Concatenation: true}
-	// Set IDs name the sets within this batch only. Setting them here
-	// keeps AddSet from taking one from the library's global counter, which
-	// it increments without a lock.
-	set4.ID, set6.ID, prot.ID = 1, 2, 3
-	keep4, keep6 := t.keptElements(live)
-	protected := make([]nftables.SetElement, len(cfg.Protected))
-	for i, e := range cfg.Protected {
-		protected[i].Key = endpointKey(e)
-	}
-	for _, s := range []struct {
-		set   *nftables.Set
-		elems []nftables.SetElement
-	}{{set4, keep4}, {set6, keep6}, {prot, protected}} {
-		if err := c.AddSet(s.set, nil); err != nil {
-			return t.discard(err)
-		}
-		if err := addChunked(c.SetAddElements, s.set, s.elems); err != nil {
-			return t.discard(err)
-		}
-	}
-	policy := nftables.ChainPolicyAccept
-	prio := nftables.ChainPriority(cfg.Priority)
-	chain := c.AddChain(&nftables.Chain{
-		Name: chainName, Table: t.table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: &prio, Policy: &policy,
-	})
-	for _, exprs := range chainRules(cfg, set4, set6, prot) {
-		c.AddRule(&nftables.Rule{Table: t.table, Chain: chain, Exprs: exprs})
-	}
-	if err := c.Flush(); err != nil {
-		return classify(err)
-	}
-	t.set4, t.set6 = set4, set6
-	return nil
-}
-
-// keptElements turns live grants into elements whose timeout is the time
-// they had left, rounded up to the kernel's millisecond. Elements without
-// a timeout cannot have been added by this package; they are not kept,
-// since re-adding them would make a grant that never ends.
-func (t *Table) keptElements(live []Grant) (v4, v6 []nftables.SetElement) {
-	for _, g := range live {
-		if g.Remaining <= 0 {
-			if g.Timeout == 0 {
-				t.log.Warn().Str("src", g.Src.String()).Str("endpoint", g.Endpoint.String()).
-					Msg("dropping grant without timeout from own table")
-			}
-			continue
-		}
-		el := nftables.SetElement{Key: grantKey(g.Src, g.Endpoint), Timeout: g.Remaining.Truncate(time.Millisecond)}
-		if el.Timeout < g.Remaining {
-			el.Timeout += time.Millisecond
-		}
-		if g.Src.Is4() {
-			v4 = append(v4, el)
-		} else {
-			v6 = append(v6, el)
-		}
-	}
-	return v4, v6
 }
 
 // maxChunk is the most elements queued in one netlink message: a message
@@ -505,7 +528,7 @@ func (t *Table) teardownLocked() error {
 	if err != nil || !ok {
 		return err
 	}
-	if err := t.checkOwned(); err != nil {
+	if _, err := t.owned(); err != nil {
 		return err
 	}
 	t.conn.DelTable(t.table)

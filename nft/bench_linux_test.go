@@ -1,0 +1,60 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// BenchmarkAllow measures one Allow (one element, one batch of add, delete,
+// add, and the kernel's ack) in a fresh namespace.
+func BenchmarkAllow(b *testing.B) {
+	b.Run("new", func(b *testing.B) {
+		tb := open(b, newNS(b), testConfig)
+		ensure(b, tb)
+		i := 0
+		for b.Loop() {
+			i++
+			src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
+			if err := tb.Allow(src, ssh, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("refresh", func(b *testing.B) {
+		tb := open(b, newNS(b), testConfig)
+		ensure(b, tb)
+		src := netip.MustParseAddr("192.0.2.7")
+		for b.Loop() {
+			if err := tb.Allow(src, ssh, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkEnsure measures rebuilding the table, empty and with live grants
+// to carry over (a daemon restart).
+func BenchmarkEnsure(b *testing.B) {
+	for _, n := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
+			tb := open(b, newNS(b), testConfig)
+			ensure(b, tb)
+			for i := range n {
+				src := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+				if err := tb.Allow(src, ssh, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if err := tb.Ensure(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if got := len(grants(b, tb)); got != n {
+				b.Errorf("%d grants after the Ensures, want %d", got, n)
+			}
+		})
+	}
+}
