@@ -1,8 +1,6 @@
 package nft
 
 import (
-	"errors"
-
 	"github.com/mdlayher/netlink/nltest"
 	"github.com/rs/zerolog"
 )
@@ -27,25 +25,3 @@ func WithNetNSFd(fd int) Option {
 func WithLogger(l zerolog.Logger) Option {
 	return func(o *options) { o.log = l }
 }
-
-// Errors that callers may branch on. Errors returned by this package wrap
-// them (test with errors.Is) together with the kernel's errno.
-var (
-	// ErrPermission: the process lacks CAP_NET_ADMIN.
-	ErrPermission = errors.New("permission denied: tknockd needs CAP_NET_ADMIN (run as root or grant the capability)")
-	// ErrNotSupported: the kernel has no nftables, or not a feature the
-	// table needs.
-	ErrNotSupported = errors.New("the kernel has no nftables support (nf_tables module not loaded?)")
-	// ErrMissing: the table or a set is gone, for instance after
-	// `nft flush ruleset`; in own-table mode, Ensure builds it again.
-	ErrMissing = errors.New("table or set missing (ruleset flushed? Ensure recreates our table)")
-)
-
-// kernelError is a plain-words sentinel wrapped around the kernel's errno.
-type kernelError struct {
-	plain error
-	errno error
-}
-
-func (e *kernelError) Error() string   { return e.plain.Error() }
-func (e *kernelError) Unwrap() []error { return []error{e.plain, e.errno} }

@@ -306,8 +306,7 @@ func (t *Table) build() error {
 // readGrants reads the grant sets. A dump can come back short while the
 // kernel resizes a set's hash table (see build), so it reads until two
 // reads in a row agree, pausing a little longer each time; if they never
-// do, it returns the union of what it read, which misses nothing that was
-// there throughout.
+// do, it returns the union of all its reads.
 func (t *Table) readGrants() ([]Grant, error) {
 	const reads = 6
 	union := make(map[grantID]Grant)
@@ -477,7 +476,9 @@ func (t *Table) allowLocked(src netip.Addr, eps []Endpoint, ttl time.Duration) e
 }
 
 // Grants reads the live grants back from the kernel, sorted by source,
-// protocol and port.
+// protocol and port. While grants are added or expire in bulk, the kernel's
+// listing can miss some; Grants reads again until two reads agree, which
+// costs a few milliseconds at worst.
 func (t *Table) Grants() ([]Grant, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -545,33 +546,4 @@ func (t *Table) Close() error {
 	}
 	t.closed = true
 	return t.conn.CloseLasting()
-}
-
-// classify maps the kernel's errno to a plain-words error that still wraps
-// it. nil stays nil.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return &kernelError{ErrPermission, err}
-	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.EAFNOSUPPORT):
-		return &kernelError{ErrNotSupported, err}
-	case errors.Is(err, unix.ENOENT):
-		return &kernelError{ErrMissing, err}
-	case errors.Is(err, unix.EOPNOTSUPP):
-		return &kernelError{errNoFeature, err}
-	}
-	return err
-}
-
-var errNoFeature = fmt.Errorf("%w: a feature this table needs is missing (kernel too old?)", ErrNotSupported)
-
-// probeError classifies errors from the first contact with nftables, where
-// "not found" and "not supported" both mean that nftables is missing.
-func probeError(err error) error {
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
-		return &kernelError{ErrNotSupported, err}
-	}
-	return classify(err)
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -533,4 +534,47 @@ func writeTemp(t testing.TB, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestConcurrentUse runs Allow, Grants and Ensure from several goroutines
+// at once (run with -race): no batch may mix with another.
+func TestConcurrentUse(t *testing.T) {
+	ns := newNS(t)
+	tb := open(t, ns, testConfig)
+	ensure(t, tb)
+	const workers, each = 4, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each+2)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				src := netip.AddrFrom4([4]byte{10, byte(w), 0, byte(i)})
+				if err := tb.Allow(src, both, time.Minute); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 20 {
+			if err := tb.Ensure(); err != nil {
+				errs <- err
+			}
+		}
+	})
+	wg.Go(func() {
+		for range 20 {
+			if _, err := tb.Grants(); err != nil {
+				errs <- err
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got, want := len(grants(t, tb)), workers*each*len(both.Endpoints); got != want {
+		t.Errorf("%d grants after concurrent Allows, want %d", got, want)
+	}
 }
