@@ -141,7 +141,8 @@ type Config struct {
 	// DropKnocks makes knock ports look filtered rather than closed to a
 	// scanner. The capture still sees the knocks: it runs before nftables.
 	DropKnocks bool
-	// Priority is the input chain's priority; 0 means DefaultPriority. It
+	// Priority is the input chain's priority; 0 means DefaultPriority (so
+	// the filter priority itself, 0, is not available: take 1 or -1). It
 	// must be above -200 (conntrack), or the chain could not tell an
 	// established connection from a new one.
 	Priority int32

@@ -24,8 +24,9 @@
 //			ip saddr . meta l4proto . th dport @allowed4 accept
 //			ip6 saddr . meta l4proto . th dport @allowed6 accept
 //			meta l4proto . th dport @protected counter drop
-//			tcp dport 10000-32767 tcp flags syn / syn,ack counter drop   (DropKnocks)
-//			udp dport 40000-40999 counter drop                           (DropKnocks)
+//			# with DropKnocks, one rule per merged knock range:
+//			tcp dport 10000-32767 tcp flags syn / syn,ack counter drop
+//			udp dport 40000-40999 counter drop
 //		}
 //	}
 //
@@ -36,6 +37,10 @@
 // from sources without a grant, and knock packets, which then look filtered
 // to a scanner rather than closed).
 //
+// Ensure is idempotent and keeps the two grant sets, with their elements,
+// across a rebuild: a restarted or reconfigured daemon does not make users
+// knock again.
+//
 // The table stays when the daemon stops (fail closed: strangers still cannot
 // reach the protected ports); [Table.Teardown] removes it, and only it.
 //
@@ -44,8 +49,8 @@
 // An administrator who owns the whole ruleset can instead let the daemon only
 // add elements to two sets in their own table ([Config.External]). The daemon
 // then creates and deletes nothing. In an inet table, the administrator adds
-// the two sets and, in their input chain before the rules that accept the
-// protected services, the two rules (IPv4-only hosts need only the first set
+// the two sets, and the two rules to their input chain before the rules that
+// accept the protected services (an IPv4-only host needs only the first set
 // and the first rule):
 //
 //	set tknock4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }

@@ -16,8 +16,8 @@ import (
 
 // Table is the daemon's handle on its nftables table (own-table mode) or on
 // the administrator's sets (external-set mode). Its methods are safe for
-// concurrent use; each one blocks until the kernel has answered, which takes
-// well under a millisecond.
+// concurrent use; each one blocks until the kernel has answered (Allow takes
+// some 50µs, Ensure half a millisecond).
 type Table struct {
 	log zerolog.Logger
 

@@ -268,3 +268,45 @@ func echoUDP(t *testing.T, ns *nstest.NS, port int) {
 		<-done
 	})
 }
+
+// TestTrafficExternal checks the lines the package documentation gives
+// administrators: with them in their own table, Allow opens the port.
+func TestTrafficExternal(t *testing.T) {
+	srv, cli := newNS(t), newNS(t)
+	nstest.Link(t, srv, cli, []string{"192.0.2.1/24", "2001:db8:1::1/64"}, []string{"192.0.2.2/24", "2001:db8:1::2/64"})
+	echoTCP(t, srv, 2222)
+	srv.MustRun(t, "nft", "-f", writeTemp(t, `table inet filter {
+	set tknock4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }
+	set tknock6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ct state established,related accept
+		ip saddr . meta l4proto . th dport @tknock4 accept
+		ip6 saddr . meta l4proto . th dport @tknock6 accept
+		tcp dport 2222 drop
+	}
+}
+`))
+	tb := open(t, srv, Config{External: &ExternalSets{Family: "inet", Table: "filter", Set4: "tknock4", Set6: "tknock6"}})
+	ensure(t, tb)
+	for _, tc := range []struct{ server, client string }{
+		{"192.0.2.1", "192.0.2.2"},
+		{"2001:db8:1::1", "2001:db8:1::2"},
+	} {
+		at := netip.AddrPortFrom(netip.MustParseAddr(tc.server), 2222).String()
+		if c, err := dialTCP(cli, at); !isTimeout(err) {
+			closeIf(c)
+			t.Errorf("connect to %s before Allow: error = %v, want a timeout", at, err)
+		}
+		allow(t, tb, tc.client, Service{Endpoints: []Endpoint{{ProtoTCP, 2222}}}, time.Minute)
+		c, err := dialTCP(cli, at)
+		if err != nil {
+			t.Errorf("connect to %s after Allow: %v", at, err)
+			continue
+		}
+		if err := echo(c, "hello"); err != nil {
+			t.Errorf("echo from %s: %v", at, err)
+		}
+		c.Close()
+	}
+}
