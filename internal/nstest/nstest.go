@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package nstest creates throwaway network namespaces and veth links for
 // tests that need the kernel: nftables, AF_PACKET capture and end-to-end runs.
 //
