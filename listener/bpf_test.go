@@ -1,0 +1,196 @@
+package listener
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// vm builds the filter for ranges and link and loads it into x/net/bpf's VM.
+func vm(t testing.TB, ranges []PortRange, link LinkType) *bpf.VM {
+	t.Helper()
+	raw, err := Filter(ranges, link)
+	if err != nil {
+		t.Fatalf("Filter: %v", err)
+	}
+	prog, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatalf("Filter returned instructions that do not disassemble: %v", raw)
+	}
+	v, err := bpf.NewVM(prog)
+	if err != nil {
+		t.Fatalf("NewVM: %v", err)
+	}
+	return v
+}
+
+func TestFilterFrames(t *testing.T) {
+	vms := map[LinkType]*bpf.VM{
+		LinkEthernet: vm(t, testRanges, LinkEthernet),
+		LinkIP:       vm(t, testRanges, LinkIP),
+	}
+	for _, c := range frameCases {
+		f := c.frame(t)
+		v := vms[f.Link]
+		if v == nil {
+			continue // a link type the filter does not take
+		}
+		n, err := v.Run(f.Data)
+		if err != nil {
+			t.Errorf("%s: Run: %v", c.name, err)
+			continue
+		}
+		if got := n > 0; got != c.bpf {
+			t.Errorf("%s: filter accepts = %v (returned %d), want %v", c.name, got, n, c.bpf)
+		}
+		if n > 0 && n != SnapLen {
+			t.Errorf("%s: filter returned %d, want the snap length %d", c.name, n, SnapLen)
+		}
+	}
+}
+
+func TestFilterRangeEdges(t *testing.T) {
+	ranges := []PortRange{
+		{Proto: totpseq.UDP, Lo: 0, Hi: 10},
+		{Proto: totpseq.UDP, Lo: 12, Hi: 12},
+		{Proto: totpseq.UDP, Lo: 65530, Hi: 65535},
+		{Proto: totpseq.TCP, Lo: 11, Hi: 11},
+	}
+	v := vm(t, ranges, LinkEthernet)
+	tbl, err := newRangeTable(ranges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for port := 0; port <= 65535; port++ {
+		for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
+			if !(port < 20 || port > 65520) {
+				continue
+			}
+			f := pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: proto, syn: true, dport: uint16(port)}.frame(t)
+			n, err := v.Run(f.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tbl.contains(proto, uint16(port))
+			if got := n > 0; got != want {
+				t.Errorf("%v port %d: filter accepts = %v, want %v", proto, port, got, want)
+			}
+		}
+	}
+}
+
+func TestFilterNoRanges(t *testing.T) {
+	for _, link := range []LinkType{LinkEthernet, LinkIP} {
+		v := vm(t, nil, link)
+		for _, c := range frameCases {
+			f := c.frame(t)
+			if f.Link != link {
+				continue
+			}
+			if n, _ := v.Run(f.Data); n != 0 {
+				t.Errorf("%v, no ranges: %s: filter accepts (%d), want drop", link, c.name, n)
+			}
+		}
+	}
+}
+
+// TestFilterOneProto checks that a protocol without ranges is dropped
+// while the other still passes.
+func TestFilterOneProto(t *testing.T) {
+	v := vm(t, []PortRange{{Proto: totpseq.UDP, Lo: 40000, Hi: 40999}}, LinkEthernet)
+	for _, c := range []struct {
+		p    pkt
+		want bool
+	}{
+		{with(v4syn, func(v *pkt) { v.dport = 40000 }), false},
+		{with(v4udp, func(v *pkt) { v.dport = 40000 }), true},
+		{with(v6syn, func(v *pkt) { v.dport = 40000 }), false},
+		{with(v6udp, func(v *pkt) { v.dport = 40999 }), true},
+	} {
+		n, err := v.Run(c.p.frame(t).Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n > 0; got != c.want {
+			t.Errorf("%v to %d: filter accepts = %v, want %v", c.p.proto, c.p.dport, got, c.want)
+		}
+	}
+}
+
+func TestFilterErrors(t *testing.T) {
+	many := make([]PortRange, 0, maxSpans+1)
+	for i := range maxSpans + 1 {
+		many = append(many, PortRange{Proto: totpseq.UDP, Lo: uint16(2 * i), Hi: uint16(2 * i)})
+	}
+	for _, c := range []struct {
+		name   string
+		ranges []PortRange
+		link   LinkType
+		want   string
+	}{
+		{"lo > hi", []PortRange{{Proto: totpseq.TCP, Lo: 9, Hi: 8}}, LinkEthernet, "knock range 0 (tcp/9-8): lo > hi"},
+		{"bad proto", []PortRange{{Proto: totpseq.UDP, Lo: 1, Hi: 8}, {Proto: 1, Lo: 1, Hi: 2}}, LinkEthernet, "knock range 1 (proto(1)/1-2): protocol proto(1): want tcp or udp"},
+		{"bad link", testRanges, 0, "unknown link type link(0)"},
+		{"too many", many, LinkIP, "513 disjoint ranges after merging, at most 512"},
+	} {
+		_, err := Filter(c.ranges, c.link)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Filter error = %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestFilterLargest checks that the largest allowed table assembles (no
+// jump overflows) and still filters right.
+func TestFilterLargest(t *testing.T) {
+	var ranges []PortRange
+	for i := range maxSpans / 2 {
+		ranges = append(ranges,
+			PortRange{Proto: totpseq.UDP, Lo: uint16(10000 + 4*i), Hi: uint16(10000 + 4*i + 1)},
+			PortRange{Proto: totpseq.TCP, Lo: uint16(20000 + 4*i), Hi: uint16(20000 + 4*i + 1)})
+	}
+	raw, err := Filter(ranges, LinkEthernet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > 4096 {
+		t.Fatalf("%d instructions, more than the kernel's 4096", len(raw))
+	}
+	v := vm(t, ranges, LinkEthernet)
+	for _, c := range []struct {
+		p    pkt
+		want bool
+	}{
+		{with(v4udp, func(v *pkt) { v.dport = 10000 + 4*255 + 1 }), true},
+		{with(v4udp, func(v *pkt) { v.dport = 10000 + 4*255 + 2 }), false},
+		{with(v4syn, func(v *pkt) { v.dport = 20000 + 4*255 }), true},
+		{with(v4syn, func(v *pkt) { v.dport = 20000 + 4*256 }), false},
+	} {
+		n, _ := v.Run(c.p.frame(t).Data)
+		if got := n > 0; got != c.want {
+			t.Errorf("%v to %d: filter accepts = %v, want %v", c.p.proto, c.p.dport, got, c.want)
+		}
+	}
+}
+
+func TestRangeTableMerge(t *testing.T) {
+	tbl, err := newRangeTable([]PortRange{
+		{Proto: totpseq.TCP, Lo: 30, Hi: 40},
+		{Proto: totpseq.TCP, Lo: 10, Hi: 20},
+		{Proto: totpseq.TCP, Lo: 21, Hi: 25}, // adjacent to 10-20
+		{Proto: totpseq.TCP, Lo: 35, Hi: 38}, // inside 30-40
+		{Proto: totpseq.UDP, Lo: 65535, Hi: 65535},
+		{Proto: totpseq.UDP, Lo: 0, Hi: 0},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rangeTable{tcp: []span{{10, 25}, {30, 40}}, udp: []span{{0, 0}, {65535, 65535}}}
+	if !slices.Equal(tbl.tcp, want.tcp) || !slices.Equal(tbl.udp, want.udp) {
+		t.Errorf("merged = %+v, want %+v", *tbl, want)
+	}
+}

@@ -1,0 +1,314 @@
+package listener
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Capture reads knock frames from an AF_PACKET socket with a
+// memory-mapped TPACKET_V3 receive ring, in pure Go. A classic BPF program
+// (Filter) attached in the kernel before the socket is bound lets only
+// knock frames reach the ring; outgoing frames are left out by the kernel
+// (PACKET_IGNORE_OUTGOING) and skipped again here, as are frames to other
+// hosts that a promiscuous interface picks up.
+//
+// The socket taps the receive path before netfilter, so it sees knocks that
+// nftables drops. It lives in the network namespace of the thread that
+// called Listen.
+//
+// ReadFrame must be called from one goroutine at a time; Close, Stats and
+// SetRanges may be called from any goroutine.
+type Capture struct {
+	file *os.File
+	rc   syscall.RawConn
+	name string
+	link LinkType
+
+	closed atomic.Bool
+
+	mu   sync.Mutex // held by ReadFrame and by Close to unmap; guards ring and buf
+	ring ring
+	buf  []byte // the frame ReadFrame returned last
+
+	read, outgoing, otherHost atomic.Uint64
+
+	statsMu sync.Mutex   // guards kstats
+	kstats  CaptureStats // kernel counters summed so far (PACKET_STATISTICS resets on read)
+}
+
+// Listen opens a capture. It needs CAP_NET_RAW. The socket is created in
+// the network namespace of the calling thread.
+func Listen(cfg CaptureConfig) (*Capture, error) {
+	cfg, err := cfg.withDefaults(os.Getpagesize())
+	if err != nil {
+		return nil, err
+	}
+	t, err := newRangeTable(cfg.Ranges)
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+
+	name, ifindex, typ, link := "any", 0, unix.SOCK_DGRAM, LinkIP
+	if cfg.Interface != "" && cfg.Interface != "any" {
+		name = cfg.Interface
+		var ethernet bool
+		ifindex, ethernet, err = lookupInterface(name)
+		if err != nil {
+			return nil, err
+		}
+		if ethernet {
+			typ, link = unix.SOCK_RAW, LinkEthernet
+		}
+	}
+	prog, err := filter(t, link)
+	if err != nil {
+		return nil, fmt.Errorf("capture %s: %w", name, err)
+	}
+
+	// Protocol 0: the socket receives nothing until bind, and by then the
+	// filter and the ring are in place.
+	fd, err := unix.Socket(unix.AF_PACKET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("capture %s: socket: %w", name, err)
+	}
+	c := &Capture{name: name, link: link, buf: make([]byte, SnapLen)}
+	if err := c.setup(fd, cfg, prog, ifindex); err != nil {
+		unix.Close(fd)
+		if c.ring.mem != nil {
+			unix.Munmap(c.ring.mem)
+		}
+		return nil, fmt.Errorf("capture %s: %w", name, err)
+	}
+	c.file = os.NewFile(uintptr(fd), "packet:"+name)
+	if c.rc, err = c.file.SyscallConn(); err != nil {
+		c.file.Close()
+		unix.Munmap(c.ring.mem)
+		return nil, fmt.Errorf("capture %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func (c *Capture) setup(fd int, cfg CaptureConfig, prog []bpf.RawInstruction, ifindex int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return fmt.Errorf("set TPACKET_V3: %w", err)
+	}
+	if err := attach(fd, prog); err != nil {
+		return err
+	}
+	// Linux >= 4.20. Without it, outgoing frames are skipped in ReadFrame.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil && !errors.Is(err, unix.ENOPROTOOPT) {
+		return fmt.Errorf("set PACKET_IGNORE_OUTGOING: %w", err)
+	}
+	const frameSize = 2048 // TPACKET_V3 frames are variable; this only has to divide the block
+	req := unix.TpacketReq3{
+		Block_size:     uint32(cfg.BlockSize),
+		Block_nr:       uint32(cfg.NumBlocks),
+		Frame_size:     frameSize,
+		Frame_nr:       uint32(cfg.BlockSize / frameSize * cfg.NumBlocks),
+		Retire_blk_tov: uint32(cfg.BlockTimeout.Milliseconds()),
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fmt.Errorf("set PACKET_RX_RING (%d blocks of %d bytes): %w", cfg.NumBlocks, cfg.BlockSize, err)
+	}
+	mem, err := unix.Mmap(fd, 0, cfg.BlockSize*cfg.NumBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("mmap ring: %w", err)
+	}
+	c.ring = ring{mem: mem, blockSize: cfg.BlockSize, numBlocks: cfg.NumBlocks}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	return nil
+}
+
+// lookupInterface returns the index of the interface name and whether its
+// frames carry an Ethernet header (Ethernet and loopback devices).
+func lookupInterface(name string) (index int, ethernet bool, err error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, false, fmt.Errorf("capture %s: socket: %w", name, err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, false, fmt.Errorf("capture %s: interface name: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, false, fmt.Errorf("capture %s: no such interface: %w", name, err)
+	}
+	index = int(ifr.Uint32())
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return 0, false, fmt.Errorf("capture %s: link type: %w", name, err)
+	}
+	switch ifr.Uint16() { // ifr_hwaddr.sa_family: the ARPHRD_ type
+	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
+		ethernet = true
+	}
+	return index, ethernet, nil
+}
+
+func attach(fd int, prog []bpf.RawInstruction) error {
+	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
+		return fmt.Errorf("attach filter (%d instructions): %w", len(prog), err)
+	}
+	return nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Link returns the link type of the frames: LinkEthernet or LinkIP.
+func (c *Capture) Link() LinkType { return c.link }
+
+// ReadFrame blocks until a knock frame arrives and returns it. The frame's
+// Data is a copy, valid until the next ReadFrame call, even after Close.
+// It returns ErrClosed after Close. Other errors leave the capture usable:
+// for example ENETDOWN when the interface goes down (frames come again
+// once it is up). ReadFrame allocates nothing.
+func (c *Capture) ReadFrame() (Frame, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if c.closed.Load() {
+			return Frame{}, ErrClosed
+		}
+		p, ok, err := c.ring.next(c.buf)
+		if err != nil {
+			return Frame{}, err
+		}
+		if !ok {
+			if err := c.wait(); err != nil {
+				return Frame{}, err
+			}
+			continue
+		}
+		switch p.pkttype {
+		case unix.PACKET_OUTGOING:
+			c.outgoing.Add(1)
+			continue
+		case unix.PACKET_OTHERHOST:
+			c.otherHost.Add(1)
+			continue
+		}
+		c.read.Add(1)
+		return Frame{Data: c.buf[:p.n], Time: p.ts, Link: c.link, Ifindex: p.ifindex}, nil
+	}
+}
+
+// wait blocks in the runtime's network poller until the kernel hands over a
+// block, the socket reports an error, or the capture is closed.
+func (c *Capture) wait() error {
+	var sockErr error
+	woken := false
+	err := c.rc.Read(func(fd uintptr) bool {
+		if c.ring.ready() {
+			return true
+		}
+		if woken {
+			// Woken with no block ready: an error (the interface went
+			// down), or a spurious wake-up.
+			if n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && n != 0 {
+				sockErr = syscall.Errno(n)
+				return true
+			}
+		}
+		woken = true
+		return false
+	})
+	switch {
+	case c.closed.Load():
+		return ErrClosed
+	case err != nil:
+		return fmt.Errorf("capture %s: wait: %w", c.name, err)
+	case sockErr != nil:
+		return fmt.Errorf("capture %s: %w", c.name, sockErr)
+	}
+	return nil
+}
+
+// Close closes the socket and unmaps the ring. A pending ReadFrame returns
+// ErrClosed at once. Close is safe to call from any goroutine and more
+// than once.
+func (c *Capture) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.pollStats() // keep the kernel's last counters
+	err := c.file.Close()
+	c.mu.Lock() // wait for a ReadFrame to leave the ring
+	defer c.mu.Unlock()
+	if uerr := unix.Munmap(c.ring.mem); uerr != nil && err == nil {
+		err = uerr
+	}
+	c.ring.mem = nil
+	if err != nil {
+		return fmt.Errorf("capture %s: close: %w", c.name, err)
+	}
+	return nil
+}
+
+// Stats returns the counters since Listen; the kernel's (Packets, Drops,
+// Freezes) are read from the socket while it is open, and keep their last
+// values after Close. Safe to call from any goroutine.
+func (c *Capture) Stats() CaptureStats {
+	if !c.closed.Load() {
+		c.pollStats()
+	}
+	c.statsMu.Lock()
+	s := c.kstats
+	c.statsMu.Unlock()
+	s.Read = c.read.Load()
+	s.Outgoing = c.outgoing.Load()
+	s.OtherHost = c.otherHost.Load()
+	return s
+}
+
+// pollStats adds the kernel's counters since the last poll to kstats.
+func (c *Capture) pollStats() {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	var st *unix.TpacketStatsV3
+	var err error
+	cerr := c.rc.Control(func(fd uintptr) {
+		st, err = unix.GetsockoptTpacketStatsV3(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	})
+	if cerr != nil || err != nil {
+		return // closed meanwhile: the counters Close kept stay
+	}
+	// The kernel reports counts since the last read; tp_packets already
+	// includes tp_drops.
+	c.kstats.Packets += uint64(st.Packets)
+	c.kstats.Drops += uint64(st.Drops)
+	c.kstats.Freezes += uint64(st.Freeze_q_cnt)
+}
+
+// SetRanges replaces the kernel filter with one for ranges (a reload). The
+// kernel swaps the program atomically; frames already in the ring were
+// accepted by the old one, so the decoder checks the ranges again.
+func (c *Capture) SetRanges(ranges []PortRange) error {
+	t, err := newRangeTable(ranges)
+	if err != nil {
+		return fmt.Errorf("capture %s: %w", c.name, err)
+	}
+	prog, err := filter(t, c.link)
+	if err != nil {
+		return fmt.Errorf("capture %s: %w", c.name, err)
+	}
+	var aerr error
+	if err := c.rc.Control(func(fd uintptr) { aerr = attach(int(fd), prog) }); err != nil {
+		return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
+	}
+	if aerr != nil {
+		return fmt.Errorf("capture %s: set ranges: %w", c.name, aerr)
+	}
+	return nil
+}

@@ -1,0 +1,29 @@
+//go:build !linux
+
+package listener
+
+import "errors"
+
+var errNotLinux = errors.New("capture: AF_PACKET capture is only available on Linux")
+
+// Capture is the AF_PACKET capture; it exists only on Linux. Elsewhere
+// Listen returns an error and the methods do nothing.
+type Capture struct{}
+
+// Listen returns an error: AF_PACKET capture is only available on Linux.
+func Listen(cfg CaptureConfig) (*Capture, error) { return nil, errNotLinux }
+
+// Link returns 0.
+func (c *Capture) Link() LinkType { return 0 }
+
+// ReadFrame returns ErrClosed.
+func (c *Capture) ReadFrame() (Frame, error) { return Frame{}, ErrClosed }
+
+// Close does nothing.
+func (c *Capture) Close() error { return nil }
+
+// Stats returns zero counters.
+func (c *Capture) Stats() CaptureStats { return CaptureStats{} }
+
+// SetRanges returns an error: AF_PACKET capture is only available on Linux.
+func (c *Capture) SetRanges(ranges []PortRange) error { return errNotLinux }

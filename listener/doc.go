@@ -1,0 +1,16 @@
+// Package listener turns packets into knocks and knocks into grants: the
+// capture (an AF_PACKET socket with a memory-mapped TPACKET_V3 ring and a
+// kernel BPF filter, Linux only, pure Go), the decoder (frames to Knock
+// values, allocation-free), the per-source tracker of the knock protocol
+// (../shared/spec/PROTOCOL.md section 3), and the run loop that joins them.
+//
+// The run loop reads frames from a Source: the real Capture, or a
+// SliceSource over frames in memory or read from a pcap file (ReadPcap), so
+// everything above the socket is tested without root.
+//
+// The data path of one knock: the kernel runs the Filter program on each
+// received frame and copies knock frames (SnapLen bytes at most) into the
+// ring; ReadFrame copies one out; Decoder.Decode checks it again and
+// returns a Knock (source address, protocol, port, capture time); the
+// tracker advances the source's candidates.
+package listener
