@@ -1,0 +1,5 @@
+package main
+
+type runCmd struct{}
+
+func (cmd *runCmd) Run(e *env) error { return nil }

@@ -1,0 +1,651 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+	"github.com/rs/zerolog"
+
+	"github.com/tknock/tknock/nft"
+	"github.com/tknock/tknock/totpseq"
+)
+
+// Defaults and limits of the configuration file (deploy/tknockd.toml
+// documents every key).
+const (
+	defaultSkew       = 1
+	maxSkew           = 5
+	defaultOpenFor    = 30 * time.Second
+	defaultGapMax     = 3 * time.Second
+	defaultSeqTimeout = 10 * time.Second
+	maxSeqTimeout     = 10 * time.Minute
+	maxCapacity       = 1 << 24
+	defaultUsersDir   = "users"
+	maxConfigSize     = 1 << 20
+)
+
+// fileConfig is the configuration file as decoded, before validation. Keys
+// that may be left out and whose zero value is a valid setting are pointers,
+// so "not set" and "set to zero" differ.
+type fileConfig struct {
+	Realm          string              `toml:"realm"`
+	UsersDir       string              `toml:"users_dir"`
+	Interfaces     []string            `toml:"interfaces"`
+	Skew           *int                `toml:"skew"`
+	OpenFor        *string             `toml:"open_for"`
+	GapMax         *string             `toml:"gap_max"`
+	SeqTimeout     *string             `toml:"seq_timeout"`
+	StateCapacity  *int                `toml:"state_capacity"`
+	ReplayCapacity *int                `toml:"replay_capacity"`
+	Enroll         fileEnroll          `toml:"enroll"`
+	Services       map[string][]string `toml:"services"`
+	Firewall       fileFirewall        `toml:"firewall"`
+	Log            fileLog             `toml:"log"`
+	Metrics        fileMetrics         `toml:"metrics"`
+}
+
+type fileEnroll struct {
+	Host     string   `toml:"host"`
+	Services []string `toml:"services"`
+	Period   *int     `toml:"period"`
+	Length   *int     `toml:"length"`
+	Range    string   `toml:"range"`
+	Proto    string   `toml:"proto"`
+	Exclude  []int    `toml:"exclude"`
+	V6Prefix *int     `toml:"v6prefix"`
+}
+
+type fileFirewall struct {
+	Mode       string        `toml:"mode"`
+	Table      string        `toml:"table"`
+	DropKnocks bool          `toml:"drop_knocks"`
+	Priority   *int          `toml:"priority"`
+	External   *fileExternal `toml:"external"`
+}
+
+type fileExternal struct {
+	Family string `toml:"family"`
+	Table  string `toml:"table"`
+	Set4   string `toml:"set4"`
+	Set6   string `toml:"set6"`
+}
+
+type fileLog struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+type fileMetrics struct {
+	Listen string `toml:"listen"`
+}
+
+// Config is a validated configuration: every field holds a usable value,
+// defaults filled in. It is never modified after loadConfig returns; a
+// reload builds a new one.
+type Config struct {
+	Path       string   // the file it came from
+	Realm      string   // realm of every enrollment
+	UsersDir   string   // directory of NAME.uri enrollment files
+	Interfaces []string // interface names; nil means all interfaces
+	Skew       int      // windows accepted on each side of the current one
+	OpenFor    time.Duration
+	GapMax     time.Duration
+	SeqTimeout time.Duration
+	// StateCapacity and ReplayCapacity size the tracker's tables; 0 means
+	// the tracker's default.
+	StateCapacity  int
+	ReplayCapacity int
+	Enroll         EnrollDefaults
+	Services       map[string]nft.Service // by service name
+	Firewall       FirewallConfig
+	LogLevel       zerolog.Level
+	LogFormat      string // "auto", "json" or "console"
+	MetricsListen  string // host:port; "" means no metrics endpoint
+}
+
+// EnrollDefaults are the parameters of new enrollments (tknockd enroll).
+type EnrollDefaults struct {
+	Host   string         // what clients knock at
+	Params totpseq.Params // everything but the secret; Realm is the config's realm
+}
+
+// FirewallConfig is the [firewall] section.
+type FirewallConfig struct {
+	Mode       string // "table" or "external"
+	Table      string // own-table mode: the table's name
+	DropKnocks bool
+	Priority   int32             // own-table mode: 0 means nft's default
+	External   *nft.ExternalSets // external mode only
+}
+
+// AllInterfaces reports whether the daemon listens on every interface.
+func (c *Config) AllInterfaces() bool { return len(c.Interfaces) == 0 }
+
+// ServiceNames returns the names of the configured services, sorted.
+func (c *Config) ServiceNames() []string { return slices.Sorted(maps.Keys(c.Services)) }
+
+// Protected returns the union of every service's endpoints.
+func (c *Config) Protected() []nft.Endpoint {
+	var eps []nft.Endpoint
+	for _, name := range c.ServiceNames() {
+		eps = append(eps, c.Services[name].Endpoints...)
+	}
+	return eps
+}
+
+// fieldError is a problem with one field of the configuration file.
+type fieldError struct {
+	file  string
+	line  int // 0 when unknown
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.file)
+	if e.line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.line))
+	}
+	b.WriteString(": ")
+	if e.field != "" {
+		b.WriteString("field " + e.field + ": ")
+	}
+	b.WriteString(e.msg)
+	return b.String()
+}
+
+// loadConfig reads, decodes and validates the configuration file at path.
+// The error lists every problem found, one per line, each naming the file,
+// the line where known, the field and the problem.
+func loadConfig(path string) (*Config, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(path, data)
+}
+
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("config: %s: larger than %d bytes: not a configuration file", path, maxConfigSize)
+	}
+	return data, nil
+}
+
+// parseConfig decodes and validates a configuration file's content; path
+// is used in errors and to resolve a relative users_dir.
+func parseConfig(path string, data []byte) (*Config, error) {
+	var fc fileConfig
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return nil, decodeError(path, err)
+	}
+	v := validator{file: path, lines: keyLines(data)}
+	c := v.validate(&fc)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeError turns go-toml's errors into "FILE:LINE: field KEY: problem".
+func decodeError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		errs := make([]error, len(strict.Errors))
+		for i := range strict.Errors {
+			e := &strict.Errors[i]
+			line, _ := e.Position()
+			errs[i] = &fieldError{file: path, line: line, field: strings.Join(e.Key(), "."),
+				msg: "unknown field (a typo? every key is listed in deploy/tknockd.toml)"}
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if m := typeMismatchRE.FindStringSubmatch(msg); m != nil {
+			msg = "got a TOML " + m[1] + ", want " + tomlType(m[2])
+		}
+		return &fieldError{file: path, line: line, field: strings.Join(de.Key(), "."), msg: msg}
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+var typeMismatchRE = regexp.MustCompile(`^cannot decode TOML (\S+) into (?:.* of type )?(\S+)$`)
+
+// tomlType says in TOML words what a Go type of fileConfig wants.
+func tomlType(goType string) string {
+	switch goType {
+	case "string", "*string":
+		return "a string (in double quotes)"
+	case "int", "*int":
+		return "an integer"
+	case "bool":
+		return "true or false"
+	case "[]string":
+		return "a list of strings, as in [\"a\", \"b\"]"
+	case "[]int":
+		return "a list of integers, as in [1, 2]"
+	}
+	if strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "main.") || strings.HasPrefix(goType, "*main.") {
+		return "a table"
+	}
+	return goType
+}
+
+// keyLines maps every dotted key of a TOML document ("firewall.mode") to
+// the line it is on, so that validation errors can point at it. A
+// document that does not parse gives what was read before the error.
+func keyLines(data []byte) map[string]int {
+	lines := make(map[string]int)
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = table[:0]
+			it := e.Key()
+			var first *unstable.Node
+			for it.Next() {
+				if first == nil {
+					first = it.Node()
+				}
+				table = append(table, string(it.Node().Data))
+			}
+			if first != nil {
+				lines[strings.Join(table, ".")] = p.Shape(first.Raw).Start.Line
+			}
+		case unstable.KeyValue:
+			key := slices.Clone(table)
+			it := e.Key()
+			var first *unstable.Node
+			for it.Next() {
+				if first == nil {
+					first = it.Node()
+				}
+				key = append(key, string(it.Node().Data))
+			}
+			if first != nil {
+				lines[strings.Join(key, ".")] = p.Shape(first.Raw).Start.Line
+			}
+		}
+	}
+	return lines
+}
+
+// validator collects every problem of a configuration file.
+type validator struct {
+	file  string
+	lines map[string]int
+	errs  []error // of *fieldError
+}
+
+func (v *validator) addf(field, format string, args ...any) {
+	v.errs = append(v.errs, &fieldError{file: v.file, line: v.lines[field], field: field, msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns every problem, in the order of the lines of the file.
+func (v *validator) err() error {
+	slices.SortStableFunc(v.errs, func(a, b error) int {
+		return cmp.Compare(a.(*fieldError).line, b.(*fieldError).line)
+	})
+	return errors.Join(v.errs...)
+}
+
+var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
+
+// nftNameRE is what nftables accepts as a table or set name (the nft
+// package checks the same when it opens the table).
+var nftNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
+
+func (v *validator) validate(fc *fileConfig) *Config {
+	c := &Config{Path: v.file}
+
+	c.Realm = fc.Realm
+	if _, set := v.lines["realm"]; !set {
+		// PROTOCOL.md section 1: the realm defaults to the server's host name.
+		if h, err := os.Hostname(); err == nil {
+			c.Realm = h
+		}
+	}
+	if n := len(c.Realm); n < 1 || n > totpseq.MaxRealm {
+		v.addf("realm", "%d bytes: want 1..%d (the realm names this server in every enrollment)", n, totpseq.MaxRealm)
+	}
+
+	c.UsersDir = cmp.Or(fc.UsersDir, defaultUsersDir)
+	if !filepath.IsAbs(c.UsersDir) {
+		c.UsersDir = filepath.Join(filepath.Dir(v.file), c.UsersDir)
+	}
+
+	v.interfaces(c, fc.Interfaces)
+	v.timing(c, fc)
+	v.services(c, fc.Services)
+	v.enroll(c, &fc.Enroll)
+	v.firewall(c, &fc.Firewall)
+
+	switch fc.Log.Level {
+	case "":
+		c.LogLevel = zerolog.InfoLevel
+	case "debug", "info", "warn", "error":
+		c.LogLevel, _ = zerolog.ParseLevel(fc.Log.Level)
+	default:
+		v.addf("log.level", "%q: want debug, info, warn or error", fc.Log.Level)
+	}
+	switch fc.Log.Format {
+	case "":
+		c.LogFormat = "auto"
+	case "auto", "json", "console":
+		c.LogFormat = fc.Log.Format
+	default:
+		v.addf("log.format", "%q: want json, console or auto (console on a terminal, else json)", fc.Log.Format)
+	}
+
+	if l := fc.Metrics.Listen; l != "" {
+		if err := checkListen(l); err != nil {
+			v.addf("metrics.listen", "%q: %v", l, err)
+		}
+		c.MetricsListen = l
+	}
+	return c
+}
+
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, as in 127.0.0.1:9121")
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("host %q: want an IP address or localhost", host)
+		}
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("port %q: want 1..65535", port)
+	}
+	return nil
+}
+
+func (v *validator) interfaces(c *Config, ifs []string) {
+	if ifs == nil {
+		return // all interfaces
+	}
+	if len(ifs) == 0 {
+		v.addf("interfaces", "empty list: name interfaces, or [\"any\"] for all")
+		return
+	}
+	for i, name := range ifs {
+		switch {
+		case name == "any":
+			if len(ifs) > 1 {
+				v.addf("interfaces", "\"any\" means every interface: list it alone")
+				return
+			}
+		case !ifnameRE.MatchString(name):
+			v.addf("interfaces", "%q is not an interface name", name)
+		case slices.Contains(ifs[:i], name):
+			v.addf("interfaces", "%q listed twice", name)
+		default:
+			c.Interfaces = append(c.Interfaces, name)
+		}
+	}
+}
+
+func (v *validator) timing(c *Config, fc *fileConfig) {
+	c.Skew = defaultSkew
+	if fc.Skew != nil {
+		c.Skew = *fc.Skew
+		if c.Skew < 0 || c.Skew > maxSkew {
+			v.addf("skew", "%d: want 0..%d windows", c.Skew, maxSkew)
+		}
+	}
+	// Durations are strings with a unit: a bare number would be ambiguous.
+	dur := func(field string, p *string, def, lo, hi time.Duration) time.Duration {
+		if p == nil {
+			return def
+		}
+		d, err := time.ParseDuration(*p)
+		if err != nil {
+			v.addf(field, "%q is not a duration: want a number with a unit, as in \"30s\" or \"1m30s\"", *p)
+			return def
+		}
+		if d < lo || d > hi {
+			v.addf(field, "%v: want %v to %v", d, lo, hi)
+			return def
+		}
+		return d
+	}
+	c.OpenFor = dur("open_for", fc.OpenFor, defaultOpenFor, time.Second, nft.MaxTTL)
+	c.GapMax = dur("gap_max", fc.GapMax, defaultGapMax, 10*time.Millisecond, maxSeqTimeout)
+	c.SeqTimeout = dur("seq_timeout", fc.SeqTimeout, defaultSeqTimeout, 10*time.Millisecond, maxSeqTimeout)
+	if c.GapMax > c.SeqTimeout {
+		v.addf("gap_max", "%v is longer than seq_timeout %v", c.GapMax, c.SeqTimeout)
+	}
+	capacity := func(field string, p *int) int {
+		if p == nil {
+			return 0
+		}
+		if *p < 1 || *p > maxCapacity {
+			v.addf(field, "%d: want 1..%d", *p, maxCapacity)
+		}
+		return *p
+	}
+	c.StateCapacity = capacity("state_capacity", fc.StateCapacity)
+	c.ReplayCapacity = capacity("replay_capacity", fc.ReplayCapacity)
+}
+
+func (v *validator) services(c *Config, m map[string][]string) {
+	c.Services = make(map[string]nft.Service, len(m))
+	if len(m) == 0 {
+		v.addf("services", "no services: map at least one, as in ssh = [\"tcp/22\"]")
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		field := "services." + name
+		if !totpseq.ValidService(name) {
+			v.addf(field, "bad service name: want [a-z0-9][a-z0-9._-]{0,62}")
+			continue
+		}
+		if len(m[name]) == 0 {
+			v.addf(field, "no endpoints: want a list such as [\"tcp/22\"]")
+			continue
+		}
+		svc := nft.Service{Name: name}
+		for _, s := range m[name] {
+			ep, err := nft.ParseEndpoint(s)
+			if err != nil {
+				v.addf(field, "%v", err)
+				continue
+			}
+			if slices.Contains(svc.Endpoints, ep) {
+				v.addf(field, "%v listed twice", ep)
+				continue
+			}
+			svc.Endpoints = append(svc.Endpoints, ep)
+		}
+		c.Services[name] = svc
+	}
+}
+
+// enrollParam maps totpseq's URI parameter names to the keys of [enroll].
+var enrollParam = map[string]string{
+	"services": "enroll.services", "period": "enroll.period", "len": "enroll.length",
+	"range": "enroll.range", "exclude": "enroll.exclude", "proto": "enroll.proto",
+	"v6prefix": "enroll.v6prefix", "host": "enroll.host",
+}
+
+func (v *validator) enroll(c *Config, fe *fileEnroll) {
+	p := totpseq.Defaults()
+	p.Realm = c.Realm
+	c.Enroll.Host = cmp.Or(fe.Host, c.Realm)
+	if fe.Services != nil {
+		p.Services = fe.Services
+	}
+	ok := true
+	for _, s := range p.Services {
+		if _, known := c.Services[s]; !known && totpseq.ValidService(s) {
+			if fe.Services == nil {
+				v.addf("enroll.services", "not set, and the default %q is not in [services]: name the services new users get", s)
+			} else {
+				v.addf("enroll.services", "%q is not in [services]", s)
+			}
+			ok = false
+		}
+	}
+	if fe.Period != nil {
+		p.Period = *fe.Period
+	}
+	if fe.Length != nil {
+		p.Length = *fe.Length
+	}
+	if fe.V6Prefix != nil {
+		p.V6Prefix = *fe.V6Prefix
+	}
+	if fe.Range != "" {
+		r, err := totpseq.ParseRange(fe.Range)
+		if err != nil {
+			v.addf("enroll.range", "%v", err)
+			ok = false
+		}
+		p.Range = r
+	}
+	if fe.Proto != "" {
+		proto, err := totpseq.ParseProto(fe.Proto)
+		if err != nil {
+			v.addf("enroll.proto", "%v", err)
+			ok = false
+		}
+		p.Proto = proto
+	}
+	for _, x := range fe.Exclude {
+		if x < 1 || x > 65535 {
+			v.addf("enroll.exclude", "%d is not a port (1..65535)", x)
+			ok = false
+			continue
+		}
+		p.Exclude = append(p.Exclude, uint16(x))
+	}
+	slices.Sort(p.Exclude)
+	if n := len(p.Exclude); n > 0 && len(slices.Compact(slices.Clone(p.Exclude))) != n {
+		v.addf("enroll.exclude", "a port is listed twice")
+		ok = false
+	}
+	c.Enroll.Params = p
+	if !ok {
+		return
+	}
+	e := totpseq.Enrollment{Name: "check", Host: c.Enroll.Host, Params: p}
+	e.Secret = make(totpseq.Secret, totpseq.DefaultSecretSize)
+	if err := e.Validate(); err != nil {
+		var pe *totpseq.ParamError
+		if errors.As(err, &pe) {
+			if field, ok := enrollParam[pe.Param]; ok {
+				msg := pe.Err.Error()
+				if pe.Value != "" {
+					msg = pe.Value + ": " + msg
+				}
+				v.addf(field, "%s", msg)
+				return
+			}
+		}
+		if c.Realm != "" {
+			v.addf("enroll", "%v", err)
+		}
+	}
+}
+
+func (v *validator) firewall(c *Config, ff *fileFirewall) {
+	fw := &c.Firewall
+	fw.Mode = cmp.Or(ff.Mode, "table")
+	fw.DropKnocks = ff.DropKnocks
+	switch fw.Mode {
+	case "table":
+		fw.Table = cmp.Or(ff.Table, nft.DefaultTable)
+		if !nftNameRE.MatchString(fw.Table) {
+			v.addf("firewall.table", "%q: want a letter then up to 63 letters, digits, '_', '.' or '-'", fw.Table)
+		}
+		if ff.Priority != nil {
+			p := *ff.Priority
+			switch {
+			case p == 0:
+				v.addf("firewall.priority", "0: leave it out for the default (%d), or take 1 or -1", nft.DefaultPriority)
+			case p <= -200 || p > 1<<20:
+				v.addf("firewall.priority", "%d: want above -200 (conntrack runs at -200)", p)
+			}
+			fw.Priority = int32(p)
+		}
+		if ff.External != nil {
+			v.addf("firewall.external", "only with mode = \"external\"")
+		}
+	case "external":
+		if ff.Table != "" {
+			v.addf("firewall.table", "not with mode = \"external\": name the administrator's table in [firewall.external]")
+		}
+		if ff.Priority != nil {
+			v.addf("firewall.priority", "not with mode = \"external\": the administrator's chain decides")
+		}
+		if ff.DropKnocks {
+			v.addf("firewall.drop_knocks", "not with mode = \"external\": drop knock ports in your own ruleset")
+		}
+		ext := ff.External
+		if ext == nil {
+			v.addf("firewall.external", "missing: mode = \"external\" needs family, table, set4 and/or set6")
+			return
+		}
+		fw.External = &nft.ExternalSets{Family: ext.Family, Table: ext.Table, Set4: ext.Set4, Set6: ext.Set6}
+		switch ext.Family {
+		case "inet", "ip", "ip6":
+		default:
+			v.addf("firewall.external.family", "%q: want inet, ip or ip6", ext.Family)
+		}
+		if !nftNameRE.MatchString(ext.Table) {
+			v.addf("firewall.external.table", "%q: want a letter then up to 63 letters, digits, '_', '.' or '-'", ext.Table)
+		}
+		if ext.Set4 == "" && ext.Set6 == "" {
+			v.addf("firewall.external", "no set named: give set4, set6 or both")
+		}
+		for _, s := range []struct{ field, name, badFamily string }{
+			{"firewall.external.set4", ext.Set4, "ip6"},
+			{"firewall.external.set6", ext.Set6, "ip"},
+		} {
+			if s.name == "" {
+				continue
+			}
+			if !nftNameRE.MatchString(s.name) {
+				v.addf(s.field, "%q: want a letter then up to 63 letters, digits, '_', '.' or '-'", s.name)
+			} else if ext.Family == s.badFamily {
+				v.addf(s.field, "an %s table never sees these packets", s.badFamily)
+			}
+		}
+	default:
+		v.addf("firewall.mode", "%q: want \"table\" (tknockd owns a table) or \"external\" (sets in your table)", fw.Mode)
+	}
+}
