@@ -439,7 +439,7 @@ func isReject(reason string) func(logLine) bool {
 // code.
 func (e *env) tknockd(args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := e.server.Command(ctx, tknockdBin(e.t), args...)
 	var o, se bytes.Buffer
@@ -447,6 +447,8 @@ func (e *env) tknockd(args ...string) (stdout, stderr string, code int) {
 	err := cmd.Run()
 	var exit *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		e.t.Fatalf("tknockd %s: still running after 15 s; want it to finish\nstdout: %s\nstderr: %s", strings.Join(args, " "), &o, &se)
 	case err == nil:
 	case errors.As(err, &exit):
 		code = exit.ExitCode()

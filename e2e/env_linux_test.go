@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -173,13 +172,18 @@ func (e *env) serve(port uint16) {
 // "dropped" from "accepted" on a veth pair.
 const dialTimeout = time.Second
 
-// dial connects from inside ns to the server's port and checks one echo
-// round trip. The connection (when err is nil) belongs to the caller.
-func (e *env) dial(ns *nstest.NS, port uint16) (net.Conn, error) {
+// dial connects from inside ns to the server's port, from the address
+// src when it is valid, and checks one echo round trip. The connection
+// (when err is nil) belongs to the caller.
+func (e *env) dial(ns *nstest.NS, src netip.Addr, port uint16) (net.Conn, error) {
 	var c net.Conn
 	err := ns.Do(func() error {
+		d := net.Dialer{Timeout: dialTimeout}
+		if src.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
 		var err error
-		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(e.serverAddr, port).String(), dialTimeout)
+		c, err = d.Dial("tcp", netip.AddrPortFrom(e.serverAddr, port).String())
 		return err
 	})
 	if err != nil {
@@ -222,13 +226,19 @@ func (e *env) nsName(ns *nstest.NS) string {
 	return ns.Name
 }
 
-// mustConnect fails the test unless a connection from ns to port succeeds.
-// It returns the connection, closed at cleanup.
+// mustConnect fails the test unless a connection from ns to port
+// succeeds. It returns the connection, closed at cleanup.
 func (e *env) mustConnect(ns *nstest.NS, port uint16) net.Conn {
 	e.t.Helper()
-	c, err := e.dial(ns, port)
+	return e.mustConnectFrom(ns, netip.Addr{}, port)
+}
+
+// mustConnectFrom is mustConnect from the source address src.
+func (e *env) mustConnectFrom(ns *nstest.NS, src netip.Addr, port uint16) net.Conn {
+	e.t.Helper()
+	c, err := e.dial(ns, src, port)
 	if err != nil {
-		e.t.Fatalf("connect from the %s to %v port %d: %v; want it to succeed", e.nsName(ns), e.serverAddr, port, err)
+		e.t.Fatalf("connect from the %s%s to %v port %d: %v; want it to succeed", e.nsName(ns), fromText(src), e.serverAddr, port, err)
 	}
 	e.t.Cleanup(func() { c.Close() })
 	return c
@@ -237,18 +247,63 @@ func (e *env) mustConnect(ns *nstest.NS, port uint16) net.Conn {
 // mustRefuse fails the test if a connection from ns to port succeeds.
 func (e *env) mustRefuse(ns *nstest.NS, port uint16) {
 	e.t.Helper()
-	c, err := e.dial(ns, port)
+	e.mustRefuseFrom(ns, netip.Addr{}, port)
+}
+
+// mustRefuseFrom is mustRefuse from the source address src.
+func (e *env) mustRefuseFrom(ns *nstest.NS, src netip.Addr, port uint16) {
+	e.t.Helper()
+	c, err := e.dial(ns, src, port)
 	if err == nil {
 		c.Close()
-		e.t.Fatalf("connect from the %s to %v port %d succeeded; want it refused", e.nsName(ns), e.serverAddr, port)
+		e.t.Fatalf("connect from the %s%s to %v port %d succeeded; want it refused", e.nsName(ns), fromText(src), e.serverAddr, port)
 	}
 	var nerr net.Error
 	if !errors.As(err, &nerr) || !nerr.Timeout() {
 		// A dropped SYN times out; anything else (a reset, no route)
 		// means the test's network is not what it thinks it is.
-		e.t.Fatalf("connect from the %s to %v port %d: %v; want a timeout (SYN dropped by the firewall)", e.nsName(ns), e.serverAddr, port, err)
+		e.t.Fatalf("connect from the %s%s to %v port %d: %v; want a timeout (SYN dropped by the firewall)", e.nsName(ns), fromText(src), e.serverAddr, port, err)
 	}
 }
+
+func fromText(src netip.Addr) string {
+	if !src.IsValid() {
+		return ""
+	}
+	return " (" + src.String() + ")"
+}
+
+// addClientAddr gives the client a second address (a second user on the
+// same network) and returns it.
+func (e *env) addClientAddr() netip.Addr {
+	e.t.Helper()
+	a, cidr := netip.MustParseAddr("192.0.2.3"), "192.0.2.3/24"
+	if e.fam == v6 {
+		a, cidr = netip.MustParseAddr("2001:db8:1::3"), "2001:db8:1::3/64"
+	}
+	e.client.MustRun(e.t, "ip", "addr", "add", cidr, "dev", e.clientIf, "nodad")
+	return a
+}
+
+// awayFromBoundary waits, when needed, so that the current window of the
+// given period has at least room seconds left and began at least settle
+// ago: steps that must happen inside one window then do. It returns the
+// time it waited until.
+func awayFromBoundary(period int, room, settle time.Duration) time.Time {
+	p := time.Duration(period) * time.Second
+	now := time.Now()
+	into := time.Duration(now.UnixNano() % int64(p))
+	switch {
+	case into < settle:
+		time.Sleep(settle - into)
+	case p-into < room:
+		time.Sleep(p - into + settle)
+	}
+	return time.Now()
+}
+
+// sleepUntil sleeps until t.
+func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
 
 // writeFile writes a file in the scratch directory and returns its path.
 func (e *env) writeFile(name, content string, mode os.FileMode) string {
@@ -266,9 +321,10 @@ func (e *env) writeFile(name, content string, mode os.FileMode) string {
 	return p
 }
 
-// ctx returns a context cancelled at the test's cleanup.
-func (e *env) ctx() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	e.t.Cleanup(cancel)
-	return ctx
+// in returns e for use inside the subtest t: the same world, with t's
+// failures and cleanups.
+func (e *env) in(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
 }

@@ -272,3 +272,29 @@ func knocksFrom(pkts []sniffed, src netip.Addr, proto totpseq.Proto) []uint16 {
 	}
 	return ports
 }
+
+// markerOffset is the window offset of a marker sequence: beyond any skew
+// the tests configure, within the daemon's clock-skew detection (up to 5).
+const markerOffset = 4
+
+// marker makes the daemon log a line after it has handled every knock sent
+// before: it sends u's sequence for a window markerOffset windows ahead,
+// from ns with the source address src, and waits for the daemon's
+// clock-skew rejection of it. A test that asserts "nothing opened" calls
+// it first, so that the assertion does not race the daemon.
+func (e *env) marker(d *daemon, ns *nstest.NS, src netip.Addr, u *user) {
+	e.t.Helper()
+	p := u.enr.Params
+	w := totpseq.Window(time.Now(), p.Period) + markerOffset
+	seq, err := totpseq.Sequence(&p, p.Services[0], w, src)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m := d.mark()
+	e.sendRaw(ns, src, p.Proto, seq)
+	if _, err := d.waitFrom(m, 5*time.Second, "the marker's clock-skew rejection", func(l logLine) bool {
+		return isReject("clock_skew")(l) && l.str("src") == src.String()
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}

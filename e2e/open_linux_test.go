@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// forFamilies runs test once for IPv4 and once for IPv6, in parallel, each
+// in its own namespaces.
+func forFamilies(t *testing.T, test func(t *testing.T, e *env)) {
+	t.Parallel()
+	for _, fam := range []family{v4, v6} {
+		t.Run(fam.String(), func(t *testing.T) {
+			t.Parallel()
+			test(t, newEnv(t, fam))
+		})
+	}
+}
+
+// TestOpenAndExpire is the life of one grant: the protected port is closed,
+// a knock opens it for the client only, and after open_for it is closed
+// again for new connections while the connection made during the grant
+// lives on.
+func TestOpenAndExpire(t *testing.T) {
+	forFamilies(t, func(t *testing.T, e *env) {
+		const openFor = 4 * time.Second
+		e.serve(sshPort)
+		alice := e.enroll("alice", params{Proto: totpseq.TCP})
+		d := e.startDaemon(e.writeConfig(config{OpenFor: openFor, DropKnocks: ptr(true)}))
+
+		e.mustRefuse(e.client, sshPort)
+		e.mustRefuse(e.stranger, sshPort)
+
+		m := d.mark()
+		e.knock(alice, "ssh")
+		open, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened := time.Now()
+		if got := open.str("src"); got != e.clientAddr.String() {
+			t.Errorf("opening for src %q, want the client's %v", got, e.clientAddr)
+		}
+		if got := open.str("offset"); got != "0" {
+			t.Errorf("opening at window offset %s, want 0 (the client's clock is the server's)", got)
+		}
+
+		held := e.mustConnect(e.client, sshPort)
+		e.mustRefuse(e.stranger, sshPort)
+
+		sleepUntil(opened.Add(openFor + time.Second))
+		e.mustRefuse(e.client, sshPort)
+		if err := echo(held, "still here"); err != nil {
+			t.Errorf("connection established during the grant, after the grant expired: %v; want it alive", err)
+		}
+		if n := len(d.since(0, isEvent("open"))); n != 1 {
+			t.Errorf("%d openings logged, want 1", n)
+		}
+	})
+}
+
+// TestModesAndUsers has two users with different knock protocols and
+// services: alice knocks with TCP SYNs for ssh, bob with UDP datagrams for
+// web, from two addresses of the client's network. Each knock opens its
+// own service for its own source, nothing else.
+func TestModesAndUsers(t *testing.T) {
+	forFamilies(t, func(t *testing.T, e *env) {
+		e.serve(sshPort)
+		e.serve(webPort)
+		alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh"}})
+		bob := e.enroll("bob", params{Proto: totpseq.UDP, Services: []string{"web"}})
+		services := map[string][]string{"ssh": {"tcp/2222"}, "web": {"tcp/8080"}}
+		d := e.startDaemon(e.writeConfig(config{Services: services, DropKnocks: ptr(true)}))
+		bobAddr := e.addClientAddr()
+
+		s := e.sniff(e.server, e.srvToClient)
+		m := d.mark()
+		e.knock(alice, "ssh")
+		open, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := open.str("src"); got != e.clientAddr.String() {
+			t.Errorf("alice's opening for src %q, want %v", got, e.clientAddr)
+		}
+		e.mustConnect(e.client, sshPort)
+		e.mustRefuse(e.client, webPort)
+		e.mustRefuseFrom(e.client, bobAddr, sshPort)
+
+		e.knock(bob, "web", "--source", bobAddr.String())
+		open, err = d.waitFrom(m, 5*time.Second, "an opening for bob", isOpen("bob", "web"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := open.str("src"); got != bobAddr.String() {
+			t.Errorf("bob's opening for src %q, want %v", got, bobAddr)
+		}
+		e.mustConnectFrom(e.client, bobAddr, webPort)
+		e.mustRefuseFrom(e.client, bobAddr, sshPort)
+		e.mustRefuse(e.client, webPort)
+		e.mustRefuse(e.stranger, sshPort)
+		e.mustRefuse(e.stranger, webPort)
+
+		// The knocks were of the protocol each enrollment says.
+		pkts := s.packets()
+		if got := knocksFrom(pkts, e.clientAddr, totpseq.TCP); len(got) != alice.enr.Length {
+			t.Errorf("alice sent TCP SYN knocks to %v, want %d of them", got, alice.enr.Length)
+		}
+		if got := knocksFrom(pkts, bobAddr, totpseq.UDP); len(got) != bob.enr.Length {
+			t.Errorf("bob sent UDP knocks to %v, want %d of them", got, bob.enr.Length)
+		}
+		if got := knocksFrom(pkts, bobAddr, totpseq.TCP); len(got) != 0 {
+			t.Errorf("bob sent TCP knocks to %v, want none", got)
+		}
+
+		// alice's own sequence for web, which her enrollment does not
+		// name, opens nothing: the daemon knows her only for ssh.
+		p := alice.enr.Params
+		p.Services = []string{"web"}
+		seq, err := totpseq.Sequence(&p, "web", totpseq.Window(time.Now(), p.Period), e.clientAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = d.mark()
+		e.sendRaw(e.client, e.clientAddr, totpseq.TCP, seq)
+		e.marker(d, e.client, e.clientAddr, alice)
+		if got := d.since(m, isEvent("open")); len(got) != 0 {
+			t.Errorf("alice's sequence for a service she is not enrolled for opened %v", got[0].raw)
+		}
+		e.mustRefuse(e.client, webPort)
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
