@@ -1,7 +1,12 @@
 package listener
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,7 +91,9 @@ func TestCaptureSystem(t *testing.T) {
 		raw(with(cli6, func(v *pkt) { v.proto, v.syn, v.dport, v.tags = tcp, true, 40003, []layers.EthernetType{0x8100} })),
 		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.tags = udp, 50004, []layers.EthernetType{0x88a8} })),
 		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.tags = udp, 50013, []layers.EthernetType{0x88a8, 0x8100} })),
-		raw(with(cli6, func(v *pkt) { v.proto, v.syn, v.dport, v.tags = tcp, true, 40014, []layers.EthernetType{0x88a8, 0x8100} })),
+		raw(with(cli6, func(v *pkt) {
+			v.proto, v.syn, v.dport, v.tags = tcp, true, 40014, []layers.EthernetType{0x88a8, 0x8100}
+		})),
 		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.mf = udp, 50015, true })),
 		raw(with(cli4, func(v *pkt) { v.proto, v.syn, v.dport, v.ipOpts = tcp, true, 40016, true })),
 	)
@@ -337,5 +344,64 @@ func TestListenErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Listen error = %v, want one containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestReadPcapTcpdump reads what tcpdump wrote while knocks were sent, on
+// the veth (Ethernet) and on "any" (Linux cooked headers).
+func TestReadPcapTcpdump(t *testing.T) {
+	nstest.RequireTool(t, "tcpdump")
+	tb := newTestbed(t)
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"veth", []string{"-i", tb.srvIf}},
+		{"any", []string{"-i", "any", "-y", "LINUX_SLL"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "knocks.pcap")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			args := append(c.args, "-w", path, "-U", "-c", "2", "udp and dst port 50001")
+			cmd := tb.srv.Command(ctx, "tcpdump", args...)
+			stderr, err := cmd.StderrPipe()
+			must(t, err)
+			must(t, cmd.Start())
+			// tcpdump says "listening on ..." once its filter is in place.
+			br := bufio.NewReader(stderr)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("tcpdump did not start: %q, %v", line, err)
+				}
+				if strings.Contains(line, "listening on") {
+					break
+				}
+			}
+			go io.Copy(io.Discard, br)
+			sendUDP(t, tb.cli, "192.0.2.1", 50001)
+			sendUDP(t, tb.cli, "2001:db8:1::1", 50001)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("tcpdump: %v", err)
+			}
+			f, err := os.Open(path)
+			must(t, err)
+			defer f.Close()
+			frames, err := ReadPcap(f)
+			must(t, err)
+			d := NewDecoder(sysRanges)
+			var got []Knock
+			for _, fr := range frames {
+				if k, ok := d.Decode(fr); ok {
+					k.Time = time.Time{}
+					got = append(got, k)
+				}
+			}
+			want := []Knock{{Src: addr("192.0.2.2"), Proto: udp, Port: 50001}, {Src: addr("2001:db8:1::2"), Proto: udp, Port: 50001}}
+			if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+				t.Errorf("knocks in tcpdump's capture (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

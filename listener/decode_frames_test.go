@@ -232,6 +232,7 @@ var frameCases = []frameCase{
 	{"qinq v4 udp", p(with(v4udp, func(v *pkt) { v.tags = []layers.EthernetType{0x88a8, 0x8100} })), true, isKnock},
 	{"qinq v6 syn", p(with(v6syn, func(v *pkt) { v.tags = []layers.EthernetType{0x8100, 0x8100} })), true, isKnock},
 	{"vlan v4 ack", p(with(v4syn, func(v *pkt) { v.ack, v.tags = true, []layers.EthernetType{0x8100} })), false, isIgnored},
+	{"reversed qinq v4 syn", p(with(v4syn, func(v *pkt) { v.tags = []layers.EthernetType{0x8100, 0x88a8} })), true, isKnock},
 	{"three tags", p(with(v4udp, func(v *pkt) { v.tags = []layers.EthernetType{0x88a8, 0x8100, 0x8100} })), false, isIgnored},
 	{"arp", arpFrame, false, isIgnored},
 	{"ip v4 syn", p(with(v4syn, func(v *pkt) { v.link = LinkIP })), true, isKnock},

@@ -78,6 +78,15 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 		return nil, fmt.Errorf("pcap: %w", err)
 	}
 	lt := pr.LinkType()
+	var link LinkType
+	switch lt {
+	case layers.LinkTypeEthernet:
+		link = LinkEthernet
+	case layers.LinkTypeRaw, linkTypeRawAlt, layers.LinkTypeIPv4, layers.LinkTypeIPv6, layers.LinkTypeLinuxSLL:
+		link = LinkIP
+	default:
+		return nil, fmt.Errorf("pcap: link type %v (%d): want Ethernet, raw IP, or Linux SLL", lt, uint8(lt))
+	}
 	var frames []Frame
 	for n := 1; ; n++ {
 		data, ci, err := pr.ReadPacketData()
@@ -87,23 +96,15 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pcap: packet %d: %w", n, err)
 		}
-		f := Frame{Data: data, Time: ci.Timestamp, Ifindex: ci.InterfaceIndex}
-		switch lt {
-		case layers.LinkTypeEthernet:
-			f.Link = LinkEthernet
-		case layers.LinkTypeRaw, linkTypeRawAlt, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
-			f.Link = LinkIP
-		case layers.LinkTypeLinuxSLL:
+		f := Frame{Data: data, Time: ci.Timestamp, Link: link, Ifindex: ci.InterfaceIndex}
+		if lt == layers.LinkTypeLinuxSLL {
 			var keep bool
-			f, keep, err = cooked(f)
-			if err != nil {
+			if f, keep, err = cooked(f); err != nil {
 				return nil, fmt.Errorf("pcap: packet %d: %w", n, err)
 			}
 			if !keep {
 				continue
 			}
-		default:
-			return nil, fmt.Errorf("pcap: link type %v (%d): want Ethernet, raw IP, or Linux SLL/SLL2", lt, uint32(lt))
 		}
 		frames = append(frames, f)
 	}

@@ -1,0 +1,179 @@
+package listener
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+func TestSliceSource(t *testing.T) {
+	frames := []Frame{v4syn.frame(t), v6udp.frame(t)}
+	s := NewSliceSource(frames)
+	var src Source = s
+	for i := range frames {
+		f, err := src.ReadFrame()
+		if err != nil {
+			t.Fatalf("ReadFrame %d: %v", i, err)
+		}
+		if !bytes.Equal(f.Data, frames[i].Data) {
+			t.Errorf("frame %d differs", i)
+		}
+	}
+	if _, err := src.ReadFrame(); err != io.EOF {
+		t.Errorf("ReadFrame after the last = %v, want io.EOF", err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.ReadFrame(); !errors.Is(err, ErrClosed) {
+		t.Errorf("ReadFrame after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestPcapRoundTrip(t *testing.T) {
+	for _, link := range []LinkType{LinkEthernet, LinkIP} {
+		var frames []Frame
+		for _, c := range frameCases {
+			if f := c.frame(t); f.Link == link {
+				f.Time, f.Ifindex = fixtureTime, 0 // a pcap file keeps no interface index
+				frames = append(frames, f)
+			}
+		}
+		var buf bytes.Buffer
+		if err := WritePcap(&buf, frames); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadPcap(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(frames, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%v frames after a pcap round trip (-want +got):\n%s", link, diff)
+		}
+	}
+	if err := WritePcap(io.Discard, []Frame{v4syn.frame(t), with(v4syn, func(v *pkt) { v.link = LinkIP }).frame(t)}); err == nil ||
+		!strings.Contains(err.Error(), "frame 1: link type ip, but frame 0 is ethernet") {
+		t.Errorf("WritePcap of mixed link types = %v, want an error naming frame 1", err)
+	}
+}
+
+// TestReadPcapFixture decodes testdata/knocks.pcap: the Ethernet frames of
+// frameCases, as WritePcap wrote them (go test -run TestReadPcapFixture
+// -update rewrites it).
+func TestReadPcapFixture(t *testing.T) {
+	path := filepath.Join("testdata", "knocks.pcap")
+	var cases []frameCase
+	var frames []Frame
+	for _, c := range frameCases {
+		if f := c.frame(t); f.Link == LinkEthernet && len(f.Data) > 0 {
+			cases, frames = append(cases, c), append(frames, f)
+		}
+	}
+	if *update {
+		var buf bytes.Buffer
+		if err := WritePcap(&buf, frames); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := ReadPcap(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(cases) {
+		t.Fatalf("%s: %d frames, want %d (rewrite it with -update)", path, len(got), len(cases))
+	}
+	d := NewDecoder(testRanges)
+	for i, c := range cases {
+		if _, ok := d.Decode(got[i]); ok != (c.want == isKnock) {
+			t.Errorf("%s frame %d (%s): knock = %v, want %v", path, i, c.name, ok, c.want == isKnock)
+		}
+	}
+}
+
+// TestReadPcapCooked reads a Linux SLL capture ("tcpdump -i any -y
+// LINUX_SLL"): the cooked header is removed, outgoing and non-IP packets
+// are left out.
+func TestReadPcapCooked(t *testing.T) {
+	ip := func(p pkt) []byte { p.link = LinkIP; return p.frame(t).Data }
+	sll := func(pkttype, proto uint16, payload []byte) []byte {
+		h := make([]byte, 16)
+		h[0], h[1] = byte(pkttype>>8), byte(pkttype)
+		h[14], h[15] = byte(proto>>8), byte(proto)
+		return append(h, payload...)
+	}
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeLinuxSLL); err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range [][]byte{
+		sll(0, 0x0800, ip(v4udp)),
+		sll(4, 0x0800, ip(v4udp)), // outgoing
+		sll(0, 0x0806, make([]byte, 28)),
+		sll(0, 0x86dd, ip(v6syn)),
+	} {
+		if err := w.WritePacket(gopacket.CaptureInfo{CaptureLength: len(data), Length: len(data), Timestamp: fixtureTime}, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames, err := ReadPcap(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder(testRanges)
+	var ports []uint16
+	for _, f := range frames {
+		if f.Link != LinkIP {
+			t.Errorf("cooked frame with link %v, want ip", f.Link)
+		}
+		if k, ok := d.Decode(f); ok {
+			ports = append(ports, k.Port)
+		}
+	}
+	if want := []uint16{v4udp.dport, v6syn.dport}; !cmp.Equal(ports, want) {
+		t.Errorf("knocks from a cooked capture to ports %v, want %v", ports, want)
+	}
+}
+
+func TestReadPcapErrors(t *testing.T) {
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypePPP); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "pcap: read header: EOF"},
+		{"garbage", []byte("not a pcap file at all"), "pcap: "},
+		{"ppp", buf.Bytes(), "link type PPP (9): want Ethernet, raw IP, or Linux SLL"},
+	} {
+		_, err := ReadPcap(bytes.NewReader(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: ReadPcap error = %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata files")
