@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/base32"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/totpseq"
+)
+
+func b32(b []byte) string { return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b) }
+
+// TestEnrollRoundTrip enrolls a user through the command line, then reads
+// the enrollment back the ways a client does: the file with the client's
+// parser, the terminal QR code rendered back to pixels, and the PNG.
+func TestEnrollRoundTrip(t *testing.T) {
+	c := testConfig(t, "[enroll]\nhost = \"knock.example.org\"\nrange = \"40000-40999\"\nexclude = [40022]\nproto = \"udp\"\nlength = 5")
+	pngPath := filepath.Join(t.TempDir(), "alice.png")
+	code, out, errOut := runCLI(t, "enroll", "alice", "--service", "ssh,web", "--png", pngPath, "-c", c.Path)
+	if code != 0 {
+		t.Fatalf("enroll: exit %d: %s", code, errOut)
+	}
+
+	// The file: mode 0600, parsed by the client's parser, with the
+	// configured parameters, and accepted by the daemon's loader.
+	path := userFile(c.UsersDir, "alice")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, want 0600", path, fi.Mode())
+	}
+	e, err := enrollfile.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Name != "alice" || e.Host != "knock.example.org" || e.Realm != "gw.example.org" ||
+		strings.Join(e.Services, ",") != "ssh,web" || e.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
+		e.Proto != totpseq.UDP || e.Length != 5 || len(e.Exclude) != 1 || len(e.Secret) != totpseq.DefaultSecretSize {
+		t.Errorf("enrollment file read as %+v", e)
+	}
+	users, err := loadUsers(c)
+	if err != nil || len(users) != 1 {
+		t.Fatalf("loadUsers after enroll: %d users, %v", len(users), err)
+	}
+	uri := e.URI()
+
+	// The URI is printed as is.
+	if !strings.Contains(out, "\n"+uri+"\n") {
+		t.Errorf("enroll output lacks the URI line %q:\n%s", uri, out)
+	}
+
+	// The terminal QR code decodes to the exact URI.
+	img := terminalQRImage(t, out)
+	if got := decodeQR(t, img); got != uri {
+		t.Errorf("terminal QR code decodes to\n%q\nwant\n%q", got, uri)
+	}
+
+	// The PNG: mode 0600, and decodes to the exact URI, with gozxing and
+	// with zbarimg.
+	fi, err = os.Stat(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, want 0600", pngPath, fi.Mode())
+	}
+	f, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pimg, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeQR(t, pimg); got != uri {
+		t.Errorf("PNG decodes (gozxing) to %q, want %q", got, uri)
+	}
+	t.Run("zbarimg", func(t *testing.T) {
+		nstest.RequireTool(t, "zbarimg")
+		zout, err := exec.Command("zbarimg", "--quiet", "--raw", pngPath).Output()
+		if err != nil {
+			t.Fatalf("zbarimg: %v", err)
+		}
+		if got := strings.TrimRight(string(zout), "\n"); got != uri {
+			t.Errorf("zbarimg reads\n%q\nwant\n%q", got, uri)
+		}
+	})
+
+	// A second enrollment of alice needs --force, and makes a new secret.
+	code, _, errOut = runCLI(t, "enroll", "alice", "-c", c.Path)
+	if code != 1 || !strings.Contains(errOut, "enrolled already") {
+		t.Errorf("enroll again: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "enroll", "alice", "--force", "--no-qr", "-c", c.Path)
+	if code != 0 {
+		t.Fatalf("enroll --force: exit %d: %s", code, errOut)
+	}
+	e2, err := enrollfile.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(e2.Secret) == string(e.Secret) {
+		t.Errorf("enroll --force kept the old secret")
+	}
+	if strings.Join(e2.Services, ",") != "ssh" {
+		t.Errorf("enroll without --service: services %v, want the [enroll] default ssh", e2.Services)
+	}
+	// No temporary files are left behind.
+	entries, _ := os.ReadDir(c.UsersDir)
+	if len(entries) != 1 {
+		t.Errorf("users dir holds %d entries after enrolling, want 1", len(entries))
+	}
+}
+
+func TestEnrollErrors(t *testing.T) {
+	c := testConfig(t, "")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"enroll", "../x"}, `user name "../x"`},
+		{[]string{"enroll", ".hidden"}, `user name ".hidden"`},
+		{[]string{"enroll", "alice", "--service", "db"}, `service "db" is not in [services]`},
+		{[]string{"enroll", "alice", "--host", "a b"}, "parameter host"},
+		{[]string{"enroll"}, "expected \"<name>\""},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCLI(t, append(tt.args, "-c", c.Path)...)
+		if code == 0 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want an error containing %q", tt.args, code, errOut, tt.want)
+		}
+	}
+	os.Remove(c.UsersDir)
+	code, _, errOut := runCLI(t, "enroll", "alice", "-c", c.Path)
+	if code != 1 || !strings.Contains(errOut, "users directory") {
+		t.Errorf("enroll without a users dir: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// terminalQRImage renders the half-block QR code in the enroll output back
+// to pixels, as a terminal shows it: each character cell is one module wide
+// and two high; a glyph's ink is light (the colours are set explicitly to
+// light on dark), its background dark.
+func terminalQRImage(t *testing.T, out string) image.Image {
+	t.Helper()
+	var rows [][]bool // true: light
+	for line := range strings.Lines(out) {
+		if !strings.HasPrefix(line, qrLineStart) {
+			continue
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if !strings.HasSuffix(line, qrLineEnd) {
+			t.Fatalf("QR line does not reset the colours: %q", line)
+		}
+		line = strings.TrimSuffix(strings.TrimPrefix(line, qrLineStart), qrLineEnd)
+		var top, bottom []bool
+		for _, r := range line {
+			switch r {
+			case '█':
+				top, bottom = append(top, true), append(bottom, true)
+			case '▀':
+				top, bottom = append(top, true), append(bottom, false)
+			case '▄':
+				top, bottom = append(top, false), append(bottom, true)
+			case ' ':
+				top, bottom = append(top, false), append(bottom, false)
+			default:
+				t.Fatalf("unexpected character %q in QR line %q", r, line)
+			}
+		}
+		rows = append(rows, top, bottom)
+	}
+	if len(rows) == 0 {
+		t.Fatalf("no QR code in the output:\n%s", out)
+	}
+	const scale = 4
+	w := 0
+	for _, r := range rows {
+		w = max(w, len(r))
+	}
+	img := image.NewGray(image.Rect(0, 0, w*scale, len(rows)*scale))
+	for y, r := range rows {
+		for x := 0; x < w; x++ {
+			c := color.Gray{Y: 0}
+			if x < len(r) && r[x] {
+				c.Y = 255
+			}
+			for dy := range scale {
+				for dx := range scale {
+					img.SetGray(x*scale+dx, y*scale+dy, c)
+				}
+			}
+		}
+	}
+	return img
+}
+
+func decodeQR(t *testing.T, img image.Image) string {
+	t.Helper()
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No "pure barcode" hint: the code is found as in a camera image.
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil {
+		t.Fatalf("QR code does not decode: %v", err)
+	}
+	return res.GetText()
+}
