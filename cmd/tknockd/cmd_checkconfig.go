@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -8,9 +9,9 @@ import (
 
 type checkConfigCmd struct{}
 
-// Run validates the configuration file and the users directory, and says
-// what the daemon would run with. Interfaces that do not exist on this
-// machine are reported as warnings: the file may be checked elsewhere.
+// Run validates the configuration file and the users directory, checks
+// that the configured interfaces exist, and says what the daemon would run
+// with.
 func (cmd *checkConfigCmd) Run(e *env) error {
 	c, err := loadConfig(e.cli.Config)
 	if err != nil {
@@ -23,13 +24,23 @@ func (cmd *checkConfigCmd) Run(e *env) error {
 	ifaces := "all"
 	if !c.AllInterfaces() {
 		ifaces = strings.Join(c.Interfaces, ",")
-		for _, name := range c.Interfaces {
-			if _, err := net.InterfaceByName(name); err != nil {
-				fmt.Fprintf(e.stderr, "warning: interface %q does not exist here: tknockd run would stop\n", name)
-			}
+		if err := checkInterfaces(c); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s, services %s, interfaces %s, firewall %s\n",
 		c.Path, c.Realm, len(users), c.UsersDir, strings.Join(c.ServiceNames(), ","), ifaces, c.Firewall.Mode)
 	return nil
+}
+
+// checkInterfaces returns an error naming every configured interface that
+// does not exist.
+func checkInterfaces(c *Config) error {
+	var errs []error
+	for _, name := range c.Interfaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: field interfaces: interface %q does not exist", c.Path, name))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -158,11 +158,10 @@ type fieldError struct {
 
 func (e *fieldError) Error() string {
 	var b strings.Builder
-	b.WriteString(e.file)
+	b.WriteString(e.file + ": ")
 	if e.line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.line))
+		b.WriteString("line " + strconv.Itoa(e.line) + ": ")
 	}
-	b.WriteString(": ")
 	if e.field != "" {
 		b.WriteString("field " + e.field + ": ")
 	}
@@ -172,7 +171,9 @@ func (e *fieldError) Error() string {
 
 // loadConfig reads, decodes and validates the configuration file at path.
 // The error lists every problem found, one per line, each naming the file,
-// the line where known, the field and the problem.
+// the line where known, the field and the problem:
+//
+//	/etc/tknock/tknockd.toml: line 7: field open_for: "soon" is not a duration: ...
 func loadConfig(path string) (*Config, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
@@ -213,7 +214,7 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// decodeError turns go-toml's errors into "FILE:LINE: field KEY: problem".
+// decodeError turns go-toml's errors into "FILE: line N: field KEY: problem".
 func decodeError(path string, err error) error {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {

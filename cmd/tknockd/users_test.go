@@ -187,19 +187,22 @@ func TestUsersRevokeCommands(t *testing.T) {
 }
 
 func TestCheckConfigCommand(t *testing.T) {
-	c := testConfig(t, "interfaces = [\"lo\", \"tknockd-nx0\"]")
+	c := testConfig(t, "interfaces = [\"lo\"]")
 	writeUser(t, c, enrollment(t, c, "alice"))
 	code, out, errOut := runCLI(t, "check-config", "--config", c.Path)
 	if code != 0 || !strings.Contains(out, ": ok: realm \"gw.example.org\", 1 users") {
 		t.Errorf("check-config: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(errOut, `warning: interface "tknockd-nx0" does not exist`) {
-		t.Errorf("check-config does not warn about a missing interface:\n%s", errOut)
+
+	c = testConfig(t, "interfaces = [\"lo\", \"tknockd-nx0\"]")
+	code, _, errOut = runCLI(t, "check-config", "--config", c.Path)
+	if code != 1 || !strings.Contains(errOut, `field interfaces: interface "tknockd-nx0" does not exist`) {
+		t.Errorf("check-config with a missing interface: exit %d, stderr:\n%s", code, errOut)
 	}
 
 	os.WriteFile(c.Path, []byte("realm = \"x\"\nskew = 9\n"), 0o600)
 	code, _, errOut = runCLI(t, "check-config", "--config", c.Path)
-	if code != 1 || !strings.Contains(errOut, c.Path+":2: field skew: 9") {
+	if code != 1 || !strings.Contains(errOut, c.Path+": line 2: field skew: 9") {
 		t.Errorf("check-config of a bad file: exit %d, stderr:\n%s", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "check-config", "--bogus")
