@@ -15,7 +15,7 @@ import (
 // TestReload sends SIGHUP after breaking the configuration file, then after
 // breaking the users directory: the daemon logs the error, keeps running
 // on what it had, and knocks keep working. A good reload then adds a user
-// who can knock at once.
+// enrolled with `tknockd enroll`, who can knock at once.
 func TestReload(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		e.serve(sshPort)
@@ -75,7 +75,7 @@ func TestReload(t *testing.T) {
 
 		t.Run("good", func(t *testing.T) {
 			e := e.in(t)
-			carol := e.enroll("carol", params{Proto: totpseq.TCP})
+			carol := e.enrollByDaemon(cfg, "carol")
 			m := d.mark()
 			d.signal(syscall.SIGHUP)
 			if _, err := d.waitFrom(m, 5*time.Second, "a reload line", func(l logLine) bool {
@@ -188,6 +188,7 @@ func TestBadConfig(t *testing.T) {
 			}
 			for _, cmd := range []string{"check-config", "run"} {
 				_, errOut, code := e.tknockd(cmd, "--config", path)
+				t.Logf("tknockd %s: exit %d: %s", cmd, code, strings.TrimSpace(errOut))
 				if code == 0 {
 					t.Errorf("tknockd %s: exit 0; want non-zero", cmd)
 				}

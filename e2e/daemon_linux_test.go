@@ -76,6 +76,7 @@ func (c config) toml(usersDir string) string {
 	fmt.Fprintf(&b, "open_for = %q\n", c.OpenFor)
 	fmt.Fprintf(&b, "gap_max = %q\n", c.GapMax)
 	fmt.Fprintf(&b, "seq_timeout = %q\n", c.SeqTimeout)
+	fmt.Fprintf(&b, "\n[enroll]\nrange = \"%d-%d\"\n", knockLo, knockHi)
 	fmt.Fprintf(&b, "\n[services]\n")
 	names := make([]string, 0, len(c.Services))
 	for name := range c.Services {
@@ -155,7 +156,38 @@ func (e *env) enroll(name string, p params) *user {
 			e.t.Fatalf("enroll %s: %v", name, err)
 		}
 	}
-	e.secrets = append(e.secrets, uriSecret(enr.URI()))
+	*e.secrets = append(*e.secrets, uriSecret(enr.URI()))
+	return u
+}
+
+// enrollByDaemon enrolls a user the way an administrator does, with
+// `tknockd enroll NAME`, which writes the users directory; the client gets
+// a copy of the file.
+func (e *env) enrollByDaemon(configPath, name string) *user {
+	e.t.Helper()
+	out, errOut, code := e.tknockd("enroll", name, "--config", configPath, "--host", e.serverAddr.String(), "--no-qr")
+	if code != 0 {
+		e.t.Fatalf("tknockd enroll %s: exit %d\nstdout: %s\nstderr: %s", name, code, out, errOut)
+	}
+	u := &user{
+		serverFile: filepath.Join(e.dir, "etc", "users", name+".uri"),
+		clientFile: filepath.Join(e.dir, "client", name+".uri"),
+	}
+	enr, err := enrollfile.Read(u.serverFile)
+	if err != nil {
+		e.t.Fatalf("tknockd enroll %s: %v", name, err)
+	}
+	if !strings.Contains(out, enr.URI()) {
+		e.t.Errorf("tknockd enroll %s: the output does not show the enrollment URI:\n%s", name, out)
+	}
+	if err := os.MkdirAll(filepath.Dir(u.clientFile), 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := enrollfile.Write(u.clientFile, enr); err != nil {
+		e.t.Fatal(err)
+	}
+	u.enr = enr
+	*e.secrets = append(*e.secrets, uriSecret(enr.URI()))
 	return u
 }
 
@@ -396,7 +428,7 @@ func (d *daemon) checkLog() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, l := range d.lines {
-		for _, secret := range d.e.secrets {
+		for _, secret := range *d.e.secrets {
 			if secret != "" && strings.Contains(l.raw, secret) {
 				t.Errorf("tknockd logged a secret: %s", l.raw)
 			}

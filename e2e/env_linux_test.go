@@ -67,7 +67,7 @@ type env struct {
 
 	serverAddr, clientAddr, strangerAddr, spoofedAddr netip.Addr
 
-	secrets []string // base32 secrets of the test's users: no log may show them
+	secrets *[]string // base32 secrets of the test's users, shared with subtests: no log may show them
 }
 
 // newEnv builds the namespaces and links of one test. The namespaces, and
@@ -83,6 +83,7 @@ func newEnv(t *testing.T, fam family) *env {
 		server:   nstest.New(t),
 		client:   nstest.New(t),
 		stranger: nstest.New(t),
+		secrets:  new([]string),
 	}
 	a := addrs[fam]
 	e.serverAddr, e.clientAddr, e.strangerAddr, e.spoofedAddr = a.server, a.client, a.stranger, a.spoofed

@@ -9,55 +9,58 @@ import (
 	"testing"
 )
 
-// built holds the binaries under test, built once per run on first use.
-var built struct {
-	once            sync.Once
-	dir             string
-	tknockd, tknock string
-	err             error
-}
+// binDir holds the binaries under test, each built once per run on first
+// use; TestMain removes it.
+var binDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "tknock-e2e-bin-") })
 
-// TestMain removes the binaries after the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
+	if dir, err := binDir(); err == nil {
+		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }
 
-// binaries builds tknockd and tknock once per test run, static
-// (CGO_ENABLED=0) as they ship, and returns their paths. A build failure
-// fails every test that needs them.
-func binaries(t testing.TB) (tknockd, tknock string) {
-	t.Helper()
-	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "tknock-e2e-bin-")
-		if built.err != nil {
-			return
+// builder builds one command of the module, once, static (CGO_ENABLED=0)
+// as it ships.
+func builder(pkg string) func() (string, error) {
+	return sync.OnceValues(func() (string, error) {
+		dir, err := binDir()
+		if err != nil {
+			return "", err
 		}
-		for _, b := range []struct {
-			pkg string
-			dst *string
-		}{
-			{"github.com/tknock/tknock/cmd/tknockd", &built.tknockd},
-			{"github.com/tknock/tknock/cmd/tknock", &built.tknock},
-		} {
-			*b.dst = filepath.Join(built.dir, filepath.Base(b.pkg))
-			cmd := exec.Command("go", "build", "-trimpath", "-o", *b.dst, b.pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				built.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
+		dst := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-trimpath", "-o", dst, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
+		return dst, nil
 	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.tknockd, built.tknock
 }
 
-func tknockdBin(t testing.TB) string { d, _ := binaries(t); return d }
+var (
+	buildTknockd = builder("github.com/tknock/tknock/cmd/tknockd")
+	buildTknock  = builder("github.com/tknock/tknock/cmd/tknock")
+)
 
-func tknockBin(t testing.TB) string { _, c := binaries(t); return c }
+// tknockdBin returns the path of the tknockd binary; a build failure fails
+// the test.
+func tknockdBin(t testing.TB) string {
+	t.Helper()
+	p, err := buildTknockd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tknockBin returns the path of the tknock binary.
+func tknockBin(t testing.TB) string {
+	t.Helper()
+	p, err := buildTknock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
