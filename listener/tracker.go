@@ -1,0 +1,862 @@
+package listener
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// User is one enrolled user: a name, used in events, and the parameters of
+// its enrollment.
+type User struct {
+	Name   string
+	Params totpseq.Params
+}
+
+// Config configures a Tracker. Start from DefaultConfig: the zero value of
+// Skew and SkewDetect is taken as given (0), the zero value of the other
+// fields means their default.
+type Config struct {
+	// Skew is the number of windows accepted on each side of the current
+	// one (PROTOCOL.md section 3), 0..MaxSkew. Default 1.
+	Skew int
+
+	// SkewDetect is the largest window offset, on each side, at which a
+	// completed sequence is reported as a probable clock skew (a ClockSkew
+	// event; nothing opens): offsets Skew+1..SkewDetect. At most
+	// MaxSkewDetect; a value <= Skew turns detection off. Default 5.
+	// Detection costs anchor table memory: every enrolled service has
+	// 2*max(Skew, SkewDetect)+2 windows in the table.
+	SkewDetect int
+
+	// GapMax is the longest pause between two knocks of a sequence (rule
+	// 5), up to MaxGap. Default 3s.
+	GapMax time.Duration
+
+	// SeqTimeout is the longest whole sequence, from its first knock to
+	// its last, GapMax..MaxSeqTimeout. Default 10s.
+	SeqTimeout time.Duration
+
+	// Capacity is the number of sources tracked at most, 1..MaxCapacity.
+	// Default DefaultCapacity, which keeps the table within MaxTableBytes.
+	// It cannot change with SetConfig.
+	Capacity int
+
+	// ReplayCapacity bounds the record of accepted sequences, 1..MaxCapacity.
+	// Default DefaultReplayCapacity.
+	ReplayCapacity int
+
+	// Now is the wall clock of the goroutine that Run starts to build the
+	// anchor table of the next window boundary ahead of time. nil means
+	// time.Now. Knocks are matched with their capture timestamps, never
+	// with this clock.
+	Now func() time.Time
+}
+
+// Limits of Config.
+const (
+	MaxSkewDetect = 10
+	MaxGap        = time.Minute
+	MaxSeqTimeout = 10 * time.Minute
+	MaxCapacity   = 1 << 24
+)
+
+// DefaultConfig returns the defaults of PROTOCOL.md section 1: skew 1,
+// gap_max 3s, seq_timeout 10s; clock skew detection up to 5 windows; the
+// default capacities.
+func DefaultConfig() Config {
+	return Config{
+		Skew:           1,
+		SkewDetect:     5,
+		GapMax:         3 * time.Second,
+		SeqTimeout:     10 * time.Second,
+		Capacity:       DefaultCapacity,
+		ReplayCapacity: DefaultReplayCapacity,
+	}
+}
+
+// withDefaults fills the zero fields and checks the others.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.GapMax == 0 {
+		c.GapMax = d.GapMax
+	}
+	if c.SeqTimeout == 0 {
+		c.SeqTimeout = d.SeqTimeout
+	}
+	if c.Capacity == 0 {
+		c.Capacity = d.Capacity
+	}
+	if c.ReplayCapacity == 0 {
+		c.ReplayCapacity = d.ReplayCapacity
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	switch {
+	case c.Skew < 0 || c.Skew > MaxSkew:
+		return c, fmt.Errorf("tracker: skew %d: want 0..%d windows", c.Skew, MaxSkew)
+	case c.SkewDetect < 0 || c.SkewDetect > MaxSkewDetect:
+		return c, fmt.Errorf("tracker: skew detection %d: want 0..%d windows", c.SkewDetect, MaxSkewDetect)
+	case c.GapMax < 0 || c.GapMax > MaxGap:
+		return c, fmt.Errorf("tracker: gap max %v: want more than 0, at most %v", c.GapMax, MaxGap)
+	case c.SeqTimeout < c.GapMax || c.SeqTimeout > MaxSeqTimeout:
+		return c, fmt.Errorf("tracker: sequence timeout %v: want %v (gap max)..%v", c.SeqTimeout, c.GapMax, MaxSeqTimeout)
+	case c.Capacity < 1 || c.Capacity > MaxCapacity:
+		return c, fmt.Errorf("tracker: capacity %d: want 1..%d sources", c.Capacity, MaxCapacity)
+	case c.ReplayCapacity < 1 || c.ReplayCapacity > MaxCapacity:
+		return c, fmt.Errorf("tracker: replay capacity %d: want 1..%d records", c.ReplayCapacity, MaxCapacity)
+	}
+	return c, nil
+}
+
+// depth is the number of windows on each side of the current one that the
+// anchor table holds: max(Skew, SkewDetect).
+func (c *Config) depth() int { return max(c.Skew, c.SkewDetect) }
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// Opened: a sequence completed inside the skew and was not used
+	// before; the service is to be opened for the source.
+	Opened EventKind = iota + 1
+	// Replay: a sequence completed that was accepted before for the same
+	// (user, service, window, source); nothing opens.
+	Replay
+	// Expired: a sequence completed after its window left the skew
+	// (typically one started just before a window boundary); nothing
+	// opens.
+	Expired
+	// ClockSkew: a sequence completed whose window was outside the skew,
+	// up to SkewDetect windows away, when it started: the client's clock
+	// is probably off by Offset windows. Nothing opens.
+	ClockSkew
+	// ReplayFull: a sequence completed inside the skew, but the replay
+	// record is full of records that may still matter; nothing opens
+	// rather than a record being forgotten.
+	ReplayFull
+)
+
+// String returns "opened", "replay", "expired", "clock-skew",
+// "replay-full" or "event(N)".
+func (k EventKind) String() string {
+	switch k {
+	case Opened:
+		return "opened"
+	case Replay:
+		return "replay"
+	case Expired:
+		return "expired"
+	case ClockSkew:
+		return "clock-skew"
+	case ReplayFull:
+		return "replay-full"
+	}
+	return fmt.Sprintf("event(%d)", uint8(k))
+}
+
+// Event is a completed sequence. It never holds a port of a sequence.
+type Event struct {
+	Kind    EventKind
+	User    string
+	Service string
+	Src     netip.Addr // the knocking source, unmapped, no zone
+	Window  uint64     // the window the sequence was derived for
+	Offset  int        // Window minus the user's window at Time
+	Time    time.Time  // capture time of the last knock
+}
+
+// Stats are the counters of a Tracker since it was made.
+type Stats struct {
+	Knocks     uint64 // knocks given to Knock
+	Ignored    uint64 // knocks without a valid source, protocol, port or time (before 1970, after 2242)
+	Started    uint64 // knocks that matched an anchor (rule 1)
+	Advanced   uint64 // candidates advanced (rule 2), the completing knock included
+	Duplicates uint64 // knocks ignored as repeats of the port matched last (rule 3)
+	Resets     uint64 // knocks that dropped a source's candidates and advanced none (rule 4)
+	Timeouts   uint64 // candidates dropped by gap_max or seq_timeout (rule 5)
+	Opened     uint64 // Opened events
+	Replays    uint64 // Replay events
+	Expired    uint64 // Expired events
+	ClockSkews uint64 // ClockSkew events
+	ReplayFull uint64 // ReplayFull events
+	Evictions  uint64 // sources pushed out of the full table
+	Overflows  uint64 // candidates not tracked: a source already had the most it can hold
+
+	Tracked    int // sources tracked now
+	Capacity   int // sources tracked at most
+	Candidates int // entries of the current anchor table
+
+	TableBuilds uint64        // anchor tables built, ahead of time or not
+	TableBuild  time.Duration // how long the latest one took
+}
+
+// trackerState is what a reload replaces as a whole.
+type trackerState struct {
+	cfg    Config // with defaults
+	users  []userState
+	slots  []enrollSlot
+	b      *anchorBuilder
+	tab    *anchorTable
+	ranges []PortRange
+}
+
+// counters are the Stats counters, readable from any goroutine.
+type counters struct {
+	knocks, ignored, started, advanced, duplicates, resets, timeouts atomic.Uint64
+	opened, replays, expired, clockSkews, replayFull                 atomic.Uint64
+	evictions, overflows, builds                                     atomic.Uint64
+	tracked, candidates, buildTime                                   atomic.Int64
+}
+
+// Tracker follows the knocks of every source and reports completed
+// sequences: PROTOCOL.md section 3, rules 1 to 6.
+//
+// Knock must be called from one goroutine at a time: the owner, normally
+// Run. SetUsers, SetConfig, Stats and Ranges are safe from any goroutine: a
+// reload is validated and its anchor table built by the caller, then
+// handed over and taken into use by the owner at its next Knock, so the
+// owner never waits for a reload and never shares its state.
+type Tracker struct {
+	// Owned by the goroutine that calls Knock.
+	st       *trackerState
+	derivers []*totpseq.Deriver // per user, made when first needed
+	src      sourceTable
+	replay   replayRecord
+	emit     func(Event)
+	gap, seq int64 // Unix nanoseconds
+
+	ahead  atomic.Pointer[anchorTable]  // built ahead by Run's goroutine
+	staged atomic.Pointer[trackerState] // a reload the owner has not taken yet
+	latest atomic.Pointer[trackerState] // the newest state, staged or not
+
+	reloadMu sync.Mutex // serialises SetUsers and SetConfig
+
+	n counters
+}
+
+// NewTracker returns a tracker of users under cfg that calls emit for every
+// completed sequence, from the goroutine that calls Knock. now is the time
+// of its first anchor table, normally the current time. emit must not call
+// Knock.
+func NewTracker(cfg Config, users []User, now time.Time, emit func(Event)) (*Tracker, error) {
+	if emit == nil {
+		return nil, errors.New("tracker: nil event function")
+	}
+	st, err := newTrackerState(cfg, users, now)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tracker{
+		emit:   emit,
+		src:    newSourceTable(st.cfg.Capacity),
+		replay: newReplayRecord(st.cfg.ReplayCapacity),
+	}
+	t.latest.Store(st)
+	t.adopt(st)
+	t.n.builds.Add(1)
+	t.n.buildTime.Store(int64(st.tab.took))
+	return t, nil
+}
+
+// newTrackerState validates cfg and users and builds their anchor table
+// for now.
+func newTrackerState(cfg Config, users []User, now time.Time) (*trackerState, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ns, ok := unixNano(now)
+	if !ok {
+		return nil, fmt.Errorf("tracker: time %v: want a time from 1970 to 2242", now)
+	}
+	st := &trackerState{cfg: cfg, users: make([]userState, len(users))}
+	names := make(map[string]bool, len(users))
+	for i, u := range users {
+		if u.Name == "" {
+			return nil, fmt.Errorf("tracker: user %d: empty name", i)
+		}
+		if names[u.Name] {
+			return nil, fmt.Errorf("tracker: user %q: listed twice", u.Name)
+		}
+		names[u.Name] = true
+		p := u.Params
+		p.Secret = slices.Clone(p.Secret)
+		p.Services = slices.Clone(p.Services)
+		p.Exclude = slices.Clone(p.Exclude)
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("tracker: user %q: %w", u.Name, err)
+		}
+		back := int((2*cfg.GapMax + time.Duration(p.Period)*time.Second - 1) / (time.Duration(p.Period) * time.Second))
+		st.users[i] = userState{name: u.Name, params: p, period: int64(p.Period), back: back, first: len(st.slots)}
+		for _, svc := range p.Services {
+			st.slots = append(st.slots, enrollSlot{user: int32(i), service: svc})
+		}
+	}
+	if len(st.slots) > math.MaxUint32/(2*MaxSkewDetect+2) {
+		return nil, fmt.Errorf("tracker: %d enrolled services: too many", len(st.slots))
+	}
+	st.ranges = unionRanges(st.users)
+	st.b = newAnchorBuilder(st.users, st.slots, cfg.depth())
+	st.tab = st.b.build(ns)
+	return st, nil
+}
+
+// unionRanges merges the knock ranges of users per protocol.
+func unionRanges(users []userState) []PortRange {
+	var rs []PortRange
+	for i := range users {
+		p := &users[i].params
+		rs = append(rs, PortRange{Proto: p.Proto, Lo: p.Range.Lo, Hi: p.Range.Hi})
+	}
+	slices.SortFunc(rs, func(a, b PortRange) int {
+		return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Lo, b.Lo))
+	})
+	var out []PortRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].Proto == r.Proto && uint32(r.Lo) <= uint32(out[n-1].Hi)+1 {
+			out[n-1].Hi = max(out[n-1].Hi, r.Hi)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Ranges returns the union of the users' knock ranges per protocol,
+// sorted, for the capture filter and the decoder. After SetUsers it
+// returns the new users' ranges at once. Safe from any goroutine.
+func (t *Tracker) Ranges() []PortRange { return slices.Clone(t.latest.Load().ranges) }
+
+// SetUsers replaces the enrolled users (a reload). It validates users and
+// builds their anchor table for now, then hands them to the goroutine
+// that calls Knock, which takes them into use at its next knock: the
+// in-progress sequences of users that remain with the same parameters are
+// kept, and so is the replay record. On error nothing changes. Safe from
+// any goroutine.
+func (t *Tracker) SetUsers(users []User, now time.Time) error {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	st, err := newTrackerState(t.latest.Load().cfg, users, now)
+	if err != nil {
+		return err
+	}
+	t.stage(st)
+	return nil
+}
+
+// SetConfig replaces the skew, skew detection, gap and sequence timeouts
+// and the replay capacity (a reload), keeping the users, like SetUsers.
+// Capacity cannot change: a different value is an error. Safe from any
+// goroutine.
+func (t *Tracker) SetConfig(cfg Config, now time.Time) error {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	cur := t.latest.Load()
+	if cfg.Capacity == 0 {
+		cfg.Capacity = DefaultCapacity
+	}
+	if cfg.Capacity != cur.cfg.Capacity {
+		return fmt.Errorf("tracker: capacity %d: cannot change from %d without a restart", cfg.Capacity, cur.cfg.Capacity)
+	}
+	st, err := newTrackerState(cfg, cur.userList(), now)
+	if err != nil {
+		return err
+	}
+	t.stage(st)
+	return nil
+}
+
+// userList returns the users of st as given to SetUsers.
+func (st *trackerState) userList() []User {
+	us := make([]User, len(st.users))
+	for i := range st.users {
+		us[i] = User{Name: st.users[i].name, Params: st.users[i].params}
+	}
+	return us
+}
+
+func (t *Tracker) stage(st *trackerState) {
+	t.n.builds.Add(1)
+	t.n.buildTime.Store(int64(st.tab.took))
+	t.latest.Store(st)
+	t.staged.Store(st)
+}
+
+// sameDerivation reports whether two enrollments derive the same
+// sequences.
+func sameDerivation(a, b *totpseq.Params) bool {
+	return string(a.Secret) == string(b.Secret) && a.Realm == b.Realm && a.Period == b.Period &&
+		a.Length == b.Length && a.Range == b.Range && slices.Equal(a.Exclude, b.Exclude) &&
+		a.Proto == b.Proto && a.V6Prefix == b.V6Prefix
+}
+
+// adopt takes st into use. Called by the owner.
+func (t *Tracker) adopt(st *trackerState) {
+	old := t.st
+	t.st = st
+	t.gap, t.seq = int64(st.cfg.GapMax), int64(st.cfg.SeqTimeout)
+	t.replay.capacity = st.cfg.ReplayCapacity
+	t.n.candidates.Store(int64(len(st.tab.ents)))
+	derivers := make([]*totpseq.Deriver, len(st.users))
+	if old == nil {
+		t.derivers = derivers
+		return
+	}
+	// Map the old slots to the new ones: same user name, same derivation,
+	// same service. Everything else in progress is dropped.
+	byName := make(map[string]int, len(st.users))
+	for i := range st.users {
+		byName[st.users[i].name] = i
+	}
+	remap := make([]int64, len(old.slots))
+	for s, sl := range old.slots {
+		remap[s] = -1
+		ou := &old.users[sl.user]
+		i, ok := byName[ou.name]
+		if !ok || !sameDerivation(&ou.params, &st.users[i].params) {
+			continue
+		}
+		derivers[i] = t.derivers[sl.user]
+		nu := &st.users[i]
+		if j := slices.Index(nu.params.Services, sl.service); j >= 0 {
+			remap[s] = int64(nu.first + j)
+		}
+	}
+	t.derivers = derivers
+	for e := range t.src.ents {
+		ent := &t.src.ents[e]
+		if ent.list == listFree {
+			continue
+		}
+		ent.ggen = 0 // a new table: the anchor-only candidates are looked up by window
+		kept := 0
+		for j := range int(ent.nadv) {
+			c := ent.adv[j]
+			if s := remap[c.slot]; s >= 0 {
+				c.slot = uint32(s)
+				ent.adv[kept] = c
+				kept++
+			}
+		}
+		ent.nadv = uint8(kept)
+		t.refit(int32(e))
+	}
+	old.b.recycle(old.tab)
+}
+
+// Stats returns the counters. Safe from any goroutine.
+func (t *Tracker) Stats() Stats {
+	return Stats{
+		Knocks:      t.n.knocks.Load(),
+		Ignored:     t.n.ignored.Load(),
+		Started:     t.n.started.Load(),
+		Advanced:    t.n.advanced.Load(),
+		Duplicates:  t.n.duplicates.Load(),
+		Resets:      t.n.resets.Load(),
+		Timeouts:    t.n.timeouts.Load(),
+		Opened:      t.n.opened.Load(),
+		Replays:     t.n.replays.Load(),
+		Expired:     t.n.expired.Load(),
+		ClockSkews:  t.n.clockSkews.Load(),
+		ReplayFull:  t.n.replayFull.Load(),
+		Evictions:   t.n.evictions.Load(),
+		Overflows:   t.n.overflows.Load(),
+		Tracked:     int(t.n.tracked.Load()),
+		Capacity:    len(t.src.ents),
+		Candidates:  int(t.n.candidates.Load()),
+		TableBuilds: t.n.builds.Load(),
+		TableBuild:  time.Duration(t.n.buildTime.Load()),
+	}
+}
+
+// unixNano converts a capture time to Unix nanoseconds; false for times
+// before 1970 or from 2242 on (bogus timestamps).
+func unixNano(t time.Time) (int64, bool) {
+	s := t.Unix()
+	if s < 0 || s >= 1<<33 {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
+
+// table returns the anchor table for a knock at ns, and whether ns is
+// inside its interval (the fast case). A knock slightly before the
+// interval (out-of-order timestamps, by up to GapMax) is served by the
+// same table, looking candidates up by window.
+func (t *Tracker) table(ns int64) (*anchorTable, bool) {
+	tab := t.st.tab
+	if ns >= tab.from && ns < tab.until {
+		return tab, true
+	}
+	if ns < tab.from && ns >= tab.from-t.gap {
+		return tab, false
+	}
+	next := t.ahead.Swap(nil)
+	if next == nil || next.owner != t.st.b || ns < next.from || ns >= next.until {
+		if next != nil {
+			next.owner.recycle(next)
+		}
+		next = t.st.b.build(ns)
+		t.n.builds.Add(1)
+		t.n.buildTime.Store(int64(next.took))
+	}
+	tab.owner.recycle(tab)
+	t.st.tab = next
+	t.n.candidates.Store(int64(len(next.ents)))
+	return next, true
+}
+
+// anchored reports whether port is the anchor of a candidate considered at
+// ns (rule 1).
+func (t *Tracker) anchored(tab *anchorTable, fast bool, pi int, port uint16, ns int64) bool {
+	if fast {
+		return tab.mid[pi][port] > tab.start[pi][port]
+	}
+	d := int64(t.st.cfg.depth())
+	for _, e := range tab.all(pi, port) {
+		u := &t.st.users[t.st.slots[e.slot].user]
+		if off := tab.window(e) - windowAt(ns, u.period); off >= -d && off <= d {
+			return true
+		}
+	}
+	return false
+}
+
+// Knock processes one knock: the hot path. It must be called from one
+// goroutine at a time, with knocks in capture order (small reorderings are
+// tolerated). It calls the event function for every sequence the knock
+// completes.
+func (t *Tracker) Knock(k Knock) {
+	t.n.knocks.Add(1)
+	if t.staged.Load() != nil {
+		if st := t.staged.Swap(nil); st != nil {
+			t.adopt(st)
+		}
+	}
+	ns, ok := unixNano(k.Time)
+	pi := protoIndex(k.Proto)
+	src := k.Src.Unmap()
+	if !ok || pi < 0 || !src.IsValid() || k.Port == 0 {
+		t.n.ignored.Add(1)
+		return
+	}
+	if src.Zone() != "" {
+		src = src.WithZone("")
+	}
+	key := sourceKey{addr: src.As16(), proto: k.Proto, v4: src.Is4()}
+	tab, fast := t.table(ns)
+	h := t.src.hash(&key)
+	e := t.src.lookup(&key, h)
+	if e < 0 {
+		// A new source: rule 1 only, one array look-up, no HMAC.
+		if !t.anchored(tab, fast, pi, k.Port, ns) {
+			return
+		}
+		ne, evicted := t.src.insert(&key, h, ns)
+		if evicted {
+			t.n.evictions.Add(1)
+		}
+		ent := &t.src.ents[ne]
+		t.startAnchor(ent, tab, fast, k.Port, ns)
+		ent.expires = ns + t.gap
+		t.n.tracked.Store(int64(t.src.n))
+		return
+	}
+	t.step(e, tab, fast, pi, k, src, ns)
+}
+
+// startAnchor records that ent matched anchor port at ns.
+func (t *Tracker) startAnchor(ent *tracked, tab *anchorTable, fast bool, port uint16, ns int64) {
+	ent.gport, ent.gtime, ent.ggen = port, ns, 0
+	if fast {
+		ent.ggen = tab.gen
+	}
+	t.n.started.Add(1)
+}
+
+// step applies rules 1 to 6 to a knock from tracked source e.
+func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, src netip.Addr, ns int64) {
+	ent := &t.src.ents[e]
+	port := k.Port
+
+	// Rule 5: drop what timed out.
+	if ent.gport != 0 && ns-ent.gtime > t.gap {
+		ent.gport = 0
+		t.n.timeouts.Add(1)
+	}
+	for j := 0; j < int(ent.nadv); {
+		c := &ent.adv[j]
+		if ns-c.last > t.gap || ns-c.start > t.seq {
+			ent.removeAdv(j)
+			t.n.timeouts.Add(1)
+			continue
+		}
+		j++
+	}
+
+	// Rules 2 and 3 for the candidates past their anchor. Completed ones
+	// are moved to done.
+	var (
+		done              [maxDone]candidate
+		ndone             int
+		progress, dropped bool
+	)
+	for j := 0; j < int(ent.nadv); {
+		c := &ent.adv[j]
+		u := &t.st.users[t.st.slots[c.slot].user]
+		if !u.relevant(k.Proto, port) {
+			j++
+			continue
+		}
+		switch port {
+		case c.nextPort():
+			c.step++
+			c.last = ns
+			t.n.advanced.Add(1)
+			progress = true
+			if int(c.step) == u.params.Length {
+				done[ndone] = *c
+				ndone++
+				ent.removeAdv(j)
+				continue
+			}
+		case c.lastPort():
+			t.n.duplicates.Add(1)
+			progress = true
+		default:
+			ent.removeAdv(j)
+			dropped = true
+			continue
+		}
+		j++
+	}
+
+	// Rules 2 and 3 for the anchor-only candidates: derive their bound
+	// ports for this source now (lazily: a flood of single knocks at anchor
+	// ports costs no HMAC).
+	if ent.gport != 0 {
+		if port == ent.gport {
+			t.n.duplicates.Add(1)
+			progress = true
+		} else if relevant, advanced := t.advanceAnchored(ent, tab, k, src, ns, &done, &ndone); relevant {
+			ent.gport = 0
+			if advanced {
+				progress = true
+			} else {
+				dropped = true
+			}
+		}
+	}
+	if dropped && !progress {
+		t.n.resets.Add(1)
+	}
+
+	// Rule 1, also after a reset (rule 4).
+	if port != ent.gport && t.anchored(tab, fast, pi, port, ns) {
+		t.startAnchor(ent, tab, fast, port, ns)
+	}
+	t.place(e)
+
+	// Rule 6.
+	for i := range ndone {
+		t.complete(&done[i], src, k.Time, ns)
+	}
+}
+
+// advanceAnchored applies a knock to ent's anchor-only candidates: those
+// whose second port it is move past their anchor (and to done when the
+// sequence has two ports). It reports whether the knock was relevant to
+// any of them (then they are all dropped), and whether any advanced.
+func (t *Tracker) advanceAnchored(ent *tracked, tab *anchorTable, k Knock, src netip.Addr, ns int64, done *[maxDone]candidate, ndone *int) (relevant, advanced bool) {
+	pi := protoIndex(k.Proto)
+	filter := ent.ggen != tab.gen
+	ents := tab.live(pi, ent.gport)
+	if filter {
+		ents = tab.all(pi, ent.gport)
+	}
+	d, skew := int64(t.st.cfg.depth()), int64(t.st.cfg.Skew)
+	var buf [totpseq.MaxLength - 1]uint16
+	for _, a := range ents {
+		sl := &t.st.slots[a.slot]
+		u := &t.st.users[sl.user]
+		w := tab.window(a)
+		off := int64(a.off) // the offset at the anchor knock
+		if filter {
+			off = w - windowAt(ent.gtime, u.period)
+			if off < -d || off > d {
+				continue
+			}
+		}
+		if !u.relevant(k.Proto, k.Port) {
+			continue
+		}
+		relevant = true
+		dv := t.deriver(sl.user)
+		if dv == nil {
+			continue
+		}
+		bound, err := dv.AppendBound(buf[:0], sl.service, uint64(w), ent.gport, src)
+		if err != nil || bound[0] != k.Port {
+			continue
+		}
+		advanced = true
+		t.n.advanced.Add(1)
+		c := candidate{
+			window:   w,
+			start:    ent.gtime,
+			last:     ns,
+			slot:     a.slot,
+			anchor:   ent.gport,
+			step:     2,
+			skewOnly: off < -skew || off > skew,
+		}
+		copy(c.bound[:], bound)
+		if u.params.Length == 2 {
+			if *ndone == len(done) {
+				t.n.overflows.Add(1)
+				continue
+			}
+			done[*ndone] = c
+			*ndone++
+			continue
+		}
+		t.addAdv(ent, &c)
+	}
+	return relevant, advanced
+}
+
+// maxDone bounds the sequences one knock completes: those past their
+// anchor, and two more that have only two ports.
+const maxDone = maxAdvanced + 2
+
+// addAdv adds c to ent's candidates past their anchor, within maxAdvanced.
+func (t *Tracker) addAdv(ent *tracked, c *candidate) {
+	if int(ent.nadv) < maxAdvanced {
+		ent.adv[ent.nadv] = *c
+		ent.nadv++
+		return
+	}
+	t.n.overflows.Add(1)
+	if c.skewOnly {
+		return
+	}
+	for j := range ent.adv {
+		if ent.adv[j].skewOnly {
+			ent.adv[j] = *c
+			return
+		}
+	}
+}
+
+// removeAdv removes candidate j, keeping the order of the others.
+func (ent *tracked) removeAdv(j int) {
+	copy(ent.adv[j:ent.nadv], ent.adv[j+1:ent.nadv])
+	ent.nadv--
+}
+
+// refit updates e's expiry and list after a reload, without changing its
+// place in the LRU order unless it changes lists; it frees e when it
+// tracks nothing.
+func (t *Tracker) refit(e int32) {
+	ent := &t.src.ents[e]
+	l := ent.list
+	switch {
+	case ent.nadv == 0 && ent.gport == 0:
+		t.src.remove(e)
+		t.n.tracked.Store(int64(t.src.n))
+		return
+	case ent.nadv == 0:
+		l = listAnchor
+	}
+	ent.expires = t.expiry(ent)
+	if l != ent.list {
+		t.src.unlink(e)
+		t.src.link(e, l)
+	}
+}
+
+// expiry returns the time after which no candidate of ent can advance.
+func (t *Tracker) expiry(ent *tracked) int64 {
+	exp := int64(math.MinInt64)
+	if ent.gport != 0 {
+		exp = ent.gtime + t.gap
+	}
+	for j := range int(ent.nadv) {
+		c := &ent.adv[j]
+		exp = max(exp, min(c.last+t.gap, c.start+t.seq))
+	}
+	return exp
+}
+
+// place updates e's expiry and moves it to the front of its list, or frees
+// it when it tracks nothing.
+func (t *Tracker) place(e int32) {
+	ent := &t.src.ents[e]
+	if ent.nadv == 0 && ent.gport == 0 {
+		t.src.remove(e)
+		t.n.tracked.Store(int64(t.src.n))
+		return
+	}
+	ent.expires = t.expiry(ent)
+	l := uint8(listAnchor)
+	if ent.nadv > 0 {
+		l = listAdvanced
+	}
+	t.src.touch(e, l)
+}
+
+// deriver returns user i's Deriver, made when first needed; nil only if
+// its parameters, validated when the users were set, were rejected.
+func (t *Tracker) deriver(i int32) *totpseq.Deriver {
+	if d := t.derivers[i]; d != nil {
+		return d
+	}
+	d, _ := totpseq.NewDeriver(&t.st.users[i].params)
+	t.derivers[i] = d
+	return d
+}
+
+// complete applies rule 6 to a candidate that matched all its ports.
+func (t *Tracker) complete(c *candidate, src netip.Addr, at time.Time, ns int64) {
+	sl := &t.st.slots[c.slot]
+	u := &t.st.users[sl.user]
+	off := c.window - windowAt(ns, u.period)
+	ev := Event{User: u.name, Service: sl.service, Src: src, Window: uint64(c.window), Offset: int(off), Time: at}
+	skew := int64(t.st.cfg.Skew)
+	switch {
+	case c.skewOnly:
+		ev.Kind = ClockSkew
+		t.n.clockSkews.Add(1)
+	case off < -skew || off > skew:
+		ev.Kind = Expired
+		t.n.expired.Add(1)
+	default:
+		ip, err := totpseq.IP16(src, u.params.V6Prefix)
+		if err != nil {
+			return // not reached: src is valid
+		}
+		switch t.replay.add(replayKey{user: u.name, service: sl.service, window: c.window, ip: ip}, u.period, ns) {
+		case replayNew:
+			ev.Kind = Opened
+			t.n.opened.Add(1)
+		case replaySeen:
+			ev.Kind = Replay
+			t.n.replays.Add(1)
+		default:
+			ev.Kind = ReplayFull
+			t.n.replayFull.Add(1)
+		}
+	}
+	t.emit(ev)
+}
