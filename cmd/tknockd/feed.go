@@ -1,0 +1,307 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tknock/tknock/listener"
+)
+
+// capture is what the daemon needs of one open capture (*listener.Capture
+// in production, a fake in tests).
+type capture interface {
+	listener.Source
+	SetRanges(ranges []listener.PortRange) error
+	Stats() listener.CaptureStats
+}
+
+// openFunc opens a capture on one interface ("" for all of them) for the
+// knock ranges.
+type openFunc func(iface string, ranges []listener.PortRange) (capture, error)
+
+// Reattach backoff: the first retry after reattachMin, doubling up to
+// reattachMax.
+const (
+	reattachMin = 100 * time.Millisecond
+	reattachMax = 5 * time.Second
+)
+
+// feed is the listener.Source the run loop reads: the frames of every
+// configured interface, merged. One goroutine per interface reads its
+// capture; when the capture fails (the interface went down or away), that
+// goroutine closes it and opens it again, with backoff, until it succeeds
+// or the feed is closed, so the run loop never sees the failure.
+//
+// The feed also runs functions on the run loop's goroutine (do): the
+// tracker has one owner, that goroutine, and a reload changes the tracker
+// between two frames through do.
+//
+// A frame's Data stays valid until the next ReadFrame: the interface's
+// goroutine does not read its capture again before the run loop asks for
+// the next frame (it waits for its release), so nothing is copied.
+type feed struct {
+	log    zerolog.Logger
+	caps   []*ifaceCapture
+	frames chan feedFrame // from the interface goroutines to ReadFrame
+	tasks  chan func()    // run by ReadFrame, on the run loop's goroutine
+	done   chan struct{}  // closed by Close
+	once   sync.Once
+	wg     sync.WaitGroup // the interface goroutines
+
+	prev chan struct{} // release of the frame ReadFrame returned last; owned by the ReadFrame caller
+}
+
+type feedFrame struct {
+	f       listener.Frame
+	release chan struct{} // buffered(1): lets the interface goroutine read on
+}
+
+// ifaceCapture is the capture of one interface, reopened when it fails.
+type ifaceCapture struct {
+	name string // "" for all interfaces
+	open openFunc
+
+	mu     sync.Mutex // guards the fields below
+	cur    capture    // nil while reopening
+	ranges []listener.PortRange
+	closed bool
+	base   listener.CaptureStats // counters of the captures closed so far
+}
+
+func ifaceName(name string) string {
+	if name == "" {
+		return "any"
+	}
+	return name
+}
+
+// openFeed opens a capture on each interface (nil or empty: one on all
+// interfaces), failing if any fails: at start a missing interface is an
+// error, not something to wait for.
+func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log zerolog.Logger) (*feed, error) {
+	if len(ifaces) == 0 {
+		ifaces = []string{""}
+	}
+	f := &feed{
+		log:    log,
+		frames: make(chan feedFrame),
+		tasks:  make(chan func()),
+		done:   make(chan struct{}),
+	}
+	for _, name := range ifaces {
+		c, err := open(name, ranges)
+		if err != nil {
+			for _, ic := range f.caps {
+				ic.cur.Close()
+			}
+			return nil, fmt.Errorf("capture on interface %s: %w", ifaceName(name), err)
+		}
+		f.caps = append(f.caps, &ifaceCapture{name: name, open: open, cur: c, ranges: ranges})
+	}
+	for _, ic := range f.caps {
+		f.wg.Go(func() { f.read(ic) })
+	}
+	return f, nil
+}
+
+// read is the goroutine of one interface.
+func (f *feed) read(ic *ifaceCapture) {
+	release := make(chan struct{}, 1)
+	log := f.log.With().Str("interface", ifaceName(ic.name)).Logger()
+	for {
+		ic.mu.Lock()
+		c := ic.cur
+		ic.mu.Unlock()
+		if c == nil {
+			return // closed
+		}
+		fr, err := c.ReadFrame()
+		if err != nil {
+			if f.isClosed() {
+				return
+			}
+			log.Warn().Err(err).Msg("capture failed; reopening")
+			if !f.reopen(ic, c, log) {
+				return
+			}
+			continue
+		}
+		select {
+		case f.frames <- feedFrame{f: fr, release: release}:
+		case <-f.done:
+			return
+		}
+		select {
+		case <-release:
+		case <-f.done:
+			return
+		}
+	}
+}
+
+// reopen closes the failed capture old and opens the interface again,
+// with backoff, until it succeeds (true) or the feed is closed (false).
+func (f *feed) reopen(ic *ifaceCapture, old capture, log zerolog.Logger) bool {
+	ic.mu.Lock()
+	if ic.closed {
+		ic.mu.Unlock()
+		return false
+	}
+	// Closed first: a closed capture's counters are final.
+	old.Close()
+	ic.base = addStats(ic.base, old.Stats())
+	ic.cur = nil
+	ic.mu.Unlock()
+
+	wait := reattachMin
+	for attempt := 1; ; attempt++ {
+		timer := time.NewTimer(wait)
+		select {
+		case <-f.done:
+			timer.Stop()
+			return false
+		case <-timer.C:
+		}
+		ic.mu.Lock()
+		ranges := ic.ranges
+		ic.mu.Unlock()
+		c, err := ic.open(ic.name, ranges)
+		if err != nil {
+			log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", min(2*wait, reattachMax)).Msg("capture reopen failed")
+			wait = min(2*wait, reattachMax)
+			continue
+		}
+		ic.mu.Lock()
+		if ic.closed {
+			ic.mu.Unlock()
+			c.Close()
+			return false
+		}
+		if !slices.Equal(ranges, ic.ranges) { // a reload came meanwhile
+			if err := c.SetRanges(ic.ranges); err != nil {
+				log.Error().Err(err).Msg("capture: set knock ranges")
+			}
+		}
+		ic.cur = c
+		ic.mu.Unlock()
+		log.Info().Int("attempt", attempt).Msg("capture reattached")
+		return true
+	}
+}
+
+func addStats(a, b listener.CaptureStats) listener.CaptureStats {
+	return listener.CaptureStats{
+		Packets:  a.Packets + b.Packets,
+		Drops:    a.Drops + b.Drops,
+		Freezes:  a.Freezes + b.Freezes,
+		Read:     a.Read + b.Read,
+		Outgoing: a.Outgoing + b.Outgoing,
+	}
+}
+
+func (f *feed) isClosed() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ReadFrame returns the next frame of any interface, running the
+// functions given to do while it waits. It returns listener.ErrClosed
+// after Close. It must be called from one goroutine only (the run loop).
+func (f *feed) ReadFrame() (listener.Frame, error) {
+	if f.prev != nil {
+		f.prev <- struct{}{}
+		f.prev = nil
+	}
+	for {
+		select {
+		case task := <-f.tasks:
+			task()
+		case ff := <-f.frames:
+			f.prev = ff.release
+			return ff.f, nil
+		case <-f.done:
+			return listener.Frame{}, listener.ErrClosed
+		}
+	}
+}
+
+// errFeedClosed is returned by do after Close.
+var errFeedClosed = errors.New("capture closed: the daemon is stopping")
+
+// do runs task on the goroutine that calls ReadFrame, between two frames,
+// and waits for it to return. It fails if the feed is closed first.
+func (f *feed) do(task func()) error {
+	ran := make(chan struct{})
+	select {
+	case f.tasks <- func() { task(); close(ran) }:
+	case <-f.done:
+		return errFeedClosed
+	}
+	<-ran
+	return nil
+}
+
+// SetRanges replaces the knock ranges of every interface's capture (a
+// reload). Safe to call from any goroutine.
+func (f *feed) SetRanges(ranges []listener.PortRange) error {
+	var errs []error
+	for _, ic := range f.caps {
+		ic.mu.Lock()
+		ic.ranges = ranges
+		if ic.cur != nil {
+			if err := ic.cur.SetRanges(ranges); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		ic.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns the counters of every capture, summed, the closed ones
+// included. Safe to call from any goroutine.
+func (f *feed) Stats() listener.CaptureStats {
+	var s listener.CaptureStats
+	for _, ic := range f.caps {
+		ic.mu.Lock()
+		s = addStats(s, ic.base)
+		if ic.cur != nil {
+			s = addStats(s, ic.cur.Stats())
+		}
+		ic.mu.Unlock()
+	}
+	return s
+}
+
+// Close closes every capture and waits for the interface goroutines to
+// end. A pending ReadFrame returns listener.ErrClosed. Safe to call from
+// any goroutine, more than once.
+func (f *feed) Close() error {
+	var errs []error
+	f.once.Do(func() {
+		close(f.done)
+		for _, ic := range f.caps {
+			ic.mu.Lock()
+			ic.closed = true
+			if ic.cur != nil {
+				if err := ic.cur.Close(); err != nil {
+					errs = append(errs, err)
+				}
+				ic.base = addStats(ic.base, ic.cur.Stats())
+				ic.cur = nil
+			}
+			ic.mu.Unlock()
+		}
+		f.wg.Wait()
+	})
+	return errors.Join(errs...)
+}
