@@ -83,7 +83,9 @@ func (c *fakeCapture) getRanges() []listener.PortRange {
 	return c.ranges
 }
 
-func (c *fakeCapture) Stats() listener.CaptureStats { return listener.CaptureStats{Packets: 10, Drops: 1} }
+func (c *fakeCapture) Stats() listener.CaptureStats {
+	return listener.CaptureStats{Packets: 10, Drops: 1}
+}
 
 // fakeNet hands out fake captures and can pretend that interfaces are
 // missing.
