@@ -11,7 +11,7 @@ BIN      := bin
 FUZZTIME ?= 60s
 export CGO_ENABLED ?= 0
 
-.PHONY: all build cross test unit lint fuzz deps clean demo
+.PHONY: all build cross test unit lint fuzz deps clean demo bench
 
 all: build
 
@@ -59,3 +59,9 @@ clean:
 # removes everything it created when it ends or on Ctrl-C.
 demo: build
 	$(GO) run ./demo --bin $(BIN)
+
+# The benchmarks (root, a few minutes): the hot path, the capture under a
+# spoofed flood, knocks under flood, open latency, memory. Prints one table
+# and writes it to bench/results/ (untracked) with the daemon's logs.
+bench: build
+	$(GO) run ./bench/cmd/knockbench --bin $(BIN) --go $(GO)

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/totpseq"
+)
+
+// Fixed settings of the benchmarked daemon.
+const (
+	benchRealm    = "bench.tknock.test"
+	benchUser     = "bench"
+	benchService  = "ssh"
+	protectedPort = 2222
+	metricsAddr   = "127.0.0.1:9121"
+	nftTable      = "tknock"
+)
+
+// daemonConfig is what the harness sets in the daemon's configuration
+// file; everything else keeps the daemon's defaults, which is what is
+// measured.
+type daemonConfig struct {
+	UsersDir   string
+	Interfaces []string
+	Host       netip.Addr // what the enrollment's clients knock at
+	OpenFor    time.Duration
+}
+
+// TOML returns the configuration file (cmd/tknockd's format, documented in
+// deploy/).
+func (c daemonConfig) TOML() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "realm = %s\n", strconv.Quote(benchRealm))
+	fmt.Fprintf(&b, "users_dir = %s\n", strconv.Quote(c.UsersDir))
+	quoted := make([]string, len(c.Interfaces))
+	for i, s := range c.Interfaces {
+		quoted[i] = strconv.Quote(s)
+	}
+	fmt.Fprintf(&b, "interfaces = [%s]\n", strings.Join(quoted, ", "))
+	if c.OpenFor > 0 {
+		fmt.Fprintf(&b, "open_for = %s\n", strconv.Quote(c.OpenFor.String()))
+	}
+	fmt.Fprintf(&b, "\n[enroll]\nhost = %s\n", strconv.Quote(c.Host.String()))
+	fmt.Fprintf(&b, "\n[services]\n%s = [\"tcp/%d\"]\n", benchService, protectedPort)
+	fmt.Fprintf(&b, "\n[firewall]\nmode = \"table\"\ntable = %s\ndrop_knocks = true\n", strconv.Quote(nftTable))
+	b.WriteString("\n[log]\nlevel = \"info\"\nformat = \"json\"\n")
+	fmt.Fprintf(&b, "\n[metrics]\nlisten = %s\n", strconv.Quote(metricsAddr))
+	return b.String()
+}
+
+// writeEnrollment makes a fresh enrollment with the protocol's defaults
+// for the benchmark's realm and service and writes it to dir/NAME.uri
+// (mode 0600), as `tknockd enroll` would.
+func writeEnrollment(dir, name string, host netip.Addr) (*totpseq.Enrollment, string, error) {
+	p := totpseq.Defaults()
+	p.Realm = benchRealm
+	p.Services = []string{benchService}
+	e, err := totpseq.NewEnrollment(name, host.String(), p, rand.Reader)
+	if err != nil {
+		return nil, "", fmt.Errorf("enrollment %s: %w", name, err)
+	}
+	path := filepath.Join(dir, name+".uri")
+	if err := enrollfile.Write(path, e); err != nil {
+		return nil, "", err
+	}
+	return e, path, nil
+}
+
+// anchorPorts returns the anchor ports of service for the windows
+// now-skew .. now+skew, deduplicated, oldest window first.
+func anchorPorts(p *totpseq.Params, service string, now time.Time, skew int) ([]uint16, error) {
+	w := totpseq.Window(now, p.Period)
+	var ports []uint16
+	for off := -skew; off <= skew; off++ {
+		a, err := totpseq.Anchor(p, service, uint64(int64(w)+int64(off)))
+		if err != nil {
+			return nil, err
+		}
+		dup := false
+		for _, q := range ports {
+			dup = dup || q == a
+		}
+		if !dup {
+			ports = append(ports, a)
+		}
+	}
+	return ports, nil
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// daemon is a running tknockd inside the server namespace.
+type daemon struct {
+	cmd    *exec.Cmd
+	ns     *netns
+	http   *http.Client
+	exited chan struct{} // closed when the process has exited
+	err    error         // the process's exit error, valid after exited
+
+	mu     sync.Mutex // guards the fields below
+	ready  bool
+	opened map[netip.Addr]int // opening events by source
+	tail   []string           // the last log lines, for error messages
+}
+
+// startDaemon starts `tknockd run --config cfg` in ns. Its log lines are
+// copied to logPath and watched for the "ready" and "open" events.
+func startDaemon(bin string, ns *netns, cfg, logPath string) (*daemon, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{
+		ns:     ns,
+		exited: make(chan struct{}),
+		opened: map[netip.Addr]int{},
+		http: &http.Client{
+			Timeout:   5 * time.Second,
+			Transport: &http.Transport{DialContext: ns.dialer(), DisableKeepAlives: true},
+		},
+	}
+	d.cmd = ns.command(context.Background(), bin, "run", "--config", cfg)
+	pr, pw := io.Pipe()
+	d.cmd.Stdout, d.cmd.Stderr = pw, pw
+	if err := d.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		pw.Close()
+		close(d.exited)
+	}()
+	go d.readLog(pr, logf)
+	return d, nil
+}
+
+// readLog copies the daemon's output to logf and records the events the
+// harness waits for. It always drains the pipe, so a busy daemon never
+// blocks on its log.
+func (d *daemon) readLog(r io.Reader, logf *os.File) {
+	defer logf.Close()
+	w := bufio.NewWriterSize(logf, 64<<10)
+	defer w.Flush()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		w.Write(line)
+		w.WriteByte('\n')
+		ev, ok := parseLogEvent(line)
+		d.mu.Lock()
+		if len(d.tail) >= 20 {
+			d.tail = d.tail[1:]
+		}
+		d.tail = append(d.tail, string(line))
+		if ok {
+			switch ev.Event {
+			case "ready":
+				d.ready = true
+			case "open":
+				if a, err := netip.ParseAddr(ev.Src); err == nil {
+					d.opened[a.Unmap()]++
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
+	io.Copy(io.Discard, r)
+}
+
+// logEvent is the part of a daemon log line the harness reads.
+type logEvent struct {
+	Event   string `json:"event"`
+	Message string `json:"message"`
+	Src     string `json:"src"`
+	User    string `json:"user"`
+}
+
+// parseLogEvent decodes a JSON log line. The daemon's "ready" line may
+// carry it as the event or as the message.
+func parseLogEvent(line []byte) (logEvent, bool) {
+	if len(line) == 0 || line[0] != '{' {
+		return logEvent{}, false
+	}
+	var ev logEvent
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return logEvent{}, false
+	}
+	if ev.Event == "" && ev.Message == "ready" {
+		ev.Event = "ready"
+	}
+	return ev, ev.Event != ""
+}
+
+// logTail returns the last lines the daemon logged.
+func (d *daemon) logTail() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.Join(d.tail, "\n")
+}
+
+// waitReady waits until the daemon has logged "ready".
+func (d *daemon) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.mu.Lock()
+		ready := d.ready
+		d.mu.Unlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("tknockd exited before it was ready: %v; its last lines:\n%s", d.err, d.logTail())
+		case <-ctx.Done():
+			return fmt.Errorf("tknockd not ready after %v: %w; its last lines:\n%s", timeout, ctx.Err(), d.logTail())
+		case <-tick.C:
+		}
+	}
+}
+
+// openedFor returns how many openings the daemon logged for src.
+func (d *daemon) openedFor(src netip.Addr) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opened[src.Unmap()]
+}
+
+// stop ends the daemon with SIGTERM, then SIGKILL after 5 seconds.
+func (d *daemon) stop() error {
+	select {
+	case <-d.exited:
+		return nil
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+		return nil
+	case <-time.After(5 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+		return errors.New("tknockd did not stop within 5 s of SIGTERM; killed")
+	}
+}
+
+// pid returns the daemon's process ID (ip netns exec executes it in its
+// own place).
+func (d *daemon) pid() int { return d.cmd.Process.Pid }
+
+// proc reads the daemon's CPU time and memory.
+func (d *daemon) proc() (ProcStat, ProcMem, error) {
+	p := strconv.Itoa(d.pid())
+	stat, err := os.ReadFile("/proc/" + p + "/stat")
+	if err != nil {
+		return ProcStat{}, ProcMem{}, err
+	}
+	status, err := os.ReadFile("/proc/" + p + "/status")
+	if err != nil {
+		return ProcStat{}, ProcMem{}, err
+	}
+	ps, err := ParseProcStat(string(stat))
+	if err != nil {
+		return ProcStat{}, ProcMem{}, err
+	}
+	pm, err := ParseProcStatus(string(status))
+	return ps, pm, err
+}
+
+// scrape reads the daemon's metrics endpoint.
+func (d *daemon) scrape(ctx context.Context) (Metrics, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: %s", resp.Status)
+	}
+	return ParseMetrics(resp.Body)
+}
+
+// Names of the daemon's metrics, tried in order (see Metrics.Find).
+var (
+	metricKnocks  = []string{"tknockd_knock_packets_total", "tknock_knock_packets_total", "*knock_packets*", "*knocks_seen*", "*knocks_total"}
+	metricDrops   = []string{"tknockd_capture_drops_total", "tknock_capture_drops_total", "*capture_drop*", "*drops_total"}
+	metricTracked = []string{"tknockd_tracked_sources", "tknock_tracked_sources", "*tracked_sources*"}
+)
+
+// counter returns the sum of the first metric of names that the scrape
+// has; ok is false when it has none of them.
+func counter(m Metrics, names []string) (float64, bool) {
+	n, ok := m.Find(names...)
+	if !ok {
+		return 0, false
+	}
+	return m.Sum(n)
+}
+
+// settle waits until the daemon has read everything the kernel queued for
+// it: until the knock counter has not moved for 300 ms (at most 5 s), and
+// returns the last scrape.
+func (d *daemon) settle(ctx context.Context) (Metrics, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	var last float64 = -1
+	stableSince := time.Now()
+	for {
+		m, err := d.scrape(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v, ok := counter(m, metricKnocks)
+		if !ok {
+			return m, nil
+		}
+		if v != last {
+			last, stableSince = v, time.Now()
+		}
+		if time.Since(stableSince) >= 300*time.Millisecond || time.Now().After(deadline) {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// The Go benchmarks the table reads, written beside the code they measure
+// (listener: decoder and tracker; totpseq: derivation; nft: a grant). The
+// harness only runs and reads them. Each row names candidates, tried in
+// order, so a renamed benchmark shows up as "not measured" with the names
+// that do exist, rather than as a wrong figure.
+var (
+	benchPackages = []string{"./listener/", "./totpseq/", "./nft/"}
+
+	// Per packet: decode one frame and match it in the tracker, by the
+	// number of enrolled users.
+	benchPerPacket = map[int][]string{
+		1:       {"DecodeMatch/users=1", "HotPath/users=1", "Knock/users=1", "DecodeKnock/users=1"},
+		1000:    {"DecodeMatch/users=1000", "HotPath/users=1000", "Knock/users=1000", "DecodeKnock/users=1000"},
+		100_000: {"DecodeMatch/users=100000", "HotPath/users=100000", "Knock/users=100000", "DecodeKnock/users=100000"},
+	}
+	benchAnchorBuild = []string{"AnchorTable/users=100000", "AnchorBuild/users=100000", "BuildAnchors/users=100000", "AnchorTableBuild/users=100000"}
+	benchPipeline    = []string{"Pipeline", "Run/pipeline", "Pipeline/frames"}
+	benchDecode      = []string{"Decode/ipv4-syn", "Decode/tcp4", "Decode/eth-ipv4-tcp-syn", "Decode"}
+	benchSequence    = []string{"Sequence"}
+	benchAllow       = []string{"Allow/new"}
+)
+
+// hotPath runs the Go benchmarks on one core (-cpu 1) and adds the rows of
+// item 1 and the in-process pipeline row of item 2.
+func hotPath(ctx context.Context, o *options, t *Table, logf func(string, ...any)) {
+	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-cpu", "1",
+		"-benchtime", o.Benchtime, "-timeout", "10m"}
+	args = append(args, benchPackages...)
+	cmd := exec.CommandContext(ctx, o.Go, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	began := time.Now()
+	runErr := cmd.Run()
+	logf("hot path: go test took %v", time.Since(began).Round(time.Second))
+	all, err := ParseGoBench(&out)
+	if err != nil {
+		t.Add(Row{Item: "1", Measure: "Go benchmarks", Result: errorResult(t, "go test -bench output", err), Verdict: Missing})
+		return
+	}
+	if runErr != nil {
+		// Some packages may have failed to build or a benchmark failed;
+		// the rows that did run are still read.
+		t.Note("go test -bench: %v: %s", runErr, lastLines(errOut.String()+out.String(), 8))
+	}
+	hotRows(t, all)
+}
+
+// hotRows adds the rows read from the benchmark results.
+func hotRows(t *Table, all []GoBench) {
+	missing := func(item, measure, target string, names []string) {
+		t.Add(Row{Item: item, Measure: measure, Result: "not measured", Target: target, Verdict: Missing})
+		t.Note("%s: none of the benchmarks %s ran", measure, strings.Join(names, ", "))
+	}
+	var perUser = map[int]float64{}
+	for _, users := range []int{1, 1000, 100_000} {
+		measure := fmt.Sprintf("decode + match per packet, %s users", fmtCount(int64(users)))
+		g, ok := FindGoBench(all, "listener", benchPerPacket[users]...)
+		if !ok {
+			missing("1", measure, "<= 100 ns, 0 allocs", benchPerPacket[users])
+			continue
+		}
+		ns, _ := g.Metric("ns/op")
+		allocs, hasAllocs := g.Metric("allocs/op")
+		perUser[users] = ns
+		t.Add(Row{Item: "1", Measure: measure,
+			Result:  fmt.Sprintf("%s, %g allocs", fmtNs(ns), allocs),
+			Target:  "<= 100 ns, 0 allocs",
+			Verdict: verdict(ns <= 100 && hasAllocs && allocs == 0)})
+	}
+	if a, b := perUser[1], perUser[100_000]; a > 0 && b > 0 {
+		t.Add(Row{Item: "1", Measure: "per-packet cost, 100 000 users / 1 user",
+			Result: fmt.Sprintf("%.2fx", b/a), Target: "flat: <= 1.5x", Verdict: verdict(b/a <= 1.5)})
+	}
+	if g, ok := FindGoBench(all, "listener", benchAnchorBuild...); ok {
+		ns, _ := g.Metric("ns/op")
+		d := time.Duration(ns)
+		t.Add(Row{Item: "1", Measure: "anchor table rebuild, 100 000 users",
+			Result: fmtMs(d), Target: "well under 1 s", Verdict: verdict(d < time.Second)})
+	} else {
+		missing("1", "anchor table rebuild, 100 000 users", "well under 1 s", benchAnchorBuild)
+	}
+	if g, ok := FindGoBench(all, "listener", benchDecode...); ok {
+		ns, _ := g.Metric("ns/op")
+		allocs, _ := g.Metric("allocs/op")
+		t.Add(Row{Item: "1", Measure: "decode alone (" + g.Name + ")", Result: fmt.Sprintf("%s, %g allocs", fmtNs(ns), allocs)})
+	}
+	if g, ok := FindGoBench(all, "totpseq", benchSequence...); ok {
+		ns, _ := g.Metric("ns/op")
+		t.Add(Row{Item: "1", Measure: "one sequence derivation (HMAC-SHA256)", Result: fmtNs(ns)})
+	}
+	if g, ok := FindGoBench(all, "nft", benchAllow...); ok {
+		ns, _ := g.Metric("ns/op")
+		t.Add(Row{Item: "1", Measure: "one nftables grant (netlink round trip)", Result: fmtMs(time.Duration(ns))})
+	}
+	if g, ok := FindGoBench(all, "listener", benchPipeline...); ok {
+		pps, ok := g.Metric("pkts/s")
+		if !ok {
+			if v, ok2 := g.Metric("packets/s"); ok2 {
+				pps = v
+			} else if ns, _ := g.Metric("ns/op"); ns > 0 {
+				pps = 1e9 / ns
+			}
+		}
+		t.Add(Row{Item: "2", Measure: "in-process pipeline, one core (frames -> decode -> tracker -> fake firewall)",
+			Result: fmtRate(pps), Target: ">= 10 000 000 pps", Verdict: verdict(pps >= 10_000_000)})
+	} else {
+		missing("2", "in-process pipeline, one core", ">= 10 000 000 pps", benchPipeline)
+	}
+	if len(all) > 0 {
+		var names []string
+		for _, g := range all {
+			names = append(names, g.Name)
+		}
+		t.Note("Go benchmarks run: %s", strings.Join(names, ", "))
+	}
+}

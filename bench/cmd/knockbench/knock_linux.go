@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// These functions make raw system calls and must run on a thread inside
+// the client's namespace (netns.do).
+
+// sockaddr converts an address and port for the socket calls.
+func sockaddr(ap netip.AddrPort) unix.Sockaddr {
+	a := ap.Addr().Unmap()
+	if a.Is4() {
+		return &unix.SockaddrInet4{Addr: a.As4(), Port: int(ap.Port())}
+	}
+	return &unix.SockaddrInet6{Addr: a.As16(), Port: int(ap.Port())}
+}
+
+// connectFrom opens a non-blocking TCP socket bound to src and starts a
+// connect to dst: the kernel sends the SYN before connect returns. The
+// caller closes the socket.
+func connectFrom(src netip.Addr, dst netip.AddrPort) (int, error) {
+	family := unix.AF_INET6
+	if dst.Addr().Unmap().Is4() {
+		family = unix.AF_INET
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(src, 0))); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind %v: %w", src, err)
+	}
+	if err := unix.Connect(fd, sockaddr(dst)); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect %v: %w", dst, err)
+	}
+	return fd, nil
+}
+
+// sendKnocks sends a TCP knock (a SYN, the connect abandoned at once, as
+// the client does) to each port in order from src, pausing between them,
+// and returns the time just after the last knock left.
+func sendKnocks(src, dst netip.Addr, ports []uint16, pause time.Duration) (time.Time, error) {
+	var last time.Time
+	for i, p := range ports {
+		if i > 0 {
+			time.Sleep(pause)
+		}
+		fd, err := connectFrom(src, netip.AddrPortFrom(dst, p))
+		if err != nil {
+			return time.Time{}, fmt.Errorf("knock %d: %w", i+1, err)
+		}
+		last = time.Now()
+		unix.Close(fd)
+	}
+	return last, nil
+}
+
+// errNotOpened says the door did not open within the probe's time limit.
+var errNotOpened = errors.New("the protected port did not accept a connection")
+
+// probe tries to connect from src to dst every interval, starting at
+// start, until one connection is established or limit has passed. A try
+// whose SYN was dropped is abandoned when the next one starts (the
+// kernel would only retransmit it after a second). It returns the time
+// from start to the established connection and the number of tries.
+func probe(src netip.Addr, dst netip.AddrPort, start time.Time, interval, limit time.Duration) (time.Duration, int, error) {
+	for try := 0; ; try++ {
+		slot := start.Add(time.Duration(try) * interval)
+		if d := time.Until(slot); d > 0 {
+			time.Sleep(d)
+		}
+		if time.Since(start) > limit {
+			return 0, try, errNotOpened
+		}
+		fd, err := connectFrom(src, dst)
+		if err != nil {
+			return 0, try + 1, err
+		}
+		ok, err := waitConnected(fd, slot.Add(interval))
+		unix.Close(fd)
+		if err != nil {
+			return 0, try + 1, err
+		}
+		if ok {
+			return time.Since(start), try + 1, nil
+		}
+	}
+}
+
+// waitConnected waits until fd's connect completes or until deadline. It
+// reports whether the connection was established; a refused or failed
+// connect is false, not an error.
+func waitConnected(fd int, deadline time.Time) (bool, error) {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		ts := unix.NsecToTimespec(left.Nanoseconds())
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Ppoll(fds, &ts, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("ppoll: %w", err)
+		}
+		if n == 0 {
+			return false, nil
+		}
+		soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return false, fmt.Errorf("getsockopt SO_ERROR: %w", err)
+		}
+		if soErr != 0 {
+			// Refused (an RST): wait out the slot like a dropped SYN.
+			time.Sleep(time.Until(deadline))
+			return false, nil
+		}
+		return true, nil
+	}
+}

@@ -1,0 +1,753 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// sys is one run of the system benchmarks: the namespaces, the protected
+// service, the daemon and the enrolled user.
+type sys struct {
+	o               *options
+	t               *Table
+	logf            func(string, ...any)
+	prefix          string // results path prefix for the daemon's log
+	work            string // temporary directory: config, users, client dirs
+	tknockd, tknock string
+
+	topo      *topology
+	d         *daemon
+	starts    int // daemon starts, to name their logs
+	cfgPath   string
+	user      *totpseq.Enrollment
+	userFile  string
+	useClient bool // knock with the real client (else crafted knocks)
+}
+
+// runSystem runs items 2 to 5 and adds their rows.
+func runSystem(ctx context.Context, o *options, t *Table, prefix string, logf func(string, ...any)) (err error) {
+	if err := requireRoot(); err != nil {
+		return err
+	}
+	s := &sys{o: o, t: t, logf: logf, prefix: prefix}
+	if s.tknockd, err = filepath.Abs(filepath.Join(o.Bin, "tknockd")); err != nil {
+		return err
+	}
+	if s.tknock, err = filepath.Abs(filepath.Join(o.Bin, "tknock")); err != nil {
+		return err
+	}
+	if _, err := os.Stat(s.tknockd); err != nil {
+		return fmt.Errorf("the daemon binary: %w (run make build)", err)
+	}
+	if _, err := exec.LookPath("trafgen"); err != nil {
+		return fmt.Errorf("trafgen (Debian package netsniff-ng) is needed for the floods: %w", err)
+	}
+	s.useClient = s.clientUsable()
+	if !s.useClient {
+		t.Note("the tknock client binary is missing or has no `knock --enrollment`; legitimate knocks were crafted by the harness (same packets)")
+	}
+
+	if s.work, err = os.MkdirTemp("", "knockbench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(s.work)
+	logf("network: three namespaces (server, client, flooder)")
+	if s.topo, err = newTopology(); err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.topo.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	ln, err := s.serveProtected()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if err := s.configure(); err != nil {
+		return err
+	}
+	if err := s.startDaemon(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if s.d != nil {
+			if serr := s.d.stop(); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+	}()
+
+	type part struct {
+		name string
+		run  func(context.Context) error
+	}
+	for _, p := range []part{
+		{"capture", s.capture},
+		{"flood", s.legitUnderFlood},
+		{"latency", s.latency},
+		{"memory", s.memory},
+	} {
+		if !o.want(p.name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := p.run(ctx); err != nil {
+			t.Add(Row{Item: itemOf(p.name), Measure: p.name, Result: errorResult(t, p.name, err), Verdict: Missing})
+		}
+		// A part may have stopped the daemon; the next one needs it.
+		if s.d == nil {
+			if err := s.startDaemon(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func itemOf(part string) string {
+	switch part {
+	case "capture":
+		return "2"
+	case "flood":
+		return "3"
+	case "latency":
+		return "4"
+	case "memory":
+		return "5"
+	}
+	return "?"
+}
+
+// clientUsable reports whether the client binary exists and knows
+// `knock --enrollment`.
+func (s *sys) clientUsable() bool {
+	if _, err := os.Stat(s.tknock); err != nil {
+		return false
+	}
+	out, _ := exec.Command(s.tknock, "knock", "--help").CombinedOutput()
+	return strings.Contains(string(out), "--enrollment")
+}
+
+// serveProtected listens on the protected port in the server namespace and
+// accepts (and closes) connections: what the probes connect to.
+func (s *sys) serveProtected() (net.Listener, error) {
+	var ln net.Listener
+	err := s.topo.srv.do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", protectedPort))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln, nil
+}
+
+// configure writes the daemon's configuration and the user's enrollment,
+// and has the daemon check them.
+func (s *sys) configure() error {
+	users := filepath.Join(s.work, "users")
+	if err := os.Mkdir(users, 0o700); err != nil {
+		return err
+	}
+	var err error
+	if s.user, s.userFile, err = writeEnrollment(users, benchUser, srvCli4); err != nil {
+		return err
+	}
+	cfg := daemonConfig{UsersDir: users, Interfaces: []string{ifSrvCli, ifSrvAtk}, Host: srvCli4}
+	if s.cfgPath, err = writeFile(s.work, "tknockd.toml", cfg.TOML(), 0o600); err != nil {
+		return err
+	}
+	if _, err := s.topo.srv.run(s.tknockd, "check-config", "--config", s.cfgPath); err != nil {
+		return fmt.Errorf("the daemon rejects the benchmark's configuration: %w", err)
+	}
+	return nil
+}
+
+// startDaemon starts tknockd and waits until it is ready.
+func (s *sys) startDaemon(ctx context.Context) error {
+	s.starts++
+	logPath := fmt.Sprintf("%s-tknockd-%d.log", s.prefix, s.starts)
+	d, err := startDaemon(s.tknockd, s.topo.srv, s.cfgPath, logPath)
+	if err != nil {
+		return err
+	}
+	if err := d.waitReady(ctx, 15*time.Second); err != nil {
+		d.stop()
+		return err
+	}
+	s.d = d
+	return nil
+}
+
+// stopDaemon stops tknockd.
+func (s *sys) stopDaemon() error {
+	if s.d == nil {
+		return nil
+	}
+	err := s.d.stop()
+	s.d = nil
+	return err
+}
+
+// floodResult is one measured flood.
+type floodResult struct {
+	Rate      float64       // offered packets per second, steady state (server's veth)
+	Offered   int64         // packets that arrived on the server's veth
+	Processed int64         // knock packets the daemon counted; -1 without a daemon
+	Drops     int64         // the kernel's drops for the daemon's socket; -1 if unknown
+	CPU       float64       // the daemon's CPU time / wall time (1.0 = one core)
+	Mem       ProcMem       // the daemon's memory at the end
+	Elapsed   time.Duration // from start to the flood's end
+}
+
+// result formats the flood for the table.
+func (r floodResult) result() string {
+	parts := []string{"offered " + fmtRate(r.Rate)}
+	if r.Processed >= 0 {
+		parts = append(parts, "processed "+fmtPercent(r.processedRatio()))
+		if r.Drops >= 0 {
+			parts = append(parts, "kernel drops "+fmtCount(r.Drops))
+		} else {
+			parts = append(parts, "kernel drops n/a")
+		}
+		parts = append(parts, fmt.Sprintf("CPU %.0f %%", 100*r.CPU), "RSS "+fmtMiB(r.Mem.RSS))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r floodResult) processedRatio() float64 {
+	if r.Offered <= 0 {
+		return 0
+	}
+	return float64(r.Processed) / float64(r.Offered)
+}
+
+// randomFlood is the capture flood: SYNs from random sources in
+// 198.18.0.0/16 (RFC 2544's benchmarking range) to random ports of the
+// knock range, at the server's address on the flooder's link.
+func (s *sys) randomFlood() []FloodPacket {
+	return []FloodPacket{{
+		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: totpseq.TCP,
+		Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16,
+		Ports: s.user.Range,
+	}}
+}
+
+// maxFloodPPS bounds an unlimited flood's packet count: far more than
+// this machine sends, so the time limit ends it.
+const maxFloodPPS = 3_000_000
+
+// measureFlood runs one flood of o.Duration at rate (0: unlimited) and
+// measures it. Without a daemon only the offered rate is measured.
+func (s *sys) measureFlood(ctx context.Context, pkts []FloodPacket, rate int64) (floodResult, error) {
+	srv := s.topo.srv
+	res := floodResult{Processed: -1, Drops: -1}
+	var m0 Metrics
+	var p0 ProcStat
+	var err error
+	if s.d != nil {
+		if m0, err = s.d.settle(ctx); err != nil {
+			return res, err
+		}
+		if p0, _, err = s.d.proc(); err != nil {
+			return res, err
+		}
+	}
+	l0, err := srv.stats(ifSrvAtk)
+	if err != nil {
+		return res, err
+	}
+	count := rate * int64(s.o.Duration/time.Second)
+	limit := s.o.Duration + 5*time.Second
+	if rate == 0 {
+		count, limit = maxFloodPPS*int64(s.o.Duration/time.Second), s.o.Duration
+	}
+	began := time.Now()
+	fl, err := startFlood(ctx, floodSpec{NS: s.topo.atk, Ifname: ifPeer, Packets: pkts,
+		Count: count, Rate: rate, Limit: limit, Dir: s.work})
+	if err != nil {
+		return res, err
+	}
+	// The steady-state rate: between one second in and one second
+	// before the end, leaving out trafgen's start and stop.
+	rate0, rate1, t0, t1, serr := sampleRate(ctx, srv, began, s.o.Duration)
+	if err := fl.wait(); err != nil {
+		return res, err
+	}
+	if serr != nil {
+		return res, serr
+	}
+	res.Elapsed = time.Since(began)
+	res.Rate = float64(rate1-rate0) / t1.Sub(t0).Seconds()
+	var m1 Metrics
+	if s.d != nil {
+		if m1, err = s.d.settle(ctx); err != nil {
+			return res, err
+		}
+	}
+	l1, err := srv.stats(ifSrvAtk)
+	if err != nil {
+		return res, err
+	}
+	res.Offered = l1.RxPackets - l0.RxPackets
+	if s.d == nil {
+		return res, nil
+	}
+	p1, mem, err := s.d.proc()
+	if err != nil {
+		return res, err
+	}
+	res.Mem = mem
+	res.CPU = (p1.CPU() - p0.CPU()).Seconds() / time.Since(began).Seconds()
+	k0, ok0 := counter(m0, metricKnocks)
+	k1, ok1 := counter(m1, metricKnocks)
+	if !ok0 || !ok1 {
+		return res, fmt.Errorf("the daemon's metrics have no knock packet counter (tried %s; it has %s)",
+			strings.Join(metricKnocks, ", "), strings.Join(m1.Names(), ", "))
+	}
+	res.Processed = int64(k1 - k0)
+	if d0, ok := counter(m0, metricDrops); ok {
+		d1, _ := counter(m1, metricDrops)
+		res.Drops = int64(d1 - d0)
+	}
+	return res, nil
+}
+
+// sampleRate reads the server's flood-side receive counter one second
+// after began and one second before began+d.
+func sampleRate(ctx context.Context, srv *netns, began time.Time, d time.Duration) (r0, r1 int64, t0, t1 time.Time, err error) {
+	at := func(t time.Time) (int64, time.Time, error) {
+		select {
+		case <-ctx.Done():
+			return 0, time.Time{}, ctx.Err()
+		case <-time.After(time.Until(t)):
+		}
+		l, err := srv.stats(ifSrvAtk)
+		return l.RxPackets, time.Now(), err
+	}
+	if r0, t0, err = at(began.Add(time.Second)); err != nil {
+		return
+	}
+	r1, t1, err = at(began.Add(d - time.Second))
+	return
+}
+
+// capture is item 2: the rate the machine offers with no reader, then the
+// daemon under floods of increasing rate up to unlimited.
+func (s *sys) capture(ctx context.Context) error {
+	pkts := s.randomFlood()
+	s.logf("capture: flood with no reader attached (%v)", s.o.Duration)
+	base, err := s.noReaderFlood(ctx, pkts)
+	if err != nil {
+		return fmt.Errorf("flood with no reader: %w", err)
+	}
+	s.t.Add(Row{Item: "2", Measure: "flood, no reader attached, unlimited", Result: "offered " + fmtRate(base.Rate)})
+	var rates []int64
+	for _, r := range s.o.Rates {
+		if float64(r) <= 0.9*base.Rate {
+			rates = append(rates, r)
+		}
+	}
+	rates = append(rates, 0)
+	var attachedMax float64
+	for _, r := range rates {
+		name := "unlimited"
+		if r > 0 {
+			name = fmtRate(float64(r))
+		}
+		s.logf("capture: flood at %s with the daemon attached (%v)", name, s.o.Duration)
+		res, err := s.measureFlood(ctx, pkts, r)
+		if err != nil {
+			s.t.Add(Row{Item: "2", Measure: "flood at " + name, Result: errorResult(s.t, "flood at "+name, err), Verdict: Missing})
+			continue
+		}
+		if r == 0 {
+			attachedMax = res.Rate
+		}
+		s.t.Add(Row{Item: "2", Measure: "flood at " + name + ", daemon attached", Result: res.result(),
+			Target: "processed >= 99 %", Verdict: verdict(res.processedRatio() >= 0.99)})
+	}
+	if attachedMax > 0 && base.Rate > 0 {
+		ratio := attachedMax / base.Rate
+		s.t.Add(Row{Item: "2", Measure: "unlimited rate offered, daemon attached / no reader", Result: fmtPercent(ratio),
+			Target: ">= 85 %", Verdict: verdict(ratio >= 0.85)})
+	}
+	return nil
+}
+
+// noReaderFlood measures the unlimited flood with the daemon stopped and
+// its nftables table in place (restored from a copy if the daemon removes
+// it on exit), so the only difference to the attached runs is the reader.
+func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (floodResult, error) {
+	srv := s.topo.srv
+	ruleset, err := srv.run("nft", "list", "table", "inet", nftTable)
+	if err != nil {
+		return floodResult{}, fmt.Errorf("the daemon's nftables table: %w", err)
+	}
+	if err := s.stopDaemon(); err != nil {
+		return floodResult{}, err
+	}
+	restored := false
+	if _, err := srv.run("nft", "list", "table", "inet", nftTable); err != nil {
+		path, err := writeFile(s.work, "ruleset.nft", ruleset, 0o600)
+		if err != nil {
+			return floodResult{}, err
+		}
+		if _, err := srv.run("nft", "-f", path); err != nil {
+			return floodResult{}, err
+		}
+		restored = true
+	}
+	res, ferr := s.measureFlood(ctx, pkts, 0)
+	if restored {
+		if _, err := srv.run("nft", "delete", "table", "inet", nftTable); err != nil {
+			ferr = errors.Join(ferr, err)
+		}
+	}
+	if err := s.startDaemon(ctx); err != nil {
+		return res, errors.Join(ferr, err)
+	}
+	return res, ferr
+}
+
+// knock sends one legitimate knock from src: with the real client when it
+// is usable, else crafted by the harness.
+func (s *sys) knock(ctx context.Context, src netip.Addr) error {
+	if !s.useClient || !src.Is4() {
+		return s.craftedKnock(src)
+	}
+	// The client binds the address it sees as its outbound address
+	// towards the server; a host route with a preferred source makes
+	// that src.
+	cli := s.topo.cli
+	if _, err := cli.run("ip", "route", "replace", srvCli4.String()+"/32", "dev", ifPeer, "src", src.String()); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.work, "client-"+src.String())
+	cmd := cli.command(ctx, s.tknock, "knock", "--enrollment", s.userFile, benchService)
+	cmd.Env = append(os.Environ(), "TKNOCK_CONFIG_DIR="+dir+"/config", "TKNOCK_CACHE_DIR="+dir+"/cache")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("tknock knock from %v: %v: %s", src, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// craftedKnock sends the user's sequence for now from src with the
+// client's default pause, as the client would.
+func (s *sys) craftedKnock(src netip.Addr) error {
+	dst := srvCli4
+	if src.Is6() {
+		dst = srvCli6
+	}
+	ports, err := totpseq.Sequence(&s.user.Params, benchService, totpseq.Window(time.Now(), s.user.Period), src)
+	if err != nil {
+		return err
+	}
+	return s.topo.cli.do(func() error {
+		_, err := sendKnocks(src, dst, ports, 25*time.Millisecond)
+		return err
+	})
+}
+
+// opened probes the protected port from src every 5 ms for up to limit.
+func (s *sys) opened(src netip.Addr, limit time.Duration) (time.Duration, error) {
+	dst := srvCli4
+	if src.Is6() {
+		dst = srvCli6
+	}
+	var took time.Duration
+	err := s.topo.cli.do(func() error {
+		var err error
+		took, _, err = probe(src, netip.AddrPortFrom(dst, protectedPort), time.Now(), 5*time.Millisecond, limit)
+		return err
+	})
+	return took, err
+}
+
+// legitUnderFlood is item 3: legitimate knocks from the client namespace
+// while the largest flood runs.
+func (s *sys) legitUnderFlood(ctx context.Context) error {
+	s.logf("flood: %d legitimate knocks under the unlimited flood", s.o.Knocks)
+	srv := s.topo.srv
+	l0, err := srv.stats(ifSrvAtk)
+	if err != nil {
+		return err
+	}
+	// Bounded: at most 120 s of flood, which is far longer than the
+	// knocks take; the flood is stopped as soon as they are done.
+	const limit = 120 * time.Second
+	fl, err := startFlood(ctx, floodSpec{NS: s.topo.atk, Ifname: ifPeer, Packets: s.randomFlood(),
+		Count: maxFloodPPS * int64(limit/time.Second), Limit: limit, Dir: s.work})
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	time.Sleep(time.Second)
+	opened, failed, logged := 0, 0, 0
+	var firstErr error
+	for i := 0; i < s.o.Knocks && ctx.Err() == nil; i++ {
+		src, err := s.topo.source(true)
+		if err != nil {
+			fl.stop()
+			return err
+		}
+		if err := s.knock(ctx, src); err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		_, err = s.opened(src, 2*time.Second)
+		logged += min(s.d.openedFor(src), 1)
+		if err == nil {
+			opened++
+		} else if !errors.Is(err, errNotOpened) {
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	elapsed := time.Since(began)
+	if err := fl.stop(); err != nil {
+		return err
+	}
+	l1, err := srv.stats(ifSrvAtk)
+	if err != nil {
+		return err
+	}
+	if firstErr != nil {
+		s.t.Note("legitimate knocks under flood: %d could not be sent or probed; the first error: %v", failed, firstErr)
+	}
+	rate := float64(l1.RxPackets-l0.RxPackets) / elapsed.Seconds()
+	how := "tknock client"
+	if !s.useClient {
+		how = "crafted knocks"
+	}
+	s.t.Add(Row{Item: "3", Measure: fmt.Sprintf("legitimate knocks (%s) under the unlimited flood (%s offered)", how, fmtRate(rate)),
+		Result: fmt.Sprintf("%d of %d opened (the daemon logged %d)", opened, s.o.Knocks, logged), Target: ">= 99 of 100",
+		Verdict: verdict(float64(opened) >= 0.99*float64(s.o.Knocks))})
+	return nil
+}
+
+// latency is item 4: from the last knock sent to the first connection to
+// the protected port, polled every millisecond; then the same with a
+// finer poll, which shows what the 1 ms steps hide.
+func (s *sys) latency(ctx context.Context) error {
+	for _, interval := range []time.Duration{time.Millisecond, 100 * time.Microsecond} {
+		s.logf("latency: %d trials, connect polled every %v", s.o.Trials, interval)
+		var samples []time.Duration
+		failed := 0
+		var firstErr error
+		for i := 0; i < s.o.Trials && ctx.Err() == nil; i++ {
+			d, err := s.latencyTrial(interval)
+			if err != nil {
+				failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			samples = append(samples, d)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if firstErr != nil {
+			s.t.Note("open latency (poll %v): %d of %d trials failed; the first error: %v", interval, failed, s.o.Trials, firstErr)
+		}
+		measure := fmt.Sprintf("open latency, connect polled every %v (%d trials)", interval, s.o.Trials)
+		if len(samples) == 0 {
+			s.t.Add(Row{Item: "4", Measure: measure, Result: "no trial opened", Target: "p50 <= 1 ms", Verdict: Missed})
+			continue
+		}
+		p50, p99 := Percentile(samples, 50), Percentile(samples, 99)
+		res := fmt.Sprintf("p50 %s, p99 %s", fmtMs(p50), fmtMs(p99))
+		if failed > 0 {
+			res += fmt.Sprintf(", %d not opened", failed)
+		}
+		row := Row{Item: "4", Measure: measure, Result: res}
+		if interval == time.Millisecond {
+			row.Target, row.Verdict = "p50 <= 1 ms", verdict(p50 <= time.Millisecond && failed == 0)
+		}
+		s.t.Add(row)
+	}
+	return nil
+}
+
+// latencyTrial knocks from a fresh source with crafted packets (the send
+// time of the last knock must be known to the microsecond) and probes.
+func (s *sys) latencyTrial(interval time.Duration) (time.Duration, error) {
+	src, err := s.topo.source(true)
+	if err != nil {
+		if src, err = s.topo.source(false); err != nil {
+			return 0, err
+		}
+	}
+	dst := srvCli4
+	if src.Is6() {
+		dst = srvCli6
+	}
+	ports, err := totpseq.Sequence(&s.user.Params, benchService, totpseq.Window(time.Now(), s.user.Period), src)
+	if err != nil {
+		return 0, err
+	}
+	var took time.Duration
+	err = s.topo.cli.do(func() error {
+		last, err := sendKnocks(src, dst, ports, 25*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		took, _, err = probe(src, netip.AddrPortFrom(dst, protectedPort), last, interval, 2*time.Second)
+		return err
+	})
+	return took, err
+}
+
+// memory is item 5: the daemon's memory while distinct spoofed sources
+// knock at the current anchor ports, a million per trafgen run, and a
+// legitimate knock in the middle.
+func (s *sys) memory(ctx context.Context) error {
+	const chunk = 1_000_000
+	chunks := int(s.o.Sources / chunk)
+	s.logf("memory: %s distinct spoofed sources at the anchor ports", fmtCount(int64(chunks)*chunk))
+	legitSrc, err := s.topo.source(true)
+	if err != nil {
+		return err
+	}
+	type point struct {
+		sources int64
+		mem     ProcMem
+		tracked float64
+		hasTr   bool
+	}
+	var points []point
+	var offered, processed int64
+	legit := "not tried"
+	legitOK := false
+	began := time.Now()
+	for c := range chunks {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The anchors of the windows now-1 .. now+1 (the daemon's
+		// default skew), recomputed for every run, so the flood always
+		// starts tracking.
+		anchors, err := anchorPorts(&s.user.Params, benchService, time.Now(), 1)
+		if err != nil {
+			return err
+		}
+		var pkts []FloodPacket
+		for j, a := range anchors {
+			// 2001:db8:f0jj:cccc::/64, the low 32 bits counting: every
+			// source of every run is distinct.
+			b := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0xf0, byte(j), byte(c >> 8), byte(c)}
+			pkts = append(pkts, FloodPacket{DstMAC: s.topo.srvAtkMAC, Dst: srvAtk6, Proto: s.user.Proto,
+				Src: netip.AddrFrom16(b), CountSrc: true, Ports: totpseq.Range{Lo: a, Hi: a}})
+		}
+		l0, err := s.topo.srv.stats(ifSrvAtk)
+		if err != nil {
+			return err
+		}
+		m0, err := s.d.scrape(ctx)
+		if err != nil {
+			return err
+		}
+		fl, err := startFlood(ctx, floodSpec{NS: s.topo.atk, Ifname: ifPeer, Packets: pkts,
+			Count: chunk, Limit: 60 * time.Second, Dir: s.work})
+		if err != nil {
+			return err
+		}
+		if c == chunks/2 {
+			time.Sleep(500 * time.Millisecond)
+			if err := s.knock(ctx, legitSrc); err != nil {
+				legit = errorResult(s.t, "legitimate knock during the memory flood", err)
+			} else if took, err := s.opened(legitSrc, 3*time.Second); err != nil {
+				legit = "not opened"
+				if !errors.Is(err, errNotOpened) {
+					legit = errorResult(s.t, "probe during the memory flood", err)
+				}
+			} else {
+				legit, legitOK = "opened, connected "+fmtMs(took)+" after the knock", true
+			}
+		}
+		if err := fl.wait(); err != nil {
+			return err
+		}
+		m1, err := s.d.settle(ctx)
+		if err != nil {
+			return err
+		}
+		l1, err := s.topo.srv.stats(ifSrvAtk)
+		if err != nil {
+			return err
+		}
+		offered += l1.RxPackets - l0.RxPackets
+		k0, _ := counter(m0, metricKnocks)
+		k1, _ := counter(m1, metricKnocks)
+		processed += int64(k1 - k0)
+		_, mem, err := s.d.proc()
+		if err != nil {
+			return err
+		}
+		tr, hasTr := counter(m1, metricTracked)
+		points = append(points, point{int64(c+1) * chunk, mem, tr, hasTr})
+	}
+	elapsed := time.Since(began)
+	const limit = 64 << 20
+	first, last := points[0], points[len(points)-1]
+	var peakAfterFirst int64
+	for _, p := range points[1:] {
+		peakAfterFirst = max(peakAfterFirst, p.mem.RSS)
+	}
+	describe := func(p point) string {
+		r := "RSS " + fmtMiB(p.mem.RSS)
+		if p.hasTr {
+			r += ", tracked sources " + fmtCount(int64(p.tracked))
+		}
+		return r
+	}
+	s.t.Add(Row{Item: "5", Measure: "daemon memory after " + fmtCount(first.sources) + " spoofed sources", Result: describe(first),
+		Target: "<= 64 MiB", Verdict: verdict(first.mem.RSS <= limit)})
+	// Flat: no run after the first grew the resident set by more than
+	// a tenth (and 4 MiB, the Go heap's own jitter).
+	growth := peakAfterFirst - first.mem.RSS
+	flat := growth <= max(first.mem.RSS/10, 4<<20)
+	s.t.Add(Row{Item: "5", Measure: "daemon memory after " + fmtCount(last.sources) + " spoofed sources",
+		Result: fmt.Sprintf("%s, peak (VmHWM) %s, largest after the first million %s", describe(last), fmtMiB(last.mem.Peak), fmtMiB(peakAfterFirst)),
+		Target: "<= 64 MiB, flat", Verdict: verdict(last.mem.Peak <= limit && flat)})
+	ratio := 0.0
+	if offered > 0 {
+		ratio = float64(processed) / float64(offered)
+	}
+	s.t.Add(Row{Item: "5", Measure: "memory flood: packets the daemon processed",
+		Result: fmt.Sprintf("%s of %s (%s) in %v, %s", fmtCount(processed), fmtCount(offered), fmtPercent(ratio),
+			elapsed.Round(time.Second), fmtRate(float64(offered)/elapsed.Seconds()))})
+	s.t.Add(Row{Item: "5", Measure: "legitimate client during the memory flood", Result: legit,
+		Target: "gets in", Verdict: verdict(legitOK)})
+	return nil
+}
