@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -27,16 +28,19 @@ import (
 // ReadFrame must be called from one goroutine at a time; Close, Stats and
 // SetRanges may be called from any goroutine.
 type Capture struct {
-	file *os.File
-	rc   syscall.RawConn
 	name string
 	link LinkType
 
 	closed atomic.Bool
 
-	mu   sync.Mutex // held by ReadFrame and by Close to unmap; guards ring and buf
+	fdMu sync.RWMutex // guards fd and efd: read-held while they are used outside ReadFrame; Close write-holds it to close them
+	fd   int          // the AF_PACKET socket
+	efd  int          // eventfd that Close signals to wake a pending ReadFrame
+
+	mu   sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
 	ring ring
-	buf  []byte // the frame ReadFrame returned last
+	buf  []byte         // the frame ReadFrame returned last
+	pfds [2]unix.PollFd // fd and efd, for poll(2)
 
 	read, outgoing, otherHost atomic.Uint64
 
@@ -75,28 +79,32 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 
 	// Protocol 0: the socket receives nothing until bind, and by then the
 	// filter and the ring are in place.
-	fd, err := unix.Socket(unix.AF_PACKET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("capture %s: socket: %w", name, err)
 	}
-	c := &Capture{name: name, link: link, buf: make([]byte, SnapLen)}
-	if err := c.setup(fd, cfg, prog, ifindex); err != nil {
+	c := &Capture{name: name, link: link, fd: fd, efd: -1, buf: make([]byte, SnapLen)}
+	if err := c.setup(cfg, prog, ifindex); err != nil {
 		unix.Close(fd)
+		if c.efd >= 0 {
+			unix.Close(c.efd)
+		}
 		if c.ring.mem != nil {
 			unix.Munmap(c.ring.mem)
 		}
 		return nil, fmt.Errorf("capture %s: %w", name, err)
 	}
-	c.file = os.NewFile(uintptr(fd), "packet:"+name)
-	if c.rc, err = c.file.SyscallConn(); err != nil {
-		c.file.Close()
-		unix.Munmap(c.ring.mem)
-		return nil, fmt.Errorf("capture %s: %w", name, err)
-	}
+	c.pfds = [2]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}, {Fd: int32(c.efd), Events: unix.POLLIN}}
 	return c, nil
 }
 
-func (c *Capture) setup(fd int, cfg CaptureConfig, prog []bpf.RawInstruction, ifindex int) error {
+func (c *Capture) setup(cfg CaptureConfig, prog []bpf.RawInstruction, ifindex int) error {
+	fd := c.fd
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	c.efd = efd
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fmt.Errorf("set TPACKET_V3: %w", err)
 	}
@@ -204,35 +212,41 @@ func (c *Capture) ReadFrame() (Frame, error) {
 	}
 }
 
-// wait blocks in the runtime's network poller until the kernel hands over a
-// block, the socket reports an error, or the capture is closed.
+// wait blocks in poll(2), on the reader's own thread, until the kernel
+// hands over a block, the socket reports an error, or Close signals the
+// eventfd. (The runtime's network poller would wake the reader through
+// another thread, which under a flood may wait behind the busy CPU that
+// runs the receive path: measured, that let the ring overflow.)
 func (c *Capture) wait() error {
-	var sockErr error
-	woken := false
-	err := c.rc.Read(func(fd uintptr) bool {
+	for {
+		if c.closed.Load() {
+			return ErrClosed
+		}
 		if c.ring.ready() {
-			return true
+			return nil
 		}
-		if woken {
-			// Woken with no block ready: an error (the interface went
-			// down), or a spurious wake-up.
-			if n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && n != 0 {
-				sockErr = syscall.Errno(n)
-				return true
+		c.pfds[0].Revents, c.pfds[1].Revents = 0, 0
+		if _, err := unix.Poll(c.pfds[:], -1); err != nil {
+			if err == unix.EINTR {
+				continue
 			}
+			return fmt.Errorf("capture %s: poll: %w", c.name, err)
 		}
-		woken = true
-		return false
-	})
-	switch {
-	case c.closed.Load():
-		return ErrClosed
-	case err != nil:
-		return fmt.Errorf("capture %s: wait: %w", c.name, err)
-	case sockErr != nil:
-		return fmt.Errorf("capture %s: %w", c.name, sockErr)
+		if c.pfds[1].Revents != 0 {
+			continue // Close
+		}
+		if ev := c.pfds[0].Revents; ev&(unix.POLLERR|unix.POLLNVAL) != 0 && !c.ring.ready() {
+			// The interface went down (ENETDOWN), for example. Reading
+			// SO_ERROR clears it.
+			n, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			if err == nil && n != 0 {
+				err = syscall.Errno(n)
+			} else if err == nil {
+				err = fmt.Errorf("poll events %#x", ev)
+			}
+			return fmt.Errorf("capture %s: %w", c.name, err)
+		}
 	}
-	return nil
 }
 
 // Close closes the socket and unmaps the ring. A pending ReadFrame returns
@@ -243,14 +257,21 @@ func (c *Capture) Close() error {
 		return nil
 	}
 	c.pollStats() // keep the kernel's last counters
-	err := c.file.Close()
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	c.fdMu.RLock()
+	_, werr := unix.Write(c.efd, one[:]) // wake a pending ReadFrame
+	c.fdMu.RUnlock()
+
 	c.mu.Lock() // wait for a ReadFrame to leave the ring
 	defer c.mu.Unlock()
-	if uerr := unix.Munmap(c.ring.mem); uerr != nil && err == nil {
-		err = uerr
-	}
+	c.fdMu.Lock()
+	errs := []error{werr, unix.Close(c.fd), unix.Close(c.efd)}
+	c.fd, c.efd = -1, -1
+	c.fdMu.Unlock()
+	errs = append(errs, unix.Munmap(c.ring.mem))
 	c.ring.mem = nil
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("capture %s: close: %w", c.name, err)
 	}
 	return nil
@@ -276,13 +297,14 @@ func (c *Capture) Stats() CaptureStats {
 func (c *Capture) pollStats() {
 	c.statsMu.Lock()
 	defer c.statsMu.Unlock()
-	var st *unix.TpacketStatsV3
-	var err error
-	cerr := c.rc.Control(func(fd uintptr) {
-		st, err = unix.GetsockoptTpacketStatsV3(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	})
-	if cerr != nil || err != nil {
+	c.fdMu.RLock()
+	defer c.fdMu.RUnlock()
+	if c.fd < 0 {
 		return // closed meanwhile: the counters Close kept stay
+	}
+	st, err := unix.GetsockoptTpacketStatsV3(c.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return
 	}
 	// The kernel reports counts since the last read; tp_packets already
 	// includes tp_drops.
@@ -303,12 +325,13 @@ func (c *Capture) SetRanges(ranges []PortRange) error {
 	if err != nil {
 		return fmt.Errorf("capture %s: %w", c.name, err)
 	}
-	var aerr error
-	if err := c.rc.Control(func(fd uintptr) { aerr = attach(int(fd), prog) }); err != nil {
-		return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
+	c.fdMu.RLock()
+	defer c.fdMu.RUnlock()
+	if c.fd < 0 {
+		return fmt.Errorf("capture %s: set ranges: %w", c.name, ErrClosed)
 	}
-	if aerr != nil {
-		return fmt.Errorf("capture %s: set ranges: %w", c.name, aerr)
+	if err := attach(c.fd, prog); err != nil {
+		return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
 	}
 	return nil
 }

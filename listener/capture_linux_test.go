@@ -405,3 +405,35 @@ func TestReadPcapTcpdump(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureReadAllocs checks that ReadFrame allocates nothing, waits for
+// a block included: hping3 sends a knock every 2 ms, so most reads wait.
+func TestCaptureReadAllocs(t *testing.T) {
+	nstest.RequireTool(t, "hping3")
+	tb := newTestbed(t)
+	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+	sendUDP(t, tb.cli, "192.0.2.1", 50001)
+	if _, err := c.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := tb.cli.Command(ctx, "hping3", "--udp", "-p", "50001", "-i", "u2000", "-c", "400", "-q", "192.0.2.1")
+	must(t, cmd.Start())
+	defer func() {
+		cancel()
+		cmd.Wait()
+	}()
+	var err error
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, e := c.ReadFrame(); e != nil && err == nil {
+			err = e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs != 0 {
+		t.Errorf("%v allocations per ReadFrame, want 0", allocs)
+	}
+}
