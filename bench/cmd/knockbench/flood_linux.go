@@ -33,8 +33,8 @@ type floodSpec struct {
 	Dir     string        // where the configuration file is written
 }
 
-// startFlood starts trafgen on one CPU (-P 1: one sender, so counters run
-// in one sequence and the other core is left to the daemon). trafgen is
+// startFlood starts trafgen on CPU 0 (one sender, so counters run in one
+// sequence, and the other core is left to the daemon). trafgen is
 // told not to tune the machine's socket memory or IRQ affinity, which
 // are not the namespace's to change.
 func startFlood(ctx context.Context, s floodSpec) (*flood, error) {
@@ -64,7 +64,8 @@ func startFlood(ctx context.Context, s floodSpec) (*flood, error) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, s.Limit)
 	fl := &flood{done: make(chan struct{}), cancel: cancel}
-	fl.cmd = s.NS.command(fctx, "trafgen", args...)
+	// taskset executes trafgen in its own place: the PID is trafgen's.
+	fl.cmd = s.NS.command(fctx, "taskset", append([]string{"-c", "0", "trafgen"}, args...)...)
 	// trafgen prints its totals and exits on SIGINT.
 	fl.cmd.Cancel = func() error { return fl.cmd.Process.Signal(syscall.SIGINT) }
 	fl.cmd.WaitDelay = 3 * time.Second

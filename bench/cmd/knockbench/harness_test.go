@@ -119,7 +119,7 @@ func TestHotRows(t *testing.T) {
 		got[r.Measure] = r.Verdict
 	}
 	want := map[string]Verdict{
-		"decode + match per packet, 1 users":                                           Met,
+		"decode + match per packet, 1 user":                                            Met,
 		"decode + match per packet, 1 000 users":                                       Met,
 		"decode + match per packet, 100 000 users":                                     Missed,
 		"per-packet cost, 100 000 users / 1 user":                                      Missed, // 3x

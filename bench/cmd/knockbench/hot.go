@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,7 +28,7 @@ var (
 	}
 	benchAnchorBuild = []string{"AnchorTable/users=100000", "AnchorBuild/users=100000", "BuildAnchors/users=100000", "AnchorTableBuild/users=100000"}
 	benchPipeline    = []string{"Pipeline", "Run/pipeline", "Pipeline/frames"}
-	benchDecode      = []string{"Decode/ipv4-syn", "Decode/tcp4", "Decode/eth-ipv4-tcp-syn", "Decode"}
+	benchDecode      = []string{"Decode/v4syn", "Decode/ipv4-syn", "Decode"}
 	benchSequence    = []string{"Sequence"}
 	benchAllow       = []string{"Allow/new"}
 )
@@ -34,7 +36,7 @@ var (
 // hotPath runs the Go benchmarks on one core (-cpu 1) and adds the rows of
 // item 1 and the in-process pipeline row of item 2.
 func hotPath(ctx context.Context, o *options, t *Table, logf func(string, ...any)) {
-	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-cpu", "1",
+	args := []string{"test", "-run", "^$", "-bench", benchRegexp(), "-benchmem", "-count", "1", "-cpu", "1",
 		"-benchtime", o.Benchtime, "-timeout", "10m"}
 	args = append(args, benchPackages...)
 	cmd := exec.CommandContext(ctx, o.Go, args...)
@@ -56,6 +58,77 @@ func hotPath(ctx context.Context, o *options, t *Table, logf func(string, ...any
 	hotRows(t, all)
 }
 
+// benchRegexp matches the top-level benchmarks that hold the candidates
+// (and no other: the listener's capture floods are run by rings).
+func benchRegexp() string {
+	var tops []string
+	add := func(names []string) {
+		for _, n := range names {
+			top, _, _ := strings.Cut(n, "/")
+			if !slices.Contains(tops, top) {
+				tops = append(tops, top)
+			}
+		}
+	}
+	for _, users := range []int{1, 1000, 100_000} {
+		add(benchPerPacket[users])
+	}
+	for _, names := range [][]string{benchAnchorBuild, benchPipeline, benchDecode, benchSequence, benchAllow} {
+		add(names)
+	}
+	return "^Benchmark(" + strings.Join(tops, "|") + ")$"
+}
+
+// rings runs the listener's capture flood benchmarks: the pure-Go
+// TPACKET_V3 ring and gopacket's cgo afpacket ring reading the same
+// bounded trafgen flood (built with cgo and the cgobench tag, for this
+// comparison only), and adds their rows to item 2.
+func rings(ctx context.Context, o *options, t *Table, logf func(string, ...any)) {
+	args := []string{"test", "-tags", "cgobench", "-run", "^$", "-bench", "^Benchmark(CaptureFlood|AfpacketFlood)$/^v4-syn-udp$",
+		"-benchtime", "1x", "-count", "1", "-timeout", "5m", "./listener/"}
+	cmd := exec.CommandContext(ctx, o.Go, args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	began := time.Now()
+	runErr := cmd.Run()
+	logf("rings: go test took %v", time.Since(began).Round(time.Second))
+	all, err := ParseGoBench(&out)
+	if err == nil && runErr != nil {
+		err = fmt.Errorf("%v: %s", runErr, lastLines(errOut.String()+out.String(), 8))
+	}
+	if err != nil {
+		t.Note("capture ring benchmarks: %v", err)
+	}
+	ringRows(t, all)
+}
+
+// ringRows adds the rows of the ring benchmarks.
+func ringRows(t *Table, all []GoBench) {
+	var offered [2]float64
+	for i, r := range []struct{ name, what string }{
+		{"CaptureFlood/v4-syn-udp", "pure-Go TPACKET_V3 ring (tknockd's)"},
+		{"AfpacketFlood/v4-syn-udp", "gopacket afpacket ring (cgo)"},
+	} {
+		measure := "capture ring alone, 1 000 000-frame flood: " + r.what
+		g, ok := FindGoBench(all, "listener", r.name)
+		if !ok {
+			t.Add(Row{Item: "2", Measure: measure, Result: "not measured", Verdict: Missing})
+			continue
+		}
+		off, _ := g.Metric("offered-pps")
+		read, _ := g.Metric("read-pps")
+		drops, _ := g.Metric("kernel-drops")
+		offered[i] = off
+		t.Add(Row{Item: "2", Measure: measure,
+			Result: fmt.Sprintf("offered %s, read %s, kernel drops %s", fmtRate(off), fmtRate(read), fmtCount(int64(drops)))})
+	}
+	if offered[0] > 0 && offered[1] > 0 {
+		t.Add(Row{Item: "2", Measure: "rate offered with the pure-Go ring / with gopacket's cgo ring",
+			Result: fmtPercent(offered[0] / offered[1])})
+	}
+}
+
 // hotRows adds the rows read from the benchmark results.
 func hotRows(t *Table, all []GoBench) {
 	missing := func(item, measure, target string, names []string) {
@@ -65,6 +138,9 @@ func hotRows(t *Table, all []GoBench) {
 	var perUser = map[int]float64{}
 	for _, users := range []int{1, 1000, 100_000} {
 		measure := fmt.Sprintf("decode + match per packet, %s users", fmtCount(int64(users)))
+		if users == 1 {
+			measure = "decode + match per packet, 1 user"
+		}
 		g, ok := FindGoBench(all, "listener", benchPerPacket[users]...)
 		if !ok {
 			missing("1", measure, "<= 100 ns, 0 allocs", benchPerPacket[users])
