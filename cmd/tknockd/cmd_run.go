@@ -1,5 +1,49 @@
 package main
 
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+)
+
 type runCmd struct{}
 
-func (cmd *runCmd) Run(e *env) error { return nil }
+// Run runs the daemon until SIGINT or SIGTERM; SIGHUP reloads. Errors are
+// logged (JSON unless on a terminal) on stderr, and exit non-zero.
+func (cmd *runCmd) Run(e *env) error {
+	format, err := logFormat(e.cli.LogFormat, "auto")
+	if err != nil {
+		return err
+	}
+	level, err := logLevel(e.cli.LogLevel, zerolog.InfoLevel)
+	if err != nil {
+		return err
+	}
+	log := newLogger(e.stderr, format, level)
+
+	c, err := loadConfig(e.cli.Config)
+	if err != nil {
+		log.Error().Err(err).Str("event", "exit").Msg("configuration rejected")
+		return silentError{err}
+	}
+	format, _ = logFormat(e.cli.LogFormat, c.LogFormat)
+	level, _ = logLevel(e.cli.LogLevel, c.LogLevel)
+	log = newLogger(e.stderr, format, level)
+
+	users, err := loadUsers(c)
+	if err != nil {
+		log.Error().Err(err).Str("event", "exit").Msg("users directory rejected")
+		return silentError{err}
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := runDaemon(e.ctx, c, users, productionDeps(hup), log); err != nil {
+		log.Error().Err(err).Str("event", "exit").Msg("stopped on an error")
+		return silentError{err}
+	}
+	return nil
+}

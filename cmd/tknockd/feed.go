@@ -37,10 +37,6 @@ const (
 // goroutine closes it and opens it again, with backoff, until it succeeds
 // or the feed is closed, so the run loop never sees the failure.
 //
-// The feed also runs functions on the run loop's goroutine (do): the
-// tracker has one owner, that goroutine, and a reload changes the tracker
-// between two frames through do.
-//
 // A frame's Data stays valid until the next ReadFrame: the interface's
 // goroutine does not read its capture again before the run loop asks for
 // the next frame (it waits for its release), so nothing is copied.
@@ -48,7 +44,6 @@ type feed struct {
 	log    zerolog.Logger
 	caps   []*ifaceCapture
 	frames chan feedFrame // from the interface goroutines to ReadFrame
-	tasks  chan func()    // run by ReadFrame, on the run loop's goroutine
 	done   chan struct{}  // closed by Close
 	once   sync.Once
 	wg     sync.WaitGroup // the interface goroutines
@@ -90,7 +85,6 @@ func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log z
 	f := &feed{
 		log:    log,
 		frames: make(chan feedFrame),
-		tasks:  make(chan func()),
 		done:   make(chan struct{}),
 	}
 	for _, name := range ifaces {
@@ -113,6 +107,9 @@ func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log z
 func (f *feed) read(ic *ifaceCapture) {
 	release := make(chan struct{}, 1)
 	log := f.log.With().Str("interface", ifaceName(ic.name)).Logger()
+	// One debug line per frame, sampled: a flood must not fill the disk.
+	// The frame's ports are not logged: they could be a sequence.
+	perFrame := log.Sample(newSampler())
 	for {
 		ic.mu.Lock()
 		c := ic.cur
@@ -131,6 +128,7 @@ func (f *feed) read(ic *ifaceCapture) {
 			}
 			continue
 		}
+		perFrame.Debug().Int("bytes", len(fr.Data)).Int("ifindex", fr.Ifindex).Msg("knock frame")
 		select {
 		case f.frames <- feedFrame{f: fr, release: release}:
 		case <-f.done:
@@ -213,9 +211,9 @@ func (f *feed) isClosed() bool {
 	}
 }
 
-// ReadFrame returns the next frame of any interface, running the
-// functions given to do while it waits. It returns listener.ErrClosed
-// after Close. It must be called from one goroutine only (the run loop).
+// ReadFrame returns the next frame of any interface. It returns
+// listener.ErrClosed after Close. It must be called from one goroutine
+// only (the run loop).
 func (f *feed) ReadFrame() (listener.Frame, error) {
 	if f.prev != nil {
 		f.prev <- struct{}{}
@@ -223,8 +221,6 @@ func (f *feed) ReadFrame() (listener.Frame, error) {
 	}
 	for {
 		select {
-		case task := <-f.tasks:
-			task()
 		case ff := <-f.frames:
 			f.prev = ff.release
 			return ff.f, nil
@@ -232,22 +228,6 @@ func (f *feed) ReadFrame() (listener.Frame, error) {
 			return listener.Frame{}, listener.ErrClosed
 		}
 	}
-}
-
-// errFeedClosed is returned by do after Close.
-var errFeedClosed = errors.New("capture closed: the daemon is stopping")
-
-// do runs task on the goroutine that calls ReadFrame, between two frames,
-// and waits for it to return. It fails if the feed is closed first.
-func (f *feed) do(task func()) error {
-	ran := make(chan struct{})
-	select {
-	case f.tasks <- func() { task(); close(ran) }:
-	case <-f.done:
-		return errFeedClosed
-	}
-	<-ran
-	return nil
 }
 
 // SetRanges replaces the knock ranges of every interface's capture (a

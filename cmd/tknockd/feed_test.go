@@ -186,9 +186,6 @@ func TestFeedMergesInterfaces(t *testing.T) {
 	if !eth0.closed() || !eth1.closed() {
 		t.Errorf("Close left a capture open")
 	}
-	if err := f.do(func() {}); !errors.Is(err, errFeedClosed) {
-		t.Errorf("do after Close: %v", err)
-	}
 }
 
 func TestFeedOpenFails(t *testing.T) {
@@ -262,36 +259,5 @@ func TestFeedReattach(t *testing.T) {
 	f.Close()
 	if _, ok := <-got; ok {
 		t.Errorf("frames after Close")
-	}
-}
-
-// TestFeedDo: tasks run on the goroutine that reads, between frames.
-func TestFeedDo(t *testing.T) {
-	n := newFakeNet()
-	f, err := openFeed(nil, nil, n.open, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if n.waitOpen(t).iface != "" {
-		t.Errorf("no interfaces configured: want one capture on all interfaces")
-	}
-	var reader, task int64
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		mu.Lock()
-		reader = goid()
-		mu.Unlock()
-		f.ReadFrame() // runs the task, then returns ErrClosed
-	}()
-	if err := f.do(func() { mu.Lock(); task = goid(); mu.Unlock() }); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	<-done
-	if reader == 0 || reader != task {
-		t.Errorf("task ran on goroutine %d, the reader is %d", task, reader)
 	}
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -25,13 +22,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// goid returns the current goroutine's id, from its stack header
-// ("goroutine 7 [running]:").
-func goid() int64 {
-	var buf [64]byte
-	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
-	id, _ := strconv.ParseInt(s[:strings.IndexByte(s, ' ')], 10, 64)
-	return id
 }
