@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/tknock/tknock/client"
+	"github.com/tknock/tknock/totpseq"
+)
+
+// enrollCmd is `tknock enroll`: validate an enrollment and store it as a
+// profile.
+type enrollCmd struct {
+	URI   string `placeholder:"URI" xor:"from" required:"" help:"The enrollment URI (otpauth://totp/...?tknock=1...). It holds the secret, and a command line is visible to other users: prefer --file, --qr, or --uri - to read it from standard input."`
+	File  string `placeholder:"FILE" xor:"from" required:"" help:"An enrollment file, as tknockd writes it (mode 0600)."`
+	QR    string `name:"qr" placeholder:"IMAGE" xor:"from" required:"" help:"A screenshot or photo of the enrollment QR code (PNG, JPEG or GIF)."`
+	Name  string `help:"Profile name (default: the host)."`
+	Host  string `help:"Host to knock at, when the enrollment has none or another name or address reaches the server from here."`
+	Force bool   `help:"Replace an existing profile of the same name."`
+}
+
+func (c *enrollCmd) Run(_ context.Context, a *app) error {
+	e, from, err := c.read(a)
+	if err != nil {
+		return err
+	}
+	if c.Host != "" {
+		e.Host = c.Host
+	}
+	if e.Host == "" {
+		return fmt.Errorf("%s: the enrollment names no host to knock at: give one with --host", from)
+	}
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	// Every service must give a sequence: a range that is nearly all
+	// excluded can exhaust the port stream.
+	now := totpseq.Window(a.time(), e.Period)
+	for _, svc := range e.Services {
+		for _, src := range []string{"192.0.2.1", "2001:db8::1"} {
+			if _, err := totpseq.Sequence(&e.Params, svc, now, netip.MustParseAddr(src)); err != nil {
+				return fmt.Errorf("%s: service %s: %w", from, svc, err)
+			}
+		}
+	}
+	name := c.Name
+	if name == "" {
+		if name = client.DefaultName(e); name == "" {
+			return fmt.Errorf("%s: host %q makes no profile name: give one with --name", from, e.Host)
+		}
+	}
+	s, err := a.store()
+	if err != nil {
+		return err
+	}
+	p, err := s.Add(name, e, c.Force)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "profile %s: user %s at %s, services %s; knock with: tknock %s\n",
+		p.Name, e.Name, e.Host, strings.Join(e.Services, ","), p.Name)
+	return nil
+}
+
+// read returns the enrollment and where it came from.
+func (c *enrollCmd) read(a *app) (*totpseq.Enrollment, string, error) {
+	switch {
+	case c.URI == "-":
+		b, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
+		if err != nil {
+			return nil, "", fmt.Errorf("standard input: %w", err)
+		}
+		e, err := totpseq.ParseURI(string(b))
+		if err != nil {
+			return nil, "", fmt.Errorf("standard input: %w", err)
+		}
+		return e, "standard input", nil
+	case c.URI != "":
+		e, err := totpseq.ParseURI(c.URI)
+		return e, "--uri", err
+	case c.File != "":
+		l, err := a.readEnrollment(c.File)
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Enrollment, l.from, nil
+	case c.QR != "":
+		text, err := client.ReadQR(c.QR)
+		if err != nil {
+			return nil, "", err
+		}
+		e, err := totpseq.ParseURI(text)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: the QR code holds no tknock enrollment: %w", c.QR, err)
+		}
+		return e, c.QR, nil
+	}
+	return nil, "", errors.New("give --uri, --file or --qr")
+}
