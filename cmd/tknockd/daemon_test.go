@@ -1,0 +1,738 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/rs/zerolog"
+
+	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/nft"
+	"github.com/tknock/tknock/totpseq"
+)
+
+// fakeFirewall records what the daemon asks of nftables as text lines.
+type fakeFirewall struct {
+	mu        sync.Mutex // guards the fields below
+	lines     []string
+	failAllow error
+	failEnsue error
+	failUpd   error
+	notify    chan struct{} // closed and replaced at each line
+}
+
+func newFakeFirewall() *fakeFirewall { return &fakeFirewall{notify: make(chan struct{})} }
+
+func (f *fakeFirewall) add(format string, args ...any) {
+	f.lines = append(f.lines, fmt.Sprintf(format, args...))
+	close(f.notify)
+	f.notify = make(chan struct{})
+}
+
+func (f *fakeFirewall) open(cfg nft.Config, _ zerolog.Logger) (firewall, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.add("open %s", describeNft(cfg))
+	return f, nil
+}
+
+func describeNft(cfg nft.Config) string {
+	var eps, knocks []string
+	for _, e := range cfg.Protected {
+		eps = append(eps, e.String())
+	}
+	for _, k := range cfg.Knocks {
+		knocks = append(knocks, k.String())
+	}
+	return fmt.Sprintf("protected=%s knocks=%s", strings.Join(eps, ","), strings.Join(knocks, ","))
+}
+
+func (f *fakeFirewall) Ensure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failEnsue != nil {
+		return f.failEnsue
+	}
+	f.add("ensure")
+	return nil
+}
+
+func (f *fakeFirewall) Update(cfg nft.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failUpd != nil {
+		return f.failUpd
+	}
+	f.add("update %s", describeNft(cfg))
+	return nil
+}
+
+func (f *fakeFirewall) Allow(src netip.Addr, svc nft.Service, ttl time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAllow != nil {
+		return f.failAllow
+	}
+	var eps []string
+	for _, e := range svc.Endpoints {
+		eps = append(eps, e.String())
+	}
+	f.add("allow %v %s %s %v", src, svc.Name, strings.Join(eps, ","), ttl)
+	return nil
+}
+
+func (f *fakeFirewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.add("close")
+	return nil
+}
+
+// matching returns the recorded lines that start with prefix.
+func (f *fakeFirewall) matching(prefix string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, l := range f.lines {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (f *fakeFirewall) all() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.lines)
+}
+
+// logLines parses the daemon's JSON log.
+func logLines(t testing.TB, buf *syncBuffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(buf.String()) {
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// harness runs runDaemon with a fake capture and a fake firewall.
+type harness struct {
+	t    *testing.T
+	cfg  *Config
+	net  *fakeNet
+	fw   *fakeFirewall
+	log  *syncBuffer
+	hup  chan os.Signal
+	cap  *fakeCapture // the capture on all interfaces
+	done chan error   // runDaemon's result
+	stop context.CancelFunc
+	addr string // metrics address
+}
+
+// server is the address knocks go to.
+var server = netip.MustParseAddr("192.0.2.1")
+
+func startHarness(t *testing.T, extra string, users ...*totpseq.Enrollment) *harness {
+	t.Helper()
+	h := &harness{t: t, net: newFakeNet(), fw: newFakeFirewall(), log: &syncBuffer{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
+	h.cfg = testConfig(t, extra+"\n[metrics]\nlisten = \"127.0.0.1:9121\"")
+	for _, u := range users {
+		u.Realm = h.cfg.Realm
+		writeUser(t, h.cfg, u)
+	}
+	loaded, err := loadUsers(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	dp := h.deps()
+	dp.listen = func(network, addr string) (net.Listener, error) {
+		if addr != "127.0.0.1:9121" {
+			return nil, fmt.Errorf("metrics on %s, want the configured 127.0.0.1:9121", addr)
+		}
+		var err error
+		ln, err = net.Listen(network, "127.0.0.1:0") // a free port
+		return ln, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stop = cancel
+	log := zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	go func() { h.done <- runDaemon(ctx, h.cfg, loaded, dp, log) }()
+	h.waitLog("the ready line", func(l map[string]any) bool { return l["message"] == "ready" })
+	h.cap = h.net.waitOpen(t)
+	h.addr = ln.Addr().String()
+	t.Cleanup(func() {
+		h.stop()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("runDaemon: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("runDaemon did not return within 10s of the end of its context")
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s\nfirewall:\n%s", h.log.String(), strings.Join(h.fw.all(), "\n"))
+		}
+		h.checkLog()
+	})
+	return h
+}
+
+func (h *harness) deps() deps {
+	return deps{
+		openCapture:     h.net.open,
+		openFirewall:    h.fw.open,
+		checkInterfaces: func(*Config) error { return nil },
+		listen:          net.Listen,
+		now:             time.Now,
+		hup:             h.hup,
+	}
+}
+
+// waitLog waits for a log line that matches and returns it.
+func (h *harness) waitLog(what string, match func(map[string]any) bool) map[string]any {
+	h.t.Helper()
+	return h.waitLogFrom(0, what, match)
+}
+
+func (h *harness) mark() int { return len(logLines(h.t, h.log)) }
+
+func (h *harness) waitLogFrom(mark int, what string, match func(map[string]any) bool) map[string]any {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines := logLines(h.t, h.log)
+		for _, l := range lines[min(mark, len(lines)):] {
+			if match(l) {
+				return l
+			}
+		}
+		select {
+		case err := <-h.done:
+			h.t.Fatalf("runDaemon returned (%v) before logging %s:\n%s", err, what, h.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no %s logged within 10s:\n%s", what, h.log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (h *harness) linesFrom(mark int, match func(map[string]any) bool) []map[string]any {
+	var out []map[string]any
+	lines := logLines(h.t, h.log)
+	for _, l := range lines[min(mark, len(lines)):] {
+		if match(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkLog checks what every log must satisfy: no secret, and src and
+// reason on every reject line.
+func (h *harness) checkLog() {
+	text := h.log.String()
+	entries, _ := os.ReadDir(h.cfg.UsersDir)
+	for _, ent := range entries {
+		b, _ := os.ReadFile(userFile(h.cfg.UsersDir, strings.TrimSuffix(ent.Name(), userExt)))
+		if secret := uriSecret(string(b)); secret != "" && strings.Contains(text, secret) {
+			h.t.Errorf("the log shows the secret of %s", ent.Name())
+		}
+	}
+	for _, l := range logLines(h.t, h.log) {
+		if l["event"] == "reject" && (l["src"] == nil || l["src"] == "" || l["reason"] == nil || l["reason"] == "") {
+			h.t.Errorf("reject line without src or reason: %v", l)
+		}
+	}
+}
+
+func uriSecret(uri string) string {
+	_, rest, ok := strings.Cut(uri, "secret=")
+	if !ok {
+		return ""
+	}
+	s, _, _ := strings.Cut(rest, "&")
+	return s
+}
+
+// knock sends u's sequence for service and the window at offset windows
+// from now, from src, through the fake capture, as Ethernet frames
+// stamped now.
+func (h *harness) knock(u *totpseq.Enrollment, service string, offset int, src netip.Addr) {
+	h.t.Helper()
+	h.knockPorts(u, src, h.sequence(u, service, offset, src))
+}
+
+func (h *harness) sequence(u *totpseq.Enrollment, service string, offset int, src netip.Addr) []uint16 {
+	h.t.Helper()
+	w := totpseq.Window(time.Now(), u.Period) + uint64(int64(offset))
+	seq, err := totpseq.Sequence(&u.Params, service, w, src)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return seq
+}
+
+func (h *harness) knockPorts(u *totpseq.Enrollment, src netip.Addr, ports []uint16) {
+	h.t.Helper()
+	for _, p := range ports {
+		h.cap.frames <- knockFrame(h.t, src, u.Proto, p, time.Now())
+	}
+}
+
+// knockFrame builds an Ethernet frame of a knock: a TCP SYN or a UDP
+// datagram from src to the server's port.
+func knockFrame(t testing.TB, src netip.Addr, proto totpseq.Proto, port uint16, at time.Time) listener.Frame {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
+	var ip gopacket.NetworkLayer
+	var ipl gopacket.SerializableLayer
+	ipProto := layers.IPProtocolTCP
+	if proto == totpseq.UDP {
+		ipProto = layers.IPProtocolUDP
+	}
+	if src.Is4() {
+		eth.EthernetType = layers.EthernetTypeIPv4
+		l := &layers.IPv4{Version: 4, TTL: 64, Protocol: ipProto, SrcIP: src.AsSlice(), DstIP: server.AsSlice()}
+		ip, ipl = l, l
+	} else {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		l := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: ipProto, SrcIP: src.AsSlice(), DstIP: netip.MustParseAddr("2001:db8::1").AsSlice()}
+		ip, ipl = l, l
+	}
+	var l4 gopacket.SerializableLayer
+	if proto == totpseq.UDP {
+		u := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(port)}
+		u.SetNetworkLayerForChecksum(ip)
+		l4 = u
+	} else {
+		tc := &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(port), SYN: true, Window: 1024, Seq: 1}
+		tc.SetNetworkLayerForChecksum(ip)
+		l4 = tc
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ipl, l4); err != nil {
+		t.Fatal(err)
+	}
+	return listener.Frame{Data: slices.Clone(buf.Bytes()), Time: at, Link: listener.LinkEthernet, Ifindex: 2}
+}
+
+// waitAllow waits for the n-th allow line of the fake firewall.
+func (h *harness) waitAllow(n int) string {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.fw.mu.Lock()
+		notify := h.fw.notify
+		h.fw.mu.Unlock()
+		if a := h.fw.matching("allow "); len(a) >= n {
+			return a[n-1]
+		}
+		select {
+		case <-notify:
+		case <-time.After(time.Until(deadline)):
+			h.t.Fatalf("no allow number %d within 10s; firewall: %v", n, h.fw.all())
+		}
+	}
+}
+
+// metrics fetches /metrics.
+func (h *harness) metrics() string {
+	h.t.Helper()
+	resp, err := http.Get("http://" + h.addr + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// metricValue returns the value of an unlabelled metric.
+func (h *harness) metricValue(name string) int {
+	h.t.Helper()
+	for line := range strings.Lines(h.metrics()) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				h.t.Fatalf("metric %s: %q", name, line)
+			}
+			return n
+		}
+	}
+	h.t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// waitMetric waits until the metrics have the line.
+func (h *harness) waitMetric(line string) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(h.metrics(), "\n"+line+"\n") {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("metrics lack %q after 10s:\n%s", line, h.metrics())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (h *harness) wantMetrics(lines ...string) {
+	h.t.Helper()
+	m := h.metrics()
+	for _, l := range lines {
+		if !strings.Contains(m, "\n"+l+"\n") {
+			h.t.Errorf("metrics lack the line %q:\n%s", l, m)
+		}
+	}
+}
+
+// awayFromBoundary waits until the current window of period seconds has
+// at least room left, so a test's knocks fall in one window.
+func awayFromBoundary(period int, room time.Duration) {
+	p := time.Duration(period) * time.Second
+	if left := p - time.Duration(time.Now().UnixNano()%int64(p)); left < room {
+		time.Sleep(left + 50*time.Millisecond)
+	}
+}
+
+func event(ev string) func(map[string]any) bool {
+	return func(l map[string]any) bool { return l["event"] == ev }
+}
+
+var (
+	client  = netip.MustParseAddr("203.0.113.7")
+	client6 = netip.MustParseAddr("2001:db8:77::7")
+	other   = netip.MustParseAddr("198.51.100.9")
+)
+
+// TestDaemonOpenAndReject: knocks in, grants out, log lines and metrics.
+func TestDaemonOpenAndReject(t *testing.T) {
+	c0 := testConfig(t, "")
+	alice := enrollment(t, c0, "alice", "ssh", "web")
+	awayFromBoundary(alice.Period, 5*time.Second)
+	h := startHarness(t, "", alice)
+
+	if got := h.fw.all(); len(got) != 2 || got[0] != "open protected=tcp/22,tcp/80,tcp/443 knocks=" || got[1] != "ensure" {
+		t.Errorf("firewall at start: %q", got)
+	}
+
+	// A good knock opens the service for the source.
+	m := h.mark()
+	h.knock(alice, "ssh", 0, client)
+	if got, want := h.waitAllow(1), "allow 203.0.113.7 ssh tcp/22 30s"; got != want {
+		t.Errorf("firewall: %q, want %q", got, want)
+	}
+	open := h.waitLogFrom(m, "an open line", event("open"))
+	for k, want := range map[string]any{"level": "info", "user": "alice", "service": "ssh", "src": "203.0.113.7", "offset": 0.0} {
+		if open[k] != want {
+			t.Errorf("open line: %s = %v, want %v (%v)", k, open[k], want, open)
+		}
+	}
+
+	// IPv6, the other service.
+	h.knock(alice, "web", 0, client6)
+	if got, want := h.waitAllow(2), "allow 2001:db8:77::7 web tcp/80,tcp/443 30s"; got != want {
+		t.Errorf("firewall: %q, want %q", got, want)
+	}
+
+	// The same sequence again: a replay, nothing opens.
+	m = h.mark()
+	h.knock(alice, "ssh", 0, client)
+	rej := h.waitLogFrom(m, "a replay line", event("reject"))
+	for k, want := range map[string]any{"level": "warn", "reason": "replay", "src": "203.0.113.7", "user": "alice", "service": "ssh"} {
+		if rej[k] != want {
+			t.Errorf("replay line: %s = %v, want %v (%v)", k, rej[k], want, rej)
+		}
+	}
+
+	// Three windows off: a probable clock skew, with the offset.
+	m = h.mark()
+	h.knock(alice, "ssh", 3, other)
+	rej = h.waitLogFrom(m, "a clock skew line", event("reject"))
+	if rej["reason"] != "clock_skew" || rej["offset"] != 3.0 || rej["src"] != "198.51.100.9" {
+		t.Errorf("clock skew line: %v", rej)
+	}
+	m = h.mark()
+	h.knock(alice, "ssh", -4, other)
+	rej = h.waitLogFrom(m, "a second clock skew line", event("reject"))
+	if rej["reason"] != "clock_skew" || rej["offset"] != -4.0 {
+		t.Errorf("clock skew line: %v", rej)
+	}
+
+	// One window ahead is inside the skew: it opens, at offset 1.
+	m = h.mark()
+	h.knock(alice, "ssh", 1, other)
+	h.waitAllow(3)
+	if open := h.waitLogFrom(m, "an open line", event("open")); open["offset"] != 1.0 || open["src"] != "198.51.100.9" {
+		t.Errorf("open line: %v", open)
+	}
+
+	// A sequence from another source than the one it is bound to opens
+	// nothing.
+	seq := h.sequence(alice, "ssh", 0, client6)
+	h.knockPorts(alice, other, seq)
+	h.waitMetric("tknock_frames_total 28")
+
+	if got := len(h.fw.matching("allow ")); got != 3 {
+		t.Errorf("%d allows, want 3: %v", got, h.fw.all())
+	}
+	h.wantMetrics(
+		"tknock_knock_packets_total 28",
+		`tknock_openings_total{service="ssh"} 2`,
+		`tknock_openings_total{service="web"} 1`,
+		`tknock_sequences_rejected_total{reason="replay"} 1`,
+		`tknock_sequences_rejected_total{reason="clock_skew"} 2`,
+		`tknock_sequences_rejected_total{reason="expired"} 0`,
+		"tknock_sequences_completed_total 6",
+		"tknock_users 1",
+		"tknock_capture_packets_total 10",
+		"tknock_capture_drops_total 1",
+		"tknock_opening_errors_total 0",
+		`tknock_reloads_total{result="ok"} 0`,
+	)
+	if m := h.metrics(); !strings.Contains(m, "\ntknock_anchor_table_rebuild_seconds ") || !strings.Contains(m, "\ntknock_tracked_sources ") {
+		t.Errorf("metrics lack the anchor table or tracked sources:\n%s", m)
+	}
+}
+
+// TestDaemonAllowFails: a firewall error is logged, the daemon runs on.
+func TestDaemonAllowFails(t *testing.T) {
+	c0 := testConfig(t, "")
+	alice := enrollment(t, c0, "alice")
+	awayFromBoundary(alice.Period, 5*time.Second)
+	h := startHarness(t, "", alice)
+	h.fw.mu.Lock()
+	h.fw.failAllow = errors.New("nft: allow: no buffer space")
+	h.fw.mu.Unlock()
+	h.knock(alice, "ssh", 0, client)
+	l := h.waitLog("an open_failed line", event("open_failed"))
+	if l["level"] != "error" || l["src"] != "203.0.113.7" || !strings.Contains(fmt.Sprint(l["error"]), "no buffer space") {
+		t.Errorf("open_failed line: %v", l)
+	}
+	h.wantMetrics("tknock_opening_errors_total 1")
+}
+
+// TestDaemonReload: SIGHUP adds a user, keeps a knock in progress, live
+// grants and the replay record; a broken reload keeps the daemon on its
+// old configuration.
+func TestDaemonReload(t *testing.T) {
+	c0 := testConfig(t, "")
+	alice := enrollment(t, c0, "alice", "ssh")
+	bob := enrollment(t, c0, "bob", "web")
+	awayFromBoundary(alice.Period, 8*time.Second)
+	h := startHarness(t, "", alice)
+
+	h.knock(alice, "ssh", 0, client)
+	h.waitAllow(1)
+
+	// alice is half-way through her next sequence (one window ahead, so
+	// not a replay) when bob is added and the daemon reloads.
+	seq := h.sequence(alice, "ssh", 1, other)
+	h.knockPorts(alice, other, seq[:2])
+	writeUser(t, h.cfg, bob)
+	m := h.mark()
+	h.hup <- os.Interrupt
+	l := h.waitLogFrom(m, "a reload line", event("reload"))
+	if l["level"] != "info" || l["users"] != 2.0 || !strings.Contains(fmt.Sprint(l["message"]), "reload") {
+		t.Errorf("reload line: %v", l)
+	}
+	if got := h.fw.matching("update "); len(got) != 1 || got[0] != "update protected=tcp/22,tcp/80,tcp/443 knocks=" {
+		t.Errorf("firewall updates: %q, want one (grants kept: no teardown, no re-creation)", got)
+	}
+	h.knockPorts(alice, other, seq[2:])
+	if got, want := h.waitAllow(2), "allow 198.51.100.9 ssh tcp/22 30s"; got != want {
+		t.Errorf("the knock begun before the reload: %q, want %q", got, want)
+	}
+	h.knock(bob, "web", 0, client)
+	if got, want := h.waitAllow(3), "allow 203.0.113.7 web tcp/80,tcp/443 30s"; got != want {
+		t.Errorf("bob after the reload: %q, want %q", got, want)
+	}
+	// The replay record survived the reload.
+	m = h.mark()
+	h.knock(alice, "ssh", 0, client)
+	if l := h.waitLogFrom(m, "a replay line", event("reject")); l["reason"] != "replay" {
+		t.Errorf("alice's first sequence again after the reload: %v, want a replay", l)
+	}
+
+	// Broken reloads: a bad config file, then a bad users file. Each is
+	// logged as an error; the daemon keeps its configuration.
+	good, err := os.ReadFile(h.cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name        string
+		break_, fix func()
+		want        string
+	}{
+		{"config", func() {
+			os.WriteFile(h.cfg.Path, []byte(strings.Replace(string(good), "realm", "skew = 9\nrealm", 1)), 0o600)
+		}, func() { os.WriteFile(h.cfg.Path, good, 0o600) }, "field skew: 9"},
+		{"users", func() {
+			os.WriteFile(userFile(h.cfg.UsersDir, "mallory"), []byte("otpauth://totp/tknock:mallory?secret=NOT!&tknock=1\n"), 0o600)
+		}, func() { os.Remove(userFile(h.cfg.UsersDir, "mallory")) }, "mallory.uri"},
+		{"firewall", func() {
+			h.fw.mu.Lock()
+			h.fw.failUpd = errors.New("nft: update: the table name changed")
+			h.fw.mu.Unlock()
+		}, func() {
+			h.fw.mu.Lock()
+			h.fw.failUpd = nil
+			h.fw.mu.Unlock()
+		}, "table name changed"},
+	} {
+		srcs := map[string]netip.Addr{"config": client6, "users": netip.MustParseAddr("2001:db8:77::8"), "firewall": netip.MustParseAddr("2001:db8:77::9")}
+		tc.break_()
+		os.Remove(userFile(h.cfg.UsersDir, "bob")) // would be applied, were the reload good
+		m := h.mark()
+		h.hup <- os.Interrupt
+		l := h.waitLogFrom(m, "a reload error", func(l map[string]any) bool { return l["level"] == "error" })
+		if l["event"] != "reload_failed" || !strings.Contains(fmt.Sprint(l["error"]), tc.want) {
+			t.Errorf("broken reload (%s): %v, want an error naming %q", tc.name, l, tc.want)
+		}
+		tc.fix()
+		writeUser(t, h.cfg, bob)
+		// bob is still enrolled: the old users are in force.
+		n := len(h.fw.matching("allow "))
+		h.knock(bob, "web", 1, srcs[tc.name])
+		h.waitAllow(n + 1)
+	}
+	if got := len(h.fw.matching("update ")); got != 1 {
+		t.Errorf("%d firewall updates after broken reloads, want still 1", got)
+	}
+	h.wantMetrics(`tknock_reloads_total{result="ok"} 1`, `tknock_reloads_total{result="error"} 3`, "tknock_users 2")
+
+	// A good reload that removes bob and changes open_for and a service.
+	os.Remove(userFile(h.cfg.UsersDir, "bob"))
+	os.WriteFile(h.cfg.Path, []byte(strings.Replace(string(good), "realm", "open_for = \"5s\"\ninterfaces = [\"eth9\"]\nrealm", 1)), 0o600)
+	m = h.mark()
+	h.hup <- os.Interrupt
+	h.waitLogFrom(m, "a reload line", event("reload"))
+	if w := h.linesFrom(m, func(l map[string]any) bool { return l["level"] == "warn" }); len(w) != 1 || !strings.Contains(fmt.Sprint(w[0]["fields"]), "interfaces") {
+		t.Errorf("changing interfaces on reload: warnings %v, want one naming interfaces", w)
+	}
+	h.knock(alice, "ssh", 0, client6)
+	if got := h.waitAllow(len(h.fw.matching("allow ")) + 1); got != "allow 2001:db8:77::7 ssh tcp/22 5s" {
+		t.Errorf("after a reload with open_for = 5s: %q", got)
+	}
+	m = h.mark()
+	frames := h.metricValue("tknock_frames_total")
+	h.knock(bob, "web", -1, client)
+	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", frames+4))
+	if got := h.linesFrom(m, event("open")); len(got) != 0 {
+		t.Errorf("bob, revoked, still opens: %v", got)
+	}
+}
+
+// TestDaemonStartErrors: every failure before the firewall leaves it
+// untouched; the error names the problem.
+func TestDaemonStartErrors(t *testing.T) {
+	c := testConfig(t, "interfaces = [\"eth0\", \"eth1\"]\n[metrics]\nlisten = \"127.0.0.1:9121\"")
+	alice := enrollment(t, c, "alice")
+	writeUser(t, c, alice)
+	users, err := loadUsers(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change func(*deps, *fakeNet, *fakeFirewall)
+		want   string
+		fwUsed bool
+	}{
+		{"missing interface", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
+			d.checkInterfaces = func(c *Config) error { return checkInterfaces(c) }
+		}, `interface "eth1" does not exist`, false},
+		{"capture fails", func(_ *deps, n *fakeNet, _ *fakeFirewall) { n.setMissing("eth1", true) }, "capture on interface eth1", false},
+		{"metrics port taken", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
+			d.listen = func(string, string) (net.Listener, error) { return nil, errors.New("address already in use") }
+		}, "metrics: address already in use", false},
+		{"firewall fails", func(_ *deps, _ *fakeNet, fw *fakeFirewall) {
+			fw.failEnsue = errors.New("nft: permission denied")
+		}, "permission denied", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, fw := newFakeNet(), newFakeFirewall()
+			d := deps{openCapture: n.open, openFirewall: fw.open, checkInterfaces: func(*Config) error { return nil },
+				listen: func(string, string) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }, now: time.Now, hup: make(chan os.Signal)}
+			if tt.name == "missing interface" {
+				// eth0 exists nowhere here either; only eth1 is named below.
+				c := *c
+				c.Interfaces = []string{"lo", "eth1"}
+				tt.change(&d, n, fw)
+				err := runDaemon(context.Background(), &c, users, d, zerolog.Nop())
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("runDaemon: %v, want an error containing %q", err, tt.want)
+				}
+			} else {
+				tt.change(&d, n, fw)
+				err := runDaemon(context.Background(), c, users, d, zerolog.Nop())
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("runDaemon: %v, want an error containing %q", err, tt.want)
+				}
+			}
+			if used := len(fw.all()) > 0; used != tt.fwUsed {
+				t.Errorf("firewall calls: %q", fw.all())
+			}
+			for _, c := range n.opened {
+				if !c.closed() {
+					t.Errorf("capture on %q left open", c.iface)
+				}
+			}
+		})
+	}
+}
+
+// TestRunCommandBadConfig: `tknockd run` with a bad configuration exits 1
+// and logs one JSON error line naming the file, the field and the problem.
+func TestRunCommandBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.toml")
+	os.WriteFile(path, []byte("realm = \"x\"\nopen_for = \"soon\"\n[services]\nssh = [\"tcp/22\"]\n"), 0o600)
+	code, out, errOut := runCLI(t, "run", "--config", path, "--log-format", "json")
+	if code != 1 || out != "" {
+		t.Fatalf("run: exit %d, stdout %q", code, out)
+	}
+	var l map[string]any
+	if err := json.Unmarshal([]byte(errOut), &l); err != nil {
+		t.Fatalf("stderr is not one JSON line: %q", errOut)
+	}
+	if l["level"] != "error" || !strings.Contains(fmt.Sprint(l["error"]), path+": line 2: field open_for: \"soon\"") {
+		t.Errorf("error line: %v", l)
+	}
+	code, _, errOut = runCLI(t, "run", "--config", path, "--log-format", "xml")
+	if code != 1 || !strings.Contains(errOut, "--log-format \"xml\"") {
+		t.Errorf("bad --log-format: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "run", "--config", path, "--log-level", "loud")
+	if code != 1 || !strings.Contains(errOut, "--log-level \"loud\"") {
+		t.Errorf("bad --log-level: exit %d, %q", code, errOut)
+	}
+}
