@@ -1,0 +1,239 @@
+package listener
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// trkScanUsers share the default range; every sequence has at least three
+// ports, so a scan cannot open by chance (two ports in a row would, about
+// once per range size squared... per candidate and knock).
+func trkScanUsers() []User {
+	return []User{
+		alice,
+		carol,
+		heidi,
+		grace,
+		trkUser("udp", func(p *totpseq.Params) { p.Proto = totpseq.UDP }),
+		trkUser("three", func(p *totpseq.Params) { p.Length = 3; p.Period = 5 }),
+	}
+}
+
+// TestTrackerScans: an ascending, a descending and a shuffled sweep of the
+// whole range from one source, fast and slow (across window boundaries),
+// starting at several points of a window, for both protocols, open
+// nothing and report nothing.
+func TestTrackerScans(t *testing.T) {
+	users := trkScanUsers()
+	r := totpseq.DefaultRange
+	var ports []uint16
+	for p := r.Lo; p <= r.Hi; p++ {
+		ports = append(ports, p)
+	}
+	desc := slices.Clone(ports)
+	slices.Reverse(desc)
+	shuffled := slices.Clone(ports)
+	rand.New(rand.NewPCG(7, 7)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	sweeps := map[string][]uint16{"ascending": ports, "descending": desc, "shuffled": shuffled}
+	for name, sweep := range sweeps {
+		for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
+			for _, spacing := range []time.Duration{time.Microsecond, time.Millisecond} {
+				// Start offsets across a window; with a 1 ms spacing a sweep
+				// lasts 22.8 s and crosses one or more window boundaries.
+				for _, phase := range []time.Duration{0, 10 * time.Second, 30*time.Second - time.Millisecond} {
+					for _, window := range []int{-6, 0, 6} {
+						t.Run(fmt.Sprintf("%s/%v/%v/%v/%d", name, proto, spacing, phase, window), func(t *testing.T) {
+							cfg := DefaultConfig()
+							cfg.Capacity = 1024
+							tr, rec := trkNew(t, cfg, users...)
+							start := trkAt(time.Duration(window)*30*time.Second + phase)
+							for _, k := range trkKnocks(trkA, proto, sweep, start, spacing) {
+								tr.Knock(k)
+							}
+							s := tr.Stats()
+							if len(rec.events) != 0 || s.Opened != 0 {
+								t.Errorf("a sweep gave events %+v", rec.events)
+							}
+							if s.Started == 0 {
+								t.Errorf("the sweep matched no anchor: the test tests nothing")
+							}
+						})
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestTrackerRandomKnocks: ten million random knocks from one source open
+// nothing.
+func TestTrackerRandomKnocks(t *testing.T) {
+	n := 10_000_000
+	if testing.Short() {
+		n = 1_000_000
+	}
+	cfg := DefaultConfig()
+	cfg.Capacity = 1024
+	tr, rec := trkNew(t, cfg, trkScanUsers()...)
+	rng := rand.New(rand.NewPCG(11, 13))
+	ns := trkT0.UnixNano()
+	k := Knock{Src: trkA6}
+	for range n {
+		ns += rng.Int64N(int64(2 * time.Millisecond))
+		k.Time = time.Unix(0, ns)
+		k.Proto = totpseq.TCP
+		if rng.IntN(16) == 0 {
+			k.Proto = totpseq.UDP
+		}
+		k.Port = uint16(9990 + rng.IntN(32767-9990+10))
+		tr.Knock(k)
+	}
+	s := tr.Stats()
+	if len(rec.events) != 0 {
+		t.Errorf("random knocks gave events %+v", rec.events)
+	}
+	if s.Knocks != uint64(n) || s.Started == 0 || s.Resets == 0 {
+		t.Errorf("stats %+v: want %d knocks, some anchors matched and reset", s, n)
+	}
+	t.Logf("%d knocks over %v: %d anchors matched, %d advanced, %d resets", n, time.Duration(ns-trkT0.UnixNano()), s.Started, s.Advanced, s.Resets)
+}
+
+// trkLiveAnchors returns the anchor ports of the tracker's current table.
+func trkLiveAnchors(tr *Tracker, proto totpseq.Proto) []uint16 {
+	var out []uint16
+	tab := tr.st.tab
+	pi := protoIndex(proto)
+	for p := range 65536 {
+		if len(tab.live(pi, uint16(p))) > 0 {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
+}
+
+// trkSpoofed returns the i-th spoofed source address.
+func trkSpoofed(i int) netip.Addr {
+	return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
+}
+
+// TestTrackerFlood: a million spoofed sources knock at anchor ports while
+// one real client knocks its sequence: the client opens, and the table
+// stays at its capacity.
+func TestTrackerFlood(t *testing.T) {
+	const (
+		capacity = 10_000
+		spoofed  = 1_000_000
+	)
+	cfg := DefaultConfig()
+	cfg.Capacity = capacity
+	tr, rec := trkNew(t, cfg, alice, carol)
+	anchors := trkLiveAnchors(tr, totpseq.TCP)
+	client := trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), time.Time{}, 0)
+	// The client's knocks go after these many spoofed ones: between its
+	// first and second knock fewer than capacity new sources arrive (an
+	// anchor-only source is evicted oldest first); after its second knock
+	// it has advanced and no anchor-only source can push it out.
+	at := []int{500_000, 505_000, 800_000, spoofed}
+	rng := rand.New(rand.NewPCG(5, 5))
+	ns := trkAt(trkMid).UnixNano()
+	next := 0
+	for i := 0; i <= spoofed; i++ {
+		for next < len(at) && at[next] == i {
+			if next == len(at)-1 {
+				if s := tr.Stats(); s.Tracked != capacity {
+					t.Errorf("before the last knock: %d sources tracked, want the capacity %d", s.Tracked, capacity)
+				}
+			}
+			k := client[next]
+			k.Time = time.Unix(0, ns)
+			tr.Knock(k)
+			next++
+		}
+		if i == spoofed {
+			break
+		}
+		ns += 2000 // 500 000 packets per second
+		tr.Knock(Knock{Src: trkSpoofed(i), Proto: totpseq.TCP, Port: anchors[rng.IntN(len(anchors))], Time: time.Unix(0, ns)})
+	}
+	s := tr.Stats()
+	if len(rec.events) != 1 || rec.events[0].Kind != Opened || rec.events[0].Src != trkA {
+		t.Errorf("events %+v, want the client's opening only", rec.events)
+	}
+	if want := uint64(spoofed + 1 - capacity); s.Evictions != want {
+		t.Errorf("%d evictions, want %d", s.Evictions, want)
+	}
+	if s.Tracked != capacity-1 {
+		t.Errorf("%d sources tracked after the client completed, want %d", s.Tracked, capacity-1)
+	}
+}
+
+// TestTrackerFloodBetweenFirstKnocks documents the limit of the eviction
+// order: an anchor-only source is evicted when more than Capacity new
+// sources match an anchor between its first and second knock.
+func TestTrackerFloodBetweenFirstKnocks(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Capacity = 100
+	tr, rec := trkNew(t, cfg, alice)
+	anchors := trkLiveAnchors(tr, totpseq.TCP)
+	s := trkSeq(t, alice, "ssh", trkW0, trkA)
+	ns := trkAt(trkMid).UnixNano()
+	tr.Knock(Knock{Src: trkA, Proto: totpseq.TCP, Port: s[0], Time: time.Unix(0, ns)})
+	for i := range 100 {
+		ns += 1000
+		tr.Knock(Knock{Src: trkSpoofed(i), Proto: totpseq.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
+	}
+	for _, k := range trkKnocks(trkA, totpseq.TCP, s[1:], time.Unix(0, ns+1000), time.Millisecond) {
+		tr.Knock(k)
+	}
+	if len(rec.events) != 0 {
+		t.Errorf("events %+v: the client's anchor should have been evicted", rec.events)
+	}
+}
+
+// TestTrackerAllocs: no allocation per knock in steady state.
+func TestTrackerAllocs(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Capacity = 1000
+	tr, _ := trkNew(t, cfg, alice, carol, dave6)
+	anchors := trkLiveAnchors(tr, totpseq.TCP)
+	ns := trkAt(trkMid).UnixNano()
+	i := 0
+	// New sources at anchor ports, the table full: insert and evict.
+	flood := func() {
+		i++
+		ns += 1000
+		tr.Knock(Knock{Src: trkSpoofed(i), Proto: totpseq.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
+	}
+	for range 2000 {
+		flood()
+	}
+	if n := testing.AllocsPerRun(10000, flood); n != 0 {
+		t.Errorf("a knock from a new source at an anchor port: %v allocations, want 0", n)
+	}
+	// One source alternating anchor ports and other ports: derivations.
+	j := 0
+	scan := func() {
+		j++
+		ns += 1000
+		p := uint16(10000 + j%20000)
+		if j%2 == 0 {
+			p = anchors[j%len(anchors)]
+		}
+		tr.Knock(Knock{Src: trkA6, Proto: totpseq.TCP, Port: p, Time: time.Unix(0, ns)})
+	}
+	for range 1000 {
+		scan()
+	}
+	if n := testing.AllocsPerRun(10000, scan); n != 0 {
+		t.Errorf("a knock from a tracked source: %v allocations, want 0", n)
+	}
+	if s := tr.Stats(); s.Resets == 0 {
+		t.Errorf("stats %+v: the scan was never tracked", s)
+	}
+}
