@@ -158,7 +158,7 @@ func (k *Knocker) Knock(ctx context.Context, req Request) (*Result, error) {
 		}
 		r.Knocks++
 	}
-	k.Log.Debug().Int("knocks", r.Knocks).Stringer("proto", e.Proto).Dur("delay", k.Delay).Msg("sent")
+	k.Log.Debug().Int("knocks", r.Knocks).Stringer("proto", e.Proto).Stringer("delay", k.Delay).Msg("sent")
 	if k.Memory != nil {
 		if err := k.Memory.Record(key, r.Window, e.Period, now); err != nil {
 			// The knock went out; a lost record costs at most a replayed

@@ -238,14 +238,14 @@ func (a *app) wait(ctx context.Context, l *loaded, r *client.Result, port uint16
 		return nil, 0, fmt.Errorf("wait timeout %v: must be positive", timeout)
 	}
 	c, took, err := client.Wait(ctx, netip.AddrPortFrom(r.Addr, port), timeout)
-	if errors.Is(err, client.ErrNotOpen) {
-		if note != nil {
-			return nil, took, fmt.Errorf("%w\nno knock was sent: %w", err, note)
-		}
+	switch {
+	case errors.Is(err, client.ErrNotOpen) && note != nil:
+		return nil, took, fmt.Errorf("the door did not open: %w\n  no knock was sent: %w", err, note)
+	case errors.Is(err, client.ErrNotOpen):
 		return nil, took, fmt.Errorf("the door did not open: %w\n"+
-			"check the clock (the knock used time window %d of %d s; a clock off by more than the server's skew opens nothing), "+
-			"the source address (the knock was bound to %v; behind NAT give the public one with --source), "+
-			"and that the server's tknockd lets user %s open service %s with %s knocks",
+			"  check the clock: the knock used time window %d (%d s each); a clock off by more than the server's skew opens nothing\n"+
+			"  check the source address: the knock was bound to %v; behind NAT, give the public one with --source\n"+
+			"  check that the server's tknockd lets user %s open service %s with %s knocks",
 			err, r.Window, l.Period, r.Source, l.Name, r.Service, r.Proto)
 	}
 	return c, took, err

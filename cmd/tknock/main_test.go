@@ -80,6 +80,7 @@ type env struct {
 	net    *fakeNet
 	now    time.Time
 	stdin  string
+	real   bool // the real network and clock: no fakes
 }
 
 func newEnv(t *testing.T) *env {
@@ -107,6 +108,9 @@ func (e *env) run(args ...string) (int, string, string) {
 		stdin: strings.NewReader(e.stdin), stdout: &stdout, stderr: &stderr,
 		dialer: e.net, resolver: e.net, route: route,
 		now: func() time.Time { return e.now },
+	}
+	if e.real {
+		a.dialer, a.resolver, a.route, a.now = nil, nil, nil, nil
 	}
 	code := a.run(e.t.Context(), args)
 	return code, stdout.String(), stderr.String()
@@ -332,7 +336,7 @@ func TestKnock(t *testing.T) {
 		src     string
 	}{
 		{[]string{"knock", "work"}, "ssh", "192.0.2.10", "198.51.100.7"},
-		{[]string{"work", "web"}, "web", "192.0.2.10", "198.51.100.7"},           // knock is the default command
+		{[]string{"work", "web"}, "web", "192.0.2.10", "198.51.100.7"},            // knock is the default command
 		{[]string{"ssh.example.com", "ssh"}, "ssh", "192.0.2.10", "198.51.100.7"}, // by host
 		{[]string{"knock", "--source", "203.0.113.9", "work"}, "ssh", "192.0.2.10", "203.0.113.9"},
 		{[]string{"knock", "--host", "192.0.2.99", "work"}, "ssh", "192.0.2.99", "198.51.100.7"},
