@@ -18,7 +18,7 @@ import (
 
 // enrollmentQR returns a real enrollment URI and pquerna/otp's QR image of
 // it, the image the daemon shows.
-func enrollmentQR(t *testing.T) (string, image.Image) {
+func enrollmentQR(t testing.TB) (string, image.Image) {
 	t.Helper()
 	p := totpseq.Defaults()
 	p.Realm = "ssh.example.com"
@@ -40,7 +40,7 @@ func enrollmentQR(t *testing.T) (string, image.Image) {
 	return uri, img
 }
 
-func writeImage(t *testing.T, name string, img image.Image) string {
+func writeImage(t testing.TB, name string, img image.Image) string {
 	t.Helper()
 	var buf bytes.Buffer
 	var err error
