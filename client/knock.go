@@ -28,7 +28,7 @@ type Knocker struct {
 	Now      func() time.Time                         // nil: time.Now
 	Delay    time.Duration                            // pause between two knocks; zero: none
 	Memory   *Memory                                  // windows used before; nil: always the current window
-	Log      zerolog.Logger                           // steps at debug level; never a secret or a port
+	Log      zerolog.Logger                           // steps at debug level (zero value: none); never a secret or a port
 }
 
 // Request says what to knock for.
