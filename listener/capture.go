@@ -25,8 +25,8 @@ type CaptureConfig struct {
 	BlockSize int
 
 	// NumBlocks is the number of blocks in the ring, at least 2. 0 means
-	// DefaultNumBlocks. The ring takes BlockSize*NumBlocks bytes of locked
-	// kernel memory.
+	// DefaultNumBlocks. The ring takes BlockSize*NumBlocks bytes of kernel
+	// memory, mapped into the process.
 	NumBlocks int
 
 	// BlockTimeout is how long the kernel fills a block before it hands

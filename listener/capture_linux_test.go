@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
@@ -290,6 +292,14 @@ func TestCaptureClose(t *testing.T) {
 		_, err := c.ReadFrame()
 		errc <- err
 	}()
+	statsDone := make(chan struct{})
+	go func() { // Stats and SetRanges from another goroutine, racing Close
+		defer close(statsDone)
+		for range 200 {
+			c.Stats()
+			c.SetRanges(sysRanges)
+		}
+	}()
 	time.Sleep(20 * time.Millisecond) // let the reader block
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -302,6 +312,7 @@ func TestCaptureClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("ReadFrame still blocked 5s after Close")
 	}
+	<-statsDone
 	if _, err := c.ReadFrame(); !errors.Is(err, ErrClosed) {
 		t.Errorf("ReadFrame after Close = %v, want ErrClosed", err)
 	}
@@ -435,5 +446,57 @@ func TestCaptureReadAllocs(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("%v allocations per ReadFrame, want 0", allocs)
+	}
+}
+
+// TestCaptureTun captures on a tun device, a link without an Ethernet
+// header (ARPHRD_NONE): frames start at the IP header. Packets written to
+// the tun file descriptor enter the receive path, as a VPN's do.
+func TestCaptureTun(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.New(t)
+	const name = "tktun0"
+	var tun int
+	must(t, ns.Do(func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("TUNSETIFF: %w", err)
+		}
+		tun = fd
+		return nil
+	}))
+	t.Cleanup(func() { unix.Close(tun) })
+	ns.MustRun(t, "ip", "addr", "add", "203.0.113.1/24", "dev", name)
+	ns.MustRun(t, "ip", "link", "set", name, "up")
+
+	c := listenIn(t, ns, CaptureConfig{Interface: name, Ranges: sysRanges})
+	if c.Link() != LinkIP {
+		t.Fatalf("capture on tun: link %v, want ip", c.Link())
+	}
+	ch := collect(c, sysRanges)
+	in := pkt{link: LinkIP, src: "203.0.113.2", dst: "203.0.113.1"}
+	for _, v := range []pkt{
+		with(in, func(v *pkt) { v.proto, v.syn, v.dport = tcp, true, 40001 }),
+		with(in, func(v *pkt) { v.proto, v.ack, v.dport = tcp, true, 40002 }), // not a knock
+		with(in, func(v *pkt) { v.proto, v.dport = udp, 51000 }),              // not a knock
+		with(in, func(v *pkt) { v.proto, v.dport = udp, 50999 }),
+	} {
+		if _, err := unix.Write(tun, v.frame(t).Data); err != nil {
+			t.Fatalf("write to tun: %v", err)
+		}
+	}
+	want := []Knock{{Src: addr("203.0.113.2"), Proto: tcp, Port: 40001}, {Src: addr("203.0.113.2"), Proto: udp, Port: 50999}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50999)), cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+		t.Errorf("knocks on tun (-want +got):\n%s", diff)
 	}
 }
