@@ -110,6 +110,10 @@ func (f *feed) read(ic *ifaceCapture) {
 	// One debug line per frame, sampled: a flood must not fill the disk.
 	// The frame's ports are not logged: they could be a sequence.
 	perFrame := log.Sample(newSampler())
+	// backoff is the wait before the next reopen. It grows while reopened
+	// captures fail before delivering a frame (a socket bound to a down
+	// interface reports ENETDOWN at once), and starts over after a frame.
+	var backoff time.Duration
 	for {
 		ic.mu.Lock()
 		c := ic.cur
@@ -123,11 +127,12 @@ func (f *feed) read(ic *ifaceCapture) {
 				return
 			}
 			log.Warn().Err(err).Msg("capture failed; reopening")
-			if !f.reopen(ic, c, log) {
+			if !f.reopen(ic, c, log, &backoff) {
 				return
 			}
 			continue
 		}
+		backoff = 0
 		perFrame.Debug().Int("bytes", len(fr.Data)).Int("ifindex", fr.Ifindex).Msg("knock frame")
 		select {
 		case f.frames <- feedFrame{f: fr, release: release}:
@@ -144,7 +149,7 @@ func (f *feed) read(ic *ifaceCapture) {
 
 // reopen closes the failed capture old and opens the interface again,
 // with backoff, until it succeeds (true) or the feed is closed (false).
-func (f *feed) reopen(ic *ifaceCapture, old capture, log zerolog.Logger) bool {
+func (f *feed) reopen(ic *ifaceCapture, old capture, log zerolog.Logger, backoff *time.Duration) bool {
 	ic.mu.Lock()
 	if ic.closed {
 		ic.mu.Unlock()
@@ -156,8 +161,9 @@ func (f *feed) reopen(ic *ifaceCapture, old capture, log zerolog.Logger) bool {
 	ic.cur = nil
 	ic.mu.Unlock()
 
-	wait := reattachMin
 	for attempt := 1; ; attempt++ {
+		wait := max(*backoff, reattachMin)
+		*backoff = min(2*wait, reattachMax)
 		timer := time.NewTimer(wait)
 		select {
 		case <-f.done:
@@ -170,8 +176,7 @@ func (f *feed) reopen(ic *ifaceCapture, old capture, log zerolog.Logger) bool {
 		ic.mu.Unlock()
 		c, err := ic.open(ic.name, ranges)
 		if err != nil {
-			log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", min(2*wait, reattachMax)).Msg("capture reopen failed")
-			wait = min(2*wait, reattachMax)
+			log.Warn().Err(err).Int("attempt", attempt).Str("retry_in", backoff.String()).Msg("capture reopen failed")
 			continue
 		}
 		ic.mu.Lock()
