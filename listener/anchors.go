@@ -14,12 +14,14 @@ import (
 // The anchor table answers rule 1 of PROTOCOL.md section 3 with one array
 // look-up: for a knock protocol and port, the candidates (user, service,
 // window) whose anchor is that port. It is the compressed-row layout of a
-// counting sort over every candidate: the candidates of (proto, port) are
-// ents[start[proto][port]:start[proto][port+1]], the "live" ones (windows
-// within the considered range at the table's time) first, up to
-// mid[proto][port], then the "back" ones (older windows, kept so a
-// sequence whose anchor matched just before a window boundary can still
-// find its candidates after the table was replaced).
+// counting sort over every candidate: with i = port - lo[proto], the
+// candidates of (proto, port) are ents[start[proto][i]:start[proto][i+1]],
+// the "live" ones (windows within the considered range at the table's
+// time) first, up to mid[proto][i], then the "back" ones (older windows,
+// kept so a sequence whose anchor matched just before a window boundary
+// can still find its candidates after the table was replaced). The index
+// covers the ports from the lowest to the highest of the users' ranges of
+// each protocol.
 //
 // A table is valid for the time interval [from, until) in which no user's
 // window changes: until is the earliest next window boundary over every
@@ -52,20 +54,44 @@ type anchorTable struct {
 	owner       *anchorBuilder
 	took        time.Duration // how long building it took
 	base        []int64       // per slot: the user's window at from
-	start       [2][65537]uint32
-	mid         [2][65536]uint32
+	lo          [2]uint16     // per protocol: the first port of the index
+	start       [2][]uint32   // per protocol: one more than mid
+	mid         [2][]uint32
 	ents        []anchorEnt
+}
+
+// index returns the index of port in the table of proto index pi, or -1.
+func (t *anchorTable) index(pi int, port uint16) int {
+	i := int(port) - int(t.lo[pi])
+	if uint(i) >= uint(len(t.mid[pi])) {
+		return -1
+	}
+	return i
+}
+
+// anchored reports whether port is the anchor of a live candidate.
+func (t *anchorTable) anchored(pi int, port uint16) bool {
+	i := t.index(pi, port)
+	return i >= 0 && t.mid[pi][i] > t.start[pi][i]
 }
 
 // live returns the candidates of (proto index pi, port) whose window is
 // within the considered range at any time in [from, until).
 func (t *anchorTable) live(pi int, port uint16) []anchorEnt {
-	return t.ents[t.start[pi][port]:t.mid[pi][port]]
+	i := t.index(pi, port)
+	if i < 0 {
+		return nil
+	}
+	return t.ents[t.start[pi][i]:t.mid[pi][i]]
 }
 
 // all returns the live and the back candidates of (pi, port).
 func (t *anchorTable) all(pi int, port uint16) []anchorEnt {
-	return t.ents[t.start[pi][port]:t.start[pi][int(port)+1]]
+	i := t.index(pi, port)
+	if i < 0 {
+		return nil
+	}
+	return t.ents[t.start[pi][i]:t.start[pi][i+1]]
 }
 
 // window returns the window of candidate e.
@@ -91,8 +117,9 @@ type anchorBuilder struct {
 	ring    []uint16 // anchors: slot s owns ring[ringOff[s]:ringOff[s+1]], indexed by window mod its length; 0: no anchor
 	ringOff []int
 	ringLo  []int64 // per slot: first window held in the ring, -1 for none
-	cntLive [2][65536]uint32
-	cntBack [2][65536]uint32
+	lo, n   [2]int  // per protocol: the first port of the users' ranges and the number of ports up to the last
+	cntLive [2][]uint32
+	cntBack [2][]uint32
 	last    atomic.Int64 // nanoseconds the latest build took
 
 	free chan *anchorTable // tables no longer read, for reuse
@@ -151,6 +178,19 @@ func newAnchorBuilder(users []userState, slots []enrollSlot, d int) *anchorBuild
 	}
 	b.ringOff[len(slots)] = n
 	b.ring = make([]uint16, n)
+	for pi := range 2 {
+		lo, hi := 65536, -1
+		for i := range users {
+			if r := users[i].params.Range; protoIndex(users[i].params.Proto) == pi {
+				lo, hi = min(lo, int(r.Lo)), max(hi, int(r.Hi))
+			}
+		}
+		if hi >= lo {
+			b.lo[pi], b.n[pi] = lo, hi-lo+1
+		}
+		b.cntLive[pi] = make([]uint32, b.n[pi])
+		b.cntBack[pi] = make([]uint32, b.n[pi])
+	}
 	return b
 }
 
@@ -302,34 +342,39 @@ func (b *anchorBuilder) deriveParallel(ns int64) {
 
 // sort fills t's index and entries from the rings at ns.
 func (b *anchorBuilder) sort(t *anchorTable, ns int64) {
-	clear(b.cntLive[:])
-	clear(b.cntBack[:])
+	for pi := range 2 {
+		clear(b.cntLive[pi])
+		clear(b.cntBack[pi])
+		t.lo[pi] = uint16(b.lo[pi])
+		t.start[pi] = slices.Grow(t.start[pi][:0], b.n[pi]+1)[:b.n[pi]+1]
+		t.mid[pi] = slices.Grow(t.mid[pi][:0], b.n[pi])[:b.n[pi]]
+	}
 	total := 0
 	b.each(t, ns, func(pi int, port uint16, _ uint32, off int16, live bool) {
 		if live {
-			b.cntLive[pi][port]++
+			b.cntLive[pi][int(port)-b.lo[pi]]++
 		} else {
-			b.cntBack[pi][port]++
+			b.cntBack[pi][int(port)-b.lo[pi]]++
 		}
 		total++
 	})
 	var at uint32
 	for pi := range 2 {
-		for p := range 65536 {
-			live, back := b.cntLive[pi][p], b.cntBack[pi][p]
-			t.start[pi][p] = at
-			t.mid[pi][p] = at + live
-			b.cntLive[pi][p] = at // from here on, the next free position
-			b.cntBack[pi][p] = at + live
+		for i := range b.n[pi] {
+			live, back := b.cntLive[pi][i], b.cntBack[pi][i]
+			t.start[pi][i] = at
+			t.mid[pi][i] = at + live
+			b.cntLive[pi][i] = at // from here on, the next free position
+			b.cntBack[pi][i] = at + live
 			at += live + back
 		}
-		t.start[pi][65536] = at
+		t.start[pi][b.n[pi]] = at
 	}
 	t.ents = slices.Grow(t.ents[:0], total)[:total]
 	b.each(t, ns, func(pi int, port uint16, slot uint32, off int16, live bool) {
-		c := &b.cntBack[pi][port]
+		c := &b.cntBack[pi][int(port)-b.lo[pi]]
 		if live {
-			c = &b.cntLive[pi][port]
+			c = &b.cntLive[pi][int(port)-b.lo[pi]]
 		}
 		t.ents[*c] = anchorEnt{slot: slot, off: off}
 		*c++

@@ -37,9 +37,9 @@ func trkTableDump(tab *anchorTable) []trkTableEnt {
 	var out []trkTableEnt
 	for pi := range 2 {
 		for p := range 65536 {
-			for i := tab.start[pi][p]; i < tab.start[pi][p+1]; i++ {
-				e := tab.ents[i]
-				out = append(out, trkTableEnt{pi, uint16(p), e.slot, tab.window(e), i < tab.mid[pi][p]})
+			live := len(tab.live(pi, uint16(p)))
+			for i, e := range tab.all(pi, uint16(p)) {
+				out = append(out, trkTableEnt{pi, uint16(p), e.slot, tab.window(e), i < live})
 			}
 		}
 	}
@@ -137,8 +137,7 @@ func TestAnchorTableParallel(t *testing.T) {
 	ns := trkT0.UnixNano() + 3*int64(time.Hour)
 	a := par.b.build(ns)
 	ser.b.derive(ns, 0, len(ser.users))
-	b := new(anchorTable)
-	b.base = make([]int64, len(ser.slots))
+	b := &anchorTable{base: make([]int64, len(ser.slots))}
 	ser.b.sort(b, ns)
 	if diff := gocmp.Diff(trkTableDump(b), trkTableDump(a)); diff != "" {
 		t.Errorf("parallel build differs (-serial +parallel):\n%s", diff)

@@ -521,7 +521,7 @@ func (t *Tracker) table(ns int64) (*anchorTable, bool) {
 // ns (rule 1).
 func (t *Tracker) anchored(tab *anchorTable, fast bool, pi int, port uint16, ns int64) bool {
 	if fast {
-		return tab.mid[pi][port] > tab.start[pi][port]
+		return tab.anchored(pi, port)
 	}
 	d := int64(t.st.cfg.depth())
 	for _, e := range tab.all(pi, port) {
