@@ -36,12 +36,12 @@ func (e *env) tknockResult(args ...string) (stdout, stderr string, err error) {
 	return o.String(), se.String(), err
 }
 
-// knock runs `tknock knock --enrollment FILE SERVICE` from the client: the
-// sequence for now (or the next window after a knock in this one), sent
-// with the client's own address.
+// knock runs `tknock knock --enrollment FILE HOST SERVICE` from the
+// client: the sequence for now (or the next window after a knock in this
+// one), sent with the client's own address.
 func (e *env) knock(u *user, service string, extra ...string) {
 	e.t.Helper()
-	e.tknock(append([]string{"knock", "--enrollment", u.clientFile, service}, extra...)...)
+	e.tknock(append([]string{"knock", "--enrollment", u.clientFile, e.serverAddr.String(), service}, extra...)...)
 }
 
 // sequence asks the client for the ports of u's sequence for service, for

@@ -168,23 +168,22 @@ func (e *env) serve(port uint16) {
 	})
 }
 
-// dialTimeout bounds a connection attempt to a protected port. A dropped
-// SYN is retransmitted after one second, so a second is enough to tell
-// "dropped" from "accepted" on a veth pair.
-const dialTimeout = time.Second
+// Bounds of a connection attempt to a protected port. On a veth pair an
+// accepted SYN is answered at once and a dropped one only gets retransmitted
+// after a second, so a second tells "dropped" from "accepted"; a connection
+// that must succeed gets more, for a machine busy with the parallel tests.
+const (
+	refuseTimeout  = time.Second
+	connectTimeout = 3 * time.Second
+)
 
-// dial connects from inside ns to the server's port, from the address
-// src when it is valid, and checks one echo round trip. The connection
-// (when err is nil) belongs to the caller.
-func (e *env) dial(ns *nstest.NS, src netip.Addr, port uint16) (net.Conn, error) {
+// dial connects from inside ns to the server's port and checks one echo
+// round trip. The connection (when err is nil) belongs to the caller.
+func (e *env) dial(ns *nstest.NS, port uint16, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
 	err := ns.Do(func() error {
-		d := net.Dialer{Timeout: dialTimeout}
-		if src.IsValid() {
-			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
-		}
 		var err error
-		c, err = d.Dial("tcp", netip.AddrPortFrom(e.serverAddr, port).String())
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(e.serverAddr, port).String(), timeout)
 		return err
 	})
 	if err != nil {
@@ -231,15 +230,9 @@ func (e *env) nsName(ns *nstest.NS) string {
 // succeeds. It returns the connection, closed at cleanup.
 func (e *env) mustConnect(ns *nstest.NS, port uint16) net.Conn {
 	e.t.Helper()
-	return e.mustConnectFrom(ns, netip.Addr{}, port)
-}
-
-// mustConnectFrom is mustConnect from the source address src.
-func (e *env) mustConnectFrom(ns *nstest.NS, src netip.Addr, port uint16) net.Conn {
-	e.t.Helper()
-	c, err := e.dial(ns, src, port)
+	c, err := e.dial(ns, port, connectTimeout)
 	if err != nil {
-		e.t.Fatalf("connect from the %s%s to %v port %d: %v; want it to succeed", e.nsName(ns), fromText(src), e.serverAddr, port, err)
+		e.t.Fatalf("connect from the %s to %v port %d: %v; want it to succeed", e.nsName(ns), e.serverAddr, port, err)
 	}
 	e.t.Cleanup(func() { c.Close() })
 	return c
@@ -248,42 +241,17 @@ func (e *env) mustConnectFrom(ns *nstest.NS, src netip.Addr, port uint16) net.Co
 // mustRefuse fails the test if a connection from ns to port succeeds.
 func (e *env) mustRefuse(ns *nstest.NS, port uint16) {
 	e.t.Helper()
-	e.mustRefuseFrom(ns, netip.Addr{}, port)
-}
-
-// mustRefuseFrom is mustRefuse from the source address src.
-func (e *env) mustRefuseFrom(ns *nstest.NS, src netip.Addr, port uint16) {
-	e.t.Helper()
-	c, err := e.dial(ns, src, port)
+	c, err := e.dial(ns, port, refuseTimeout)
 	if err == nil {
 		c.Close()
-		e.t.Fatalf("connect from the %s%s to %v port %d succeeded; want it refused", e.nsName(ns), fromText(src), e.serverAddr, port)
+		e.t.Fatalf("connect from the %s to %v port %d succeeded; want it refused", e.nsName(ns), e.serverAddr, port)
 	}
 	var nerr net.Error
 	if !errors.As(err, &nerr) || !nerr.Timeout() {
 		// A dropped SYN times out; anything else (a reset, no route)
 		// means the test's network is not what it thinks it is.
-		e.t.Fatalf("connect from the %s%s to %v port %d: %v; want a timeout (SYN dropped by the firewall)", e.nsName(ns), fromText(src), e.serverAddr, port, err)
+		e.t.Fatalf("connect from the %s to %v port %d: %v; want a timeout (SYN dropped by the firewall)", e.nsName(ns), e.serverAddr, port, err)
 	}
-}
-
-func fromText(src netip.Addr) string {
-	if !src.IsValid() {
-		return ""
-	}
-	return " (" + src.String() + ")"
-}
-
-// addClientAddr gives the client a second address (a second user on the
-// same network) and returns it.
-func (e *env) addClientAddr() netip.Addr {
-	e.t.Helper()
-	a, cidr := netip.MustParseAddr("192.0.2.3"), "192.0.2.3/24"
-	if e.fam == v6 {
-		a, cidr = netip.MustParseAddr("2001:db8:1::3"), "2001:db8:1::3/64"
-	}
-	e.client.MustRun(e.t, "ip", "addr", "add", cidr, "dev", e.clientIf, "nodad")
-	return a
 }
 
 // awayFromBoundary waits, when needed, so that the current window of the

@@ -63,56 +63,56 @@ func TestOpenAndExpire(t *testing.T) {
 
 // TestModesAndUsers has two users with different knock protocols and
 // services: alice knocks with TCP SYNs for ssh, bob with UDP datagrams for
-// web, from two addresses of the client's network. Each knock opens its
-// own service for its own source, nothing else.
+// web. Each knock opens its own service and nothing else; the knocks go
+// one after the other from the client, with the first grant expired before
+// the second knock, so each opening is seen on its own.
 func TestModesAndUsers(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
+		const openFor = 3 * time.Second
 		e.serve(sshPort)
 		e.serve(webPort)
 		alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh"}})
 		bob := e.enroll("bob", params{Proto: totpseq.UDP, Services: []string{"web"}})
 		services := map[string][]string{"ssh": {"tcp/2222"}, "web": {"tcp/8080"}}
-		d := e.startDaemon(e.writeConfig(config{Services: services, DropKnocks: ptr(true)}))
-		bobAddr := e.addClientAddr()
-
+		d := e.startDaemon(e.writeConfig(config{OpenFor: openFor, Services: services, DropKnocks: ptr(true)}))
 		s := e.sniff(e.server, e.srvToClient)
-		m := d.mark()
-		e.knock(alice, "ssh")
-		open, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := open.str("src"); got != e.clientAddr.String() {
-			t.Errorf("alice's opening for src %q, want %v", got, e.clientAddr)
-		}
-		e.mustConnect(e.client, sshPort)
-		e.mustRefuse(e.client, webPort)
-		e.mustRefuseFrom(e.client, bobAddr, sshPort)
 
-		e.knock(bob, "web", "--source", bobAddr.String())
-		open, err = d.waitFrom(m, 5*time.Second, "an opening for bob", isOpen("bob", "web"))
-		if err != nil {
-			t.Fatal(err)
+		for _, step := range []struct {
+			u             *user
+			service       string
+			open, refused uint16
+		}{
+			{alice, "ssh", sshPort, webPort},
+			{bob, "web", webPort, sshPort},
+		} {
+			name := step.u.enr.Name
+			m := d.mark()
+			e.knock(step.u, step.service)
+			open, err := d.waitFrom(m, 5*time.Second, "an opening for "+name, isOpen(name, step.service))
+			if err != nil {
+				t.Fatal(err)
+			}
+			opened := time.Now()
+			if got := open.str("src"); got != e.clientAddr.String() {
+				t.Errorf("%s's opening for src %q, want %v", name, got, e.clientAddr)
+			}
+			e.mustConnect(e.client, step.open)
+			e.mustRefuse(e.client, step.refused)
+			e.mustRefuse(e.stranger, step.open)
+			if got := d.since(m, isEvent("open")); len(got) != 1 {
+				t.Errorf("%s's knock: %d openings, want 1", name, len(got))
+			}
+			sleepUntil(opened.Add(openFor + time.Second))
+			e.mustRefuse(e.client, step.open)
 		}
-		if got := open.str("src"); got != bobAddr.String() {
-			t.Errorf("bob's opening for src %q, want %v", got, bobAddr)
-		}
-		e.mustConnectFrom(e.client, bobAddr, webPort)
-		e.mustRefuseFrom(e.client, bobAddr, sshPort)
-		e.mustRefuse(e.client, webPort)
-		e.mustRefuse(e.stranger, sshPort)
-		e.mustRefuse(e.stranger, webPort)
 
 		// The knocks were of the protocol each enrollment says.
 		pkts := s.packets()
 		if got := knocksFrom(pkts, e.clientAddr, totpseq.TCP); len(got) != alice.enr.Length {
-			t.Errorf("alice sent TCP SYN knocks to %v, want %d of them", got, alice.enr.Length)
+			t.Errorf("TCP SYN knocks %v, want alice's %d", got, alice.enr.Length)
 		}
-		if got := knocksFrom(pkts, bobAddr, totpseq.UDP); len(got) != bob.enr.Length {
-			t.Errorf("bob sent UDP knocks to %v, want %d of them", got, bob.enr.Length)
-		}
-		if got := knocksFrom(pkts, bobAddr, totpseq.TCP); len(got) != 0 {
-			t.Errorf("bob sent TCP knocks to %v, want none", got)
+		if got := knocksFrom(pkts, e.clientAddr, totpseq.UDP); len(got) != bob.enr.Length {
+			t.Errorf("UDP knocks %v, want bob's %d", got, bob.enr.Length)
 		}
 
 		// alice's own sequence for web, which her enrollment does not
@@ -123,11 +123,11 @@ func TestModesAndUsers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m = d.mark()
+		m := d.mark()
 		e.sendRaw(e.client, e.clientAddr, totpseq.TCP, seq)
 		e.marker(d, e.client, e.clientAddr, alice)
 		if got := d.since(m, isEvent("open")); len(got) != 0 {
-			t.Errorf("alice's sequence for a service she is not enrolled for opened %v", got[0].raw)
+			t.Errorf("alice's sequence for a service she is not enrolled for opened: %s", got[0].raw)
 		}
 		e.mustRefuse(e.client, webPort)
 	})
