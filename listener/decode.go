@@ -37,7 +37,7 @@ type Decoder struct {
 
 	ranges atomic.Pointer[rangeTable]
 
-	frames, knocks, ignored, malformed atomic.Uint64
+	knocks, ignored, malformed atomic.Uint64 // one atomic add per frame; Frames is their sum
 }
 
 // DecoderStats are a Decoder's counters since it was made. Frames is the
@@ -84,12 +84,13 @@ func (d *Decoder) SetRanges(ranges []PortRange) {
 
 // Stats returns the counters. It is safe to call from any goroutine.
 func (d *Decoder) Stats() DecoderStats {
-	return DecoderStats{
-		Frames:    d.frames.Load(),
+	s := DecoderStats{
 		Knocks:    d.knocks.Load(),
 		Ignored:   d.ignored.Load(),
 		Malformed: d.malformed.Load(),
 	}
+	s.Frames = s.Knocks + s.Ignored + s.Malformed
+	return s
 }
 
 // ipv6 is layers.IPv6 that refuses to decode a hop-by-hop options header
@@ -119,10 +120,8 @@ const (
 
 // Decode returns the knock in f, and true; or false when f is not a knock
 // (counted as ignored or malformed). It never panics and allocates nothing.
-func (d *Decoder) Decode(f Frame) (Knock, bool) {
-	d.frames.Add(1)
-	k, v := d.decode(f)
-	switch v {
+func (d *Decoder) Decode(f Frame) (k Knock, ok bool) {
+	switch d.decode(f, &k) {
 	case isKnock:
 		d.knocks.Add(1)
 		return k, true
@@ -134,14 +133,14 @@ func (d *Decoder) Decode(f Frame) (Knock, bool) {
 	return Knock{}, false
 }
 
-func (d *Decoder) decode(f Frame) (Knock, verdict) {
+func (d *Decoder) decode(f Frame, k *Knock) verdict {
 	var p *gopacket.DecodingLayerParser
 	switch f.Link {
 	case LinkEthernet:
 		p = d.ethParser
 	case LinkIP:
 		if len(f.Data) == 0 {
-			return Knock{}, isMalformed
+			return isMalformed
 		}
 		switch f.Data[0] >> 4 {
 		case 4:
@@ -149,15 +148,15 @@ func (d *Decoder) decode(f Frame) (Knock, verdict) {
 		case 6:
 			p = d.ip6Parser
 		default:
-			return Knock{}, isIgnored
+			return isIgnored
 		}
 	default:
-		return Knock{}, isMalformed
+		return isMalformed
 	}
 	if err := p.DecodeLayers(f.Data, &d.decoded); err == errHopByHop {
-		return Knock{}, isIgnored
+		return isIgnored
 	} else if err != nil {
-		return Knock{}, isMalformed
+		return isMalformed
 	}
 
 	// The network layer, and whether the transport header was decoded after it.
@@ -178,16 +177,16 @@ func (d *Decoder) decode(f Frame) (Knock, verdict) {
 		}
 	}
 	if tags > 2 {
-		return Knock{}, isIgnored // the filter follows two tags at most
+		return isIgnored // the filter follows two tags at most
 	}
 	switch network {
 	case layers.LayerTypeIPv4:
 		if len(d.ip4.SrcIP) != 4 {
-			return Knock{}, isMalformed
+			return isMalformed
 		}
 		src = netip.AddrFrom4([4]byte(d.ip4.SrcIP))
 		if d.ip4.FragOffset != 0 {
-			return Knock{}, isIgnored // a non-first fragment has no transport header
+			return isIgnored // a non-first fragment has no transport header
 		}
 		if transport == 0 && d.ip4.Flags&layers.IPv4MoreFragments != 0 {
 			// A first fragment: the parser stops at it, but it starts with
@@ -201,39 +200,40 @@ func (d *Decoder) decode(f Frame) (Knock, verdict) {
 				err = d.udp.DecodeFromBytes(d.ip4.Payload, gopacket.NilDecodeFeedback)
 				transport = layers.LayerTypeUDP
 			default:
-				return Knock{}, isIgnored
+				return isIgnored
 			}
 			if err != nil {
-				return Knock{}, isMalformed
+				return isMalformed
 			}
 		}
 	case layers.LayerTypeIPv6:
 		if len(d.ip6.SrcIP) != 16 {
-			return Knock{}, isMalformed
+			return isMalformed
 		}
 		src = netip.AddrFrom16([16]byte(d.ip6.SrcIP))
 		if src.Is4In6() || src.IsUnspecified() || src.IsMulticast() {
-			return Knock{}, isIgnored
+			return isIgnored
 		}
 	default:
-		return Knock{}, isIgnored
+		return isIgnored
 	}
 
-	t := d.ranges.Load()
-	k := Knock{Src: src, Time: f.Time}
+	var proto totpseq.Proto
+	var port uint16
 	switch transport {
 	case layers.LayerTypeTCP:
 		if !d.tcp.SYN || d.tcp.ACK {
-			return Knock{}, isIgnored
+			return isIgnored
 		}
-		k.Proto, k.Port = totpseq.TCP, uint16(d.tcp.DstPort)
+		proto, port = totpseq.TCP, uint16(d.tcp.DstPort)
 	case layers.LayerTypeUDP:
-		k.Proto, k.Port = totpseq.UDP, uint16(d.udp.DstPort)
+		proto, port = totpseq.UDP, uint16(d.udp.DstPort)
 	default:
-		return Knock{}, isIgnored
+		return isIgnored
 	}
-	if !t.contains(k.Proto, k.Port) {
-		return Knock{}, isIgnored
+	if !d.ranges.Load().contains(proto, port) {
+		return isIgnored
 	}
-	return k, isKnock
+	*k = Knock{Src: src, Proto: proto, Port: port, Time: f.Time}
+	return isKnock
 }
