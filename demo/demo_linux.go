@@ -74,8 +74,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer d.cleanup()
 	err = d.run(ctx)
 	if ctx.Err() != nil {
-		d.o.Say("Interrupted.")
-		return nil
+		return errors.New("interrupted; removed what the demo had created")
 	}
 	return err
 }
@@ -107,9 +106,7 @@ func (d *demo) run(ctx context.Context) error {
 	o.Say("The configuration (%s):", cfg)
 	o.Quote(mustRead(cfg))
 	o.Say("`tknockd enroll alice` makes a secret, writes users/alice.uri and shows what to hand to alice:")
-	enrolled, err := d.runCmd(ctx, d.server, nil, filepath.Join(d.bin, "tknockd"), "enroll", "alice", "--config", cfg)
-	o.Quote(enrolled)
-	if err != nil {
+	if err := d.runCmd(ctx, d.server, nil, filepath.Join(d.bin, "tknockd"), "enroll", "alice", "--config", cfg); err != nil {
 		return err
 	}
 
@@ -129,6 +126,8 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	o.Step("alice imports her enrollment on the client and knocks")
+	o.Say("A knock is 4 TCP SYNs to ports derived from the secret, the current 30 s window and")
+	o.Say("the client's own address. Nothing answers them; tknockd sees them on the wire.")
 	clientEnv := []string{"TKNOCK_CONFIG_DIR=" + filepath.Join(d.dir, "client-config"), "TKNOCK_CACHE_DIR=" + filepath.Join(d.dir, "client-cache")}
 	tknock := filepath.Join(d.bin, "tknock")
 	for _, args := range [][]string{
@@ -136,9 +135,7 @@ func (d *demo) run(ctx context.Context) error {
 		{"knock", "-v", serverAddr, "ssh"},
 	} {
 		o.Say("$ tknock %s", strings.Join(args, " "))
-		res, err := d.runCmd(ctx, d.client, clientEnv, tknock, args...)
-		o.Quote(res)
-		if err != nil {
+		if err := d.runCmd(ctx, d.client, clientEnv, tknock, args...); err != nil {
 			return err
 		}
 	}
@@ -164,15 +161,15 @@ func (d *demo) run(ctx context.Context) error {
 	o.Say("The opening is for the client's address only.")
 
 	o.Step("`tknockd status` shows the live grant, read from the kernel")
-	status, err := d.runCmd(ctx, d.server, nil, filepath.Join(d.bin, "tknockd"), "status", "--config", cfg)
-	o.Quote(status)
-	if err != nil {
+	if err := d.runCmd(ctx, d.server, nil, filepath.Join(d.bin, "tknockd"), "status", "--config", cfg); err != nil {
 		return err
 	}
 
 	o.Step("Wait for the grant to expire (%v after the knock)", d.openFor)
 	o.Say("The kernel removes the grant by itself: the door closes even if tknockd dies.")
-	if err := sleep(ctx, time.Until(opened.Add(d.openFor+time.Second))); err != nil {
+	wait := time.Until(opened.Add(d.openFor + time.Second))
+	o.Say("Waiting %v...", wait.Round(time.Second))
+	if err := sleep(ctx, wait); err != nil {
 		return err
 	}
 	o.Say("A new connection from the client:")
@@ -278,28 +275,39 @@ func (d *demo) configure() (string, error) {
 	if d.dir, err = os.MkdirTemp("", "tknock-demo-"); err != nil {
 		return "", err
 	}
-	cfg := fmt.Sprintf(`realm = "demo.tknock.test"
-users_dir = "users"          # one enrollment file per user
-interfaces = ["any"]         # capture knocks on every interface
-open_for = %q               # how long a knock opens the door
-skew = 1                     # windows accepted either side of now
+	cfg := fmt.Sprintf(`# The name of this server in every enrollment.
+realm = "demo.tknock.test"
+# One enrollment file per user.
+users_dir = "users"
+# Capture knocks on every interface.
+interfaces = ["any"]
+# How long a knock opens the door for new connections.
+open_for = %q
+# Time windows accepted on either side of now.
+skew = 1
 
-[enroll]                     # parameters of new enrollments
-host = %q             # what clients knock at
+# Parameters of new enrollments: what the client knocks at, with what.
+[enroll]
+host = %q
 services = ["ssh"]
-range = "40000-40999"        # knock ports
-proto = "tcp"                # a knock is a TCP SYN
+range = "40000-40999"
+proto = "tcp"
 
+# What each service opens.
 [services]
 ssh = ["tcp/%d"]
 
+# tknockd owns the nftables table inet tknock; knock ports look filtered.
 [firewall]
-mode = "table"               # tknockd owns the nftables table inet tknock
-drop_knocks = true           # knock ports look filtered to a scanner
+mode = "table"
+drop_knocks = true
 
 [log]
 format = "json"
 `, d.openFor.String(), serverAddr, servicePort)
+	if err := os.Mkdir(filepath.Join(d.dir, "users"), 0o700); err != nil {
+		return "", err
+	}
 	path := filepath.Join(d.dir, "tknockd.toml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
@@ -374,18 +382,45 @@ func (d *demo) waitLog(ctx context.Context, timeout time.Duration, what string, 
 	}
 }
 
-// runCmd runs a program inside ns and returns its combined output.
-func (d *demo) runCmd(ctx context.Context, ns *nstest.NS, env []string, name string, args ...string) (string, error) {
+// runCmd runs a program inside ns and prints its output as it comes.
+func (d *demo) runCmd(ctx context.Context, ns *nstest.NS, env []string, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := ns.Command(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	var b bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &b, &b
-	if err := cmd.Run(); err != nil {
-		return b.String(), fmt.Errorf("%s %s: %w", filepath.Base(name), strings.Join(args, " "), err)
+	w := &quoteWriter{o: d.o}
+	cmd.Stdout, cmd.Stderr = w, w
+	err := cmd.Run()
+	w.flush()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", filepath.Base(name), strings.Join(args, " "), err)
 	}
-	return b.String(), nil
+	return nil
+}
+
+// quoteWriter prints a program's output line by line as it comes.
+type quoteWriter struct {
+	o   *out
+	buf []byte
+}
+
+func (w *quoteWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.o.Quote(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *quoteWriter) flush() {
+	if len(w.buf) > 0 {
+		w.o.Quote(string(w.buf))
+		w.buf = nil
+	}
 }
 
 // dial connects from inside ns to the service and checks an echo.
