@@ -23,7 +23,7 @@ func TestReload(t *testing.T) {
 			e.enroll("alice", params{Proto: totpseq.TCP}),
 			e.enroll("bob", params{Proto: totpseq.UDP}),
 		}
-		cfg := e.writeConfig(config{DropKnocks: ptr(true)})
+		cfg := e.writeConfig(config{DropKnocks: ptr(true), Metrics: true})
 		good, err := os.ReadFile(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -89,6 +89,16 @@ func TestReload(t *testing.T) {
 			e.knock(carol, "ssh")
 			if _, err := d.waitFrom(m, 5*time.Second, "an opening for carol, added by the reload", isOpen("carol", "ssh")); err != nil {
 				t.Fatal(err)
+			}
+			metrics := d.metrics()
+			for name, want := range map[string]float64{
+				`tknock_reloads_total{result="ok"}`:    1,
+				`tknock_reloads_total{result="error"}`: 2,
+				`tknock_users`:                         3,
+			} {
+				if got := metrics[name]; got != want {
+					t.Errorf("%s = %v, want %v", name, got, want)
+				}
 			}
 		})
 	})

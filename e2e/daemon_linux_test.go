@@ -7,10 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +36,7 @@ type config struct {
 	SeqTimeout time.Duration
 	Services   map[string][]string // name -> ["tcp/2222"]
 	DropKnocks *bool               // nil: the daemon's default
+	Metrics    bool                // serve metrics on metricsAddr in the server namespace
 	Extra      string              // raw TOML appended at the end (bad-configuration tests)
 }
 
@@ -53,6 +58,10 @@ func (c config) withDefaults() config {
 	}
 	return c
 }
+
+// metricsAddr is where the daemon serves metrics, inside the server
+// namespace, when the test asks for them.
+const metricsAddr = "127.0.0.1:9121"
 
 // Ports of the protected services and the knock range of the tests. The
 // range is small so that a UDP scan covers it quickly; it still has far
@@ -96,6 +105,9 @@ func (c config) toml(usersDir string) string {
 	fmt.Fprintf(&b, "\n[firewall]\nmode = \"table\"\n")
 	if c.DropKnocks != nil {
 		fmt.Fprintf(&b, "drop_knocks = %v\n", *c.DropKnocks)
+	}
+	if c.Metrics {
+		fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\n", metricsAddr)
 	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = \"debug\"\nformat = \"json\"\n")
 	b.WriteString(c.Extra)
@@ -488,4 +500,51 @@ func (e *env) tknockd(args ...string) (stdout, stderr string, code int) {
 		e.t.Fatalf("tknockd %s: %v", strings.Join(args, " "), err)
 	}
 	return o.String(), se.String(), code
+}
+
+// metrics scrapes the daemon's metrics endpoint (from inside the server
+// namespace) and returns every sample by its name with labels, as in
+// `tknock_sequences_rejected_total{reason="replay"}`.
+func (d *daemon) metrics() map[string]float64 {
+	t := d.e.t
+	t.Helper()
+	var body []byte
+	err := d.e.server.Do(func() error {
+		c, err := net.DialTimeout("tcp", metricsAddr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: tknockd\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /metrics: %s", resp.Status)
+		}
+		body, err = io.ReadAll(resp.Body)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	m := make(map[string]float64)
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
+			t.Fatalf("metrics: bad sample line %q", line)
+		}
+		m[line[:i]] = v
+	}
+	return m
 }

@@ -24,7 +24,7 @@ func TestScan(t *testing.T) {
 		alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh"}})
 		e.enroll("bob", params{Proto: totpseq.UDP, Services: []string{"web"}})
 		services := map[string][]string{"ssh": {"tcp/2222"}, "web": {"tcp/8080"}}
-		d := e.startDaemon(e.writeConfig(config{Services: services, DropKnocks: ptr(true)}))
+		d := e.startDaemon(e.writeConfig(config{Services: services, DropKnocks: ptr(true), Metrics: true}))
 
 		m := d.mark()
 		out := e.nmap("-sS", "-p-", "--min-rate", "5000", "--max-rate", "20000")
@@ -48,6 +48,22 @@ func TestScan(t *testing.T) {
 		}
 		e.mustRefuse(e.stranger, sshPort)
 		e.mustRefuse(e.stranger, webPort)
+
+		// The daemon did see the scans: every port of the knock range,
+		// for TCP and for UDP, and with them the anchor ports of both
+		// users, which started sequences that went nowhere.
+		metrics := d.metrics()
+		if got, want := metrics["tknock_knock_packets_total"], float64(2*(knockHi-knockLo+1)); got < want {
+			t.Errorf("tknock_knock_packets_total = %v after the scans, want at least %v", got, want)
+		}
+		if got := metrics["tknock_sequences_started_total"]; got < 2 {
+			t.Errorf("tknock_sequences_started_total = %v after the scans, want at least 2 (both users' anchors were hit)", got)
+		}
+		for name, v := range metrics {
+			if strings.HasPrefix(name, "tknock_openings_total") && v != 0 {
+				t.Errorf("%s = %v after the scans, want 0", name, v)
+			}
+		}
 
 		m = d.mark()
 		e.knock(alice, "ssh")
