@@ -19,7 +19,7 @@ func TestNetDialerUDP(t *testing.T) {
 		for range 3 {
 			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
 			if err != nil {
-				t.Skipf("listen %s: %v", addr, err)
+				t.Fatalf("listen %s: %v", addr, err)
 			}
 			defer c.Close()
 			conns = append(conns, c)

@@ -144,34 +144,6 @@ func TestCaptureSystem(t *testing.T) {
 	}
 }
 
-// TestCaptureVLANInterface sends knocks through a VLAN sub-interface of the
-// client (the kernel tags them) and captures on the server's parent
-// interface, which has no VLAN interface.
-func TestCaptureVLANInterface(t *testing.T) {
-	tb := newTestbed(t)
-	vlanIf := tb.cliIf + ".100"
-	if _, err := tb.cli.Run("ip", "link", "add", "link", tb.cliIf, "name", vlanIf, "type", "vlan", "id", "100"); err != nil {
-		if strings.Contains(err.Error(), "Unknown device type") {
-			t.Skipf("skipping: this kernel has no VLAN interfaces (CONFIG_VLAN_8021Q); TestCaptureSystem sends tagged frames instead: %v", err)
-		}
-		t.Fatal(err)
-	}
-	tb.cli.MustRun(t, "ip", "addr", "add", "198.51.100.2/24", "dev", vlanIf)
-	tb.cli.MustRun(t, "ip", "link", "set", vlanIf, "up")
-	// The server has no VLAN interface and answers no ARP on VLAN 100.
-	tb.cli.MustRun(t, "ip", "neigh", "add", "198.51.100.1", "lladdr", tb.srvMAC.String(), "dev", vlanIf, "nud", "permanent")
-
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
-	ch := collect(c, sysRanges)
-	sendSYN(t, tb.cli, "198.51.100.1", 40001)
-	sendUDP(t, tb.cli, "198.51.100.1", 51000) // outside
-	sendUDP(t, tb.cli, "198.51.100.1", 50999)
-	want := []Knock{{Src: addr("198.51.100.2"), Proto: tcp, Port: 40001}, {Src: addr("198.51.100.2"), Proto: udp, Port: 50999}}
-	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50999)), cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
-		t.Errorf("knocks through VLAN 100 (-want +got):\n%s", diff)
-	}
-}
-
 // until2 drains what arrives in a short while after the sentinel.
 func until2(ch <-chan result) []result {
 	var rs []result
