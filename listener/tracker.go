@@ -564,13 +564,14 @@ func (t *Tracker) Knock(k Knock) {
 			return
 		}
 		ne, evicted := t.src.insert(&key, h, ns)
-		if evicted {
-			t.n.evictions.Add(1)
-		}
 		ent := &t.src.ents[ne]
 		t.startAnchor(ent, tab, fast, k.Port, ns)
 		ent.expires = ns + t.gap
-		t.n.tracked.Store(int64(t.src.n))
+		if evicted {
+			t.n.evictions.Add(1)
+		} else {
+			t.n.tracked.Store(int64(t.src.n))
+		}
 		return
 	}
 	t.step(e, tab, fast, pi, k, src, ns)

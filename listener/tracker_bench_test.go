@@ -1,0 +1,238 @@
+package listener
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// trkBenchUsers returns n users with the default parameters.
+func trkBenchUsers(n int) []User {
+	us := make([]User, n)
+	for i := range us {
+		us[i] = trkUser(fmt.Sprintf("user%d", i), nil)
+	}
+	return us
+}
+
+// trkBenchTracker returns a tracker of n users with the default
+// configuration (default capacity: 64 MiB of sources) and the live anchor
+// ports of its table.
+func trkBenchTracker(b *testing.B, n int, emit func(Event)) (*Tracker, []uint16) {
+	b.Helper()
+	if emit == nil {
+		emit = func(Event) {}
+	}
+	tr, err := NewTracker(DefaultConfig(), trkBenchUsers(n), trkT0, emit)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tr, trkLiveAnchors(tr, totpseq.TCP)
+}
+
+// trkSpoof writes source address i into an IPv4 Ethernet frame.
+func trkSpoof(f []byte, i uint32) { binary.BigEndian.PutUint32(f[26:30], i|0x0a000000) }
+
+// BenchmarkKnock is the packet path for a flood of spoofed sources at
+// anchor ports, the worst case that needs no HMAC: decode the frame, look
+// the anchor up, insert the source, evicting the oldest anchor-only one
+// from the full table. It must not grow with the number of users.
+func BenchmarkKnock(b *testing.B) {
+	for _, n := range []int{1, 1000, 100_000} {
+		tr, anchors := trkBenchTracker(b, n, nil)
+		dec := NewDecoder(tr.Ranges())
+		frames := make([]Frame, 4096)
+		for i := range frames {
+			frames[i] = trkFrame(b, trkA, totpseq.TCP, anchors[i%len(anchors)], false, trkAt(trkMid))
+		}
+		// Fill the table first: the steady state of a flood is a full table.
+		var src uint32
+		for range DefaultCapacity + 1000 {
+			src++
+			f := frames[src%4096]
+			trkSpoof(f.Data, src)
+			k, _ := dec.Decode(f)
+			tr.Knock(k)
+		}
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				src++
+				f := frames[src%4096]
+				trkSpoof(f.Data, src)
+				f.Time = f.Time.Add(time.Duration(src))
+				if k, ok := dec.Decode(f); ok {
+					tr.Knock(k)
+				}
+			}
+			if s := tr.Stats(); s.Tracked != DefaultCapacity {
+				b.Errorf("%d sources tracked, want the capacity %d", s.Tracked, DefaultCapacity)
+			}
+		})
+	}
+}
+
+// BenchmarkTrackerKnock is BenchmarkKnock without the decoder.
+func BenchmarkTrackerKnock(b *testing.B) {
+	for _, n := range []int{1, 1000, 100_000} {
+		tr, anchors := trkBenchTracker(b, n, nil)
+		k := Knock{Proto: totpseq.TCP, Time: trkAt(trkMid)}
+		var src uint32
+		next := func() {
+			src++
+			k.Src = netip.AddrFrom4([4]byte{10, byte(src >> 16), byte(src >> 8), byte(src)})
+			k.Port = anchors[src%uint32(len(anchors))]
+			tr.Knock(k)
+		}
+		for range DefaultCapacity + 1000 {
+			next()
+		}
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				next()
+			}
+		})
+	}
+}
+
+// BenchmarkClientSequence is a real client's whole sequence, one knock per
+// op: the second knock derives the bound ports of every candidate at the
+// anchor port (one HMAC each), so it grows with how many users share it.
+func BenchmarkClientSequence(b *testing.B) {
+	for _, n := range []int{1, 1000, 100_000} {
+		users := trkBenchUsers(n)
+		opened := 0
+		tr, _ := trkBenchTracker(b, n, func(e Event) {
+			if e.Kind == Opened || e.Kind == Replay {
+				opened++
+			}
+		})
+		const clients = 4096
+		seqs := make([][]uint16, clients)
+		srcs := make([]netip.Addr, clients)
+		for i := range seqs {
+			srcs[i] = netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)})
+			seqs[i] = trkSeq(b, users[i%n], "ssh", trkW0, srcs[i])
+		}
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			ns := trkAt(trkMid).UnixNano()
+			i := 0
+			for b.Loop() {
+				c := i / 4 % clients
+				ns += 100
+				tr.Knock(Knock{Src: srcs[c], Proto: totpseq.TCP, Port: seqs[c][i%4], Time: time.Unix(0, ns)})
+				i++
+			}
+			if i >= 4 && opened == 0 {
+				b.Error("no sequence completed")
+			}
+		})
+	}
+}
+
+// BenchmarkAnchorBuild builds the anchor table of 100 000 users (one
+// service, skew 1, clock skew detection to 5: 12 windows each): from
+// nothing (what NewTracker and a reload cost) and for the next window
+// boundary (what the build-ahead goroutine does every period).
+func BenchmarkAnchorBuild(b *testing.B) {
+	users := trkBenchUsers(100_000)
+	b.Run("cold/users=100000", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := newTrackerState(DefaultConfig(), users, trkT0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("next/users=100000", func(b *testing.B) {
+		st, err := newTrackerState(DefaultConfig(), users, trkT0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ns := trkT0.UnixNano()
+		for b.Loop() {
+			ns += 30e9
+			st.b.recycle(st.b.build(ns))
+		}
+	})
+}
+
+// trkBenchSource is an endless Source of frames from memory: spoofed
+// sources knocking at anchor ports, and every 1000th frame a knock of one
+// of 256 real clients, rotating; capture times 100 ns apart. It ends after
+// n frames.
+type trkBenchSource struct {
+	flood   []Frame
+	clients [][]Frame // per client, its sequence's frames
+	i, n    int
+	ns      int64
+}
+
+func (s *trkBenchSource) ReadFrame() (Frame, error) {
+	if s.i >= s.n {
+		return Frame{}, io.EOF
+	}
+	s.i++
+	s.ns += 100
+	var f Frame
+	if s.i%1000 == 0 {
+		k := s.i / 1000
+		f = s.clients[k/4%len(s.clients)][k%4]
+	} else {
+		f = s.flood[s.i%len(s.flood)]
+		trkSpoof(f.Data, uint32(s.i))
+	}
+	f.Time = time.Unix(0, s.ns)
+	return f, nil
+}
+
+func (s *trkBenchSource) Close() error { return nil }
+
+// BenchmarkPipeline runs frames from memory through Run: decode, tracker
+// and a fake firewall that counts grants, one frame per op, on one
+// goroutine. Run it with -cpu 1 for the one-core figure.
+func BenchmarkPipeline(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		users := trkBenchUsers(n)
+		grants := 0
+		tr, anchors := trkBenchTracker(b, n, func(e Event) {
+			if e.Kind == Opened {
+				grants++
+			}
+		})
+		src := &trkBenchSource{ns: trkAt(time.Second).UnixNano()}
+		rng := rand.New(rand.NewPCG(1, 1))
+		for range 4096 {
+			src.flood = append(src.flood, trkFrame(b, trkA, totpseq.TCP, anchors[rng.IntN(len(anchors))], false, time.Time{}))
+		}
+		for c := range 256 {
+			a := netip.AddrFrom4([4]byte{198, 51, 100, byte(c)})
+			var fs []Frame
+			for _, p := range trkSeq(b, users[c%n], "ssh", trkW0, a) {
+				fs = append(fs, trkFrame(b, a, totpseq.TCP, p, false, time.Time{}))
+			}
+			src.clients = append(src.clients, fs)
+		}
+		dec := NewDecoder(tr.Ranges())
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			src.i, src.n = 0, b.N
+			start := time.Now()
+			if err := Run(context.Background(), src, dec, tr); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "packets/s")
+			if b.N >= 256*4000 && grants == 0 {
+				b.Error("no client was granted access")
+			}
+		})
+	}
+}
