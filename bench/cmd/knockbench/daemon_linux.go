@@ -219,9 +219,10 @@ func (d *daemon) scrape(ctx context.Context) (Metrics, error) {
 
 // Names of the daemon's metrics, tried in order (see Metrics.Find).
 var (
-	metricKnocks  = []string{"tknockd_knock_packets_total", "tknock_knock_packets_total", "*knock_packets*", "*knocks_seen*", "*knocks_total"}
-	metricDrops   = []string{"tknockd_capture_drops_total", "tknock_capture_drops_total", "*capture_drop*", "*drops_total"}
-	metricTracked = []string{"tknockd_tracked_sources", "tknock_tracked_sources", "*tracked_sources*"}
+	metricKnocks   = []string{"tknock_knock_packets_total", "tknockd_knock_packets_total", "*knock_packets*"}
+	metricDrops    = []string{"tknock_capture_drops_total", "tknockd_capture_drops_total", "*capture_drop*"}
+	metricTracked  = []string{"tknock_tracked_sources", "tknockd_tracked_sources"}
+	metricCapacity = []string{"tknock_tracked_sources_capacity", "tknockd_tracked_sources_capacity"}
 )
 
 // counter returns the sum of the first metric of names that the scrape

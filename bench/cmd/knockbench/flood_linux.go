@@ -66,8 +66,12 @@ func startFlood(ctx context.Context, s floodSpec) (*flood, error) {
 	fl := &flood{done: make(chan struct{}), cancel: cancel}
 	// taskset executes trafgen in its own place: the PID is trafgen's.
 	fl.cmd = s.NS.command(fctx, "taskset", append([]string{"-c", "0", "trafgen"}, args...)...)
-	// trafgen prints its totals and exits on SIGINT.
-	fl.cmd.Cancel = func() error { return fl.cmd.Process.Signal(syscall.SIGINT) }
+	// trafgen sends from a child process, which a SIGINT to the parent
+	// alone does not stop: trafgen runs in a process group of its own,
+	// and the whole group is interrupted (as Ctrl-C in a terminal does),
+	// and killed if anything of it is left when the parent has exited.
+	fl.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	fl.cmd.Cancel = func() error { return syscall.Kill(-fl.cmd.Process.Pid, syscall.SIGINT) }
 	fl.cmd.WaitDelay = 3 * time.Second
 	fl.cmd.Stdout, fl.cmd.Stderr = &fl.out, &fl.out
 	if err := fl.cmd.Start(); err != nil {
@@ -78,6 +82,7 @@ func startFlood(ctx context.Context, s floodSpec) (*flood, error) {
 		defer os.Remove(path)
 		defer cancel()
 		err := fl.cmd.Wait()
+		syscall.Kill(-fl.cmd.Process.Pid, syscall.SIGKILL)
 		// An interruption at the deadline is how a flood by time ends.
 		if err != nil && fctx.Err() != nil && ctx.Err() == nil {
 			err = nil

@@ -185,15 +185,15 @@ func TestParseProc(t *testing.T) {
 	if _, err := ParseProcStat("4242 (x) S 1 2"); err == nil {
 		t.Error("ParseProcStat(short) = nil error")
 	}
-	status := "Name:\ttknockd\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\nThreads:\t9\n"
+	status := "Name:\ttknockd\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\nRssAnon:\t 16384 kB\nRssFile:\t  4096 kB\nThreads:\t9\n"
 	pm, err := ParseProcStatus(status)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (ProcMem{RSS: 20 << 20, Peak: 40 << 20}); pm != want {
+	if want := (ProcMem{RSS: 20 << 20, Peak: 40 << 20, Anon: 16 << 20, File: 4 << 20}); pm != want {
 		t.Errorf("ParseProcStatus = %+v, want %+v", pm, want)
 	}
-	for _, bad := range []string{"Name:\tx\n", "VmRSS:\t1 MB\nVmHWM:\t1 kB\n", "VmRSS:\tx kB\nVmHWM:\t1 kB\n"} {
+	for _, bad := range []string{"Name:\tx\n", "VmRSS:\t1 MB\nVmHWM:\t1 kB\n", "VmRSS:\tx kB\nVmHWM:\t1 kB\n", "VmRSS:\t1 kB\nVmHWM:\t1 kB\n"} {
 		if _, err := ParseProcStatus(bad); err == nil {
 			t.Errorf("ParseProcStatus(%q) = nil error", bad)
 		}

@@ -67,24 +67,32 @@ func sendKnocks(src, dst netip.Addr, ports []uint16, pause time.Duration) (time.
 var errNotOpened = errors.New("the protected port did not accept a connection")
 
 // probe tries to connect from src to dst every interval, starting at
-// start, until one connection is established or limit has passed. A try
-// whose SYN was dropped is abandoned when the next one starts (the
-// kernel would only retransmit it after a second). It returns the time
-// from start to the established connection and the number of tries.
+// start, until one connection is established or limit has passed. Each
+// try waits one interval for its answer; a try whose SYN was dropped is
+// then abandoned (the kernel would only retransmit it after a second)
+// and the next one starts. It returns the time from start to the
+// established connection and the number of tries.
 func probe(src netip.Addr, dst netip.AddrPort, start time.Time, interval, limit time.Duration) (time.Duration, int, error) {
+	next := start
 	for try := 0; ; try++ {
-		slot := start.Add(time.Duration(try) * interval)
-		if d := time.Until(slot); d > 0 {
+		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
 		}
-		if time.Since(start) > limit {
+		began := time.Now()
+		if began.Sub(start) > limit {
 			return 0, try, errNotOpened
 		}
 		fd, err := connectFrom(src, dst)
 		if err != nil {
 			return 0, try + 1, err
 		}
-		ok, err := waitConnected(fd, slot.Add(interval))
+		// The next try starts one interval after this one did, or
+		// later if this one started late: never with no time to wait.
+		next = next.Add(interval)
+		if next.Sub(began) < interval {
+			next = began.Add(interval)
+		}
+		ok, err := waitConnected(fd, next)
 		unix.Close(fd)
 		if err != nil {
 			return 0, try + 1, err
@@ -95,15 +103,12 @@ func probe(src netip.Addr, dst netip.AddrPort, start time.Time, interval, limit 
 	}
 }
 
-// waitConnected waits until fd's connect completes or until deadline. It
-// reports whether the connection was established; a refused or failed
-// connect is false, not an error.
+// waitConnected waits until fd's connect completes or until deadline,
+// and looks at least once. It reports whether the connection was
+// established; a refused or failed connect is false, not an error.
 func waitConnected(fd int, deadline time.Time) (bool, error) {
 	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false, nil
-		}
+		left := max(time.Until(deadline), 0)
 		ts := unix.NsecToTimespec(left.Nanoseconds())
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 		n, err := unix.Ppoll(fds, &ts, nil)
@@ -114,6 +119,9 @@ func waitConnected(fd int, deadline time.Time) (bool, error) {
 			return false, fmt.Errorf("ppoll: %w", err)
 		}
 		if n == 0 {
+			if time.Until(deadline) > 0 {
+				continue // woken early
+			}
 			return false, nil
 		}
 		soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)

@@ -62,15 +62,20 @@ func ParseProcStat(data string) (ProcStat, error) {
 type ProcMem struct {
 	RSS  int64 // VmRSS: resident set now
 	Peak int64 // VmHWM: the largest resident set so far
+	Anon int64 // RssAnon: the resident heap, stacks and other private memory
+	File int64 // RssFile: resident pages of mapped files (the binary)
 }
 
-// ParseProcStatus parses the VmRSS and VmHWM lines of /proc/PID/status.
+// ParseProcStatus parses the VmRSS, VmHWM, RssAnon and RssFile lines of
+// /proc/PID/status.
 func ParseProcStatus(data string) (ProcMem, error) {
 	var m ProcMem
-	var haveRSS, haveHWM bool
+	fields := map[string]*int64{"VmRSS": &m.RSS, "VmHWM": &m.Peak, "RssAnon": &m.Anon, "RssFile": &m.File}
+	seen := 0
 	for line := range strings.Lines(data) {
 		key, val, ok := strings.Cut(line, ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		dst, want := fields[key]
+		if !ok || !want {
 			continue
 		}
 		f := strings.Fields(val)
@@ -81,14 +86,11 @@ func ParseProcStatus(data string) (ProcMem, error) {
 		if err != nil {
 			return ProcMem{}, fmt.Errorf("proc status: %s: %q is not a number", key, f[0])
 		}
-		if key == "VmRSS" {
-			m.RSS, haveRSS = kb<<10, true
-		} else {
-			m.Peak, haveHWM = kb<<10, true
-		}
+		*dst = kb << 10
+		seen++
 	}
-	if !haveRSS || !haveHWM {
-		return ProcMem{}, fmt.Errorf("proc status: no VmRSS or VmHWM line (is the process a zombie?)")
+	if seen != len(fields) {
+		return ProcMem{}, fmt.Errorf("proc status: want VmRSS, VmHWM, RssAnon and RssFile lines (is the process a zombie?)")
 	}
 	return m, nil
 }

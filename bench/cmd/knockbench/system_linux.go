@@ -448,7 +448,7 @@ func (s *sys) knock(ctx context.Context, src netip.Addr) error {
 		return err
 	}
 	dir := filepath.Join(s.work, "client-"+src.String())
-	cmd := cli.command(ctx, s.tknock, "knock", "--enrollment", s.userFile, benchService)
+	cmd := cli.command(ctx, s.tknock, "knock", "--enrollment", s.userFile, srvCli4.String(), benchService)
 	cmd.Env = append(os.Environ(), "TKNOCK_CONFIG_DIR="+dir+"/config", "TKNOCK_CACHE_DIR="+dir+"/cache")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -577,6 +577,9 @@ func (s *sys) latency(ctx context.Context) error {
 			samples = append(samples, d)
 			time.Sleep(20 * time.Millisecond)
 		}
+		if err := s.saveSamples(fmt.Sprintf("latency-%v.txt", interval), samples); err != nil {
+			s.t.Note("saving the latency samples: %v", err)
+		}
 		if firstErr != nil {
 			s.t.Note("open latency (poll %v): %d of %d trials failed; the first error: %v", interval, failed, s.o.Trials, firstErr)
 		}
@@ -597,6 +600,16 @@ func (s *sys) latency(ctx context.Context) error {
 		s.t.Add(row)
 	}
 	return nil
+}
+
+// saveSamples writes samples, one per line in milliseconds in the order
+// measured, beside the table.
+func (s *sys) saveSamples(name string, samples []time.Duration) error {
+	var b strings.Builder
+	for _, d := range samples {
+		fmt.Fprintf(&b, "%.3f\n", float64(d)/float64(time.Millisecond))
+	}
+	return os.WriteFile(s.prefix+"-"+name, []byte(b.String()), 0o644)
 }
 
 // latencyTrial knocks from a fresh source with crafted packets (the send
@@ -640,10 +653,14 @@ func (s *sys) memory(ctx context.Context) error {
 		return err
 	}
 	type point struct {
-		sources int64
-		mem     ProcMem
-		tracked float64
-		hasTr   bool
+		sources  int64
+		mem      ProcMem
+		tracked  float64
+		capacity float64
+		hasTr    bool
+	}
+	if _, idle, err := s.d.proc(); err == nil {
+		s.t.Add(Row{Item: "5", Measure: "daemon memory before the flood", Result: fmt.Sprintf("RSS %s (anon %s)", fmtMiB(idle.RSS), fmtMiB(idle.Anon))})
 	}
 	var points []point
 	var offered, processed int64
@@ -692,7 +709,7 @@ func (s *sys) memory(ctx context.Context) error {
 					legit = errorResult(s.t, "probe during the memory flood", err)
 				}
 			} else {
-				legit, legitOK = "opened, connected "+fmtMs(took)+" after the knock", true
+				legit, legitOK = "opened (connected "+fmtMs(took)+" after tknock returned)", true
 			}
 		}
 		if err := fl.wait(); err != nil {
@@ -715,7 +732,8 @@ func (s *sys) memory(ctx context.Context) error {
 			return err
 		}
 		tr, hasTr := counter(m1, metricTracked)
-		points = append(points, point{int64(c+1) * chunk, mem, tr, hasTr})
+		capacity, _ := counter(m1, metricCapacity)
+		points = append(points, point{int64(c+1) * chunk, mem, tr, capacity, hasTr})
 	}
 	elapsed := time.Since(began)
 	const limit = 64 << 20
@@ -725,9 +743,12 @@ func (s *sys) memory(ctx context.Context) error {
 		peakAfterFirst = max(peakAfterFirst, p.mem.RSS)
 	}
 	describe := func(p point) string {
-		r := "RSS " + fmtMiB(p.mem.RSS)
+		r := fmt.Sprintf("RSS %s (anon %s)", fmtMiB(p.mem.RSS), fmtMiB(p.mem.Anon))
 		if p.hasTr {
 			r += ", tracked sources " + fmtCount(int64(p.tracked))
+			if p.capacity > 0 {
+				r += " of " + fmtCount(int64(p.capacity))
+			}
 		}
 		return r
 	}
