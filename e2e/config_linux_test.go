@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -110,6 +111,7 @@ func TestReload(t *testing.T) {
 // table included.
 func TestBadConfig(t *testing.T) {
 	t.Parallel()
+	nstest.RequireTool(t, "nft")
 	e := newEnv(t, v4)
 	e.enroll("alice", params{Proto: totpseq.TCP})
 	good := config{DropKnocks: ptr(true)}.toml(filepath.Join(e.dir, "etc", "users"))

@@ -266,7 +266,6 @@ func (e *env) spawnDaemon(configPath string, args ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd.Stdout = &lineWriter{d: d}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start tknockd: %v", err)
 	}
@@ -287,24 +286,6 @@ func (e *env) spawnDaemon(configPath string, args ...string) *daemon {
 		d.checkLog()
 	})
 	return d
-}
-
-// lineWriter feeds what the daemon writes on stdout into its log too.
-type lineWriter struct {
-	d   *daemon
-	buf []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.d.add(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
 }
 
 func (d *daemon) add(raw string) {
