@@ -29,28 +29,23 @@ const (
 
 func (f family) String() string { return fmt.Sprintf("ipv%d", int(f)) }
 
-// Addresses of the topology. The server has one link to the client and one
-// to the stranger; the client and the stranger route everything through
-// it, so both reach the server at the same address.
-var addrs = map[family]struct {
-	server, serverX, client, stranger, spoofed netip.Addr // serverX: the server's end of the stranger's link
-	bits                                       int
-}{
+// Addresses of the topology, for each family. The server has one link to
+// the client (192.0.2.0/24, 2001:db8:1::/64) and one to the stranger
+// (198.51.100.0/24, 2001:db8:2::/64); the client and the stranger route
+// everything through it, so both reach the server at the same address.
+// spoofed is nobody's: the stranger forges it.
+var addrs = map[family]struct{ server, client, stranger, spoofed netip.Addr }{
 	v4: {
 		server:   netip.MustParseAddr("192.0.2.1"),
-		serverX:  netip.MustParseAddr("198.51.100.1"),
 		client:   netip.MustParseAddr("192.0.2.2"),
 		stranger: netip.MustParseAddr("198.51.100.2"),
 		spoofed:  netip.MustParseAddr("203.0.113.77"),
-		bits:     24,
 	},
 	v6: {
 		server:   netip.MustParseAddr("2001:db8:1::1"),
-		serverX:  netip.MustParseAddr("2001:db8:2::1"),
 		client:   netip.MustParseAddr("2001:db8:1::2"),
 		stranger: netip.MustParseAddr("2001:db8:2::2"),
 		spoofed:  netip.MustParseAddr("2001:db8:3::77"),
-		bits:     64,
 	},
 }
 
