@@ -59,6 +59,10 @@ func TestEnrollRoundTrip(t *testing.T) {
 	if !strings.Contains(out, "\n"+uri+"\n") {
 		t.Errorf("enroll output lacks the URI line %q:\n%s", uri, out)
 	}
+	// The hand-over hint names the client's real import command.
+	if !strings.Contains(out, "tknock enroll --qr") {
+		t.Errorf("enroll output does not tell how the client imports the enrollment (tknock enroll --qr):\n%s", out)
+	}
 
 	// The terminal QR code decodes to the exact URI.
 	img := terminalQRImage(t, out)
