@@ -441,11 +441,12 @@ func (t *Tracker) adopt(st *trackerState) {
 		}
 		ent.ggen = 0 // a new table: the anchor-only candidates are looked up by window
 		kept := 0
+		adv := &t.src.adv[e]
 		for j := range int(ent.nadv) {
-			c := ent.adv[j]
+			c := adv[j]
 			if s := remap[c.slot]; s >= 0 {
 				c.slot = uint32(s)
-				ent.adv[kept] = c
+				adv[kept] = c
 				kept++
 			}
 		}
@@ -554,7 +555,7 @@ func (t *Tracker) Knock(k Knock) {
 	if src.Zone() != "" {
 		src = src.WithZone("")
 	}
-	key := sourceKey{addr: src.As16(), proto: k.Proto, v4: src.Is4()}
+	key := newSourceKey(src, k.Proto)
 	tab, fast := t.table(ns)
 	h := t.src.hash(&key)
 	e := t.src.lookup(&key, h)
@@ -589,6 +590,7 @@ func (t *Tracker) startAnchor(ent *tracked, tab *anchorTable, fast bool, port ui
 // step applies rules 1 to 6 to a knock from tracked source e.
 func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, src netip.Addr, ns int64) {
 	ent := &t.src.ents[e]
+	adv := &t.src.adv[e]
 	port := k.Port
 
 	// Rule 5: drop what timed out.
@@ -597,9 +599,9 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 		t.n.timeouts.Add(1)
 	}
 	for j := 0; j < int(ent.nadv); {
-		c := &ent.adv[j]
+		c := &adv[j]
 		if ns-c.last > t.gap || ns-c.start > t.seq {
-			ent.removeAdv(j)
+			ent.removeAdv(adv, j)
 			t.n.timeouts.Add(1)
 			continue
 		}
@@ -614,7 +616,7 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 		progress, dropped bool
 	)
 	for j := 0; j < int(ent.nadv); {
-		c := &ent.adv[j]
+		c := &adv[j]
 		u := &t.st.users[t.st.slots[c.slot].user]
 		if !u.relevant(k.Proto, port) {
 			j++
@@ -629,14 +631,14 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 			if int(c.step) == u.params.Length {
 				done[ndone] = *c
 				ndone++
-				ent.removeAdv(j)
+				ent.removeAdv(adv, j)
 				continue
 			}
 		case c.lastPort():
 			t.n.duplicates.Add(1)
 			progress = true
 		default:
-			ent.removeAdv(j)
+			ent.removeAdv(adv, j)
 			dropped = true
 			continue
 		}
@@ -650,7 +652,7 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 		if port == ent.gport {
 			t.n.duplicates.Add(1)
 			progress = true
-		} else if relevant, advanced := t.advanceAnchored(ent, tab, k, src, ns, &done, &ndone); relevant {
+		} else if relevant, advanced := t.advanceAnchored(ent, adv, tab, k, src, ns, &done, &ndone); relevant {
 			ent.gport = 0
 			if advanced {
 				progress = true
@@ -679,7 +681,7 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 // whose second port it is move past their anchor (and to done when the
 // sequence has two ports). It reports whether the knock was relevant to
 // any of them (then they are all dropped), and whether any advanced.
-func (t *Tracker) advanceAnchored(ent *tracked, tab *anchorTable, k Knock, src netip.Addr, ns int64, done *[maxDone]candidate, ndone *int) (relevant, advanced bool) {
+func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k Knock, src netip.Addr, ns int64, done *[maxDone]candidate, ndone *int) (relevant, advanced bool) {
 	pi := protoIndex(k.Proto)
 	filter := ent.ggen != tab.gen
 	ents := tab.live(pi, ent.gport)
@@ -732,7 +734,7 @@ func (t *Tracker) advanceAnchored(ent *tracked, tab *anchorTable, k Knock, src n
 			*ndone++
 			continue
 		}
-		t.addAdv(ent, &c)
+		t.addAdv(ent, adv, &c)
 	}
 	return relevant, advanced
 }
@@ -742,9 +744,9 @@ func (t *Tracker) advanceAnchored(ent *tracked, tab *anchorTable, k Knock, src n
 const maxDone = maxAdvanced + 2
 
 // addAdv adds c to ent's candidates past their anchor, within maxAdvanced.
-func (t *Tracker) addAdv(ent *tracked, c *candidate) {
+func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 	if int(ent.nadv) < maxAdvanced {
-		ent.adv[ent.nadv] = *c
+		adv[ent.nadv] = *c
 		ent.nadv++
 		return
 	}
@@ -752,17 +754,17 @@ func (t *Tracker) addAdv(ent *tracked, c *candidate) {
 	if c.skewOnly {
 		return
 	}
-	for j := range ent.adv {
-		if ent.adv[j].skewOnly {
-			ent.adv[j] = *c
+	for j := range adv {
+		if adv[j].skewOnly {
+			adv[j] = *c
 			return
 		}
 	}
 }
 
 // removeAdv removes candidate j, keeping the order of the others.
-func (ent *tracked) removeAdv(j int) {
-	copy(ent.adv[j:ent.nadv], ent.adv[j+1:ent.nadv])
+func (ent *tracked) removeAdv(adv *advSet, j int) {
+	copy(adv[j:ent.nadv], adv[j+1:ent.nadv])
 	ent.nadv--
 }
 
@@ -780,7 +782,7 @@ func (t *Tracker) refit(e int32) {
 	case ent.nadv == 0:
 		l = listAnchor
 	}
-	ent.expires = t.expiry(ent)
+	ent.expires = t.expiry(ent, &t.src.adv[e])
 	if l != ent.list {
 		t.src.unlink(e)
 		t.src.link(e, l)
@@ -788,13 +790,13 @@ func (t *Tracker) refit(e int32) {
 }
 
 // expiry returns the time after which no candidate of ent can advance.
-func (t *Tracker) expiry(ent *tracked) int64 {
+func (t *Tracker) expiry(ent *tracked, adv *advSet) int64 {
 	exp := int64(math.MinInt64)
 	if ent.gport != 0 {
 		exp = ent.gtime + t.gap
 	}
 	for j := range int(ent.nadv) {
-		c := &ent.adv[j]
+		c := &adv[j]
 		exp = max(exp, min(c.last+t.gap, c.start+t.seq))
 	}
 	return exp
@@ -809,7 +811,7 @@ func (t *Tracker) place(e int32) {
 		t.n.tracked.Store(int64(t.src.n))
 		return
 	}
-	ent.expires = t.expiry(ent)
+	ent.expires = t.expiry(ent, &t.src.adv[e])
 	l := uint8(listAnchor)
 	if ent.nadv > 0 {
 		l = listAdvanced

@@ -60,8 +60,7 @@ type trkOracle struct {
 }
 
 func (o *trkOracle) key(k Knock) sourceKey {
-	a := k.Src.Unmap()
-	return sourceKey{addr: a.As16(), proto: k.Proto, v4: a.Is4()}
+	return newSourceKey(k.Src.Unmap(), k.Proto)
 }
 
 func (o *trkOracle) user(name string) *User {

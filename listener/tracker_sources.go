@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math/bits"
+	"net/netip"
 	"unsafe"
 
 	"github.com/tknock/tknock/totpseq"
@@ -29,10 +30,30 @@ import (
 const maxAdvanced = 2
 
 // sourceKey identifies a tracked source: its address and knock protocol.
+// The address is held as two words (not a [16]byte) so that copying and
+// comparing keys are aligned word moves.
 type sourceKey struct {
-	addr  [16]byte // As16 of the (unmapped) address
-	proto totpseq.Proto
-	v4    bool
+	hi, lo uint64 // As16 of the (unmapped) address, big-endian halves
+	proto  totpseq.Proto
+	v4     bool
+}
+
+// newSourceKey returns the key of src (unmapped, no zone) and proto.
+func newSourceKey(src netip.Addr, proto totpseq.Proto) sourceKey {
+	b := src.As16()
+	return sourceKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), proto: proto, v4: src.Is4()}
+}
+
+// addr returns the source address of k.
+func (k *sourceKey) addr() netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k.hi)
+	binary.BigEndian.PutUint64(b[8:], k.lo)
+	a := netip.AddrFrom16(b)
+	if k.v4 {
+		a = a.Unmap()
+	}
+	return a
 }
 
 // candidate is one (user, service, window) tracked for a source past its
@@ -78,8 +99,12 @@ type tracked struct {
 	h          uint32 // hash of key
 	gtime      int64  // Unix nanoseconds of the gport knock
 	expires    int64  // after this, no candidate of the source can advance (rule 5)
-	adv        [maxAdvanced]candidate
 }
+
+// advSet holds the candidates of a source past their anchor, adv[:nadv].
+// They live apart from the entries so that the entries, which every knock
+// from a new source touches, take less cache.
+type advSet [maxAdvanced]candidate
 
 // hslot is one slot of the hash index: the low 32 bits of the key's hash
 // (both its home slot and a tag) and the entry index plus one (0: empty).
@@ -94,6 +119,7 @@ type lruList struct{ head, tail int32 }
 // Tracker.Knock.
 type sourceTable struct {
 	ents  []tracked
+	adv   []advSet // per entry
 	slots []hslot
 	mask  uint32
 	seed  [4]uint64
@@ -112,7 +138,7 @@ var DefaultCapacity = defaultCapacity()
 
 func defaultCapacity() int {
 	// The largest capacity whose entries and index fit.
-	lo, hi := 1, MaxTableBytes/int(unsafe.Sizeof(tracked{}))
+	lo, hi := 1, MaxTableBytes/entryBytes
 	for lo < hi {
 		m := (lo + hi + 1) / 2
 		if tableBytes(m) <= MaxTableBytes {
@@ -138,12 +164,16 @@ func slotsFor(n int) int {
 
 // tableBytes is the memory of a table of capacity n.
 func tableBytes(n int) int {
-	return n*int(unsafe.Sizeof(tracked{})) + slotsFor(n)*int(unsafe.Sizeof(hslot{}))
+	return n*entryBytes + slotsFor(n)*int(unsafe.Sizeof(hslot{}))
 }
+
+// entryBytes is the memory of one entry and its candidates.
+const entryBytes = int(unsafe.Sizeof(tracked{}) + unsafe.Sizeof(advSet{}))
 
 func newSourceTable(capacity int) sourceTable {
 	t := sourceTable{
 		ents:  make([]tracked, capacity),
+		adv:   make([]advSet, capacity),
 		slots: make([]hslot, slotsFor(capacity)),
 		lists: [2]lruList{{-1, -1}, {-1, -1}},
 	}
@@ -170,8 +200,7 @@ func mix(a, b uint64) uint64 {
 // hash of k under the table's random seed, so that spoofed addresses
 // cannot be chosen to collide.
 func (t *sourceTable) hash(k *sourceKey) uint32 {
-	a := binary.LittleEndian.Uint64(k.addr[:8])
-	b := binary.LittleEndian.Uint64(k.addr[8:])
+	a, b := k.hi, k.lo
 	x := uint64(k.proto) << 1
 	if k.v4 {
 		x |= 1

@@ -5,14 +5,13 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
-	"unsafe"
 
 	"github.com/tknock/tknock/totpseq"
 )
 
 func trkKey(i int) sourceKey {
 	a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-	return sourceKey{addr: a.As16(), proto: totpseq.TCP, v4: true}
+	return newSourceKey(a, totpseq.TCP)
 }
 
 // trkCheckTable verifies the invariants of a source table against the set
@@ -25,7 +24,7 @@ func trkCheckTable(t *testing.T, st *sourceTable, want map[sourceKey]bool) {
 	for k := range want {
 		e := st.lookup(&k, st.hash(&k))
 		if e < 0 || st.ents[e].key != k || st.ents[e].list == listFree {
-			t.Fatalf("lookup(%v) = %d after the operations", netip.AddrFrom16(k.addr).Unmap(), e)
+			t.Fatalf("lookup(%v) = %d after the operations", k.addr(), e)
 		}
 	}
 	// Every used slot points at a used entry whose probe run reaches it.
@@ -114,7 +113,7 @@ func TestSourceTableEviction(t *testing.T) {
 	}
 	victim := func(now int64) int {
 		k := st.ents[st.victim(now)].key
-		return int(k.addr[15])
+		return int(k.addr().As4()[3])
 	}
 	add(1, listAdvanced, 1000)
 	add(2, listAnchor, 1000)
@@ -150,6 +149,6 @@ func TestSourceTableMemory(t *testing.T) {
 		t.Errorf("a table of the default capacity takes %d bytes of heap, more than %d", got, MaxTableBytes)
 	}
 	t.Logf("default capacity %d sources, %d bytes per entry, %d bytes in all (heap %d)",
-		DefaultCapacity, unsafe.Sizeof(tracked{}), tableBytes(DefaultCapacity), got)
+		DefaultCapacity, entryBytes, tableBytes(DefaultCapacity), got)
 	runtime.KeepAlive(st)
 }
