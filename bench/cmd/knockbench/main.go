@@ -100,6 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	start := time.Now().UTC()
 	stamp := start.Format("20060102T150405Z")
 	t := &Table{Header: header(start, o.Go)}
+	load0 := loadAverage()
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "knockbench: "+format+"\n", a...) }
 
 	if o.want("hot") {
@@ -115,7 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			t.Note("system benchmarks stopped: %v", err)
 		}
 	}
-	t.Header = append(t.Header, fmt.Sprintf("run time: %v", time.Since(start).Round(time.Second)))
+	t.Header = append(t.Header, fmt.Sprintf("run time: %v; load average (1, 5, 15 min) at the start %s, at the end %s",
+		time.Since(start).Round(time.Second), load0, loadAverage()))
 	path := filepath.Join(o.Results, stamp+".txt")
 	f, err := os.Create(path)
 	if err != nil {
@@ -154,6 +156,21 @@ func header(start time.Time, goCmd string) []string {
 		}
 	}
 	return append(h, "commit: "+rev)
+}
+
+// loadAverage returns the first three fields of /proc/loadavg: other work
+// on a shared machine lowers the flood rates, and this shows how much
+// there was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // cpuModel returns the first "model name" of /proc/cpuinfo.

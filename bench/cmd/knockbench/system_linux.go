@@ -356,43 +356,61 @@ func sampleRate(ctx context.Context, srv *netns, began time.Time, d time.Duratio
 	return
 }
 
+// unlimitedRuns is how often the unlimited floods are repeated, with and
+// without the daemon; the best run counts. The machine is shared, and
+// other work can only lower a rate, so the best of a few runs is the
+// figure least disturbed.
+const unlimitedRuns = 2
+
 // capture is item 2: the rate the machine offers with no reader, then the
 // daemon under floods of increasing rate up to unlimited.
 func (s *sys) capture(ctx context.Context) error {
 	pkts := s.randomFlood()
-	s.logf("capture: flood with no reader attached (%v)", s.o.Duration)
-	base, err := s.noReaderFlood(ctx, pkts)
+	s.logf("capture: unlimited flood with no reader attached, %d x %v", unlimitedRuns, s.o.Duration)
+	base, baseRates, err := s.noReaderFlood(ctx, pkts)
 	if err != nil {
 		return fmt.Errorf("flood with no reader: %w", err)
 	}
-	s.t.Add(Row{Item: "2", Measure: "flood, no reader attached, unlimited", Result: "offered " + fmtRate(base.Rate)})
+	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, no reader attached (best of %d)", unlimitedRuns),
+		Result: "offered " + fmtRate(base.Rate)})
 	var rates []int64
 	for _, r := range s.o.Rates {
 		if float64(r) <= 0.9*base.Rate {
 			rates = append(rates, r)
 		}
 	}
-	rates = append(rates, 0)
-	var attachedMax float64
 	for _, r := range rates {
-		name := "unlimited"
-		if r > 0 {
-			name = fmtRate(float64(r))
-		}
+		name := fmtRate(float64(r))
 		s.logf("capture: flood at %s with the daemon attached (%v)", name, s.o.Duration)
 		res, err := s.measureFlood(ctx, pkts, r)
 		if err != nil {
 			s.t.Add(Row{Item: "2", Measure: "flood at " + name, Result: errorResult(s.t, "flood at "+name, err), Verdict: Missing})
 			continue
 		}
-		if r == 0 {
-			attachedMax = res.Rate
-		}
 		s.t.Add(Row{Item: "2", Measure: "flood at " + name + ", daemon attached", Result: res.result(),
 			Target: "processed >= 99 %", Verdict: verdict(res.processedRatio() >= 0.99)})
 	}
-	if attachedMax > 0 && base.Rate > 0 {
-		ratio := attachedMax / base.Rate
+	s.logf("capture: unlimited flood with the daemon attached, %d x %v", unlimitedRuns, s.o.Duration)
+	var best floodResult
+	var attachedRates []string
+	worst := 1.0
+	for range unlimitedRuns {
+		res, err := s.measureFlood(ctx, pkts, 0)
+		if err != nil {
+			s.t.Add(Row{Item: "2", Measure: "flood unlimited", Result: errorResult(s.t, "flood unlimited", err), Verdict: Missing})
+			return nil
+		}
+		attachedRates = append(attachedRates, fmtRate(res.Rate))
+		worst = min(worst, res.processedRatio())
+		if res.Rate > best.Rate {
+			best = res
+		}
+	}
+	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, daemon attached (best of %d)", unlimitedRuns), Result: best.result(),
+		Target: "processed >= 99 %", Verdict: verdict(worst >= 0.99)})
+	s.t.Note("unlimited floods offered, no reader: %s; daemon attached: %s", strings.Join(baseRates, ", "), strings.Join(attachedRates, ", "))
+	if best.Rate > 0 && base.Rate > 0 {
+		ratio := best.Rate / base.Rate
 		s.t.Add(Row{Item: "2", Measure: "unlimited rate offered, daemon attached / no reader", Result: fmtPercent(ratio),
 			Target: ">= 85 %", Verdict: verdict(ratio >= 0.85)})
 	}
@@ -402,36 +420,50 @@ func (s *sys) capture(ctx context.Context) error {
 // noReaderFlood measures the unlimited flood with the daemon stopped and
 // its nftables table in place (restored from a copy if the daemon removes
 // it on exit), so the only difference to the attached runs is the reader.
-func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (floodResult, error) {
+// It returns the best run and the rates of all.
+func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (floodResult, []string, error) {
 	srv := s.topo.srv
 	ruleset, err := srv.run("nft", "list", "table", "inet", nftTable)
 	if err != nil {
-		return floodResult{}, fmt.Errorf("the daemon's nftables table: %w", err)
+		return floodResult{}, nil, fmt.Errorf("the daemon's nftables table: %w", err)
 	}
 	if err := s.stopDaemon(); err != nil {
-		return floodResult{}, err
+		return floodResult{}, nil, err
 	}
 	restored := false
 	if _, err := srv.run("nft", "list", "table", "inet", nftTable); err != nil {
 		path, err := writeFile(s.work, "ruleset.nft", ruleset, 0o600)
 		if err != nil {
-			return floodResult{}, err
+			return floodResult{}, nil, err
 		}
 		if _, err := srv.run("nft", "-f", path); err != nil {
-			return floodResult{}, err
+			return floodResult{}, nil, err
 		}
 		restored = true
 	}
-	res, ferr := s.measureFlood(ctx, pkts, 0)
+	var best floodResult
+	var rates []string
+	var ferr error
+	for range unlimitedRuns {
+		res, err := s.measureFlood(ctx, pkts, 0)
+		if err != nil {
+			ferr = err
+			break
+		}
+		rates = append(rates, fmtRate(res.Rate))
+		if res.Rate > best.Rate {
+			best = res
+		}
+	}
 	if restored {
 		if _, err := srv.run("nft", "delete", "table", "inet", nftTable); err != nil {
 			ferr = errors.Join(ferr, err)
 		}
 	}
 	if err := s.startDaemon(ctx); err != nil {
-		return res, errors.Join(ferr, err)
+		return best, rates, errors.Join(ferr, err)
 	}
-	return res, ferr
+	return best, rates, ferr
 }
 
 // knock sends one legitimate knock from src: with the real client when it
@@ -508,7 +540,8 @@ func (s *sys) legitUnderFlood(ctx context.Context) error {
 	}
 	began := time.Now()
 	time.Sleep(time.Second)
-	opened, failed, logged := 0, 0, 0
+	opened, failed := 0, 0
+	var srcs []netip.Addr
 	var firstErr error
 	for i := 0; i < s.o.Knocks && ctx.Err() == nil; i++ {
 		src, err := s.topo.source(true)
@@ -523,8 +556,8 @@ func (s *sys) legitUnderFlood(ctx context.Context) error {
 			}
 			continue
 		}
+		srcs = append(srcs, src)
 		_, err = s.opened(src, 2*time.Second)
-		logged += min(s.d.openedFor(src), 1)
 		if err == nil {
 			opened++
 		} else if !errors.Is(err, errNotOpened) {
@@ -541,6 +574,13 @@ func (s *sys) legitUnderFlood(ctx context.Context) error {
 	l1, err := srv.stats(ifSrvAtk)
 	if err != nil {
 		return err
+	}
+	// The daemon logs an opening after the grant is in place: a probe
+	// can connect before the line is read.
+	time.Sleep(500 * time.Millisecond)
+	logged := 0
+	for _, src := range srcs {
+		logged += min(s.d.openedFor(src), 1)
 	}
 	if firstErr != nil {
 		s.t.Note("legitimate knocks under flood: %d could not be sent or probed; the first error: %v", failed, firstErr)
