@@ -238,6 +238,11 @@ const minParallel = 2048
 func (b *anchorBuilder) build(ns int64) *anchorTable {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.buildLocked(ns)
+}
+
+// buildLocked is build with b.mu held.
+func (b *anchorBuilder) buildLocked(ns int64) *anchorTable {
 	began := time.Now()
 
 	var t *anchorTable

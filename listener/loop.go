@@ -85,10 +85,13 @@ func (t *Tracker) prepare(ctx context.Context) {
 		if t.latest.Load() != st {
 			continue // reloaded meanwhile: start over with the new users
 		}
-		tab := b.build(next)
+		b.mu.Lock()
+		tab := b.buildLocked(next)
+		old := t.ahead.Swap(tab)
+		b.mu.Unlock()
 		t.n.builds.Add(1)
 		t.n.buildTime.Store(int64(tab.took))
-		if old := t.ahead.Swap(tab); old != nil {
+		if old != nil {
 			old.owner.recycle(old)
 		}
 		// Wait for the boundary, so the next round targets the one after.

@@ -503,15 +503,21 @@ func (t *Tracker) table(ns int64) (*anchorTable, bool) {
 	if ns < tab.from && ns >= tab.from-t.gap {
 		return tab, false
 	}
+	// The build-ahead goroutine leaves its table in t.ahead while it holds
+	// the builder's lock: once we hold it, a table being built ahead is
+	// there.
+	b := t.st.b
+	b.mu.Lock()
 	next := t.ahead.Swap(nil)
-	if next == nil || next.owner != t.st.b || ns < next.from || ns >= next.until {
+	if next == nil || next.owner != b || ns < next.from || ns >= next.until {
 		if next != nil {
 			next.owner.recycle(next)
 		}
-		next = t.st.b.build(ns)
+		next = b.buildLocked(ns)
 		t.n.builds.Add(1)
 		t.n.buildTime.Store(int64(next.took))
 	}
+	b.mu.Unlock()
 	tab.owner.recycle(tab)
 	t.st.tab = next
 	t.n.candidates.Store(int64(len(next.ents)))
