@@ -87,6 +87,11 @@ func TestReplay(t *testing.T) {
 			if got := l.str("src"); got != e.clientAddr.String() {
 				t.Errorf("old sequence rejected for src %q, want %v", got, e.clientAddr)
 			}
+			// Its window is now two behind: outside the skew, a probable
+			// clock skew for the daemon (or expired, were it slow).
+			if reason, off := l.str("reason"), l.str("offset"); !(reason == "clock_skew" && off == "-2") && reason != "expired" {
+				t.Errorf("old sequence rejected with reason %q offset %s, want clock_skew at -2 (or expired)", reason, off)
+			}
 			if got := d.since(m, isEvent("open")); len(got) != 0 {
 				t.Errorf("the sequence of a window beyond the skew opened: %s", got[0].raw)
 			}
