@@ -226,7 +226,7 @@ type floodResult struct {
 
 // result formats the flood for the table.
 func (r floodResult) result() string {
-	parts := []string{"offered " + fmtRate(r.Rate)}
+	parts := []string{"offered " + fmtCount(r.Offered) + " packets at " + fmtRate(r.Rate)}
 	if r.Processed >= 0 {
 		parts = append(parts, "processed "+fmtPercent(r.processedRatio()))
 		if r.Drops >= 0 {
@@ -389,6 +389,9 @@ func (s *sys) capture(ctx context.Context) error {
 		}
 		s.t.Add(Row{Item: "2", Measure: "flood at " + name + ", daemon attached", Result: res.result(),
 			Target: "processed >= 99 %", Verdict: verdict(res.processedRatio() >= 0.99)})
+		if res.Rate < 0.9*float64(r) {
+			s.t.Note("the flood at %s reached only %s: the sender did not get the CPU for more (see the load average)", name, fmtRate(res.Rate))
+		}
 	}
 	s.logf("capture: unlimited flood with the daemon attached, %d x %v", unlimitedRuns, s.o.Duration)
 	var best floodResult
