@@ -131,6 +131,7 @@ func (d *daemon) logTail() string {
 
 // waitReady waits until the daemon has logged "ready".
 func (d *daemon) waitReady(ctx context.Context, timeout time.Duration) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -146,7 +147,10 @@ func (d *daemon) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-d.exited:
 			return fmt.Errorf("tknockd exited before it was ready: %v; its last lines:\n%s", d.err, d.logTail())
 		case <-ctx.Done():
-			return fmt.Errorf("tknockd not ready after %v: %w; its last lines:\n%s", timeout, ctx.Err(), d.logTail())
+			if parent.Err() != nil {
+				return parent.Err()
+			}
+			return fmt.Errorf("tknockd not ready after %v; its last lines:\n%s", timeout, d.logTail())
 		case <-tick.C:
 		}
 	}

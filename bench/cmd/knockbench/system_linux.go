@@ -109,7 +109,7 @@ func runSystem(ctx context.Context, o *options, t *Table, prefix string, logf fu
 			t.Add(Row{Item: itemOf(p.name), Measure: p.name, Result: errorResult(t, p.name, err), Verdict: Missing})
 		}
 		// A part may have stopped the daemon; the next one needs it.
-		if s.d == nil {
+		if s.d == nil && ctx.Err() == nil {
 			if err := s.startDaemon(ctx); err != nil {
 				return err
 			}
@@ -462,6 +462,9 @@ func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (floodResul
 		if _, err := srv.run("nft", "delete", "table", "inet", nftTable); err != nil {
 			ferr = errors.Join(ferr, err)
 		}
+	}
+	if ctx.Err() != nil {
+		return best, rates, ctx.Err()
 	}
 	if err := s.startDaemon(ctx); err != nil {
 		return best, rates, errors.Join(ferr, err)
