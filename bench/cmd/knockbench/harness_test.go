@@ -107,10 +107,10 @@ func TestParseGoBenchErrors(t *testing.T) {
 
 func TestHotRows(t *testing.T) {
 	all := []GoBench{
-		{Pkg: "x/listener", Name: "Knock/users=1", Metrics: map[string]float64{"ns/op": 40, "allocs/op": 0}},
+		{Pkg: "x/listener", Name: "Knock/users=1", Metrics: map[string]float64{"ns/op": 140, "cpu-ns/op": 40, "allocs/op": 0}},
 		{Pkg: "x/listener", Name: "Knock/users=1000", Metrics: map[string]float64{"ns/op": 42, "allocs/op": 0}},
 		{Pkg: "x/listener", Name: "Knock/users=100000", Metrics: map[string]float64{"ns/op": 120, "allocs/op": 1}},
-		{Pkg: "x/listener", Name: "Pipeline/users=1000", Metrics: map[string]float64{"ns/op": 80}},
+		{Pkg: "x/listener", Name: "Pipeline/users=1000", Metrics: map[string]float64{"ns/op": 200, "packets/cpu-s": 12.5e6}},
 	}
 	var tb Table
 	hotRows(&tb, all)
@@ -128,6 +128,9 @@ func TestHotRows(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("hotRows verdicts mismatch (-want +got):\n%s", diff)
+	}
+	if r := tb.Rows[0].Result; r != "40.0 ns CPU (wall clock 140 ns), 0 allocs" {
+		t.Errorf("per-packet result = %q, want the CPU time first", r)
 	}
 }
 

@@ -130,6 +130,17 @@ func ringRows(t *Table, all []GoBench) {
 	}
 }
 
+// perOp returns a benchmark's cost per operation, preferring the CPU time
+// per operation where the benchmark reports it ("cpu-ns/op"): on a shared
+// machine the wall clock also counts the time other work held the CPU.
+func perOp(g GoBench) (float64, string) {
+	ns, _ := g.Metric("ns/op")
+	if cpu, ok := g.Metric("cpu-ns/op"); ok && cpu > 0 {
+		return cpu, fmt.Sprintf("%s CPU (wall clock %s)", fmtNs(cpu), fmtNs(ns))
+	}
+	return ns, fmtNs(ns)
+}
+
 // hotRows adds the rows read from the benchmark results.
 func hotRows(t *Table, all []GoBench) {
 	anyMissing := false
@@ -149,11 +160,11 @@ func hotRows(t *Table, all []GoBench) {
 			missing("1", measure, "<= 100 ns, 0 allocs", benchPerPacket[users])
 			continue
 		}
-		ns, _ := g.Metric("ns/op")
+		ns, res := perOp(g)
 		allocs, hasAllocs := g.Metric("allocs/op")
 		perUser[users] = ns
 		t.Add(Row{Item: "1", Measure: measure,
-			Result:  fmt.Sprintf("%s, %g allocs", fmtNs(ns), allocs),
+			Result:  fmt.Sprintf("%s, %g allocs", res, allocs),
 			Target:  "<= 100 ns, 0 allocs",
 			Verdict: verdict(ns <= 100 && hasAllocs && allocs == 0)})
 	}
@@ -187,16 +198,16 @@ func hotRows(t *Table, all []GoBench) {
 		t.Add(Row{Item: "1", Measure: "one nftables grant (netlink round trip)", Result: fmtMs(time.Duration(ns))})
 	}
 	if g, ok := FindGoBench(all, "listener", benchPipeline...); ok {
-		pps, ok := g.Metric("pkts/s")
-		if !ok {
-			if v, ok2 := g.Metric("packets/s"); ok2 {
-				pps = v
-			} else if ns, _ := g.Metric("ns/op"); ns > 0 {
-				pps = 1e9 / ns
-			}
+		wall, ok := g.Metric("packets/s")
+		if ns, _ := g.Metric("ns/op"); !ok && ns > 0 {
+			wall = 1e9 / ns
+		}
+		pps, res := wall, fmtRate(wall)
+		if cpu, ok := g.Metric("packets/cpu-s"); ok && cpu > 0 {
+			pps, res = cpu, fmtRate(cpu)+" per CPU second (wall clock: "+fmtRate(wall)+")"
 		}
 		t.Add(Row{Item: "2", Measure: "in-process pipeline, one core, " + strings.TrimPrefix(g.Name, "Pipeline/") + " (frames -> decode -> tracker -> fake firewall)",
-			Result: fmtRate(pps), Target: ">= 10 000 000 pps", Verdict: verdict(pps >= 10_000_000)})
+			Result: res, Target: ">= 10 000 000 pps", Verdict: verdict(pps >= 10_000_000)})
 	} else {
 		missing("2", "in-process pipeline, one core", ">= 10 000 000 pps", benchPipeline)
 	}
