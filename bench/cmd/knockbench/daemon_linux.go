@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,30 +95,6 @@ func (d *daemon) readLog(r io.Reader, logf *os.File) {
 		d.mu.Unlock()
 	}
 	io.Copy(io.Discard, r)
-}
-
-// logEvent is the part of a daemon log line the harness reads.
-type logEvent struct {
-	Event   string `json:"event"`
-	Message string `json:"message"`
-	Src     string `json:"src"`
-	User    string `json:"user"`
-}
-
-// parseLogEvent decodes a JSON log line. The daemon's "ready" line may
-// carry it as the event or as the message.
-func parseLogEvent(line []byte) (logEvent, bool) {
-	if len(line) == 0 || line[0] != '{' {
-		return logEvent{}, false
-	}
-	var ev logEvent
-	if err := json.Unmarshal(line, &ev); err != nil {
-		return logEvent{}, false
-	}
-	if ev.Event == "" && ev.Message == "ready" {
-		ev.Event = "ready"
-	}
-	return ev, ev.Event != ""
 }
 
 // logTail returns the last lines the daemon logged.
@@ -219,24 +194,6 @@ func (d *daemon) scrape(ctx context.Context) (Metrics, error) {
 		return nil, fmt.Errorf("metrics: %s", resp.Status)
 	}
 	return ParseMetrics(resp.Body)
-}
-
-// Names of the daemon's metrics, tried in order (see Metrics.Find).
-var (
-	metricKnocks   = []string{"tknock_knock_packets_total", "tknockd_knock_packets_total", "*knock_packets*"}
-	metricDrops    = []string{"tknock_capture_drops_total", "tknockd_capture_drops_total", "*capture_drop*"}
-	metricTracked  = []string{"tknock_tracked_sources", "tknockd_tracked_sources"}
-	metricCapacity = []string{"tknock_tracked_sources_capacity", "tknockd_tracked_sources_capacity"}
-)
-
-// counter returns the sum of the first metric of names that the scrape
-// has; ok is false when it has none of them.
-func counter(m Metrics, names []string) (float64, bool) {
-	n, ok := m.Find(names...)
-	if !ok {
-		return 0, false
-	}
-	return m.Sum(n)
 }
 
 // settle waits until the daemon has read everything the kernel queued for
