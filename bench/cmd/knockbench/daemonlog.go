@@ -46,4 +46,3 @@ func counter(m Metrics, names []string) (float64, bool) {
 	}
 	return m.Sum(n)
 }
-
