@@ -6,6 +6,8 @@
 #   make fuzz      every fuzz target for FUZZTIME each
 #   make deps      the Debian packages the tests use (needs root and apt-get)
 
+# sudo's secure_path usually lacks Go's directory: add the default install's.
+export PATH := $(PATH):/usr/local/go/bin
 GO       ?= go
 BIN      := bin
 FUZZTIME ?= 60s
