@@ -32,14 +32,16 @@ const (
 )
 
 // feed is the listener.Source the run loop reads: the frames of every
-// configured interface, merged. One goroutine per interface reads its
-// capture; when the capture fails (the interface went down or away), that
-// goroutine closes it and opens it again, with backoff, until it succeeds
-// or the feed is closed, so the run loop never sees the failure.
+// configured interface, merged. When a capture fails (the interface went
+// down or away), its reader closes it and opens it again, with backoff,
+// until it succeeds or the feed is closed, so the run loop never sees the
+// failure.
 //
-// A frame's Data stays valid until the next ReadFrame: the interface's
-// goroutine does not read its capture again before the run loop asks for
-// the next frame (it waits for its release), so nothing is copied.
+// With a single interface (or all of them, "any"), the run loop reads the
+// capture directly and reopens it itself. With several, a frame's Data
+// stays valid until the next ReadFrame: the interface's goroutine does not
+// read its capture again before the run loop asks for the next frame (it
+// waits for its release), so nothing is copied.
 type feed struct {
 	log    zerolog.Logger
 	caps   []*ifaceCapture
@@ -60,6 +62,14 @@ type feedFrame struct {
 type ifaceCapture struct {
 	name string // "" for all interfaces
 	open openFunc
+	log  zerolog.Logger
+
+	// Owned by the goroutine that reads the interface (next).
+	perFrame zerolog.Logger // one debug line per frame, sampled: a flood must not fill the disk
+	// backoff is the wait before the next reopen. It grows while reopened
+	// captures fail before delivering a frame (a socket bound to a down
+	// interface reports ENETDOWN at once), and starts over after a frame.
+	backoff time.Duration
 
 	mu     sync.Mutex // guards the fields below
 	cur    capture    // nil while reopening
@@ -95,7 +105,13 @@ func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log z
 			}
 			return nil, fmt.Errorf("capture on interface %s: %w", ifaceName(name), err)
 		}
-		f.caps = append(f.caps, &ifaceCapture{name: name, open: open, cur: c, ranges: ranges})
+		ilog := log.With().Str("interface", ifaceName(name)).Logger()
+		f.caps = append(f.caps, &ifaceCapture{name: name, open: open, log: ilog, perFrame: ilog.Sample(newSampler()), cur: c, ranges: ranges})
+	}
+	if len(f.caps) == 1 {
+		// One capture: the run loop reads it directly, with no goroutine
+		// and no hand-over in between.
+		return f, nil
 	}
 	for _, ic := range f.caps {
 		f.wg.Go(func() { f.read(ic) })
@@ -103,37 +119,14 @@ func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log z
 	return f, nil
 }
 
-// read is the goroutine of one interface.
+// read is the goroutine of one interface, when there are several.
 func (f *feed) read(ic *ifaceCapture) {
 	release := make(chan struct{}, 1)
-	log := f.log.With().Str("interface", ifaceName(ic.name)).Logger()
-	// One debug line per frame, sampled: a flood must not fill the disk.
-	// The frame's ports are not logged: they could be a sequence.
-	perFrame := log.Sample(newSampler())
-	// backoff is the wait before the next reopen. It grows while reopened
-	// captures fail before delivering a frame (a socket bound to a down
-	// interface reports ENETDOWN at once), and starts over after a frame.
-	var backoff time.Duration
 	for {
-		ic.mu.Lock()
-		c := ic.cur
-		ic.mu.Unlock()
-		if c == nil {
+		fr, err := f.next(ic)
+		if err != nil {
 			return // closed
 		}
-		fr, err := c.ReadFrame()
-		if err != nil {
-			if f.isClosed() {
-				return
-			}
-			log.Warn().Err(err).Msg("capture failed; reopening")
-			if !f.reopen(ic, c, log, &backoff) {
-				return
-			}
-			continue
-		}
-		backoff = 0
-		perFrame.Debug().Int("bytes", len(fr.Data)).Int("ifindex", fr.Ifindex).Msg("knock frame")
 		select {
 		case f.frames <- feedFrame{f: fr, release: release}:
 		case <-f.done:
@@ -147,9 +140,38 @@ func (f *feed) read(ic *ifaceCapture) {
 	}
 }
 
+// next reads the next frame of one interface, reopening its capture when
+// it fails, until the feed is closed (listener.ErrClosed). One goroutine
+// at a time calls it for a given interface.
+func (f *feed) next(ic *ifaceCapture) (listener.Frame, error) {
+	for {
+		ic.mu.Lock()
+		c := ic.cur
+		ic.mu.Unlock()
+		if c == nil {
+			return listener.Frame{}, listener.ErrClosed
+		}
+		fr, err := c.ReadFrame()
+		if err != nil {
+			if f.isClosed() {
+				return listener.Frame{}, listener.ErrClosed
+			}
+			ic.log.Warn().Err(err).Msg("capture failed; reopening")
+			if !f.reopen(ic, c) {
+				return listener.Frame{}, listener.ErrClosed
+			}
+			continue
+		}
+		ic.backoff = 0
+		ic.perFrame.Debug().Int("bytes", len(fr.Data)).Int("ifindex", fr.Ifindex).Msg("knock frame")
+		return fr, nil
+	}
+}
+
 // reopen closes the failed capture old and opens the interface again,
 // with backoff, until it succeeds (true) or the feed is closed (false).
-func (f *feed) reopen(ic *ifaceCapture, old capture, log zerolog.Logger, backoff *time.Duration) bool {
+func (f *feed) reopen(ic *ifaceCapture, old capture) bool {
+	log, backoff := ic.log, &ic.backoff
 	ic.mu.Lock()
 	if ic.closed {
 		ic.mu.Unlock()
@@ -220,6 +242,9 @@ func (f *feed) isClosed() bool {
 // listener.ErrClosed after Close. It must be called from one goroutine
 // only (the run loop).
 func (f *feed) ReadFrame() (listener.Frame, error) {
+	if len(f.caps) == 1 {
+		return f.next(f.caps[0])
+	}
 	if f.prev != nil {
 		f.prev <- struct{}{}
 		f.prev = nil

@@ -41,7 +41,7 @@ func (e *expo) sample(name string, v float64, labels ...string) {
 		e.buf.WriteByte('}')
 	}
 	e.buf.WriteByte(' ')
-	e.buf.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+	e.buf.WriteString(strconv.FormatFloat(v, 'f', -1, 64)) // 1000000, not 1e+06
 	e.buf.WriteByte('\n')
 }
 

@@ -14,6 +14,7 @@ import (
 func TestExpo(t *testing.T) {
 	var e expo
 	e.counter("tknock_frames_total", "Frames read.", 42)
+	e.counter("tknock_big_total", "Big.", 12345678901)
 	e.family("tknock_rejected_total", "counter", "Rejected sequences,\nby reason \\ kind.")
 	e.sample("tknock_rejected_total", 3, "reason", "replay")
 	e.sample("tknock_rejected_total", 0, "reason", `a"b\c`+"\n", "x", "y")
@@ -21,6 +22,9 @@ func TestExpo(t *testing.T) {
 	want := `# HELP tknock_frames_total Frames read.
 # TYPE tknock_frames_total counter
 tknock_frames_total 42
+# HELP tknock_big_total Big.
+# TYPE tknock_big_total counter
+tknock_big_total 12345678901
 # HELP tknock_rejected_total Rejected sequences,\nby reason \\ kind.
 # TYPE tknock_rejected_total counter
 tknock_rejected_total{reason="replay"} 3
