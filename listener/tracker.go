@@ -61,6 +61,10 @@ type Config struct {
 	Now func() time.Time
 }
 
+// maxCandidates bounds the anchor table (8 bytes an entry): 10 million
+// users with one service each under the defaults.
+const maxCandidates = 1 << 27
+
 // Limits of Config.
 const (
 	MaxSkewDetect = 10
@@ -303,8 +307,12 @@ func newTrackerState(cfg Config, users []User, now time.Time) (*trackerState, er
 			st.slots = append(st.slots, enrollSlot{user: int32(i), service: svc})
 		}
 	}
-	if len(st.slots) > math.MaxUint32/(2*MaxSkewDetect+2) {
-		return nil, fmt.Errorf("tracker: %d enrolled services: too many", len(st.slots))
+	total := 0
+	for i := range st.users {
+		total += len(st.users[i].params.Services) * (2*cfg.depth() + 1 + st.users[i].back)
+	}
+	if total > maxCandidates {
+		return nil, fmt.Errorf("tracker: %d users: %d anchor table entries, more than %d", len(users), total, maxCandidates)
 	}
 	st.ranges = unionRanges(st.users)
 	st.b = newAnchorBuilder(st.users, st.slots, cfg.depth())
