@@ -34,9 +34,9 @@ const defaultConfig = "/etc/tknock/tknockd.toml"
 
 // cli is the command line. Each command is in its own file.
 type cli struct {
-	Config    string `short:"c" type:"path" default:"${config}" placeholder:"FILE" help:"Configuration file (TOML)."`
-	LogFormat string `placeholder:"FORMAT" help:"Log format: json, console or auto (console on a terminal). Overrides [log] format."`
-	LogLevel  string `placeholder:"LEVEL" help:"Log level: debug, info, warn or error. Overrides [log] level."`
+	Config    string `short:"c" type:"path" default:"${config}" placeholder:"FILE" help:"Configuration file (TOML). Default: ${config}."`
+	LogFormat string `placeholder:"FORMAT" help:"Log format: json, console or auto (console on a terminal). Overrides log.format of the configuration."`
+	LogLevel  string `placeholder:"LEVEL" help:"Log level: debug, info, warn or error. Overrides log.level of the configuration."`
 
 	Run         runCmd         `cmd:"" help:"Run the daemon (SIGHUP reloads the configuration and the users directory)."`
 	CheckConfig checkConfigCmd `cmd:"" name:"check-config" help:"Validate the configuration and the users directory, and exit."`
