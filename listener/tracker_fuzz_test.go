@@ -12,7 +12,8 @@ import (
 
 // The tracker fuzz target plays random knock streams, mixed with true
 // sequences so that completions happen, over a few users with a 64-port
-// range, a tiny source table (evictions) and a tiny replay record. It
+// range, a tiny source table (evictions), a tiny replay record and
+// reloads of subsets of the users. It
 // checks that the tracker never panics and that every event it reports is
 // justified by the knocks: an independent oracle looks the pattern of the
 // sequence up in the source's history (rules 1 to 5) and checks the
@@ -248,6 +249,18 @@ func trkPlay(t testing.TB, data []byte) []Event {
 		if b1 == 0xff && b0&0x80 != 0 {
 			k.Src = netip.AddrFrom16(k.Src.As16()) // IPv4-mapped form
 		}
+		if b1 == 0xfe && b0&0x80 != 0 {
+			// A reload: a subset of the users, in another order.
+			var sub []User
+			for j := range users {
+				if u := users[(j+int(b2>>4))%len(users)]; b2>>j&1 != 0 {
+					sub = append(sub, u)
+				}
+			}
+			if err := tr.SetUsers(sub, now); err != nil {
+				t.Fatal(err)
+			}
+		}
 		before := len(rec.events)
 		o.knock(k)
 		tr.Knock(k)
@@ -277,6 +290,8 @@ func FuzzTracker(f *testing.F) {
 	f.Add(trkSeedSequence(2, 8|3, 2))
 	f.Add(slices.Concat(trkSeedSequence(0, 0, 2), trkSeedSequence(0, 0, 2), trkSeedSequence(1, 1, 3)))
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	// A sequence with a reload of every user in the middle.
+	f.Add(slices.Concat(trkSeedSequence(1, 2, 2), []byte{0xb2, 0xfe, 0x17}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 3*1024 { // longer inputs make minimising slow, and add little
 			return
