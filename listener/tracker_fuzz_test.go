@@ -304,7 +304,12 @@ func FuzzTracker(f *testing.F) {
 // exercised, and that the oracle rejects an event with no sequence behind
 // it.
 func TestTrackerOracle(t *testing.T) {
-	for i, in := range [][]byte{trkSeedSequence(0, 0, 2), trkSeedSequence(1, 2, 3), trkSeedSequence(2, 8|3, 2)} {
+	for i, in := range [][]byte{
+		trkSeedSequence(0, 0, 2),
+		trkSeedSequence(1, 2, 3),
+		trkSeedSequence(2, 8|3, 2),
+		slices.Concat(trkSeedSequence(1, 2, 2), []byte{0xb2, 0xfe, 0x17}), // with a reload
+	} {
 		es := trkPlay(t, in)
 		if len(es) != 1 || es[0].Kind != Opened {
 			t.Errorf("seed %d: events %+v, want one opening", i, es)
