@@ -73,7 +73,7 @@ type fileEnroll struct {
 type fileFirewall struct {
 	Mode       string        `toml:"mode"`
 	Table      string        `toml:"table"`
-	DropKnocks bool          `toml:"drop_knocks"`
+	DropKnocks *bool         `toml:"drop_knocks"`
 	Priority   *int          `toml:"priority"`
 	External   *fileExternal `toml:"external"`
 }
@@ -586,7 +586,8 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 func (v *validator) firewall(c *Config, ff *fileFirewall) {
 	fw := &c.Firewall
 	fw.Mode = cmp.Or(ff.Mode, "table")
-	fw.DropKnocks = ff.DropKnocks
+	// Knock ports look filtered by default in table mode (nil: not set).
+	fw.DropKnocks = ff.DropKnocks == nil || *ff.DropKnocks
 	switch fw.Mode {
 	case "table":
 		fw.Table = cmp.Or(ff.Table, nft.DefaultTable)
@@ -613,7 +614,8 @@ func (v *validator) firewall(c *Config, ff *fileFirewall) {
 		if ff.Priority != nil {
 			v.addf("firewall.priority", "not with mode = \"external\": the administrator's chain decides")
 		}
-		if ff.DropKnocks {
+		fw.DropKnocks = false
+		if ff.DropKnocks != nil && *ff.DropKnocks {
 			v.addf("firewall.drop_knocks", "not with mode = \"external\": drop knock ports in your own ruleset")
 		}
 		ext := ff.External

@@ -48,7 +48,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"SeqTimeout", c.SeqTimeout, 10 * time.Second},
 		{"StateCapacity", c.StateCapacity, 0},
 		{"Enroll.Host", c.Enroll.Host, "gw.example.org"},
-		{"Firewall", c.Firewall, FirewallConfig{Mode: "table", Table: "tknock"}},
+		{"Firewall", c.Firewall, FirewallConfig{Mode: "table", Table: "tknock", DropKnocks: true}},
 		{"LogLevel", c.LogLevel, zerolog.InfoLevel},
 		{"LogFormat", c.LogFormat, "auto"},
 		{"MetricsListen", c.MetricsListen, ""},
@@ -57,6 +57,29 @@ func TestConfigDefaults(t *testing.T) {
 	for _, c := range checks {
 		if diff := cmp.Diff(c.want, c.got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+// TestConfigDropKnocks: knock ports are dropped unless the file says
+// otherwise, and never in external mode.
+func TestConfigDropKnocks(t *testing.T) {
+	tests := []struct {
+		file string
+		want bool
+	}{
+		{minimal, true},
+		{minimal + "[firewall]\ndrop_knocks = true\n", true},
+		{minimal + "[firewall]\ndrop_knocks = false\n", false},
+		{minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"s\"\n", false},
+	}
+	for _, tt := range tests {
+		c, err := parseConfig("f.toml", []byte(tt.file))
+		if err != nil {
+			t.Fatalf("parseConfig(%q): %v", tt.file, err)
+		}
+		if c.Firewall.DropKnocks != tt.want {
+			t.Errorf("parseConfig(%q): DropKnocks = %v, want %v", tt.file, c.Firewall.DropKnocks, tt.want)
 		}
 	}
 }

@@ -439,7 +439,7 @@ func TestDaemonOpenAndReject(t *testing.T) {
 	awayFromBoundary(alice.Period, 5*time.Second)
 	h := startHarness(t, "", alice)
 
-	if got := h.fw.all(); len(got) != 2 || got[0] != "open protected=tcp/22,tcp/80,tcp/443 knocks=" || got[1] != "ensure" {
+	if got := h.fw.all(); len(got) != 2 || got[0] != "open protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" || got[1] != "ensure" {
 		t.Errorf("firewall at start: %q", got)
 	}
 
@@ -563,7 +563,7 @@ func TestDaemonReload(t *testing.T) {
 	if l["level"] != "info" || l["users"] != 2.0 || !strings.Contains(fmt.Sprint(l["message"]), "reload") {
 		t.Errorf("reload line: %v", l)
 	}
-	if got := h.fw.matching("update "); len(got) != 1 || got[0] != "update protected=tcp/22,tcp/80,tcp/443 knocks=" {
+	if got := h.fw.matching("update "); len(got) != 1 || got[0] != "update protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" {
 		t.Errorf("firewall updates: %q, want one (grants kept: no teardown, no re-creation)", got)
 	}
 	h.knockPorts(alice, other, seq[2:])
