@@ -31,9 +31,11 @@ type daemon struct {
 	tail   []string           // the last log lines, for error messages
 }
 
-// startDaemon starts `tknockd run --config cfg` in ns. Its log lines are
-// copied to logPath and watched for the "ready" and "open" events.
-func startDaemon(bin string, ns *netns, cfg, logPath string) (*daemon, error) {
+// startDaemon starts `tknockd run --config cfg` in ns, on the CPUs listed
+// in cpus (taskset's list format; "" leaves it to the scheduler). Its log
+// lines are copied to logPath and watched for the "ready" and "open"
+// events.
+func startDaemon(bin string, ns *netns, cfg, logPath, cpus string) (*daemon, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -47,7 +49,12 @@ func startDaemon(bin string, ns *netns, cfg, logPath string) (*daemon, error) {
 			Transport: &http.Transport{DialContext: ns.dialer(), DisableKeepAlives: true},
 		},
 	}
-	d.cmd = ns.command(context.Background(), bin, "run", "--config", cfg)
+	if cpus == "" {
+		d.cmd = ns.command(context.Background(), bin, "run", "--config", cfg)
+	} else {
+		// taskset executes the daemon in its own place: the PID is the daemon's.
+		d.cmd = ns.command(context.Background(), "taskset", "-c", cpus, bin, "run", "--config", cfg)
+	}
 	pr, pw := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = pw, pw
 	if err := d.cmd.Start(); err != nil {

@@ -42,16 +42,17 @@ var allParts = []string{"hot", "rings", "capture", "flood", "latency", "memory"}
 
 // options are the command line.
 type options struct {
-	Bin       string        `default:"bin" help:"Directory holding the tknockd and tknock binaries (make build)."`
-	Results   string        `default:"bench/results" help:"Directory for the result table and the daemon's log."`
-	Go        string        `default:"go" help:"The go command, for the hot-path benchmarks."`
-	Only      []string      `sep:"," help:"Run only these parts: hot, rings, capture, flood, latency, memory (default: all)."`
-	Benchtime string        `default:"1s" help:"go test -benchtime for the hot-path benchmarks."`
-	Duration  time.Duration `default:"10s" help:"How long each flood rate lasts."`
-	Rates     []int64       `default:"50000,100000,200000" sep:"," help:"Flood rates (packets/s) measured before the unlimited one; rates above 90 % of the no-reader maximum are skipped."`
-	Knocks    int           `default:"100" help:"Legitimate knocks under the largest flood."`
-	Trials    int           `default:"50" help:"Open-latency trials."`
-	Sources   int64         `default:"10000000" help:"Distinct spoofed sources in the memory flood."`
+	Bin        string        `default:"bin" help:"Directory holding the tknockd and tknock binaries (make build)."`
+	Results    string        `default:"bench/results" help:"Directory for the result table and the daemon's log."`
+	Go         string        `default:"go" help:"The go command, for the hot-path benchmarks."`
+	Only       []string      `sep:"," help:"Run only these parts: hot, rings, capture, flood, latency, memory (default: all)."`
+	Benchtime  string        `default:"1s" help:"go test -benchtime for the hot-path benchmarks."`
+	Duration   time.Duration `default:"10s" help:"How long each flood rate lasts."`
+	Rates      []int64       `default:"50000,100000,200000" sep:"," help:"Flood rates (packets/s) measured before the unlimited one; rates above 90 % of the no-reader maximum are skipped."`
+	Knocks     int           `default:"100" help:"Legitimate knocks under the largest flood."`
+	Trials     int           `default:"50" help:"Open-latency trials."`
+	Sources    int64         `default:"10000000" help:"Distinct spoofed sources in the memory flood."`
+	DaemonCPUs string        `name:"daemon-cpus" placeholder:"LIST" help:"Pin the daemon to these CPUs (taskset list, e.g. 1); by default the scheduler places it. The flood's sender is always on CPU 0."`
 }
 
 func (o *options) want(part string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, part) }
@@ -76,6 +77,9 @@ func (o *options) validate() error {
 		if r < 1000 || r > 10_000_000 {
 			return fmt.Errorf("--rates: %d packets/s: want 1000..10000000", r)
 		}
+	}
+	if o.DaemonCPUs != "" && strings.Trim(o.DaemonCPUs, "0123456789,-") != "" {
+		return fmt.Errorf("--daemon-cpus %q: want a CPU list such as 1 or 0-1", o.DaemonCPUs)
 	}
 	return nil
 }

@@ -191,7 +191,7 @@ func (s *sys) configure() error {
 func (s *sys) startDaemon(ctx context.Context) error {
 	s.starts++
 	logPath := fmt.Sprintf("%s-tknockd-%d.log", s.prefix, s.starts)
-	d, err := startDaemon(s.tknockd, s.topo.srv, s.cfgPath, logPath)
+	d, err := startDaemon(s.tknockd, s.topo.srv, s.cfgPath, logPath, s.o.DaemonCPUs)
 	if err != nil {
 		return err
 	}
@@ -367,12 +367,15 @@ const unlimitedRuns = 2
 func (s *sys) capture(ctx context.Context) error {
 	pkts := s.randomFlood()
 	s.logf("capture: unlimited flood with no reader attached, %d x %v", unlimitedRuns, s.o.Duration)
-	base, baseRates, err := s.noReaderFlood(ctx, pkts)
+	base, baseRates, ref, err := s.noReaderFlood(ctx, pkts)
 	if err != nil {
 		return fmt.Errorf("flood with no reader: %w", err)
 	}
 	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, no reader attached (best of %d)", unlimitedRuns),
 		Result: "offered " + fmtRate(base.Rate)})
+	if ref != nil {
+		s.t.Add(*ref)
+	}
 	var rates []int64
 	for _, r := range s.o.Rates {
 		if float64(r) <= 0.9*base.Rate {
@@ -423,30 +426,28 @@ func (s *sys) capture(ctx context.Context) error {
 // noReaderFlood measures the unlimited flood with the daemon stopped and
 // its nftables table in place (restored from a copy if the daemon removes
 // it on exit), so the only difference to the attached runs is the reader.
-// It returns the best run and the rates of all.
-func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (floodResult, []string, error) {
+// It returns the best run, the rates of all, and the row of the reference
+// reader (nil if it could not run).
+func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (best floodResult, rates []string, ref *Row, ferr error) {
 	srv := s.topo.srv
 	ruleset, err := srv.run("nft", "list", "table", "inet", nftTable)
 	if err != nil {
-		return floodResult{}, nil, fmt.Errorf("the daemon's nftables table: %w", err)
+		return floodResult{}, nil, nil, fmt.Errorf("the daemon's nftables table: %w", err)
 	}
 	if err := s.stopDaemon(); err != nil {
-		return floodResult{}, nil, err
+		return floodResult{}, nil, nil, err
 	}
 	restored := false
 	if _, err := srv.run("nft", "list", "table", "inet", nftTable); err != nil {
 		path, err := writeFile(s.work, "ruleset.nft", ruleset, 0o600)
 		if err != nil {
-			return floodResult{}, nil, err
+			return floodResult{}, nil, nil, err
 		}
 		if _, err := srv.run("nft", "-f", path); err != nil {
-			return floodResult{}, nil, err
+			return floodResult{}, nil, nil, err
 		}
 		restored = true
 	}
-	var best floodResult
-	var rates []string
-	var ferr error
 	for range unlimitedRuns {
 		res, err := s.measureFlood(ctx, pkts, 0)
 		if err != nil {
@@ -458,18 +459,52 @@ func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (floodResul
 			best = res
 		}
 	}
+	if ferr == nil {
+		ref = s.referenceReader(ctx, pkts, best.Rate)
+	}
 	if restored {
 		if _, err := srv.run("nft", "delete", "table", "inet", nftTable); err != nil {
 			ferr = errors.Join(ferr, err)
 		}
 	}
 	if ctx.Err() != nil {
-		return best, rates, ctx.Err()
+		return best, rates, ref, ctx.Err()
 	}
 	if err := s.startDaemon(ctx); err != nil {
-		return best, rates, errors.Join(ferr, err)
+		return best, rates, ref, errors.Join(ferr, err)
 	}
-	return best, rates, ferr
+	return best, rates, ref, ferr
+}
+
+// referenceReader measures the unlimited flood with tcpdump reading it
+// (libpcap's TPACKET_V3 ring, the same knock filter, frames written to
+// /dev/null), for reference: what any memory-mapped AF_PACKET reader
+// costs the receive path on this machine.
+func (s *sys) referenceReader(ctx context.Context, pkts []FloodPacket, noReader float64) *Row {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		return nil
+	}
+	filter := fmt.Sprintf("tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst portrange %d-%d", s.user.Range.Lo, s.user.Range.Hi)
+	cmd := s.topo.srv.command(ctx, "tcpdump", "-i", ifSrvAtk, "-n", "-q", "-s", "256", "-B", "8192", "-w", "/dev/null", filter)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		s.t.Note("tcpdump for reference: %v", err)
+		return nil
+	}
+	time.Sleep(time.Second) // until it listens
+	res, err := s.measureFlood(ctx, pkts, 0)
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if err != nil {
+		s.t.Note("flood with tcpdump attached: %v", err)
+		return nil
+	}
+	r := "offered " + fmtRate(res.Rate)
+	if noReader > 0 {
+		r += fmt.Sprintf(" (%s of no reader)", fmtPercent(res.Rate/noReader))
+	}
+	return &Row{Item: "2", Measure: "flood unlimited, tcpdump attached (libpcap's ring, for reference)", Result: r}
 }
 
 // knock sends one legitimate knock from src: with the real client when it
