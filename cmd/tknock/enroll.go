@@ -15,7 +15,7 @@ import (
 // enrollCmd is `tknock enroll`: validate an enrollment and store it as a
 // profile.
 type enrollCmd struct {
-	URI   string `placeholder:"URI" xor:"from" required:"" help:"The enrollment URI (otpauth://totp/...?tknock=1...). It holds the secret, and a command line is visible to other users: prefer --file, --qr, or --uri - to read it from standard input."`
+	URI   string `placeholder:"-" xor:"from" required:"" help:"Read the enrollment URI (otpauth://totp/...?tknock=1...) from standard input: give \"-\" and paste it. The URI holds the secret, so it is never taken from the command line, which other users see (ps, shell history)."`
 	File  string `placeholder:"FILE" xor:"from" required:"" help:"An enrollment file, as tknockd writes it (mode 0600)."`
 	QR    string `name:"qr" placeholder:"IMAGE" xor:"from" required:"" help:"A screenshot or photo of the enrollment QR code (PNG, JPEG or GIF)."`
 	Name  string `help:"Profile name (default: the host)."`
@@ -80,8 +80,9 @@ func (c *enrollCmd) read(a *app) (*totpseq.Enrollment, string, error) {
 		}
 		return e, "standard input", nil
 	case c.URI != "":
-		e, err := totpseq.ParseURI(c.URI)
-		return e, "--uri", err
+		return nil, "", errors.New(`--uri takes "-" and reads the URI from standard input: ` +
+			`a URI on the command line shows its secret to other users (ps, shell history); ` +
+			`run tknock enroll --uri - and paste it, or use --file or --qr`)
 	case c.File != "":
 		l, err := a.readEnrollment(c.File)
 		if err != nil {

@@ -80,7 +80,9 @@ type env struct {
 	net    *fakeNet
 	now    time.Time
 	stdin  string
-	real   bool // the real network and clock: no fakes
+	// literalURI passes --uri arguments through unchanged.
+	literalURI bool
+	real       bool // the real network and clock: no fakes
 }
 
 func newEnv(t *testing.T) *env {
@@ -104,8 +106,17 @@ func newEnv(t *testing.T) *env {
 // run runs tknock with args and returns the exit code, stdout and stderr.
 func (e *env) run(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
+	stdin := e.stdin
+	// A URI after --uri stands for the same URI pasted on standard input
+	// (the command line never takes a secret).
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--uri" && args[i+1] != "-" && !e.literalURI {
+			args = slices.Clone(args)
+			stdin, args[i+1] = args[i+1], "-"
+		}
+	}
 	a := &app{
-		stdin: strings.NewReader(e.stdin), stdout: &stdout, stderr: &stderr,
+		stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr,
 		dialer: e.net, resolver: e.net, route: route,
 		now: func() time.Time { return e.now },
 	}
@@ -187,7 +198,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"enroll"}, "missing flags: --uri=URI or --file=FILE or --qr=IMAGE"},
+		{[]string{"enroll"}, "missing flags: --uri=- or --file=FILE or --qr=IMAGE"},
 		{[]string{"enroll", "--uri", "x", "--file", "y"}, "--uri and --file can't be used together"},
 		{[]string{"print", "--source", "192.0.2.1"}, "missing flags: --enrollment=FILE or --profile"},
 		{[]string{"knock", "--wait", "70000", "x"}, "--wait"},
@@ -200,6 +211,24 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("tknock %v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, out, errOut, tc.want)
 		}
 	}
+}
+
+// TestEnrollURINotFromArgs: a URI on the command line is refused without
+// being stored or echoed; only "--uri -" (standard input) reads one.
+func TestEnrollURINotFromArgs(t *testing.T) {
+	e := newEnv(t)
+	e.literalURI = true
+	uri := enrollment(t, "ssh.example.com", totpseq.TCP).URI()
+	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(testSecret)
+	code, out, errOut := e.run("enroll", "--uri", uri)
+	if code != 1 || !strings.Contains(errOut, "--uri takes \"-\"") || strings.Contains(out+errOut, secret) {
+		t.Errorf("enroll --uri URI: exit %d, stdout %q, stderr %q; want exit 1, the --uri - hint, no secret", code, out, errOut)
+	}
+	if ents, _ := os.ReadDir(e.config); len(ents) != 0 {
+		t.Errorf("a refused enroll stored %d files", len(ents))
+	}
+	e.stdin = uri
+	e.mustRun("enroll", "--uri", "-")
 }
 
 func TestEnrollListRemove(t *testing.T) {
