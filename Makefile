@@ -1,7 +1,7 @@
 # tknock: port knocking with HMAC-derived, source-bound, time-windowed sequences.
 #
 #   make build     the binaries, static (CGO_ENABLED=0), into bin/
-#   make test      lint, cross builds of the client, and every test (root tests need root)
+#   make test      installs missing test tools (as root), lint, cross builds of the client, every test
 #   make lint      go vet and staticcheck
 #   make fuzz      every fuzz target for FUZZTIME each
 #   make deps      the Debian packages the tests use (needs root and apt-get)
@@ -13,7 +13,7 @@ BIN      := bin
 FUZZTIME ?= 60s
 export CGO_ENABLED ?= 0
 
-.PHONY: all build cross test unit lint fuzz deps clean demo bench
+.PHONY: all build cross test tools unit lint fuzz deps clean demo bench
 
 all: build
 
@@ -37,7 +37,18 @@ lint:
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
 
-test: lint cross unit
+test: tools lint cross unit
+
+# The programs the tests use; missing ones are installed when we can.
+TOOLS := ip nft nmap hping3 trafgen tcpdump zbarimg
+tools:
+	@missing=$$(for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || echo $$t; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing the test tools ($$missing missing)"; $(MAKE) deps; \
+	else \
+		echo "note: $$missing not installed: the tests that need them skip (run as root to install them with apt-get)"; \
+	fi
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
