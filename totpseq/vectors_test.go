@@ -1,6 +1,10 @@
 package totpseq_test
 
 import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
 	"slices"
 	"testing"
 
@@ -31,5 +35,25 @@ func TestVectors(t *testing.T) {
 		if err != nil || anchor != v.Sequence[0] {
 			t.Errorf("vector %d: Anchor = %d, %v; want %d", i, anchor, err, v.Sequence[0])
 		}
+	}
+}
+
+// TestVectorsCopy checks that testdata/vectors.json is still the shared
+// spec's file, when the spec sits beside the repository (../shared).
+func TestVectorsCopy(t *testing.T) {
+	spec, err := os.ReadFile("../../shared/spec/vectors.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Log("../shared/spec/vectors.json is not beside the repository: nothing to compare")
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := os.ReadFile("testdata/vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(spec, ours) {
+		t.Error("testdata/vectors.json differs from ../shared/spec/vectors.json: copy the spec's file again")
 	}
 }
