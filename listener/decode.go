@@ -13,6 +13,8 @@ import (
 
 // Decoder turns frames into knocks. It decodes into preallocated layers
 // with gopacket's DecodingLayerParser: decoding a frame allocates nothing.
+// IPv4, TCP and UDP are decoded by the decoder's own layers, which read
+// only what a knock needs (decode_layers.go).
 //
 // It re-checks everything the capture filter checks (defence in depth):
 // IPv4 or IPv6 (inside at most two inline 802.1Q/802.1ad tags for Ethernet
@@ -27,10 +29,10 @@ import (
 type Decoder struct {
 	eth  layers.Ethernet
 	vlan layers.Dot1Q
-	ip4  layers.IPv4
+	ip4  knockIPv4
 	ip6  ipv6
-	tcp  layers.TCP
-	udp  layers.UDP
+	tcp  knockTCP
+	udp  knockUDP
 
 	ethParser, ip4Parser, ip6Parser *gopacket.DecodingLayerParser
 	decoded                         []gopacket.LayerType
@@ -181,23 +183,20 @@ func (d *Decoder) decode(f Frame, k *Knock) verdict {
 	}
 	switch network {
 	case layers.LayerTypeIPv4:
-		if len(d.ip4.SrcIP) != 4 {
-			return isMalformed
-		}
-		src = netip.AddrFrom4([4]byte(d.ip4.SrcIP))
-		if d.ip4.FragOffset != 0 {
+		src = netip.AddrFrom4(d.ip4.src)
+		if d.ip4.fragOffset != 0 {
 			return isIgnored // a non-first fragment has no transport header
 		}
-		if transport == 0 && d.ip4.Flags&layers.IPv4MoreFragments != 0 {
+		if transport == 0 && d.ip4.moreFragments {
 			// A first fragment: the parser stops at it, but it starts with
 			// the transport header.
 			var err error
-			switch d.ip4.Protocol {
+			switch d.ip4.protocol {
 			case layers.IPProtocolTCP:
-				err = d.tcp.DecodeFromBytes(d.ip4.Payload, gopacket.NilDecodeFeedback)
+				err = d.tcp.DecodeFromBytes(d.ip4.payload, gopacket.NilDecodeFeedback)
 				transport = layers.LayerTypeTCP
 			case layers.IPProtocolUDP:
-				err = d.udp.DecodeFromBytes(d.ip4.Payload, gopacket.NilDecodeFeedback)
+				err = d.udp.DecodeFromBytes(d.ip4.payload, gopacket.NilDecodeFeedback)
 				transport = layers.LayerTypeUDP
 			default:
 				return isIgnored
@@ -222,12 +221,12 @@ func (d *Decoder) decode(f Frame, k *Knock) verdict {
 	var port uint16
 	switch transport {
 	case layers.LayerTypeTCP:
-		if !d.tcp.SYN || d.tcp.ACK {
+		if !d.tcp.syn || d.tcp.ack {
 			return isIgnored
 		}
-		proto, port = totpseq.TCP, uint16(d.tcp.DstPort)
+		proto, port = totpseq.TCP, d.tcp.dstPort
 	case layers.LayerTypeUDP:
-		proto, port = totpseq.UDP, uint16(d.udp.DstPort)
+		proto, port = totpseq.UDP, d.udp.dstPort
 	default:
 		return isIgnored
 	}

@@ -1,0 +1,158 @@
+package listener
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// The decoder's own IPv4, TCP and UDP decoding layers. They read only the
+// fields a knock needs, and refuse exactly the headers that layers.IPv4,
+// layers.TCP and layers.UDP (gopacket v1.1.19) refuse, so the decoder's
+// verdicts do not depend on which of them decodes a frame. The options are
+// walked to check their lengths, never stored.
+
+// errBadHeader is returned (as is) for a header that gopacket's layer
+// would refuse: the frame is malformed.
+var errBadHeader = errors.New("malformed header")
+
+// knockIPv4 is an IPv4 header: fragment fields, protocol, source address
+// and payload (cut at the total length).
+type knockIPv4 struct {
+	moreFragments bool
+	fragOffset    uint16
+	protocol      layers.IPProtocol
+	src           [4]byte
+	payload       []byte
+}
+
+func (ip *knockIPv4) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv4 }
+func (ip *knockIPv4) LayerPayload() []byte           { return ip.payload }
+
+// NextLayerType is layers.IPv4's: a fragment stops the parser.
+func (ip *knockIPv4) NextLayerType() gopacket.LayerType {
+	if ip.moreFragments || ip.fragOffset != 0 {
+		return gopacket.LayerTypeFragment
+	}
+	return ip.protocol.LayerType()
+}
+
+func (ip *knockIPv4) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 20 {
+		df.SetTruncated()
+		return errBadHeader
+	}
+	flagsFrag := binary.BigEndian.Uint16(data[6:8])
+	ip.moreFragments = flagsFrag&(uint16(layers.IPv4MoreFragments)<<13) != 0
+	ip.fragOffset = flagsFrag & 0x1fff
+	ip.protocol = layers.IPProtocol(data[9])
+	ip.src = [4]byte(data[12:16])
+
+	length := int(binary.BigEndian.Uint16(data[2:4]))
+	if length == 0 {
+		length = int(uint16(len(data))) // TSO: gopacket takes the frame's length, as a uint16
+	}
+	hlen := int(data[0]&0x0f) * 4
+	if length < 20 || hlen < 20 || hlen > length {
+		return errBadHeader
+	}
+	if len(data) > length {
+		data = data[:length]
+	} else if len(data) < length {
+		df.SetTruncated()
+		if hlen > len(data) {
+			return errBadHeader
+		}
+	}
+	ip.payload = data[hlen:]
+	return checkIPv4Options(data[20:hlen])
+}
+
+// checkIPv4Options refuses the options layers.IPv4 refuses.
+func checkIPv4Options(opts []byte) error {
+	for len(opts) > 0 {
+		switch opts[0] {
+		case 0: // end of options
+			return nil
+		case 1: // no-op
+			opts = opts[1:]
+		default:
+			if len(opts) < 2 || int(opts[1]) > len(opts) || opts[1] <= 2 {
+				return errBadHeader
+			}
+			opts = opts[opts[1]:]
+		}
+	}
+	return nil
+}
+
+// knockTCP is a TCP header: destination port and the SYN and ACK flags.
+// The parser stops after it.
+type knockTCP struct {
+	dstPort  uint16
+	syn, ack bool
+}
+
+func (t *knockTCP) CanDecode() gopacket.LayerClass    { return layers.LayerTypeTCP }
+func (t *knockTCP) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeZero }
+func (t *knockTCP) LayerPayload() []byte              { return nil }
+
+func (t *knockTCP) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 20 {
+		df.SetTruncated()
+		return errBadHeader
+	}
+	t.dstPort = binary.BigEndian.Uint16(data[2:4])
+	t.syn = data[13]&0x02 != 0
+	t.ack = data[13]&0x10 != 0
+	hlen := int(data[12]>>4) * 4
+	if hlen < 20 {
+		return errBadHeader
+	}
+	if hlen > len(data) {
+		df.SetTruncated()
+		return errBadHeader
+	}
+	return checkTCPOptions(data[20:hlen])
+}
+
+// checkTCPOptions refuses the options layers.TCP refuses.
+func checkTCPOptions(opts []byte) error {
+	for len(opts) > 0 {
+		switch opts[0] {
+		case 0: // end of options
+			return nil
+		case 1: // no-op
+			opts = opts[1:]
+		default:
+			if len(opts) < 2 || opts[1] < 2 || int(opts[1]) > len(opts) {
+				return errBadHeader
+			}
+			opts = opts[opts[1]:]
+		}
+	}
+	return nil
+}
+
+// knockUDP is a UDP header: destination port. The parser stops after it.
+type knockUDP struct {
+	dstPort uint16
+}
+
+func (u *knockUDP) CanDecode() gopacket.LayerClass    { return layers.LayerTypeUDP }
+func (u *knockUDP) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeZero }
+func (u *knockUDP) LayerPayload() []byte              { return nil }
+
+func (u *knockUDP) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 8 {
+		df.SetTruncated()
+		return errBadHeader
+	}
+	u.dstPort = binary.BigEndian.Uint16(data[2:4])
+	if length := binary.BigEndian.Uint16(data[4:6]); length != 0 && length < 8 {
+		return errBadHeader
+	}
+	return nil
+}
