@@ -10,10 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/tknock/tknock/internal/nstest"
 )
 
 // netns is a named network namespace that the harness created (as
@@ -77,27 +76,7 @@ func (n *netns) run(name string, args ...string) (string, error) {
 // reusing a thread that sits in another namespace. Sockets f opens stay in
 // the namespace.
 func (n *netns) do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Not unlocked on purpose: see the doc comment.
-		fd, err := unix.Open(n.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("open netns %s: %w", n.Name, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
+	return (&nstest.NS{Name: n.Name, Path: n.Path}).Do(f)
 }
 
 // dialer returns a DialContext function that opens TCP connections from
