@@ -35,6 +35,11 @@ type CaptureConfig struct {
 	// knock gets from the ring. Whole milliseconds, 1ms to 10s. 0 means
 	// DefaultBlockTimeout.
 	BlockTimeout time.Duration
+
+	// NoExpress leaves out the express socket (see Capture): every frame
+	// then comes through the ring, a block timeout late when the traffic
+	// is light. For measurements.
+	NoExpress bool
 }
 
 // Ring defaults: 32 blocks of 64 KiB (2 MiB) hold about 13,000 knock
@@ -86,6 +91,9 @@ type CaptureStats struct {
 	Freezes uint64
 	// Read is the number of frames ReadFrame returned.
 	Read uint64
+	// Express is how many frames came through the express socket rather
+	// than the ring (Linux).
+	Express uint64
 	// Outgoing is the number of outgoing frames ReadFrame skipped (the
 	// socket asks the kernel to leave them out; this counts any that come).
 	Outgoing uint64

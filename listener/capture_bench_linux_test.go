@@ -22,16 +22,22 @@ import (
 
 // BenchmarkCaptureLatency measures the time from writing a UDP knock in the
 // client namespace to ReadFrame returning it in the server namespace, one
-// knock at a time (the ring hands over a block when it times out). Reported
+// knock at a time: through the express socket, and through the ring alone
+// (which hands over a block when it times out). Reported
 // as percentiles of b.N samples; with -benchtime 300x, say.
 func BenchmarkCaptureLatency(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		tov  time.Duration
-	}{{"tov=1ms", time.Millisecond}, {"tov=4ms", 4 * time.Millisecond}} {
+		name      string
+		tov       time.Duration
+		noExpress bool
+	}{
+		{"express", time.Millisecond, false},
+		{"ring-only/tov=1ms", time.Millisecond, true},
+		{"ring-only/tov=4ms", 4 * time.Millisecond, true},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			tb := newTestbed(b)
-			cp := listenIn(b, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, BlockTimeout: c.tov})
+			cp := listenIn(b, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, BlockTimeout: c.tov, NoExpress: c.noExpress})
 			// Unconnected, so the port unreachable answers do not fail writes.
 			var conn net.PacketConn
 			must(b, tb.cli.Do(func() error {

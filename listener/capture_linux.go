@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -37,15 +38,25 @@ type Capture struct {
 	fd   int          // the AF_PACKET socket
 	efd  int          // eventfd that Close signals to wake a pending ReadFrame
 
-	mu   sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
-	ring ring
-	buf  []byte         // the frame ReadFrame returned last
-	pfds [2]unix.PollFd // fd and efd, for poll(2)
+	mu        sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
+	ring      ring
+	ringTaken uint64         // frames taken from the ring
+	ex        *express       // the express socket (express_linux.go); nil when the kernel has no fanout
+	exBlocks  uint64         // ring.opened when the express socket was last read
+	tov       int            // the ring's block timeout, in milliseconds
+	busyUntil int64          // Unix nanoseconds: until then the traffic is a burst and the express socket is left to fill
+	winStart  int64          // capture time of the first frame of the current burst window
+	winFrames int            // frames in it
+	buf       []byte         // the frame ReadFrame returned last
+	pfds      [3]unix.PollFd // fd, efd and the express socket, for poll(2)
 
-	read, outgoing, otherHost atomic.Uint64
+	read, outgoing, otherHost, expressRead atomic.Uint64
 
-	statsMu sync.Mutex   // guards kstats
-	kstats  CaptureStats // kernel counters summed so far (PACKET_STATISTICS resets on read)
+	statsMu  sync.Mutex   // guards the fields below
+	kstats   CaptureStats // kernel counters summed so far (PACKET_STATISTICS resets on read), both sockets
+	ringRecv uint64       // frames the kernel put in the ring so far
+	st3      unix.TpacketStatsV3
+	st       unix.TpacketStats
 }
 
 // Listen opens a capture. It needs CAP_NET_RAW. The socket is created in
@@ -83,7 +94,7 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture %s: socket: %w", name, err)
 	}
-	c := &Capture{name: name, link: link, fd: fd, efd: -1, buf: make([]byte, SnapLen)}
+	c := &Capture{name: name, link: link, fd: fd, efd: -1, buf: make([]byte, SnapLen), tov: int(cfg.BlockTimeout.Milliseconds())}
 	if err := c.setup(cfg, prog, ifindex); err != nil {
 		unix.Close(fd)
 		if c.efd >= 0 {
@@ -94,7 +105,15 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 		}
 		return nil, fmt.Errorf("capture %s: %w", name, err)
 	}
-	c.pfds = [2]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}, {Fd: int32(c.efd), Events: unix.POLLIN}}
+	c.pfds = [3]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}, {Fd: int32(c.efd), Events: unix.POLLIN}, {Fd: -1}}
+	if !cfg.NoExpress {
+		// Without fanout (a kernel before 4.3, say) the ring works alone,
+		// a block timeout late.
+		if ex, err := joinFanout(fd, typ, prog, ifindex); err == nil {
+			c.ex = ex
+			c.pfds[2] = unix.PollFd{Fd: int32(ex.fd), Events: unix.POLLIN}
+		}
+	}
 	return c, nil
 }
 
@@ -185,20 +204,59 @@ func (c *Capture) Link() LinkType { return c.link }
 func (c *Capture) ReadFrame() (Frame, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	waited := false // for the ring to hand over the frames it holds back
 	for {
 		if c.closed.Load() {
 			return Frame{}, ErrClosed
 		}
-		p, ok, err := c.ring.next(c.buf)
+		h, rok, err := c.ring.head()
 		if err != nil {
 			return Frame{}, err
 		}
-		if !ok {
-			if err := c.wait(); err != nil {
+		if c.ex != nil && (c.ring.opened != c.exBlocks || c.ex.n == 0 && c.ex.more) {
+			// A new ring block, or the queue ran dry with more frames on
+			// the socket: read the express socket too, so that its frames
+			// are merged in order even while it is not waited on.
+			c.exBlocks = c.ring.opened
+			if err := c.fillExpress(); err != nil {
+				return Frame{}, err
+			}
+		}
+		var ef *expressFrame
+		if c.ex != nil {
+			ef = c.ex.peek()
+		}
+		var p ringPacket
+		switch {
+		case rok && (ef == nil || headTime(h) <= ef.ts):
+			if p, err = c.ring.take(h, c.buf); err != nil {
+				return Frame{}, err
+			}
+			c.ringTaken++
+			waited = false
+		case ef != nil:
+			if c.ex.safe == 0 && !rok && !waited {
+				// The ring may hold frames older than ef in a block the
+				// kernel has not handed over: if so, wait for it.
+				if c.ringHeld() > 0 {
+					if err := c.wait(false, 2*c.tov); err != nil {
+						return Frame{}, err
+					}
+					waited = true
+					continue
+				}
+				c.ex.safe = c.ex.n
+			}
+			p = ringPacket{n: copy(c.buf, ef.data[:ef.n]), ts: ef.ts, ifindex: ef.ifindex, pkttype: ef.pkttype}
+			c.ex.pop()
+			c.expressRead.Add(1)
+		default:
+			if err := c.wait(c.ex != nil && time.Now().UnixNano() >= c.busyUntil, -1); err != nil {
 				return Frame{}, err
 			}
 			continue
 		}
+		c.countBurst(p.ts)
 		switch p.pkttype {
 		case unix.PACKET_OUTGOING:
 			c.outgoing.Add(1)
@@ -208,16 +266,57 @@ func (c *Capture) ReadFrame() (Frame, error) {
 			continue
 		}
 		c.read.Add(1)
-		return Frame{Data: c.buf[:p.n], Time: p.ts, Link: c.link, Ifindex: p.ifindex}, nil
+		return Frame{Data: c.buf[:p.n], Time: time.Unix(0, p.ts), Link: c.link, Ifindex: p.ifindex}, nil
 	}
 }
 
+// countBurst counts a frame captured at ts towards the burst detection.
+func (c *Capture) countBurst(ts int64) {
+	if ts-c.winStart > busyWindow || ts < c.winStart {
+		c.winStart, c.winFrames = ts, 0
+	}
+	c.winFrames++
+	if c.winFrames >= busyFrames {
+		c.busyUntil = ts + busyHold
+	}
+}
+
+// fillExpress reads the frames waiting on the express socket.
+func (c *Capture) fillExpress() error {
+	if _, err := c.ex.fill(); err != nil {
+		return fmt.Errorf("capture %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// ringHeld returns how many frames the kernel has put in the ring that
+// ReadFrame has not taken: those of a block not handed over yet.
+func (c *Capture) ringHeld() uint64 {
+	c.pollStats()
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	if c.ringRecv <= c.ringTaken {
+		return 0
+	}
+	return c.ringRecv - c.ringTaken
+}
+
 // wait blocks in poll(2), on the reader's own thread, until the kernel
-// hands over a block, the socket reports an error, or Close signals the
-// eventfd. (The runtime's network poller would wake the reader through
+// hands over a ring block, a frame comes to the express socket (when
+// express is set), the socket reports an error, Close signals the
+// eventfd, or timeout milliseconds pass (-1: no limit). Without express,
+// and under a burst, a frame that went to the express socket is found
+// when the next ring block comes or at the latest after two block
+// timeouts. (The runtime's network poller would wake the reader through
 // another thread, which under a flood may wait behind the busy CPU that
 // runs the receive path: measured, that let the ring overflow.)
-func (c *Capture) wait() error {
+func (c *Capture) wait(express bool, timeout int) error {
+	pfds := c.pfds[:2]
+	if express {
+		pfds = c.pfds[:3]
+	} else if timeout < 0 && c.ex != nil {
+		timeout = 2 * c.tov
+	}
 	for {
 		if c.closed.Load() {
 			return ErrClosed
@@ -225,17 +324,26 @@ func (c *Capture) wait() error {
 		if c.ring.ready() {
 			return nil
 		}
-		c.pfds[0].Revents, c.pfds[1].Revents = 0, 0
-		if _, err := unix.Poll(c.pfds[:], -1); err != nil {
+		for i := range pfds {
+			pfds[i].Revents = 0
+		}
+		n, err := unix.Poll(pfds, timeout)
+		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
 			return fmt.Errorf("capture %s: poll: %w", c.name, err)
 		}
-		if c.pfds[1].Revents != 0 {
+		if n == 0 {
+			if c.ex != nil {
+				return c.fillExpress()
+			}
+			return nil
+		}
+		if pfds[1].Revents != 0 {
 			continue // Close
 		}
-		if ev := c.pfds[0].Revents; ev&(unix.POLLERR|unix.POLLNVAL) != 0 && !c.ring.ready() {
+		if ev := pfds[0].Revents; ev&(unix.POLLERR|unix.POLLNVAL) != 0 && !c.ring.ready() {
 			// The interface went down (ENETDOWN), for example. Reading
 			// SO_ERROR clears it.
 			n, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
@@ -245,6 +353,18 @@ func (c *Capture) wait() error {
 				err = fmt.Errorf("poll events %#x", ev)
 			}
 			return fmt.Errorf("capture %s: %w", c.name, err)
+		}
+		if express && pfds[2].Revents != 0 {
+			if pfds[2].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+				n, err := unix.GetsockoptInt(c.ex.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+				if err == nil && n != 0 {
+					err = syscall.Errno(n)
+				} else if err == nil {
+					err = fmt.Errorf("poll events %#x", pfds[2].Revents)
+				}
+				return fmt.Errorf("capture %s: express socket: %w", c.name, err)
+			}
+			return c.fillExpress()
 		}
 	}
 }
@@ -267,6 +387,10 @@ func (c *Capture) Close() error {
 	defer c.mu.Unlock()
 	c.fdMu.Lock()
 	errs := []error{werr, unix.Close(c.fd), unix.Close(c.efd)}
+	if c.ex != nil {
+		errs = append(errs, unix.Close(c.ex.fd))
+		c.ex.fd = -1
+	}
 	c.fd, c.efd = -1, -1
 	c.fdMu.Unlock()
 	errs = append(errs, unix.Munmap(c.ring.mem))
@@ -288,6 +412,7 @@ func (c *Capture) Stats() CaptureStats {
 	s := c.kstats
 	c.statsMu.Unlock()
 	s.Read = c.read.Load()
+	s.Express = c.expressRead.Load()
 	s.Outgoing = c.outgoing.Load()
 	s.OtherHost = c.otherHost.Load()
 	return s
@@ -302,15 +427,30 @@ func (c *Capture) pollStats() {
 	if c.fd < 0 {
 		return // closed meanwhile: the counters Close kept stay
 	}
-	st, err := unix.GetsockoptTpacketStatsV3(c.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	if err != nil {
-		return
-	}
 	// The kernel reports counts since the last read; tp_packets already
 	// includes tp_drops.
-	c.kstats.Packets += uint64(st.Packets)
-	c.kstats.Drops += uint64(st.Drops)
-	c.kstats.Freezes += uint64(st.Freeze_q_cnt)
+	if packetStats(c.fd, unsafe.Pointer(&c.st3), unsafe.Sizeof(c.st3)) == nil {
+		st := &c.st3
+		c.kstats.Packets += uint64(st.Packets)
+		c.kstats.Drops += uint64(st.Drops)
+		c.kstats.Freezes += uint64(st.Freeze_q_cnt)
+		c.ringRecv += uint64(st.Packets - st.Drops)
+	}
+	if c.ex != nil && c.ex.fd >= 0 && packetStats(c.ex.fd, unsafe.Pointer(&c.st), unsafe.Sizeof(c.st)) == nil {
+		c.kstats.Packets += uint64(c.st.Packets)
+		c.kstats.Drops += uint64(c.st.Drops)
+	}
+}
+
+// packetStats reads PACKET_STATISTICS of fd into p, size bytes, without
+// allocating (unlike unix.GetsockoptTpacketStats), since ReadFrame calls it.
+func packetStats(fd int, p unsafe.Pointer, size uintptr) error {
+	n := uint32(size)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS, uintptr(p), uintptr(unsafe.Pointer(&n)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // SetRanges replaces the kernel filter with one for ranges (a reload). The
@@ -332,6 +472,11 @@ func (c *Capture) SetRanges(ranges []PortRange) error {
 	}
 	if err := attach(c.fd, prog); err != nil {
 		return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
+	}
+	if c.ex != nil {
+		if err := attach(c.ex.fd, prog); err != nil {
+			return fmt.Errorf("capture %s: set ranges: express socket: %w", c.name, err)
+		}
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -47,12 +46,14 @@ type ring struct {
 	open  bool   // the block is ours (TP_STATUS_USER) and is being read
 	left  uint32 // packets of the open block not read yet
 	off   int    // offset in the block of the next packet
+
+	opened uint64 // blocks opened so far
 }
 
 // ringPacket is one packet of the ring, copied out.
 type ringPacket struct {
-	n       int // bytes copied
-	ts      time.Time
+	n       int   // bytes copied
+	ts      int64 // capture time, Unix nanoseconds
 	ifindex int
 	pkttype uint8
 }
@@ -73,19 +74,20 @@ func (r *ring) release() {
 	r.block = (r.block + 1) % r.numBlocks
 }
 
-// next copies the next packet into buf (cut to len(buf)). It reports false
-// when the kernel has not handed over a block yet. A block is given back
-// as soon as its last packet is copied out.
-func (r *ring) next(buf []byte) (ringPacket, bool, error) {
+// head returns the header of the next packet, opening the next block when
+// the current one is done, without moving past it. It reports false when
+// the kernel has not handed over a block yet.
+func (r *ring) head() ([]byte, bool, error) {
 	for {
 		if !r.open {
 			if atomic.LoadUint32(r.status(r.block))&unix.TP_STATUS_USER == 0 {
-				return ringPacket{}, false, nil
+				return nil, false, nil
 			}
 			b := r.mem[r.block*r.blockSize:][:r.blockSize]
 			r.left = binary.NativeEndian.Uint32(b[blkNumPkts:])
 			r.off = int(binary.NativeEndian.Uint32(b[blkFirstPkt:]))
 			r.open = true
+			r.opened++
 		}
 		if r.left == 0 {
 			r.release()
@@ -101,29 +103,45 @@ func (r *ring) next(buf []byte) (ringPacket, bool, error) {
 		if mac < pktHdrLen+sllLen || snap > len(h)-mac {
 			return r.corrupt("packet at %d: frame of %d bytes at %d", r.off, snap, mac)
 		}
-		p := ringPacket{
-			n:       copy(buf, h[mac:mac+snap]),
-			ts:      time.Unix(int64(binary.NativeEndian.Uint32(h[pktSec:])), int64(binary.NativeEndian.Uint32(h[pktNsec:]))),
-			ifindex: int(int32(binary.NativeEndian.Uint32(h[sllIfindex:]))),
-			pkttype: h[sllPkttype],
-		}
-		next := int(binary.NativeEndian.Uint32(h[pktNext:]))
-		r.left--
-		if r.left == 0 {
-			r.release()
-		} else if next <= 0 || next > len(h) {
-			return r.corrupt("packet at %d: next offset %d", r.off, next)
-		} else {
-			r.off += next
-		}
-		return p, true, nil
+		return h, true, nil
 	}
+}
+
+// headTime returns the capture time of the packet whose header is h, in
+// Unix nanoseconds.
+func headTime(h []byte) int64 {
+	return int64(binary.NativeEndian.Uint32(h[pktSec:]))*1e9 + int64(binary.NativeEndian.Uint32(h[pktNsec:]))
+}
+
+// take copies the packet whose header head returned into buf (cut to
+// len(buf)) and moves past it. A block is given back as soon as its last
+// packet is copied out.
+func (r *ring) take(h, buf []byte) (ringPacket, error) {
+	mac := int(binary.NativeEndian.Uint16(h[pktMac:]))
+	snap := int(binary.NativeEndian.Uint32(h[pktSnaplen:]))
+	p := ringPacket{
+		n:       copy(buf, h[mac:mac+snap]),
+		ts:      headTime(h),
+		ifindex: int(int32(binary.NativeEndian.Uint32(h[sllIfindex:]))),
+		pkttype: h[sllPkttype],
+	}
+	next := int(binary.NativeEndian.Uint32(h[pktNext:]))
+	r.left--
+	if r.left == 0 {
+		r.release()
+	} else if next <= 0 || next > len(h) {
+		_, _, err := r.corrupt("packet at %d: next offset %d", r.off, next)
+		return p, err
+	} else {
+		r.off += next
+	}
+	return p, nil
 }
 
 // corrupt skips the rest of a block whose headers make no sense; it never
 // happens with a sane kernel.
-func (r *ring) corrupt(format string, args ...any) (ringPacket, bool, error) {
+func (r *ring) corrupt(format string, args ...any) ([]byte, bool, error) {
 	b := r.block
 	r.release()
-	return ringPacket{}, false, fmt.Errorf("capture: ring block %d: "+format+": block skipped", append([]any{b}, args...)...)
+	return nil, false, fmt.Errorf("capture: ring block %d: "+format+": block skipped", append([]any{b}, args...)...)
 }
