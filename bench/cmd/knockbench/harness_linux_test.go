@@ -193,20 +193,20 @@ func TestFloodOnTheWire(t *testing.T) {
 		}
 	}()
 	if err := an.do(func() error {
-		took, tries, err := probe(src, netip.MustParseAddrPort("192.0.2.1:2222"), time.Now(), time.Millisecond, time.Second)
+		r, err := probe(src, netip.MustParseAddrPort("192.0.2.1:2222"), time.Now(), time.Millisecond, time.Second)
 		if err != nil {
 			return err
 		}
-		if tries != 1 || took > 500*time.Millisecond {
-			t.Errorf("probe of an open port: %d tries, %v; want 1 try", tries, took)
+		if r.Tries != 1 || r.Connected > 500*time.Millisecond || r.Polled > r.Connected {
+			t.Errorf("probe of an open port: %+v; want 1 try, polled before connected", r)
 		}
 		// A probe that starts far behind its schedule still waits for
 		// each answer instead of giving up on every try.
-		_, tries, err = probe(src, netip.MustParseAddrPort("192.0.2.1:2222"), time.Now().Add(-time.Second), 100*time.Microsecond, 2*time.Second)
-		if err != nil || tries != 1 {
-			t.Errorf("late probe of an open port: %d tries, %v; want 1 try, no error", tries, err)
+		r, err = probe(src, netip.MustParseAddrPort("192.0.2.1:2222"), time.Now().Add(-time.Second), 100*time.Microsecond, 2*time.Second)
+		if err != nil || r.Tries != 1 {
+			t.Errorf("late probe of an open port: %d tries, %v; want 1 try, no error", r.Tries, err)
 		}
-		_, _, err = probe(src, netip.MustParseAddrPort("192.0.2.1:2223"), time.Now(), 10*time.Millisecond, 50*time.Millisecond)
+		_, err = probe(src, netip.MustParseAddrPort("192.0.2.1:2223"), time.Now(), 10*time.Millisecond, 50*time.Millisecond)
 		if !errors.Is(err, errNotOpened) {
 			t.Errorf("probe of a closed port = %v, want errNotOpened", err)
 		}

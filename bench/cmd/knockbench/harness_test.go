@@ -401,4 +401,17 @@ func TestOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--duration") {
 		t.Errorf("run(--duration 1h) = %v, want an error naming the flag", err)
 	}
+	// --help prints the help and runs nothing: no table, no results.
+	out.Reset()
+	errOut.Reset()
+	results := t.TempDir()
+	if err := run(context.Background(), []string{"--help", "--results", results}, &out, &errOut); err != nil {
+		t.Errorf("run(--help) = %v, want nil", err)
+	}
+	if !strings.Contains(out.String(), "--trials") || strings.Contains(errOut.String(), "knockbench:") {
+		t.Errorf("run(--help): stdout %q, stderr %q; want the help and nothing run", out.String(), errOut.String())
+	}
+	if ents, _ := os.ReadDir(results); len(ents) != 0 {
+		t.Errorf("run(--help) wrote %d files in the results directory", len(ents))
+	}
 }

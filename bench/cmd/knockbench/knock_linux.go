@@ -66,40 +66,66 @@ func sendKnocks(src, dst netip.Addr, ports []uint16, pause time.Duration) (time.
 // errNotOpened says the door did not open within the probe's time limit.
 var errNotOpened = errors.New("the protected port did not accept a connection")
 
+// probeResult is what probe found.
+type probeResult struct {
+	Connected time.Duration // from start to the established connection
+	Polled    time.Duration // from start to when the try that connected was due: the poll that found the port open
+	Tries     int
+}
+
 // probe tries to connect from src to dst every interval, starting at
 // start, until one connection is established or limit has passed. Each
 // try waits one interval for its answer; a try whose SYN was dropped is
 // then abandoned (the kernel would only retransmit it after a second)
-// and the next one starts. It returns the time from start to the
-// established connection and the number of tries.
-func probe(src netip.Addr, dst netip.AddrPort, start time.Time, interval, limit time.Duration) (time.Duration, int, error) {
+// and the next one starts. Tries start on time: the last stretch before
+// each is spun, not slept, since a sleeping thread wakes up tens to
+// hundreds of microseconds late.
+func probe(src netip.Addr, dst netip.AddrPort, start time.Time, interval, limit time.Duration) (probeResult, error) {
+	// Timers of this thread (which the caller locked) fire on time rather
+	// than up to the default 50 µs slack late.
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	// A try stops waiting for its answer a little before the next one is
+	// due, so that the next starts on time: a handshake on the test's
+	// veth takes tens of microseconds.
+	early := min(200*time.Microsecond, interval/4)
 	next := start
 	for try := 0; ; try++ {
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
-		}
-		began := time.Now()
+		sleepUntil(next)
+		due, began := next, time.Now()
 		if began.Sub(start) > limit {
-			return 0, try, errNotOpened
+			return probeResult{Tries: try}, errNotOpened
 		}
 		fd, err := connectFrom(src, dst)
 		if err != nil {
-			return 0, try + 1, err
+			return probeResult{Tries: try + 1}, err
 		}
-		// The next try starts one interval after this one did, or
-		// later if this one started late: never with no time to wait.
+		// The next try is due one interval after this one was; if this
+		// one started so late that less than half an interval is left
+		// (a probe that starts far behind its schedule), one interval
+		// after it started: never with no time to wait for an answer.
 		next = next.Add(interval)
-		if next.Sub(began) < interval {
+		if next.Sub(began) < interval/2 {
 			next = began.Add(interval)
 		}
-		ok, err := waitConnected(fd, next)
+		ok, err := waitConnected(fd, next.Add(-early))
 		unix.Close(fd)
 		if err != nil {
-			return 0, try + 1, err
+			return probeResult{Tries: try + 1}, err
 		}
 		if ok {
-			return time.Since(start), try + 1, nil
+			return probeResult{Connected: time.Since(start), Polled: due.Sub(start), Tries: try + 1}, nil
 		}
+	}
+}
+
+// sleepUntil returns at t, to within a few microseconds: it sleeps until
+// shortly before and spins the rest.
+func sleepUntil(t time.Time) {
+	const spin = 300 * time.Microsecond
+	if d := time.Until(t); d > spin {
+		time.Sleep(d - spin)
+	}
+	for time.Now().Before(t) {
 	}
 }
 

@@ -86,13 +86,18 @@ func (o *options) validate() error {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
+	exited := false // kong printed the help and would have exited
 	parser, err := kong.New(&o, kong.Name("knockbench"),
 		kong.Description("Measure tknock (the hot path, the capture under a flood, open latency, memory) and print one table. Needs root."),
-		kong.Writers(stdout, stderr), kong.Exit(func(int) {}))
+		kong.Writers(stdout, stderr), kong.Exit(func(int) { exited = true }))
 	if err != nil {
 		return err
 	}
-	if _, err := parser.Parse(args); err != nil {
+	_, err = parser.Parse(args)
+	if exited {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if err := o.validate(); err != nil {

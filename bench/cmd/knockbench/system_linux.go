@@ -553,13 +553,13 @@ func (s *sys) opened(src netip.Addr, limit time.Duration) (time.Duration, error)
 	if src.Is6() {
 		dst = srvCli6
 	}
-	var took time.Duration
+	var r probeResult
 	err := s.topo.cli.do(func() error {
 		var err error
-		took, _, err = probe(src, netip.AddrPortFrom(dst, protectedPort), time.Now(), 5*time.Millisecond, limit)
+		r, err = probe(src, netip.AddrPortFrom(dst, protectedPort), time.Now(), 5*time.Millisecond, limit)
 		return err
 	})
-	return took, err
+	return r.Connected, err
 }
 
 // legitUnderFlood is item 3: legitimate knocks from the client namespace
@@ -639,15 +639,20 @@ func (s *sys) legitUnderFlood(ctx context.Context) error {
 
 // latency is item 4: from the last knock sent to the first connection to
 // the protected port, polled every millisecond; then the same with a
-// finer poll, which shows what the 1 ms steps hide.
+// finer poll, which shows what the 1 ms steps hide. With polls at 0, 1,
+// 2 ms after the last knock, the measure reads 1 ms plus a handshake
+// whenever the door opened within the first millisecond (the poll at 0,
+// a few microseconds after the knock, comes before any daemon could act):
+// so the row with the target gives the time of the poll that found the
+// door open, and the connection's completion beside it.
 func (s *sys) latency(ctx context.Context) error {
 	for _, interval := range []time.Duration{time.Millisecond, 100 * time.Microsecond} {
 		s.logf("latency: %d trials, connect polled every %v", s.o.Trials, interval)
-		var samples []time.Duration
+		var polled, connected []time.Duration
 		failed := 0
 		var firstErr error
 		for i := 0; i < s.o.Trials && ctx.Err() == nil; i++ {
-			d, err := s.latencyTrial(interval)
+			r, err := s.latencyTrial(interval)
 			if err != nil {
 				failed++
 				if firstErr == nil {
@@ -655,30 +660,34 @@ func (s *sys) latency(ctx context.Context) error {
 				}
 				continue
 			}
-			samples = append(samples, d)
+			polled, connected = append(polled, r.Polled), append(connected, r.Connected)
 			time.Sleep(20 * time.Millisecond)
 		}
-		if err := s.saveSamples(fmt.Sprintf("latency-%v.txt", interval), samples); err != nil {
+		if err := s.saveSamples(fmt.Sprintf("latency-%v.txt", interval), connected); err != nil {
 			s.t.Note("saving the latency samples: %v", err)
 		}
 		if firstErr != nil {
 			s.t.Note("open latency (poll %v): %d of %d trials failed; the first error: %v", interval, failed, s.o.Trials, firstErr)
 		}
 		measure := fmt.Sprintf("open latency, connect polled every %v (%d trials)", interval, s.o.Trials)
-		if len(samples) == 0 {
+		if len(connected) == 0 {
 			s.t.Add(Row{Item: "4", Measure: measure, Result: "no trial opened", Target: "p50 <= 1 ms", Verdict: Missed})
 			continue
 		}
-		p50, p99 := Percentile(samples, 50), Percentile(samples, 99)
-		res := fmt.Sprintf("p50 %s, p99 %s", fmtMs(p50), fmtMs(p99))
+		notOpened := ""
 		if failed > 0 {
-			res += fmt.Sprintf(", %d not opened", failed)
+			notOpened = fmt.Sprintf(", %d not opened", failed)
 		}
-		row := Row{Item: "4", Measure: measure, Result: res}
 		if interval == time.Millisecond {
-			row.Target, row.Verdict = "p50 <= 1 ms", verdict(p50 <= time.Millisecond && failed == 0)
+			p50 := Percentile(polled, 50)
+			s.t.Add(Row{Item: "4", Measure: measure + ": the poll that found the door open",
+				Result: fmt.Sprintf("p50 %s, p99 %s; connection established p50 %s, p99 %s%s",
+					fmtMs(p50), fmtMs(Percentile(polled, 99)), fmtMs(Percentile(connected, 50)), fmtMs(Percentile(connected, 99)), notOpened),
+				Target: "p50 <= 1 ms", Verdict: verdict(p50 <= time.Millisecond && failed == 0)})
+			continue
 		}
-		s.t.Add(row)
+		s.t.Add(Row{Item: "4", Measure: measure + ": connection established",
+			Result: fmt.Sprintf("p50 %s, p99 %s%s", fmtMs(Percentile(connected, 50)), fmtMs(Percentile(connected, 99)), notOpened)})
 	}
 	return nil
 }
@@ -695,11 +704,11 @@ func (s *sys) saveSamples(name string, samples []time.Duration) error {
 
 // latencyTrial knocks from a fresh source with crafted packets (the send
 // time of the last knock must be known to the microsecond) and probes.
-func (s *sys) latencyTrial(interval time.Duration) (time.Duration, error) {
+func (s *sys) latencyTrial(interval time.Duration) (probeResult, error) {
 	src, err := s.topo.source(true)
 	if err != nil {
 		if src, err = s.topo.source(false); err != nil {
-			return 0, err
+			return probeResult{}, err
 		}
 	}
 	dst := srvCli4
@@ -708,18 +717,18 @@ func (s *sys) latencyTrial(interval time.Duration) (time.Duration, error) {
 	}
 	ports, err := totpseq.Sequence(&s.user.Params, benchService, totpseq.Window(time.Now(), s.user.Period), src)
 	if err != nil {
-		return 0, err
+		return probeResult{}, err
 	}
-	var took time.Duration
+	var r probeResult
 	err = s.topo.cli.do(func() error {
 		last, err := sendKnocks(src, dst, ports, 25*time.Millisecond)
 		if err != nil {
 			return err
 		}
-		took, _, err = probe(src, netip.AddrPortFrom(dst, protectedPort), last, interval, 2*time.Second)
+		r, err = probe(src, netip.AddrPortFrom(dst, protectedPort), last, interval, 2*time.Second)
 		return err
 	})
-	return took, err
+	return r, err
 }
 
 // memory is item 5: the daemon's memory while distinct spoofed sources
