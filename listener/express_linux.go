@@ -32,12 +32,15 @@ import (
 const (
 	// expressQueue is how many frames one read of the express socket
 	// takes at most.
-	expressQueue = 64
+	expressQueue = 16
 
 	// expressRcvbuf is the express socket's receive buffer (the kernel
-	// doubles it): about a hundred small frames. While it is more than a
-	// quarter free, knock frames go to it; beyond, to the ring.
-	expressRcvbuf = 64 << 10
+	// doubles it, and raises it to its minimum of about 4.5 KiB): a
+	// handful of frames. While it is more than a quarter free, knock
+	// frames go to it; beyond, to the ring. Small on purpose: the express
+	// socket is for the first knocks of quiet times, and every frame it
+	// takes under a flood costs a system call that the ring does not.
+	expressRcvbuf = 4 << 10
 
 	// busyFrames frames within busyWindow nanoseconds of capture time make
 	// the traffic a burst; the reader then leaves the express socket to
