@@ -9,8 +9,10 @@
 // everything above the socket is tested without root.
 //
 // The data path of one knock: the kernel runs the Filter program on each
-// received frame and copies knock frames (SnapLen bytes at most) into the
-// ring; ReadFrame copies one out; Decoder.Decode checks it again and
+// received frame and hands knock frames (SnapLen bytes at most) to the
+// capture's express socket while the traffic is light (the reader wakes at
+// once) or copies them into the ring under a burst (express_linux.go);
+// ReadFrame copies one out; Decoder.Decode checks it again and
 // returns a Knock (source address, protocol, port, capture time); the
 // tracker advances the source's candidates.
 package listener
