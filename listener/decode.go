@@ -104,6 +104,24 @@ func (d *Decoder) Decode(f Frame) (k Knock, ok bool) {
 	return Knock{}, false
 }
 
+// verdicts counts decoded frames by verdict, for a caller that decodes
+// many frames and publishes the counts once (add).
+type verdicts [3]uint64
+
+// add publishes counts to d's counters.
+func (d *Decoder) add(v *verdicts) {
+	if v[isKnock] != 0 {
+		d.knocks.Add(v[isKnock])
+	}
+	if v[isIgnored] != 0 {
+		d.ignored.Add(v[isIgnored])
+	}
+	if v[isMalformed] != 0 {
+		d.malformed.Add(v[isMalformed])
+	}
+	*v = verdicts{}
+}
+
 // decoded is what decodeLayers found: the network layer, whether a
 // transport layer was decoded after it, and the 802.1Q tags crossed.
 type decoded struct {

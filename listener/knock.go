@@ -69,6 +69,20 @@ type Source interface {
 	Close() error
 }
 
+// BatchSource is a Source that can tell, without blocking, whether a frame
+// is ready. Run reads the frames that are ready into one batch (up to a
+// few dozen), and gives the batch to the tracker at once, which overlaps
+// the cache misses of its knocks; it never waits for a batch to fill.
+// Implementing it is optional: Run handles a plain Source one frame at a
+// time.
+type BatchSource interface {
+	Source
+	// Buffered reports whether ReadFrame would return at once (with a
+	// frame or an error). It never blocks. It is called from the
+	// goroutine that calls ReadFrame.
+	Buffered() bool
+}
+
 // ErrClosed is returned by ReadFrame after Close.
 var ErrClosed = errors.New("listener: source closed")
 

@@ -19,6 +19,9 @@ import (
 // source reports) or closed by someone else (ErrClosed); any other read
 // error is returned. Run does not close src otherwise.
 //
+// When src is a BatchSource, the frames it has ready are decoded and
+// given to the tracker as one batch.
+//
 // While it runs, a second goroutine builds the anchor table of the next
 // window boundary ahead of time, by tr's wall clock (Config.Now), so that
 // crossing a boundary costs the packet path a pointer swap.
@@ -31,16 +34,38 @@ func Run(ctx context.Context, src Source, dec *Decoder, tr *Tracker) error {
 	stop := context.AfterFunc(ctx, func() { _ = src.Close() })
 	defer stop()
 
+	// Frames are decoded as they are read (a frame's data is valid until
+	// the next read) into a batch of knocks, while a BatchSource has more
+	// ready; the batch goes to the tracker as soon as none is, so a lone
+	// knock is handled at once.
+	bs, _ := src.(BatchSource)
+	var (
+		ks [maxBatch]Knock
+		v  verdicts
+	)
 	for {
+		n := 0
 		f, err := src.ReadFrame()
+		for err == nil {
+			vd := dec.decode(f, &ks[n])
+			v[vd]++
+			if vd == isKnock {
+				n++
+			}
+			if n == len(ks) || bs == nil || !bs.Buffered() {
+				break
+			}
+			f, err = src.ReadFrame()
+		}
+		dec.add(&v)
+		if n > 0 {
+			tr.knockBatch(ks[:n])
+		}
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("listener: read frame: %w", err)
-		}
-		if k, ok := dec.Decode(f); ok {
-			tr.Knock(k)
 		}
 	}
 }

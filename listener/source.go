@@ -15,7 +15,7 @@ import (
 )
 
 // SliceSource is a Source over frames in memory, for tests and in-process
-// benchmarks. ReadFrame returns the frames in order, then io.EOF; after
+// benchmarks, and a BatchSource. ReadFrame returns the frames in order, then io.EOF; after
 // Close it returns ErrClosed. ReadFrame must be called from one goroutine
 // at a time; Close may be called from any.
 type SliceSource struct {
@@ -43,6 +43,10 @@ func (s *SliceSource) ReadFrame() (Frame, error) {
 	s.next++
 	return f, nil
 }
+
+// Buffered reports whether ReadFrame would return a frame: true until
+// every frame was read. It never blocks.
+func (s *SliceSource) Buffered() bool { return s.next < len(s.frames) }
 
 // Close makes later ReadFrame calls return ErrClosed.
 func (s *SliceSource) Close() error {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -45,9 +44,12 @@ type Config struct {
 	// its last, GapMax..MaxSeqTimeout. Default 10s.
 	SeqTimeout time.Duration
 
-	// Capacity is the number of sources tracked at most, 1..MaxCapacity.
-	// Default DefaultCapacity, which keeps the table within MaxTableBytes.
-	// It cannot change with SetConfig.
+	// Capacity is the number of sources tracked at most,
+	// MinCapacity..MaxCapacity: a sixteenth of it (at least one) for the
+	// sources past their anchor, the rest, rounded down to whole buckets,
+	// for those that only matched an anchor (Stats.Capacity is the
+	// result). Default DefaultCapacity, which keeps the state within
+	// MaxTableBytes. It cannot change with SetConfig.
 	Capacity int
 
 	// ReplayCapacity bounds the record of accepted sequences, 1..MaxCapacity.
@@ -114,8 +116,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("tracker: gap max %v: want more than 0, at most %v", c.GapMax, MaxGap)
 	case c.SeqTimeout < c.GapMax || c.SeqTimeout > MaxSeqTimeout:
 		return c, fmt.Errorf("tracker: sequence timeout %v: want %v (gap max)..%v", c.SeqTimeout, c.GapMax, MaxSeqTimeout)
-	case c.Capacity < 1 || c.Capacity > MaxCapacity:
-		return c, fmt.Errorf("tracker: capacity %d: want 1..%d sources", c.Capacity, MaxCapacity)
+	case c.Capacity < MinCapacity || c.Capacity > MaxCapacity:
+		return c, fmt.Errorf("tracker: capacity %d: want %d..%d sources", c.Capacity, MinCapacity, MaxCapacity)
 	case c.ReplayCapacity < 1 || c.ReplayCapacity > MaxCapacity:
 		return c, fmt.Errorf("tracker: replay capacity %d: want 1..%d records", c.ReplayCapacity, MaxCapacity)
 	}
@@ -215,12 +217,57 @@ type trackerState struct {
 	ranges []PortRange
 }
 
-// counters are the Stats counters, readable from any goroutine.
+// counters are the Stats counters, readable from any goroutine. The owner
+// counts in tally and publishes it once per batch of knocks (publish), so
+// the packet path makes a few atomic additions per batch, not several per
+// knock.
 type counters struct {
 	knocks, ignored, started, advanced, duplicates, resets, timeouts atomic.Uint64
 	opened, replays, expired, clockSkews, replayFull                 atomic.Uint64
 	evictions, overflows, builds                                     atomic.Uint64
 	tracked, candidates, buildTime                                   atomic.Int64
+}
+
+// tally is the owner's count of the counters since its latest publish.
+// rare is set when a counter other than knocks, started and evictions (the
+// counters of a flood) may be non-zero.
+type tally struct {
+	knocks, ignored, started, advanced, duplicates, resets, timeouts uint64
+	opened, replays, expired, clockSkews, replayFull                 uint64
+	evictions, overflows                                             uint64
+	rare                                                             bool
+}
+
+// publish adds the tally to the counters and stores the tracked count.
+func (t *Tracker) publish() {
+	c := &t.tally
+	pub := func(n *uint64, a *atomic.Uint64) {
+		if *n != 0 {
+			a.Add(*n)
+			*n = 0
+		}
+	}
+	pub(&c.knocks, &t.n.knocks)
+	pub(&c.started, &t.n.started)
+	pub(&c.evictions, &t.n.evictions)
+	if c.rare {
+		c.rare = false
+		pub(&c.ignored, &t.n.ignored)
+		pub(&c.advanced, &t.n.advanced)
+		pub(&c.duplicates, &t.n.duplicates)
+		pub(&c.resets, &t.n.resets)
+		pub(&c.timeouts, &t.n.timeouts)
+		pub(&c.opened, &t.n.opened)
+		pub(&c.replays, &t.n.replays)
+		pub(&c.expired, &t.n.expired)
+		pub(&c.clockSkews, &t.n.clockSkews)
+		pub(&c.replayFull, &t.n.replayFull)
+		pub(&c.overflows, &t.n.overflows)
+	}
+	if n := int64(t.anc.n + t.src.n); n != t.trackedPub {
+		t.trackedPub = n
+		t.n.tracked.Store(n)
+	}
 }
 
 // Tracker follows the knocks of every source and reports completed
@@ -231,14 +278,25 @@ type counters struct {
 // reload is validated and its anchor table built by the caller, then
 // handed over and taken into use by the owner at its next Knock, so the
 // owner never waits for a reload and never shares its state.
+//
+// Per-source state is bounded by Config.Capacity, in two stores
+// (tracker_sources.go): one for the sources that only matched an anchor,
+// which a flood fills, and one for the sources past their anchor, which no
+// anchor-only source can evict.
 type Tracker struct {
 	// Owned by the goroutine that calls Knock.
-	st       *trackerState
-	derivers []*totpseq.Deriver // per user, made when first needed
-	src      sourceTable
-	replay   replayRecord
-	emit     func(Event)
-	gap, seq int64 // Unix nanoseconds
+	st         *trackerState
+	derivers   []*totpseq.Deriver // per user, made when first needed
+	hash       hasher
+	anc        anchorStore
+	src        sourceTable // the advanced sources
+	replay     replayRecord
+	emit       func(Event)
+	gap, seq   int64 // Unix nanoseconds
+	tally      tally
+	trackedPub int64
+	sink       uint32 // keeps the loads of the touch pass
+	items      [maxBatch]batchItem
 
 	ahead  atomic.Pointer[anchorTable]  // built ahead by Run's goroutine
 	staged atomic.Pointer[trackerState] // a reload the owner has not taken yet
@@ -261,11 +319,15 @@ func NewTracker(cfg Config, users []User, now time.Time, emit func(Event)) (*Tra
 	if err != nil {
 		return nil, err
 	}
+	nb, ways, advanced := capacities(st.cfg.Capacity)
 	t := &Tracker{
 		emit:   emit,
-		src:    newSourceTable(st.cfg.Capacity),
+		hash:   newHasher(),
+		anc:    newAnchorStore(nb, ways),
+		src:    newSourceTable(advanced),
 		replay: newReplayRecord(st.cfg.ReplayCapacity),
 	}
+	t.anc.swept, _ = unixNano(now)
 	t.latest.Store(st)
 	t.adopt(st)
 	t.n.builds.Add(1)
@@ -422,7 +484,9 @@ func (t *Tracker) adopt(st *trackerState) {
 		return
 	}
 	// Map the old slots to the new ones: same user name, same derivation,
-	// same service. Everything else in progress is dropped.
+	// same service. Everything else in progress is dropped. The anchor-only
+	// sources need nothing: their candidates are looked up in the table
+	// of the moment.
 	byName := make(map[string]int, len(st.users))
 	for i := range st.users {
 		byName[st.users[i].name] = i
@@ -444,10 +508,9 @@ func (t *Tracker) adopt(st *trackerState) {
 	t.derivers = derivers
 	for e := range t.src.ents {
 		ent := &t.src.ents[e]
-		if ent.list == listFree {
+		if !ent.used {
 			continue
 		}
-		ent.ggen = 0 // a new table: the anchor-only candidates are looked up by window
 		kept := 0
 		adv := &t.src.adv[e]
 		for j := range int(ent.nadv) {
@@ -459,9 +522,13 @@ func (t *Tracker) adopt(st *trackerState) {
 			}
 		}
 		ent.nadv = uint8(kept)
-		t.refit(int32(e))
+		if kept == 0 {
+			kh := t.hash.hash(&ent.key)
+			t.settle(int32(e), kh, ent.gtime)
+		}
 	}
 	old.b.recycle(old.tab)
+	t.publish()
 }
 
 // Stats returns the counters. Safe from any goroutine.
@@ -482,7 +549,7 @@ func (t *Tracker) Stats() Stats {
 		Evictions:   t.n.evictions.Load(),
 		Overflows:   t.n.overflows.Load(),
 		Tracked:     int(t.n.tracked.Load()),
-		Capacity:    len(t.src.ents),
+		Capacity:    t.anc.capacity() + len(t.src.ents),
 		Candidates:  int(t.n.candidates.Load()),
 		TableBuilds: t.n.builds.Load(),
 		TableBuild:  time.Duration(t.n.buildTime.Load()),
@@ -548,75 +615,187 @@ func (t *Tracker) anchored(tab *anchorTable, fast bool, pi int, port uint16, ns 
 	return false
 }
 
+// maxBatch is the number of knocks a batch processes together.
+const maxBatch = 32
+
 // Knock processes one knock: the hot path. It must be called from one
 // goroutine at a time, with knocks in capture order (small reorderings are
 // tolerated). It calls the event function for every sequence the knock
 // completes.
 func (t *Tracker) Knock(k Knock) {
-	t.n.knocks.Add(1)
+	ks := [1]Knock{k}
+	t.knockBatch(ks[:])
+}
+
+// knockBatch processes knocks, in order, as Knock does one by one. The
+// knocks of a batch are hashed first and the cache lines of their state
+// read before any is applied, so that their cache misses overlap rather
+// than follow one another.
+func (t *Tracker) knockBatch(ks []Knock) {
 	if t.staged.Load() != nil {
 		if st := t.staged.Swap(nil); st != nil {
 			t.adopt(st)
 		}
 	}
-	ns, ok := unixNano(k.Time)
-	pi := protoIndex(k.Proto)
-	src := k.Src.Unmap()
-	if !ok || pi < 0 || !src.IsValid() || k.Port == 0 {
-		t.n.ignored.Add(1)
-		return
+	for len(ks) > 0 {
+		n := min(len(ks), maxBatch)
+		t.batch(ks[:n], t.items[:n])
+		ks = ks[n:]
 	}
-	if src.Zone() != "" {
-		src = src.WithZone("")
+	t.publish()
+}
+
+// batchItem is what the first pass of a batch finds about a knock.
+type batchItem struct {
+	key sourceKey
+	kh  keyHash
+	src netip.Addr // unmapped, no zone
+	ns  int64
+	pi  int
+	ok  bool
+}
+
+// batch processes ks (at most maxBatch) with items as scratch space.
+func (t *Tracker) batch(ks []Knock, items []batchItem) {
+	t.tally.knocks += uint64(len(ks))
+	advanced := t.src.n > 0
+	sink := uint32(0)
+	for i := range ks {
+		k, it := &ks[i], &items[i]
+		ns, ok := unixNano(k.Time)
+		pi := protoIndex(k.Proto)
+		src := k.Src.Unmap()
+		if !ok || pi < 0 || !src.IsValid() || k.Port == 0 {
+			it.ok = false
+			continue
+		}
+		if src.Zone() != "" {
+			src = src.WithZone("")
+		}
+		it.ok, it.src, it.ns, it.pi = true, src, ns, pi
+		it.key = newSourceKey(src, k.Proto)
+		it.kh = t.hash.hash(&it.key)
 	}
-	key := newSourceKey(src, k.Proto)
+	// The loads of the cache lines, in a loop of their own: a few
+	// instructions each, so that the CPU has them all in flight at once.
+	for i := range items {
+		if it := &items[i]; it.ok {
+			sink += t.anc.touch(it.kh)
+			if advanced {
+				sink += t.src.touch(uint32(it.kh.h))
+			}
+		}
+	}
+	t.sink += sink
+	for i := range ks {
+		if !items[i].ok {
+			t.tally.ignored++
+			t.tally.rare = true
+			continue
+		}
+		t.knock(&ks[i], &items[i])
+	}
+}
+
+// knock applies rules 1 to 6 to a valid knock.
+func (t *Tracker) knock(k *Knock, it *batchItem) {
+	ns := it.ns
 	tab, fast := t.table(ns)
-	h := t.src.hash(&key)
-	e := t.src.lookup(&key, h)
-	if e < 0 {
-		// A new source: rule 1 only, one array look-up, no HMAC.
-		if !t.anchored(tab, fast, pi, k.Port, ns) {
+	if d := ns - t.anc.swept; d >= sweepEvery || d <= -sweepEvery {
+		t.anc.sweep(ns, t.gap)
+	}
+	var (
+		done  [maxDone]candidate
+		ndone int
+	)
+	if t.src.n > 0 {
+		if e := t.src.lookup(&it.key, uint32(it.kh.h)); e >= 0 {
+			ent := &t.src.ents[e]
+			ndone = t.step(ent, &t.src.adv[e], tab, fast, it.pi, k, it.src, ns, &done)
+			if ent.nadv > 0 {
+				t.src.touchLRU(e)
+			} else {
+				t.settle(e, it.kh, ns)
+			}
+			t.completeAll(done[:ndone], it.src, k.Time, ns)
 			return
 		}
-		ne, evicted := t.src.insert(&key, h, ns)
-		ent := &t.src.ents[ne]
-		t.startAnchor(ent, tab, fast, k.Port, ns)
-		ent.expires = ns + t.gap
-		if evicted {
-			t.n.evictions.Add(1)
-		} else {
-			t.n.tracked.Store(int64(t.src.n))
+	}
+	b, tag, fp := t.anc.where(it.kh)
+	w, victim, oldest := t.anc.find(b, tag, fp, ns)
+	if w < 0 {
+		// A new source: rule 1 only, one array look-up, no HMAC.
+		if !t.anchored(tab, fast, it.pi, k.Port, ns) {
+			return
 		}
+		if t.anc.put(b, victim, oldest, tag, fp, k.Port, ns, ns) {
+			t.tally.evictions++
+		}
+		t.tally.started++
 		return
 	}
-	t.step(e, tab, fast, pi, k, src, ns)
-}
-
-// startAnchor records that ent matched anchor port at ns.
-func (t *Tracker) startAnchor(ent *tracked, tab *anchorTable, fast bool, port uint16, ns int64) {
-	ent.gport, ent.gtime, ent.ggen = port, ns, 0
-	if fast {
-		ent.ggen = tab.gen
+	r := t.anc.rec(b, w)
+	ent := tracked{key: it.key, gport: r.port(), gtime: r.gtime}
+	var adv advSet
+	ndone = t.step(&ent, &adv, tab, fast, it.pi, k, it.src, ns, &done)
+	switch {
+	case ent.nadv > 0:
+		// Past its anchor: to the advanced store.
+		t.anc.free(b, w)
+		e, evicted := t.src.insert(&it.key, uint32(it.kh.h))
+		if evicted {
+			t.tally.evictions++
+		}
+		ne := &t.src.ents[e]
+		ne.gport, ne.gtime, ne.nadv = ent.gport, ent.gtime, ent.nadv
+		t.src.adv[e] = adv
+	case ent.gport != 0:
+		t.anc.set(b, w, tag, fp, ent.gport, ent.gtime, ns)
+	default:
+		t.anc.free(b, w)
 	}
-	t.n.started.Add(1)
+	t.completeAll(done[:ndone], it.src, k.Time, ns)
 }
 
-// step applies rules 1 to 6 to a knock from tracked source e.
-func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, src netip.Addr, ns int64) {
+// settle finds advanced source e a place after it lost its last candidate
+// past its anchor: the anchor store if it has an anchor-only group
+// (stamped now), else none.
+func (t *Tracker) settle(e int32, kh keyHash, now int64) {
 	ent := &t.src.ents[e]
-	adv := &t.src.adv[e]
+	gport, gtime := ent.gport, ent.gtime
+	t.src.remove(e)
+	if gport == 0 {
+		return
+	}
+	b, tag, fp := t.anc.where(kh)
+	if t.anc.insert(b, tag, fp, gport, gtime, now) {
+		t.tally.evictions++
+	}
+}
+
+// completeAll applies rule 6 to the candidates a knock completed.
+func (t *Tracker) completeAll(done []candidate, src netip.Addr, at time.Time, ns int64) {
+	for i := range done {
+		t.complete(&done[i], src, at, ns)
+	}
+}
+
+// step applies rules 1 to 5 to a knock from the tracked source ent, and
+// puts the candidates it completes in done; it returns their number.
+func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, pi int, k *Knock, src netip.Addr, ns int64, done *[maxDone]candidate) int {
 	port := k.Port
+	t.tally.rare = true // any counter may change
 
 	// Rule 5: drop what timed out.
 	if ent.gport != 0 && ns-ent.gtime > t.gap {
 		ent.gport = 0
-		t.n.timeouts.Add(1)
+		t.tally.timeouts++
 	}
 	for j := 0; j < int(ent.nadv); {
 		c := &adv[j]
 		if ns-c.last > t.gap || ns-c.start > t.seq {
 			ent.removeAdv(adv, j)
-			t.n.timeouts.Add(1)
+			t.tally.timeouts++
 			continue
 		}
 		j++
@@ -625,7 +804,6 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 	// Rules 2 and 3 for the candidates past their anchor. Completed ones
 	// are moved to done.
 	var (
-		done              [maxDone]candidate
 		ndone             int
 		progress, dropped bool
 	)
@@ -640,7 +818,7 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 		case c.nextPort():
 			c.step++
 			c.last = ns
-			t.n.advanced.Add(1)
+			t.tally.advanced++
 			progress = true
 			if int(c.step) == u.params.Length {
 				done[ndone] = *c
@@ -649,7 +827,7 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 				continue
 			}
 		case c.lastPort():
-			t.n.duplicates.Add(1)
+			t.tally.duplicates++
 			progress = true
 		default:
 			ent.removeAdv(adv, j)
@@ -664,9 +842,9 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 	// ports costs no HMAC).
 	if ent.gport != 0 {
 		if port == ent.gport {
-			t.n.duplicates.Add(1)
+			t.tally.duplicates++
 			progress = true
-		} else if relevant, advanced := t.advanceAnchored(ent, adv, tab, k, src, ns, &done, &ndone); relevant {
+		} else if relevant, advanced := t.advanceAnchored(ent, adv, tab, k, src, ns, done, &ndone); relevant {
 			ent.gport = 0
 			if advanced {
 				progress = true
@@ -676,28 +854,31 @@ func (t *Tracker) step(e int32, tab *anchorTable, fast bool, pi int, k Knock, sr
 		}
 	}
 	if dropped && !progress {
-		t.n.resets.Add(1)
+		t.tally.resets++
 	}
 
 	// Rule 1, also after a reset (rule 4).
 	if port != ent.gport && t.anchored(tab, fast, pi, port, ns) {
-		t.startAnchor(ent, tab, fast, port, ns)
+		ent.gport, ent.gtime = port, ns
+		t.tally.started++
 	}
-	t.place(e)
-
-	// Rule 6.
-	for i := range ndone {
-		t.complete(&done[i], src, k.Time, ns)
-	}
+	return ndone
 }
 
 // advanceAnchored applies a knock to ent's anchor-only candidates: those
 // whose second port it is move past their anchor (and to done when the
 // sequence has two ports). It reports whether the knock was relevant to
 // any of them (then they are all dropped), and whether any advanced.
-func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k Knock, src netip.Addr, ns int64, done *[maxDone]candidate, ndone *int) (relevant, advanced bool) {
+//
+// The candidates are those of the current table at ent's anchor port.
+// When the anchor knock was inside the table's interval, its live
+// candidates are exactly those whose window was within the considered
+// range then, with the offsets they had then; otherwise (the table was
+// replaced at a window boundary since) every candidate of the port is
+// looked at by its window at the anchor knock.
+func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k *Knock, src netip.Addr, ns int64, done *[maxDone]candidate, ndone *int) (relevant, advanced bool) {
 	pi := protoIndex(k.Proto)
-	filter := ent.ggen != tab.gen
+	filter := ent.gtime < tab.from || ent.gtime >= tab.until
 	ents := tab.live(pi, ent.gport)
 	if filter {
 		ents = tab.all(pi, ent.gport)
@@ -728,7 +909,7 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			continue
 		}
 		advanced = true
-		t.n.advanced.Add(1)
+		t.tally.advanced++
 		c := candidate{
 			window:   w,
 			start:    ent.gtime,
@@ -741,7 +922,7 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		copy(c.bound[:], bound)
 		if u.params.Length == 2 {
 			if *ndone == len(done) {
-				t.n.overflows.Add(1)
+				t.tally.overflows++
 				continue
 			}
 			done[*ndone] = c
@@ -764,7 +945,7 @@ func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 		ent.nadv++
 		return
 	}
-	t.n.overflows.Add(1)
+	t.tally.overflows++
 	if c.skewOnly {
 		return
 	}
@@ -774,63 +955,6 @@ func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 			return
 		}
 	}
-}
-
-// removeAdv removes candidate j, keeping the order of the others.
-func (ent *tracked) removeAdv(adv *advSet, j int) {
-	copy(adv[j:ent.nadv], adv[j+1:ent.nadv])
-	ent.nadv--
-}
-
-// refit updates e's expiry and list after a reload, without changing its
-// place in the LRU order unless it changes lists; it frees e when it
-// tracks nothing.
-func (t *Tracker) refit(e int32) {
-	ent := &t.src.ents[e]
-	l := ent.list
-	switch {
-	case ent.nadv == 0 && ent.gport == 0:
-		t.src.remove(e)
-		t.n.tracked.Store(int64(t.src.n))
-		return
-	case ent.nadv == 0:
-		l = listAnchor
-	}
-	ent.expires = t.expiry(ent, &t.src.adv[e])
-	if l != ent.list {
-		t.src.unlink(e)
-		t.src.link(e, l)
-	}
-}
-
-// expiry returns the time after which no candidate of ent can advance.
-func (t *Tracker) expiry(ent *tracked, adv *advSet) int64 {
-	exp := int64(math.MinInt64)
-	if ent.gport != 0 {
-		exp = ent.gtime + t.gap
-	}
-	for j := range int(ent.nadv) {
-		c := &adv[j]
-		exp = max(exp, min(c.last+t.gap, c.start+t.seq))
-	}
-	return exp
-}
-
-// place updates e's expiry and moves it to the front of its list, or frees
-// it when it tracks nothing.
-func (t *Tracker) place(e int32) {
-	ent := &t.src.ents[e]
-	if ent.nadv == 0 && ent.gport == 0 {
-		t.src.remove(e)
-		t.n.tracked.Store(int64(t.src.n))
-		return
-	}
-	ent.expires = t.expiry(ent, &t.src.adv[e])
-	l := uint8(listAnchor)
-	if ent.nadv > 0 {
-		l = listAdvanced
-	}
-	t.src.touch(e, l)
 }
 
 // deriver returns user i's Deriver, made when first needed; nil only if
@@ -854,10 +978,10 @@ func (t *Tracker) complete(c *candidate, src netip.Addr, at time.Time, ns int64)
 	switch {
 	case c.skewOnly:
 		ev.Kind = ClockSkew
-		t.n.clockSkews.Add(1)
+		t.tally.clockSkews++
 	case off < -skew || off > skew:
 		ev.Kind = Expired
-		t.n.expired.Add(1)
+		t.tally.expired++
 	default:
 		ip, err := totpseq.IP16(src, u.params.V6Prefix)
 		if err != nil {
@@ -866,13 +990,13 @@ func (t *Tracker) complete(c *candidate, src netip.Addr, at time.Time, ns int64)
 		switch t.replay.add(replayKey{user: u.name, service: sl.service, window: c.window, ip: ip}, u.period, ns) {
 		case replayNew:
 			ev.Kind = Opened
-			t.n.opened.Add(1)
+			t.tally.opened++
 		case replaySeen:
 			ev.Kind = Replay
-			t.n.replays.Add(1)
+			t.tally.replays++
 		default:
 			ev.Kind = ReplayFull
-			t.n.replayFull.Add(1)
+			t.tally.replayFull++
 		}
 	}
 	t.emit(ev)

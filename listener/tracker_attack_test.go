@@ -123,7 +123,7 @@ func trkSpoofed(i int) netip.Addr {
 }
 
 // TestTrackerFlood: a million spoofed sources knock at anchor ports while
-// one real client knocks its sequence: the client opens, and the table
+// one real client knocks its sequence: the client opens, and the state
 // stays at its capacity.
 func TestTrackerFlood(t *testing.T) {
 	const (
@@ -133,21 +133,25 @@ func TestTrackerFlood(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Capacity = capacity
 	tr, rec := trkNew(t, cfg, alice, carol)
+	tr.hash = trkHasher // where sources land does not change between runs
+	anchorCap := tr.anc.capacity()
 	anchors := trkLiveAnchors(tr, totpseq.TCP)
 	client := trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), time.Time{}, 0)
 	// The client's knocks go after these many spoofed ones: between its
-	// first and second knock fewer than capacity new sources arrive (an
-	// anchor-only source is evicted oldest first); after its second knock
-	// it has advanced and no anchor-only source can push it out.
-	at := []int{500_000, 505_000, 800_000, spoofed}
+	// first and second knock 1000 new sources arrive, about one per
+	// bucket (an anchor-only source is evicted when as many newer ones as
+	// its bucket has ways land in its bucket: here 9, which happens with
+	// a probability of about 2e-4); after its second knock it has
+	// advanced and no anchor-only source can push it out.
+	at := []int{500_000, 501_000, 800_000, spoofed}
 	rng := rand.New(rand.NewPCG(5, 5))
 	ns := trkAt(trkMid).UnixNano()
 	next := 0
 	for i := 0; i <= spoofed; i++ {
 		for next < len(at) && at[next] == i {
 			if next == len(at)-1 {
-				if s := tr.Stats(); s.Tracked != capacity {
-					t.Errorf("before the last knock: %d sources tracked, want the capacity %d", s.Tracked, capacity)
+				if s := tr.Stats(); s.Tracked != anchorCap+1 {
+					t.Errorf("before the last knock: %d sources tracked, want a full anchor store (%d) and the client", s.Tracked, anchorCap)
 				}
 			}
 			k := client[next]
@@ -165,34 +169,60 @@ func TestTrackerFlood(t *testing.T) {
 	if len(rec.events) != 1 || rec.events[0].Kind != Opened || rec.events[0].Src != trkA {
 		t.Errorf("events %+v, want the client's opening only", rec.events)
 	}
-	if want := uint64(spoofed + 1 - capacity); s.Evictions != want {
+	// Every anchor-only source inserted (the spoofed ones and the client)
+	// was evicted, is still held, or (the client) moved on.
+	if want := uint64(spoofed + 1 - anchorCap - 1); s.Evictions != want {
 		t.Errorf("%d evictions, want %d", s.Evictions, want)
 	}
-	if s.Tracked != capacity-1 {
-		t.Errorf("%d sources tracked after the client completed, want %d", s.Tracked, capacity-1)
+	if s.Tracked != anchorCap {
+		t.Errorf("%d sources tracked after the client completed, want %d", s.Tracked, anchorCap)
+	}
+	if s.Capacity > capacity || s.Capacity < capacity*7/8 {
+		t.Errorf("capacity %d, want at most %d", s.Capacity, capacity)
 	}
 }
 
 // TestTrackerFloodBetweenFirstKnocks documents the limit of the eviction
-// order: an anchor-only source is evicted when more than Capacity new
-// sources match an anchor between its first and second knock.
+// policy: an anchor-only source is evicted when as many new sources as its
+// bucket has ways land in its bucket between its first and second knock;
+// any number of new sources in the other buckets leave it alone.
 func TestTrackerFloodBetweenFirstKnocks(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Capacity = 100
-	tr, rec := trkNew(t, cfg, alice)
-	anchors := trkLiveAnchors(tr, totpseq.TCP)
-	s := trkSeq(t, alice, "ssh", trkW0, trkA)
-	ns := trkAt(trkMid).UnixNano()
-	tr.Knock(Knock{Src: trkA, Proto: totpseq.TCP, Port: s[0], Time: time.Unix(0, ns)})
-	for i := range 100 {
-		ns += 1000
-		tr.Knock(Knock{Src: trkSpoofed(i), Proto: totpseq.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
-	}
-	for _, k := range trkKnocks(trkA, totpseq.TCP, s[1:], time.Unix(0, ns+1000), time.Millisecond) {
-		tr.Knock(k)
-	}
-	if len(rec.events) != 0 {
-		t.Errorf("events %+v: the client's anchor should have been evicted", rec.events)
+	for _, same := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.Capacity = 100
+		tr, rec := trkNew(t, cfg, alice)
+		tr.hash = trkHasher
+		anchors := trkLiveAnchors(tr, totpseq.TCP)
+		s := trkSeq(t, alice, "ssh", trkW0, trkA)
+		ns := trkAt(trkMid).UnixNano()
+		tr.Knock(Knock{Src: trkA, Proto: totpseq.TCP, Port: s[0], Time: time.Unix(0, ns)})
+		ka := newSourceKey(trkA, totpseq.TCP)
+		home, _, _ := tr.anc.where(trkHasher.hash(&ka))
+		n := 0
+		for i := 0; n < tr.anc.ways; i++ {
+			src := trkSpoofed(i)
+			k := newSourceKey(src, totpseq.TCP)
+			if b, _, _ := tr.anc.where(trkHasher.hash(&k)); (b == home) != same {
+				continue
+			}
+			if !same && i > 100_000 {
+				break
+			}
+			ns += 1000
+			tr.Knock(Knock{Src: src, Proto: totpseq.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
+			if same {
+				n++
+			}
+		}
+		for _, k := range trkKnocks(trkA, totpseq.TCP, s[1:], time.Unix(0, ns+1000), time.Millisecond) {
+			tr.Knock(k)
+		}
+		switch {
+		case same && len(rec.events) != 0:
+			t.Errorf("%d new sources in its bucket: events %+v, the client's anchor should have been evicted", tr.anc.ways, rec.events)
+		case !same && (len(rec.events) != 1 || rec.events[0].Kind != Opened):
+			t.Errorf("new sources in the other buckets only: events %+v, want the client's opening", rec.events)
+		}
 	}
 }
 

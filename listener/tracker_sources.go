@@ -5,21 +5,42 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"time"
 	"unsafe"
 
 	"github.com/tknock/tknock/totpseq"
 )
 
-// The per-source table: a fixed array of entries, an open-addressing hash
-// index of its own (linear probing, deletion by backward shift, so no
-// tombstones accumulate under churn and nothing is ever reallocated), a
-// free list, and two intrusive LRU lists: sources that only matched an
-// anchor, and sources with at least one candidate past its anchor. A full
-// table evicts, in this order: the least recently knocking advanced source
-// if none of its candidates can advance any more (dead), else the least
-// recently knocking anchor-only source, else the least recently knocking
-// advanced source. A spoofed-source flood at anchor ports therefore only
-// ever pushes out other anchor-only sources.
+// Per-source state lives in two stores, and a source is in at most one.
+//
+// The anchor store holds the sources that have only matched an anchor
+// (rule 1): nearly every source of a flood, spoofed or not, and nearly
+// every source a port scan creates. It is set-associative: a keyed hash of
+// the source (a random key per process, so spoofed addresses cannot be
+// chosen to land in one bucket) picks a bucket, one cache line of 16
+// ways, each a 16-bit tag and a 16-bit time stamp; the way's record (a
+// 48-bit fingerprint from a second keyed hash, the anchor port and its
+// capture time, 16 bytes) is read only when the tag matches. A new source
+// costs one random cache line read and one written. A full bucket evicts
+// within itself: an empty way, else the way knocked longest ago (so a
+// dead one before a live one: a record is dead once GapMax has passed
+// since its knock). A record is therefore pushed out only when as many
+// newer sources as the bucket has ways land in its bucket: under a flood
+// of F new sources between a client's first and second knock, each bucket
+// receives F/buckets of them on average, and the client's anchor survives
+// unless its own bucket received a full set (with the default capacity,
+// 65 536 buckets of 15 ways: a flood of 250 000 sources in that time, 10
+// million packets per second for a client's 25 ms between knocks, evicts
+// it with a probability of about 1e-5).
+//
+// The advanced store holds the sources with a candidate past its anchor:
+// they need a bound port derived for their own address, so a flood cannot
+// make many of them, and no anchor-only source can evict one. It is a
+// fixed array with an open-addressing index (linear probing, deletion by
+// backward shift) and one LRU list; when full, the source that knocked
+// longest ago is evicted. A source moves to it when a candidate advances
+// and back to the anchor store when it has no such candidate left but a
+// new anchor.
 
 // maxAdvanced bounds the candidates past their anchor that one source
 // tracks. Two candidates advance together only when their anchors and
@@ -79,116 +100,47 @@ func (c *candidate) lastPort() uint16 {
 // nextPort is the port the candidate expects next (rule 2).
 func (c *candidate) nextPort() uint16 { return c.bound[c.step-1] }
 
-// LRU lists of the source table.
-const (
-	listAnchor   = 0 // sources that only matched an anchor
-	listAdvanced = 1 // sources with at least one candidate past its anchor
-	listFree     = 2
-)
-
-// tracked is the state of one source.
+// tracked is the state of one source, as the rules see it. In the
+// advanced store it is the entry itself; a record of the anchor store is
+// unpacked into one (gport and gtime, nadv 0) while a knock is applied.
 type tracked struct {
-	key   sourceKey
-	list  uint8
-	nadv  uint8
-	gport uint16 // the anchor port that started its anchor-only candidates; 0: none
-	// ggen is the generation of the anchor table gport matched in, or 0
-	// when the match was made outside the table's interval.
-	ggen       uint32
-	prev, next int32
-	h          uint32 // hash of key
+	key        sourceKey
+	used       bool
+	nadv       uint8
+	gport      uint16 // the anchor port that started its anchor-only candidates; 0: none
+	prev, next int32  // LRU list, or the free list
+	h          uint32 // hash of key, as the index has it
 	gtime      int64  // Unix nanoseconds of the gport knock
-	expires    int64  // after this, no candidate of the source can advance (rule 5)
 }
 
 // advSet holds the candidates of a source past their anchor, adv[:nadv].
-// They live apart from the entries so that the entries, which every knock
-// from a new source touches, take less cache.
+// They live apart from the entries so that the index walk touches less
+// memory.
 type advSet [maxAdvanced]candidate
 
-// hslot is one slot of the hash index: the low 32 bits of the key's hash
-// (both its home slot and a tag) and the entry index plus one (0: empty).
-type hslot struct {
-	h   uint32
-	idx int32
+// removeAdv removes candidate j, keeping the order of the others.
+func (ent *tracked) removeAdv(adv *advSet, j int) {
+	copy(adv[j:ent.nadv], adv[j+1:ent.nadv])
+	ent.nadv--
 }
 
-type lruList struct{ head, tail int32 }
+// keyHash is what the stores need of a key: h, a keyed 64-bit hash (the
+// advanced store's index takes its low 32 bits; the anchor store its low
+// bits as the bucket and its top 16 bits as the tag), and fp, a second
+// keyed hash, the anchor store's 48-bit fingerprint.
+type keyHash struct{ h, fp uint64 }
 
-// sourceTable holds the tracked sources. Owned by the goroutine that calls
-// Tracker.Knock.
-type sourceTable struct {
-	ents  []tracked
-	adv   []advSet // per entry
-	slots []hslot
-	mask  uint32
-	seed  [4]uint64
-	free  int32
-	lists [2]lruList
-	n     int
-}
+// hasher holds the random key of the hashes.
+type hasher struct{ seed [8]uint64 }
 
-// MaxTableBytes bounds the default capacity: the per-source table takes at
-// most this much memory.
-const MaxTableBytes = 64 << 20
-
-// DefaultCapacity is the default number of tracked sources: as many as fit
-// in MaxTableBytes.
-var DefaultCapacity = defaultCapacity()
-
-func defaultCapacity() int {
-	// The largest capacity whose entries and index fit.
-	lo, hi := 1, MaxTableBytes/entryBytes
-	for lo < hi {
-		m := (lo + hi + 1) / 2
-		if tableBytes(m) <= MaxTableBytes {
-			lo = m
-		} else {
-			hi = m - 1
-		}
-	}
-	return lo
-}
-
-// slotsFor returns the hash index size for capacity n: a power of two with
-// a load factor of at most 3/4. (A load factor of 1/2 probes fewer slots
-// but, measured with a full default-capacity table, is slower: the larger
-// index fits the cache worse.)
-func slotsFor(n int) int {
-	s := 8
-	for s*3/4 < n {
-		s *= 2
-	}
-	return s
-}
-
-// tableBytes is the memory of a table of capacity n.
-func tableBytes(n int) int {
-	return n*entryBytes + slotsFor(n)*int(unsafe.Sizeof(hslot{}))
-}
-
-// entryBytes is the memory of one entry and its candidates.
-const entryBytes = int(unsafe.Sizeof(tracked{}) + unsafe.Sizeof(advSet{}))
-
-func newSourceTable(capacity int) sourceTable {
-	t := sourceTable{
-		ents:  make([]tracked, capacity),
-		adv:   make([]advSet, capacity),
-		slots: make([]hslot, slotsFor(capacity)),
-		lists: [2]lruList{{-1, -1}, {-1, -1}},
-	}
-	t.mask = uint32(len(t.slots) - 1)
-	var b [32]byte
+func newHasher() hasher {
+	var h hasher
+	var b [64]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	for i := range t.seed {
-		t.seed[i] = binary.LittleEndian.Uint64(b[8*i:])
+	for i := range h.seed {
+		h.seed[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
-	for i := range t.ents {
-		t.ents[i].list = listFree
-		t.ents[i].next = int32(i + 1)
-	}
-	t.ents[capacity-1].next = -1
-	return t
+	return h
 }
 
 // mix is the 64x64->128 multiply-fold of wyhash.
@@ -197,17 +149,227 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-// hash of k under the table's random seed, so that spoofed addresses
-// cannot be chosen to collide.
-func (t *sourceTable) hash(k *sourceKey) uint32 {
-	a, b := k.hi, k.lo
+// hash returns k's hashes.
+func (hs *hasher) hash(k *sourceKey) keyHash {
 	x := uint64(k.proto) << 1
 	if k.v4 {
 		x |= 1
 	}
-	h := mix(a^t.seed[0], b^t.seed[1])
-	return uint32(mix(h^t.seed[2], x^t.seed[3]))
+	s := &hs.seed
+	return keyHash{
+		h:  mix(mix(k.hi^s[0], k.lo^s[1])^s[2], x^s[3]),
+		fp: mix(mix(k.hi^s[4], k.lo^s[5])^s[6], x^s[7]),
+	}
 }
+
+// The anchor store.
+
+// bucketWays is the number of ways of a bucket: one cache line of 32-bit
+// ways.
+const bucketWays = 16
+
+// stampShift makes a way's time stamp: capture time in units of 2^22 ns
+// (about 4.2 ms), 16 bits. The age of a way is the stamp difference as a
+// signed 16-bit number: right up to 2^15 units (137 s). Sweeps keep every
+// stamp younger than that: every sweepEvery of capture time the ways dead
+// for sure are freed (their age is past MaxGap), and when no knock came
+// for longer than GapMax every way is dead and the store is emptied.
+const (
+	stampShift = 22
+	sweepEvery = int64(8 * time.Second)
+)
+
+// bucket is one bucket's ways: tag<<16 | stamp, 0 when free. Tags are
+// odd, so a used way is never 0.
+type bucket [bucketWays]uint32
+
+// anchorRec is the record of one way.
+type anchorRec struct {
+	fpPort uint64 // fingerprint<<16 | anchor port
+	gtime  int64  // Unix nanoseconds of the anchor knock
+}
+
+func (r *anchorRec) port() uint16 { return uint16(r.fpPort) }
+
+// anchorStore holds the anchor-only sources. Owned by the goroutine that
+// calls Tracker.Knock.
+type anchorStore struct {
+	buckets []bucket
+	recs    []anchorRec // bucket b's way w is recs[b*ways+w]
+	mask    uint64      // len(buckets)-1
+	ways    int         // ways used per bucket, 1..bucketWays
+	n       int         // used ways
+	swept   int64       // capture time of the latest sweep
+	latest  int64       // the latest capture time stamped
+}
+
+func newAnchorStore(nb, ways int) anchorStore {
+	return anchorStore{
+		buckets: make([]bucket, nb),
+		recs:    make([]anchorRec, nb*ways),
+		mask:    uint64(nb - 1),
+		ways:    ways,
+	}
+}
+
+// capacity is the number of sources the store holds at most.
+func (s *anchorStore) capacity() int { return len(s.recs) }
+
+// where returns the bucket, tag and fingerprint of a key hash.
+func (s *anchorStore) where(kh keyHash) (b int, tag uint32, fp uint64) {
+	return int(kh.h & s.mask), uint32(kh.h>>48) | 1, kh.fp >> 16
+}
+
+// touch reads b's cache line, so that a later access finds it in the
+// cache, and returns a word of it for the caller to keep.
+func (s *anchorStore) touch(kh keyHash) uint32 { return s.buckets[kh.h&s.mask][0] }
+
+func stamp(ns int64) uint32 { return uint32(uint16(ns >> stampShift)) }
+
+// age returns how long ago, in stamp units, way entry e was stamped; 0
+// for a stamp in the future (capture times slightly out of order).
+func age(e uint32, now uint32) int {
+	return max(0, int(int16(uint16(now-e))))
+}
+
+// find returns the way of bucket b that holds (tag, fp), or -1 and the
+// way an insert at now would take: an empty way, else the way stamped
+// longest ago (its age, in stamp units, or -1 for an empty way).
+// One pass over the bucket serves both.
+func (s *anchorStore) find(b int, tag uint32, fp uint64, now int64) (w, victim, oldest int) {
+	bk := &s.buckets[b]
+	recs := s.recs[b*s.ways : b*s.ways+s.ways]
+	st := stamp(now)
+	victim, oldest = 0, -1
+	empty := false
+	for w := range recs {
+		e := bk[w]
+		if e>>16 == tag && recs[w].fpPort>>16 == fp {
+			return w, 0, 0
+		}
+		if empty {
+			continue
+		}
+		if e == 0 {
+			victim, oldest, empty = w, -1, true
+			continue
+		}
+		if a := age(e, st); a > oldest {
+			victim, oldest = w, a
+		}
+	}
+	return -1, victim, oldest
+}
+
+// rec returns the record of way w of bucket b.
+func (s *anchorStore) rec(b, w int) *anchorRec { return &s.recs[b*s.ways+w] }
+
+// insert adds (tag, fp) to bucket b, which does not hold it, with anchor
+// port at gtime, stamped now. It reports whether it evicted a record.
+func (s *anchorStore) insert(b int, tag uint32, fp uint64, port uint16, gtime, now int64) bool {
+	_, victim, oldest := s.find(b, tag, fp, now)
+	return s.put(b, victim, oldest, tag, fp, port, gtime, now)
+}
+
+// put writes (tag, fp) to way victim of bucket b, which find chose, and
+// reports whether it evicted a record.
+func (s *anchorStore) put(b, victim, oldest int, tag uint32, fp uint64, port uint16, gtime, now int64) bool {
+	evicted := oldest >= 0
+	if !evicted {
+		s.n++
+	}
+	s.set(b, victim, tag, fp, port, gtime, now)
+	return evicted
+}
+
+// set writes way w of bucket b.
+func (s *anchorStore) set(b, w int, tag uint32, fp uint64, port uint16, gtime, now int64) {
+	s.buckets[b][w] = tag<<16 | stamp(now)
+	s.recs[b*s.ways+w] = anchorRec{fpPort: fp<<16 | uint64(port), gtime: gtime}
+	s.latest = max(s.latest, now)
+}
+
+// free empties way w of bucket b.
+func (s *anchorStore) free(b, w int) {
+	s.buckets[b][w] = 0
+	s.n--
+}
+
+// sweep frees the ways dead at now for sure (stamped more than gap ago),
+// or all of them when nothing was stamped in the last gap.
+func (s *anchorStore) sweep(now, gap int64) {
+	s.swept = now
+	if s.n == 0 {
+		return
+	}
+	if now-s.latest > gap {
+		clear(s.buckets)
+		s.n = 0
+		return
+	}
+	st := stamp(now)
+	dead := int(gap>>stampShift) + 2 // a stamp is up to one unit older than its time
+	for b := range s.buckets {
+		bk := &s.buckets[b]
+		for w := range s.ways {
+			if e := bk[w]; e != 0 && age(e, st) > dead {
+				bk[w] = 0
+				s.n--
+			}
+		}
+	}
+}
+
+// The advanced store.
+
+// sourceTable holds the advanced sources. Owned by the goroutine that
+// calls Tracker.Knock.
+type sourceTable struct {
+	ents       []tracked
+	adv        []advSet // per entry
+	slots      []hslot
+	mask       uint32
+	free       int32
+	head, tail int32 // LRU list: head knocked last
+	n          int
+}
+
+// hslot is one slot of the hash index: the low 32 bits of the key's hash
+// (both its home slot and a tag) and the entry index plus one (0: empty).
+type hslot struct {
+	h   uint32
+	idx int32
+}
+
+// slotsFor returns the hash index size for capacity n: a power of two with
+// a load factor of at most 3/4.
+func slotsFor(n int) int {
+	s := 8
+	for s*3/4 < n {
+		s *= 2
+	}
+	return s
+}
+
+func newSourceTable(capacity int) sourceTable {
+	t := sourceTable{
+		ents:  make([]tracked, capacity),
+		adv:   make([]advSet, capacity),
+		slots: make([]hslot, slotsFor(capacity)),
+		head:  -1,
+		tail:  -1,
+	}
+	t.mask = uint32(len(t.slots) - 1)
+	for i := range t.ents {
+		t.ents[i].next = int32(i + 1)
+	}
+	t.ents[capacity-1].next = -1
+	return t
+}
+
+// touch reads the index slot of h, so that a later lookup finds it in the
+// cache, and returns a word of it for the caller to keep.
+func (t *sourceTable) touch(h uint32) uint32 { return t.slots[h&t.mask].h }
 
 // lookup returns the entry of k, or -1.
 func (t *sourceTable) lookup(k *sourceKey, h uint32) int32 {
@@ -222,45 +384,30 @@ func (t *sourceTable) lookup(k *sourceKey, h uint32) int32 {
 	}
 }
 
-// insert adds k, which is not in the table, as an anchor-only source at
-// the front of its list, evicting one source first when the table is
-// full. now (Unix nanoseconds) decides whether a source is dead. It
-// reports whether it evicted.
-func (t *sourceTable) insert(k *sourceKey, h uint32, now int64) (int32, bool) {
+// insert adds k, which is not in the table, at the front of the LRU list,
+// evicting the source at its tail first when the table is full. It
+// reports whether it evicted. The new entry's state is zero.
+func (t *sourceTable) insert(k *sourceKey, h uint32) (int32, bool) {
 	evicted := false
 	if t.free < 0 {
-		t.remove(t.victim(now))
+		t.remove(t.tail)
 		evicted = true
 	}
 	e := t.free
 	ent := &t.ents[e]
 	t.free = ent.next
-	// Only the fields a new source needs: the candidates past their
-	// anchor are not read while nadv is 0.
-	ent.key, ent.h, ent.list, ent.nadv, ent.gport, ent.ggen, ent.gtime, ent.expires = *k, h, listFree, 0, 0, 0, 0, 0
+	*ent = tracked{key: *k, h: h, used: true}
 	i := h & t.mask
 	for t.slots[i].idx != 0 {
 		i = (i + 1) & t.mask
 	}
 	t.slots[i] = hslot{h: h, idx: e + 1}
 	t.n++
-	t.link(e, listAnchor)
+	t.link(e)
 	return e, evicted
 }
 
-// victim chooses the source to evict from a full table.
-func (t *sourceTable) victim(now int64) int32 {
-	adv := t.lists[listAdvanced].tail
-	if adv >= 0 && t.ents[adv].expires < now {
-		return adv
-	}
-	if a := t.lists[listAnchor].tail; a >= 0 {
-		return a
-	}
-	return adv
-}
-
-// remove deletes entry e from the index and its list and frees it.
+// remove deletes entry e from the index and the list and frees it.
 func (t *sourceTable) remove(e int32) {
 	ent := &t.ents[e]
 	t.unlink(e)
@@ -284,50 +431,78 @@ func (t *sourceTable) remove(e int32) {
 		}
 	}
 	t.slots[i] = hslot{}
-	ent.list = listFree
+	ent.used = false
 	ent.next = t.free
 	t.free = e
 	t.n--
 }
 
-// link puts e at the front of list l.
-func (t *sourceTable) link(e int32, l uint8) {
+// link puts e at the front of the list.
+func (t *sourceTable) link(e int32) {
 	ent := &t.ents[e]
-	ls := &t.lists[l]
-	ent.list, ent.prev, ent.next = l, -1, ls.head
-	if ls.head >= 0 {
-		t.ents[ls.head].prev = e
+	ent.prev, ent.next = -1, t.head
+	if t.head >= 0 {
+		t.ents[t.head].prev = e
 	} else {
-		ls.tail = e
+		t.tail = e
 	}
-	ls.head = e
+	t.head = e
 }
 
-// unlink takes e out of its list.
+// unlink takes e out of the list.
 func (t *sourceTable) unlink(e int32) {
 	ent := &t.ents[e]
-	if ent.list == listFree {
-		return
-	}
-	ls := &t.lists[ent.list]
 	if ent.prev >= 0 {
 		t.ents[ent.prev].next = ent.next
 	} else {
-		ls.head = ent.next
+		t.head = ent.next
 	}
 	if ent.next >= 0 {
 		t.ents[ent.next].prev = ent.prev
 	} else {
-		ls.tail = ent.prev
+		t.tail = ent.prev
 	}
-	ent.list = listFree
 }
 
-// touch moves e to the front of list l.
-func (t *sourceTable) touch(e int32, l uint8) {
-	if t.ents[e].list == l && t.lists[l].head == e {
+// touchLRU moves e to the front of the list.
+func (t *sourceTable) touchLRU(e int32) {
+	if t.head == e {
 		return
 	}
 	t.unlink(e)
-	t.link(e, l)
+	t.link(e)
+}
+
+// Sizes.
+
+// MaxTableBytes bounds the per-source state of the default capacity.
+const MaxTableBytes = 64 << 20
+
+// DefaultCapacity is the default number of tracked sources: 1 048 576, of
+// which 65 536 past their anchor (about 32 MiB in all).
+var DefaultCapacity = 1 << 20
+
+// MinCapacity is the smallest capacity: one anchor-only and one advanced
+// source.
+const MinCapacity = 2
+
+// capacities splits a capacity c >= MinCapacity between the stores: a
+// sixteenth (at least one) for the advanced sources, the rest, rounded
+// down to whole buckets of nb (a power of two) times ways, for the
+// anchor-only ones.
+func capacities(c int) (nb, ways, advanced int) {
+	advanced = max(1, c/16)
+	a := c - advanced
+	nb = 1
+	for nb*bucketWays < a {
+		nb *= 2
+	}
+	return nb, min(bucketWays, a/nb), advanced
+}
+
+// tableBytes is the memory of the stores of capacity c.
+func tableBytes(c int) int {
+	nb, ways, advanced := capacities(c)
+	return nb*int(unsafe.Sizeof(bucket{})) + nb*ways*int(unsafe.Sizeof(anchorRec{})) +
+		advanced*int(unsafe.Sizeof(tracked{})+unsafe.Sizeof(advSet{})) + slotsFor(advanced)*int(unsafe.Sizeof(hslot{}))
 }
