@@ -22,6 +22,23 @@ func BenchmarkAllow(b *testing.B) {
 			}
 		}
 	})
+	// One grant after a quiet spell, as a knock daemon makes them: the
+	// time per op is what a lone opening costs (caches cold, CPUs idle).
+	b.Run("idle", func(b *testing.B) {
+		tb := open(b, newNS(b), testConfig)
+		ensure(b, tb)
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			time.Sleep(20 * time.Millisecond)
+			i++
+			src := netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)})
+			b.StartTimer()
+			if err := tb.Allow(src, ssh, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("refresh", func(b *testing.B) {
 		tb := open(b, newNS(b), testConfig)
 		ensure(b, tb)
