@@ -338,6 +338,7 @@ func (d *daemon) collect(e *expo) {
 	ts := d.tr.Stats()
 	e.counter("tknock_capture_packets_total", "Frames that passed the kernel's knock filter (PACKET_STATISTICS).", cs.Packets)
 	e.counter("tknock_capture_drops_total", "Frames the kernel dropped because the capture ring was full.", cs.Drops)
+	e.counter("tknock_capture_express_frames_total", "Frames read through the capture's express socket (light traffic, no ring delay) rather than the ring.", cs.Express)
 	e.counter("tknock_frames_total", "Frames read from the capture.", ds.Frames)
 	e.counter("tknock_knock_packets_total", "Knock packets seen (frames that decoded as knocks).", ds.Knocks)
 	e.counter("tknock_frames_ignored_total", "Well-formed frames that are not knocks.", ds.Ignored)

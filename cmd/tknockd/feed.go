@@ -221,11 +221,13 @@ func (f *feed) reopen(ic *ifaceCapture, old capture) bool {
 
 func addStats(a, b listener.CaptureStats) listener.CaptureStats {
 	return listener.CaptureStats{
-		Packets:  a.Packets + b.Packets,
-		Drops:    a.Drops + b.Drops,
-		Freezes:  a.Freezes + b.Freezes,
-		Read:     a.Read + b.Read,
-		Outgoing: a.Outgoing + b.Outgoing,
+		Packets:   a.Packets + b.Packets,
+		Drops:     a.Drops + b.Drops,
+		Freezes:   a.Freezes + b.Freezes,
+		Read:      a.Read + b.Read,
+		Express:   a.Express + b.Express,
+		Outgoing:  a.Outgoing + b.Outgoing,
+		OtherHost: a.OtherHost + b.OtherHost,
 	}
 }
 

@@ -84,7 +84,7 @@ func (c *fakeCapture) getRanges() []listener.PortRange {
 }
 
 func (c *fakeCapture) Stats() listener.CaptureStats {
-	return listener.CaptureStats{Packets: 10, Drops: 1}
+	return listener.CaptureStats{Packets: 10, Drops: 1, Express: 4}
 }
 
 // fakeNet hands out fake captures and can pretend that interfaces are
