@@ -687,6 +687,7 @@ func (t *Tracker) batch(ks []Knock, items []batchItem) {
 		}
 	}
 	t.sink += sink
+	t.anc.deferring = true
 	for i := range ks {
 		if !items[i].ok {
 			t.tally.ignored++
@@ -695,6 +696,8 @@ func (t *Tracker) batch(ks []Knock, items []batchItem) {
 		}
 		t.knock(&ks[i], &items[i])
 	}
+	t.anc.deferring = false
+	t.anc.flush()
 }
 
 // knock applies rules 1 to 6 to a valid knock.
@@ -722,6 +725,7 @@ func (t *Tracker) knock(k *Knock, it *batchItem) {
 		}
 	}
 	b, tag, fp := t.anc.where(it.kh)
+	t.anc.claim(b)
 	w, victim, oldest := t.anc.find(b, tag, fp, ns)
 	if w < 0 {
 		// A new source: rule 1 only, one array look-up, no HMAC.
@@ -768,6 +772,7 @@ func (t *Tracker) settle(e int32, kh keyHash, now int64) {
 		return
 	}
 	b, tag, fp := t.anc.where(kh)
+	t.anc.claim(b)
 	if t.anc.insert(b, tag, fp, gport, gtime, now) {
 		t.tally.evictions++
 	}

@@ -201,6 +201,25 @@ type anchorStore struct {
 	n       int         // used ways
 	swept   int64       // capture time of the latest sweep
 	latest  int64       // the latest capture time stamped
+
+	// While deferring (the second pass of a batch), record writes wait in
+	// pend and are made together at the end of the batch (flush): a
+	// record write misses the cache, and made one by one, amid the rest
+	// of the work, each holds up the CPU's store buffer in turn; made in
+	// a row, their misses overlap. A knock calls claim for its bucket
+	// before it reads a record there, which flushes first if an earlier
+	// knock of the batch may have a write pending in that bucket (pendSet
+	// is a 4096-bit filter of those buckets).
+	deferring bool
+	pend      [maxBatch]pendingRec
+	npend     int
+	pendSet   [64]uint64
+}
+
+// pendingRec is a record write that waits for flush.
+type pendingRec struct {
+	b, i int // bucket, record index
+	r    anchorRec
 }
 
 func newAnchorStore(nb, ways int) anchorStore {
@@ -285,8 +304,34 @@ func (s *anchorStore) put(b, victim, oldest int, tag uint32, fp uint64, port uin
 // set writes way w of bucket b.
 func (s *anchorStore) set(b, w int, tag uint32, fp uint64, port uint16, gtime, now int64) {
 	s.buckets[b][w] = tag<<16 | stamp(now)
-	s.recs[b*s.ways+w] = anchorRec{fpPort: fp<<16 | uint64(port), gtime: gtime}
+	r := anchorRec{fpPort: fp<<16 | uint64(port), gtime: gtime}
+	if s.deferring && s.npend < len(s.pend) {
+		s.pend[s.npend] = pendingRec{b: b, i: b*s.ways + w, r: r}
+		s.npend++
+		s.pendSet[b>>6&63] |= 1 << (b & 63)
+	} else {
+		s.recs[b*s.ways+w] = r
+	}
 	s.latest = max(s.latest, now)
+}
+
+// claim makes the records of bucket b current: it flushes if a write
+// may be pending there.
+func (s *anchorStore) claim(b int) {
+	if s.pendSet[b>>6&63]&(1<<(b&63)) != 0 {
+		s.flush()
+	}
+}
+
+// flush makes the pending record writes.
+func (s *anchorStore) flush() {
+	for _, p := range s.pend[:s.npend] {
+		s.recs[p.i] = p.r
+	}
+	for _, p := range s.pend[:s.npend] {
+		s.pendSet[p.b>>6&63] = 0
+	}
+	s.npend = 0
 }
 
 // free empties way w of bucket b.
