@@ -25,8 +25,14 @@ func TestCaptureExpressMerge(t *testing.T) {
 		frames[i] = pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: udp, dport: 50000 + uint16(i%1000), dstMAC: tb.srvMAC,
 			payload: []byte{byte(i >> 8), byte(i)}}.frame(t).Data
 	}
+	if c.Buffered() {
+		t.Error("Buffered before any frame was sent")
+	}
 	sendRaw(t, tb.cli, tb.cliIf, frames...)
 	time.Sleep(20 * time.Millisecond) // every ring block retired
+	if !c.Buffered() {
+		t.Error("not Buffered with the burst in the ring")
+	}
 
 	ch := collect(c, sysRanges)
 	var prev time.Time

@@ -41,6 +41,7 @@ type Capture struct {
 	mu        sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
 	ring      ring
 	ringTaken uint64         // frames taken from the ring
+	pending   error          // an error Buffered met, for ReadFrame to return
 	ex        *express       // the express socket (express_linux.go); nil when the kernel has no fanout
 	exBlocks  uint64         // ring.opened when the express socket was last read
 	tov       int            // the ring's block timeout, in milliseconds
@@ -58,6 +59,8 @@ type Capture struct {
 	st3      unix.TpacketStatsV3
 	st       unix.TpacketStats
 }
+
+var _ BatchSource = (*Capture)(nil)
 
 // Listen opens a capture. It needs CAP_NET_RAW. The socket is created in
 // the network namespace of the calling thread.
@@ -205,6 +208,10 @@ func (c *Capture) ReadFrame() (Frame, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	waited := false // for the ring to hand over the frames it holds back
+	if err := c.pending; err != nil {
+		c.pending = nil
+		return Frame{}, err
+	}
 	for {
 		if c.closed.Load() {
 			return Frame{}, ErrClosed
@@ -257,17 +264,64 @@ func (c *Capture) ReadFrame() (Frame, error) {
 			continue
 		}
 		c.countBurst(p.ts)
-		switch p.pkttype {
-		case unix.PACKET_OUTGOING:
-			c.outgoing.Add(1)
-			continue
-		case unix.PACKET_OTHERHOST:
-			c.otherHost.Add(1)
+		if c.skip(p.pkttype) {
 			continue
 		}
 		c.read.Add(1)
 		return Frame{Data: c.buf[:p.n], Time: time.Unix(0, p.ts), Link: c.link, Ifindex: p.ifindex}, nil
 	}
+}
+
+// Buffered reports whether ReadFrame would return at once (Run then reads
+// the frame into the batch it is making). Frames ReadFrame would skip
+// (outgoing, or to another host) are skipped here, so that a knock is
+// never held in a batch behind them. It never blocks.
+func (c *Capture) Buffered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() || c.pending != nil {
+		return true
+	}
+	for {
+		h, ok, err := c.ring.head()
+		if err != nil {
+			c.pending = err
+			return true
+		}
+		if !ok {
+			break
+		}
+		if !c.skip(h[sllPkttype]) {
+			return true
+		}
+		if _, err := c.ring.take(h, nil); err != nil {
+			c.pending = err
+			return true
+		}
+		c.ringTaken++
+	}
+	for c.ex != nil && c.ex.n > 0 && c.ex.safe > 0 {
+		if !c.skip(c.ex.peek().pkttype) {
+			return true
+		}
+		c.ex.pop()
+		c.expressRead.Add(1)
+	}
+	return false
+}
+
+// skip counts a frame of type pkttype that ReadFrame does not return, and
+// reports whether it is one.
+func (c *Capture) skip(pkttype uint8) bool {
+	switch pkttype {
+	case unix.PACKET_OUTGOING:
+		c.outgoing.Add(1)
+	case unix.PACKET_OTHERHOST:
+		c.otherHost.Add(1)
+	default:
+		return false
+	}
+	return true
 }
 
 // countBurst counts a frame captured at ts towards the burst detection.

@@ -262,6 +262,23 @@ func (f *feed) ReadFrame() (listener.Frame, error) {
 	}
 }
 
+// Buffered reports whether ReadFrame would return at once, so that the
+// run loop can batch the frames that are ready (listener.BatchSource):
+// with a single capture that can tell, whether it has one ready; with
+// several interfaces, false (their frames come one at a time). It is
+// called from the run loop's goroutine, like ReadFrame.
+func (f *feed) Buffered() bool {
+	if len(f.caps) != 1 {
+		return false
+	}
+	ic := f.caps[0]
+	ic.mu.Lock()
+	c := ic.cur
+	ic.mu.Unlock()
+	bs, ok := c.(listener.BatchSource)
+	return ok && bs.Buffered()
+}
+
 // SetRanges replaces the knock ranges of every interface's capture (a
 // reload). Safe to call from any goroutine.
 func (f *feed) SetRanges(ranges []listener.PortRange) error {

@@ -61,6 +61,11 @@ func (c *fakeCapture) Close() error {
 	return nil
 }
 
+// Buffered makes the fake a listener.BatchSource.
+func (c *fakeCapture) Buffered() bool {
+	return len(c.frames) > 0 || len(c.errs) > 0 || c.closed()
+}
+
 func (c *fakeCapture) closed() bool {
 	select {
 	case <-c.done:
@@ -185,6 +190,41 @@ func TestFeedMergesInterfaces(t *testing.T) {
 	}
 	if !eth0.closed() || !eth1.closed() {
 		t.Errorf("Close left a capture open")
+	}
+}
+
+// TestFeedBuffered: a feed of one capture tells whether a frame is ready
+// (so the run loop batches); a feed of several never does.
+func TestFeedBuffered(t *testing.T) {
+	n := newFakeNet()
+	f, err := openFeed([]string{"eth0"}, nil, n.open, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := n.waitOpen(t)
+	if f.Buffered() {
+		t.Error("Buffered with no frame")
+	}
+	c.frames <- frame(1)
+	if !f.Buffered() {
+		t.Error("not Buffered with a frame ready")
+	}
+	if fr, err := f.ReadFrame(); err != nil || fr.Data[0] != 1 {
+		t.Fatalf("ReadFrame = %v, %v; want frame 1", fr, err)
+	}
+	if f.Buffered() {
+		t.Error("Buffered after the only frame was read")
+	}
+
+	f2, err := openFeed([]string{"eth0", "eth1"}, nil, n.open, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	n.waitOpen(t).frames <- frame(2)
+	if f2.Buffered() {
+		t.Error("a feed of two interfaces reports Buffered")
 	}
 }
 
