@@ -239,8 +239,12 @@ func (d *daemon) emit(ev listener.Event) {
 	d.mu.Lock()
 	d.openings[ev.Service]++
 	d.mu.Unlock()
+	// How long after the kernel received the last knock the grant was in
+	// place: the daemon's share of the client's wait.
+	delay := d.deps.now().Sub(ev.Time)
 	d.log.Info().Str("event", "open").Str("user", ev.User).Str("service", ev.Service).Str("src", src).
-		Int("offset", ev.Offset).Str("open_for", c.OpenFor.String()).Msg("access opened")
+		Int("offset", ev.Offset).Str("open_for", c.OpenFor.String()).
+		Float64("delay_ms", float64(delay.Microseconds())/1000).Msg("access opened")
 }
 
 // reload re-reads the configuration file and the users directory and

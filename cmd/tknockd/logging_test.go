@@ -39,7 +39,7 @@ func TestNewLogger(t *testing.T) {
 func TestRejectFloodIsSampled(t *testing.T) {
 	var buf syncBuffer
 	log := zerolog.New(&buf)
-	d := &daemon{log: log, rejects: log.Sample(newSampler()), fw: newFakeFirewall(), openings: map[string]uint64{}}
+	d := &daemon{log: log, rejects: log.Sample(newSampler()), fw: newFakeFirewall(), openings: map[string]uint64{}, deps: deps{now: time.Now}}
 	c := testConfig(t, "")
 	d.cfg.Store(c)
 	d.prev.Store(c)
@@ -57,5 +57,8 @@ func TestRejectFloodIsSampled(t *testing.T) {
 	}
 	if opens := strings.Count(buf.String(), `"event":"open"`); opens != 300 {
 		t.Errorf("%d open lines for 300 openings: openings must all be logged", opens)
+	}
+	if delays := strings.Count(buf.String(), `"delay_ms":`); delays != 300 {
+		t.Errorf("%d of 300 open lines give the delay since the last knock", delays)
 	}
 }

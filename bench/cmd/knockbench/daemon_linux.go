@@ -27,8 +27,9 @@ type daemon struct {
 
 	mu     sync.Mutex // guards the fields below
 	ready  bool
-	opened map[netip.Addr]int // opening events by source
-	tail   []string           // the last log lines, for error messages
+	opened map[netip.Addr]int           // opening events by source
+	delay  map[netip.Addr]time.Duration // the delay of the latest opening of a source, when logged
+	tail   []string                     // the last log lines, for error messages
 }
 
 // startDaemon starts `tknockd run --config cfg` in ns, on the CPUs listed
@@ -44,6 +45,7 @@ func startDaemon(bin string, ns *netns, cfg, logPath, cpus string) (*daemon, err
 		ns:     ns,
 		exited: make(chan struct{}),
 		opened: map[netip.Addr]int{},
+		delay:  map[netip.Addr]time.Duration{},
 		http: &http.Client{
 			Timeout:   5 * time.Second,
 			Transport: &http.Transport{DialContext: ns.dialer(), DisableKeepAlives: true},
@@ -96,6 +98,9 @@ func (d *daemon) readLog(r io.Reader, logf *os.File) {
 			case "open":
 				if a, err := netip.ParseAddr(ev.Src); err == nil {
 					d.opened[a.Unmap()]++
+					if ev.DelayMs != nil {
+						d.delay[a.Unmap()] = time.Duration(*ev.DelayMs * float64(time.Millisecond))
+					}
 				}
 			}
 		}
@@ -143,6 +148,19 @@ func (d *daemon) openedFor(src netip.Addr) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.opened[src.Unmap()]
+}
+
+// delayFor returns the delay the daemon logged with its latest opening for
+// src, waiting up to a second for the line.
+func (d *daemon) delayFor(src netip.Addr) (time.Duration, bool) {
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		d.mu.Lock()
+		v, ok := d.delay[src.Unmap()]
+		d.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return v, ok
+		}
+	}
 }
 
 // stop ends the daemon with SIGTERM, then SIGKILL after 5 seconds.

@@ -11,6 +11,10 @@ type logEvent struct {
 	Message string `json:"message"`
 	Src     string `json:"src"`
 	User    string `json:"user"`
+	// DelayMs is, on an "open" line, how long after the kernel received
+	// the last knock the grant was in place (nil when the daemon does not
+	// say).
+	DelayMs *float64 `json:"delay_ms"`
 }
 
 // parseLogEvent decodes a JSON log line. The daemon's "ready" line may

@@ -391,6 +391,17 @@ func TestParseLogEvent(t *testing.T) {
 	}
 }
 
+func TestParseLogEventDelay(t *testing.T) {
+	ev, ok := parseLogEvent([]byte(`{"level":"info","event":"open","src":"192.0.2.9","delay_ms":0.213,"message":"access opened"}`))
+	if !ok || ev.Event != "open" || ev.DelayMs == nil || *ev.DelayMs != 0.213 {
+		t.Errorf("parseLogEvent of an open line with delay_ms = %+v, %v; want event open, delay 0.213", ev, ok)
+	}
+	ev, _ = parseLogEvent([]byte(`{"event":"open","src":"192.0.2.9"}`))
+	if ev.DelayMs != nil {
+		t.Errorf("parseLogEvent of an open line without delay_ms: delay %v, want none", *ev.DelayMs)
+	}
+}
+
 func TestOptions(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"--only", "hot,bogus"}, &out, &errOut)

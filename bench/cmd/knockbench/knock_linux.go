@@ -71,6 +71,7 @@ type probeResult struct {
 	Connected time.Duration // from start to the established connection
 	Polled    time.Duration // from start to when the try that connected was due: the poll that found the port open
 	Tries     int
+	Src       netip.Addr // the knocking source (set by the caller)
 }
 
 // probe tries to connect from src to dst every interval, starting at

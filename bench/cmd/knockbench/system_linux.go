@@ -646,6 +646,13 @@ func (s *sys) legitUnderFlood(ctx context.Context) error {
 // so the row with the target gives the time of the poll that found the
 // door open, and the connection's completion beside it.
 func (s *sys) latency(ctx context.Context) error {
+	var delays []time.Duration // the daemon's own, from its log: last knock received -> grant in place
+	defer func() {
+		if len(delays) > 0 {
+			s.t.Add(Row{Item: "4", Measure: fmt.Sprintf("tknockd's delay, last knock received -> grant in the kernel (its log, %d trials)", len(delays)),
+				Result: fmt.Sprintf("p50 %s, p99 %s", fmtMs(Percentile(delays, 50)), fmtMs(Percentile(delays, 99)))})
+		}
+	}()
 	for _, interval := range []time.Duration{time.Millisecond, 100 * time.Microsecond} {
 		s.logf("latency: %d trials, connect polled every %v", s.o.Trials, interval)
 		var polled, connected []time.Duration
@@ -661,6 +668,9 @@ func (s *sys) latency(ctx context.Context) error {
 				continue
 			}
 			polled, connected = append(polled, r.Polled), append(connected, r.Connected)
+			if d, ok := s.d.delayFor(r.Src); ok {
+				delays = append(delays, d)
+			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		if err := s.saveSamples(fmt.Sprintf("latency-%v.txt", interval), connected); err != nil {
@@ -728,6 +738,7 @@ func (s *sys) latencyTrial(interval time.Duration) (probeResult, error) {
 		r, err = probe(src, netip.AddrPortFrom(dst, protectedPort), last, interval, 2*time.Second)
 		return err
 	})
+	r.Src = src
 	return r, err
 }
 
