@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tknock/tknock/totpseq"
 )
@@ -623,8 +624,12 @@ const maxBatch = 32
 // tolerated). It calls the event function for every sequence the knock
 // completes.
 func (t *Tracker) Knock(k Knock) {
-	ks := [1]Knock{k}
-	t.knockBatch(ks[:])
+	// k itself, not a copy: a caller that built k field by field leaves
+	// narrow stores that a whole-struct copy would read with wide loads,
+	// which the CPU cannot forward from the store buffer: they wait until
+	// it drains, that is for the previous knock's record write, a cache
+	// miss.
+	t.knockBatch(unsafe.Slice(&k, 1))
 }
 
 // knockBatch processes knocks, in order, as Knock does one by one. The
@@ -639,10 +644,17 @@ func (t *Tracker) knockBatch(ks []Knock) {
 	}
 	for len(ks) > 0 {
 		n := min(len(ks), maxBatch)
+		t.anc.flush() // the previous batch's
 		t.batch(ks[:n], t.items[:n])
 		ks = ks[n:]
 	}
+	// The counters before the record writes: an atomic addition waits for
+	// every store before it to reach the cache, and a record write
+	// misses it; after the additions, the writes complete while the
+	// caller goes on (to the next frame's read, whose own miss overlaps
+	// with them).
 	t.publish()
+	t.anc.flush()
 }
 
 // batchItem is what the first pass of a batch finds about a knock.
@@ -655,7 +667,8 @@ type batchItem struct {
 	ok  bool
 }
 
-// batch processes ks (at most maxBatch) with items as scratch space.
+// batch processes ks (at most maxBatch) with items as scratch space. It
+// leaves its record writes pending: the caller flushes them.
 func (t *Tracker) batch(ks []Knock, items []batchItem) {
 	t.tally.knocks += uint64(len(ks))
 	advanced := t.src.n > 0
@@ -697,7 +710,6 @@ func (t *Tracker) batch(ks []Knock, items []batchItem) {
 		t.knock(&ks[i], &items[i])
 	}
 	t.anc.deferring = false
-	t.anc.flush()
 }
 
 // knock applies rules 1 to 6 to a valid knock.
