@@ -58,6 +58,12 @@ type anchorTable struct {
 	start       [2][]uint32   // per protocol: one more than mid
 	mid         [2][]uint32
 	ents        []anchorEnt
+
+	// anchor is a bit per protocol and port: whether the port is the
+	// anchor of a live candidate (anchored). 16 KiB that stay in the
+	// nearest caches, where a flood's random ports would draw start and
+	// mid (hundreds of KiB over a wide range) from the far ones.
+	anchor [2][1024]uint64
 }
 
 // index returns the index of port in the table of proto index pi, or -1.
@@ -71,8 +77,7 @@ func (t *anchorTable) index(pi int, port uint16) int {
 
 // anchored reports whether port is the anchor of a live candidate.
 func (t *anchorTable) anchored(pi int, port uint16) bool {
-	i := t.index(pi, port)
-	return i >= 0 && t.mid[pi][i] > t.start[pi][i]
+	return t.anchor[pi&1][port>>6]&(1<<(port&63)) != 0
 }
 
 // live returns the candidates of (proto index pi, port) whose window is
@@ -374,6 +379,13 @@ func (b *anchorBuilder) sort(t *anchorTable, ns int64) {
 			at += live + back
 		}
 		t.start[pi][b.n[pi]] = at
+		clear(t.anchor[pi][:])
+		for i := range b.n[pi] {
+			if t.mid[pi][i] > t.start[pi][i] {
+				port := b.lo[pi] + i
+				t.anchor[pi][port>>6] |= 1 << (port & 63)
+			}
+		}
 	}
 	t.ents = slices.Grow(t.ents[:0], total)[:total]
 	b.each(t, ns, func(pi int, port uint16, slot uint32, off int16, live bool) {

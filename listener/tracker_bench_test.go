@@ -226,19 +226,21 @@ func (s *trkBenchSource) ReadFrame() (Frame, error) {
 	}
 	s.i++
 	s.ns += 100
-	var f Frame
+	var f *Frame
 	// len(s.flood) and len(s.clients) are powers of two: masks, not
 	// divisions, so that the fake source costs the pipeline little.
 	if s.client++; s.client == 1000 {
 		s.client = 0
 		k := s.i / 1000
-		f = s.clients[k/4&(len(s.clients)-1)][k%4]
+		f = &s.clients[k/4&(len(s.clients)-1)][k%4]
 	} else {
-		f = s.flood[s.i&(len(s.flood)-1)]
+		f = &s.flood[s.i&(len(s.flood)-1)]
 		trkSpoof(f.Data, uint32(s.i))
 	}
-	f.Time = time.Unix(0, s.ns)
-	return f, nil
+	// The result built field by field, not a Frame copied whole after its
+	// Time was set: that copy would read narrow stores with wide loads,
+	// which wait for every earlier store (the tracker's record writes).
+	return Frame{Data: f.Data, Time: time.Unix(0, s.ns), Link: f.Link, Ifindex: f.Ifindex}, nil
 }
 
 func (s *trkBenchSource) Close() error { return nil }
