@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -424,5 +425,45 @@ func TestOptions(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(results); len(ents) != 0 {
 		t.Errorf("run(--help) wrote %d files in the results directory", len(ents))
+	}
+}
+
+// TestBenchRegexps: each candidate benchmark is selected by one of the two
+// patterns, level by level as go test matches them, and the idle grant,
+// the capture floods and the other decode cases by neither.
+func TestBenchRegexps(t *testing.T) {
+	withSubs, plain := benchRegexps()
+	selected := func(name string) bool {
+		levels := strings.Split(name, "/")
+		for _, p := range []string{withSubs, plain} {
+			pats := strings.Split(p, "$/")
+			if len(pats) > 1 && len(levels) == 1 || len(pats) == 1 && len(levels) > 1 {
+				continue // two levels never run a benchmark without sub-benchmarks
+			}
+			ok := true
+			for i, l := range levels[:min(len(levels), len(pats))] {
+				pat := pats[i]
+				if i < len(pats)-1 {
+					pat += "$"
+				}
+				if !regexp.MustCompile(pat).MatchString(l) {
+					ok = false
+				}
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+	for _, n := range []string{"Knock/users=1", "Knock/users=100000", "AnchorBuild/cold/users=100000", "Pipeline/users=1000", "Decode/v4syn", "Sequence", "Allow/new"} {
+		if !selected("Benchmark" + n) {
+			t.Errorf("Benchmark%s not selected by %q or %q", n, withSubs, plain)
+		}
+	}
+	for _, n := range []string{"Allow/idle", "Decode/v6udp", "CaptureFlood/v4-syn-udp", "TrackerKnock/users=1", "Allow"} {
+		if selected("Benchmark" + n) {
+			t.Errorf("Benchmark%s selected by %q or %q", n, withSubs, plain)
+		}
 	}
 }
