@@ -32,8 +32,9 @@ type CaptureConfig struct {
 	// BlockTimeout is how long the kernel fills a block before it hands
 	// the block to the reader even if it is not full: the reader is only
 	// woken when a block is handed over, so this bounds the latency a
-	// knock gets from the ring. Whole milliseconds, 1ms to 10s. 0 means
-	// DefaultBlockTimeout.
+	// knock gets from the ring, which carries the frames under a burst
+	// (light traffic goes the express way, at once). Whole milliseconds,
+	// 1ms to 10s. 0 means DefaultBlockTimeout.
 	BlockTimeout time.Duration
 
 	// NoExpress leaves out the express socket (see Capture): every frame
@@ -43,11 +44,16 @@ type CaptureConfig struct {
 }
 
 // Ring defaults: 32 blocks of 64 KiB (2 MiB) hold about 13,000 knock
-// frames, 50 ms of a 250,000 packets/s flood.
+// frames, 50 ms of a 250,000 packets/s flood. The block timeout only
+// delays frames of a burst (lone knocks come through the express socket);
+// 8 ms rather than 1 ms lets a flood fill its blocks instead of the timer
+// retiring them half full, each with a wake-up, on the CPU that receives
+// the flood (measured: the rate a flood reaches with the daemon attached
+// went from 80 % to 83 % of the rate with no reader).
 const (
 	DefaultBlockSize    = 64 << 10
 	DefaultNumBlocks    = 32
-	DefaultBlockTimeout = time.Millisecond
+	DefaultBlockTimeout = 8 * time.Millisecond
 )
 
 // maxRingBytes bounds the ring: 1 GiB.
