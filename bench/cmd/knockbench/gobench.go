@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -97,4 +99,27 @@ func FindGoBench(all []GoBench, pkg string, names ...string) (GoBench, bool) {
 		}
 	}
 	return GoBench{}, false
+}
+
+// Medians keeps one result per package and name: of repeated runs
+// (-count), the one with the median ns/op (the lower middle of an even
+// count), in the order of first appearance.
+func Medians(all []GoBench) []GoBench {
+	type key struct{ pkg, name string }
+	runs := map[key][]GoBench{}
+	var order []key
+	for _, g := range all {
+		k := key{g.Pkg, g.Name}
+		if _, ok := runs[k]; !ok {
+			order = append(order, k)
+		}
+		runs[k] = append(runs[k], g)
+	}
+	out := make([]GoBench, 0, len(order))
+	for _, k := range order {
+		rs := runs[k]
+		slices.SortStableFunc(rs, func(a, b GoBench) int { return cmp.Compare(a.Metrics["ns/op"], b.Metrics["ns/op"]) })
+		out = append(out, rs[(len(rs)-1)/2])
+	}
+	return out
 }

@@ -467,3 +467,13 @@ func TestBenchRegexps(t *testing.T) {
 		}
 	}
 }
+
+func TestMedians(t *testing.T) {
+	g := func(pkg, name string, ns float64) GoBench {
+		return GoBench{Pkg: pkg, Name: name, Metrics: map[string]float64{"ns/op": ns}}
+	}
+	got := Medians([]GoBench{g("l", "Knock", 90), g("l", "Knock", 120), g("n", "Allow", 30), g("l", "Knock", 85), g("n", "Allow", 20)})
+	if len(got) != 2 || got[0].Name != "Knock" || got[0].Metrics["ns/op"] != 90 || got[1].Name != "Allow" || got[1].Metrics["ns/op"] != 20 {
+		t.Errorf("Medians = %+v; want Knock 90 (median of 85, 90, 120), then Allow 20 (lower middle of 20, 30)", got)
+	}
+}
