@@ -16,9 +16,11 @@ import (
 )
 
 // Capture reads knock frames from an AF_PACKET socket with a
-// memory-mapped TPACKET_V3 receive ring, in pure Go. A classic BPF program
-// (Filter) attached in the kernel before the socket is bound lets only
-// knock frames reach the ring; outgoing frames are left out by the kernel
+// memory-mapped TPACKET_V3 receive ring, in pure Go, and from an express
+// socket beside it that delivers the frames of light traffic at once
+// (express_linux.go); ReadFrame merges the two in capture order. A classic
+// BPF program (Filter) attached in the kernel before a socket is bound
+// lets only knock frames reach it; outgoing frames are left out by the kernel
 // (PACKET_IGNORE_OUTGOING) and skipped again here, as are frames to other
 // hosts that a promiscuous interface picks up.
 //
@@ -26,8 +28,8 @@ import (
 // nftables drops. It lives in the network namespace of the thread that
 // called Listen.
 //
-// ReadFrame must be called from one goroutine at a time; Close, Stats and
-// SetRanges may be called from any goroutine.
+// ReadFrame and Buffered must be called from one goroutine at a time;
+// Close, Stats and SetRanges may be called from any goroutine.
 type Capture struct {
 	name string
 	link LinkType
