@@ -38,9 +38,9 @@ func trkBenchTracker(b *testing.B, n int, emit func(Event)) (*Tracker, []uint16)
 }
 
 // trkSpoof writes source address number i into an IPv4 Ethernet frame:
-// 1.0.0.0 onwards, all unicast, distinct for 3.7 billion frames (an
-// address seen again would be a second knock, a different workload).
-func trkSpoof(f []byte, i uint32) { binary.BigEndian.PutUint32(f[26:30], 0x01000000+i%0xdf000000) }
+// 1.0.0.0 to 128.255.255.255, all unicast, distinct for 2 billion frames
+// (an address seen again would be a second knock, a different workload).
+func trkSpoof(f []byte, i uint32) { binary.BigEndian.PutUint32(f[26:30], 0x01000000+i&0x7fffffff) }
 
 // BenchmarkKnock is the packet path for a flood of spoofed sources at
 // anchor ports, the worst case that needs no HMAC: decode the frame, look
