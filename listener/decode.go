@@ -313,7 +313,7 @@ func (d *Decoder) decodeFast(f Frame, k *Knock) (verdict, bool) {
 			return 0, false
 		}
 		hlen := int(l4[12]>>4) * 4
-		if hlen < 20 || hlen > len(l4) || (hlen > 20 && checkTCPOptions(l4[20:hlen]) != nil) {
+		if hlen < 20 || hlen > len(l4) || (hlen > 20 && checkOptions(l4[20:hlen], 2) != nil) {
 			return 0, false
 		}
 		if l4[13]&0x12 != 0x02 { // SYN without ACK

@@ -156,11 +156,13 @@ func (ip *knockIPv4) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 		}
 	}
 	ip.payload = data[hlen:]
-	return checkIPv4Options(data[20:hlen])
+	return checkOptions(data[20:hlen], 3)
 }
 
-// checkIPv4Options refuses the options layers.IPv4 refuses.
-func checkIPv4Options(opts []byte) error {
+// checkOptions refuses the IPv4 or TCP options that layers.IPv4 or
+// layers.TCP refuse: a truncated option, or one whose length byte is below
+// minLen (3 for IPv4, 2 for TCP) or runs past the header.
+func checkOptions(opts []byte, minLen byte) error {
 	for len(opts) > 0 {
 		switch opts[0] {
 		case 0: // end of options
@@ -168,7 +170,7 @@ func checkIPv4Options(opts []byte) error {
 		case 1: // no-op
 			opts = opts[1:]
 		default:
-			if len(opts) < 2 || int(opts[1]) > len(opts) || opts[1] <= 2 {
+			if len(opts) < 2 || opts[1] < minLen || int(opts[1]) > len(opts) {
 				return errBadHeader
 			}
 			opts = opts[opts[1]:]
@@ -204,25 +206,7 @@ func (t *knockTCP) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) erro
 		df.SetTruncated()
 		return errBadHeader
 	}
-	return checkTCPOptions(data[20:hlen])
-}
-
-// checkTCPOptions refuses the options layers.TCP refuses.
-func checkTCPOptions(opts []byte) error {
-	for len(opts) > 0 {
-		switch opts[0] {
-		case 0: // end of options
-			return nil
-		case 1: // no-op
-			opts = opts[1:]
-		default:
-			if len(opts) < 2 || opts[1] < 2 || int(opts[1]) > len(opts) {
-				return errBadHeader
-			}
-			opts = opts[opts[1]:]
-		}
-	}
-	return nil
+	return checkOptions(data[20:hlen], 2)
 }
 
 // knockUDP is a UDP header: destination port. The parser stops after it.
