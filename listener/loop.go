@@ -19,8 +19,9 @@ import (
 // source reports) or closed by someone else (ErrClosed); any other read
 // error is returned. Run does not close src otherwise.
 //
-// When src is a BatchSource, the frames it has ready are decoded and
-// given to the tracker as one batch.
+// When src has ReadFrames (batchReader), Run reads the frames it has ready (up to
+// maxBatch) at once, and gives the knocks among them to the tracker as one
+// batch; a plain Source is read and handled one frame at a time.
 //
 // While it runs, a second goroutine builds the anchor table of the next
 // window boundary ahead of time, by tr's wall clock (Config.Now), so that
@@ -34,38 +35,65 @@ func Run(ctx context.Context, src Source, dec *Decoder, tr *Tracker) error {
 	stop := context.AfterFunc(ctx, func() { _ = src.Close() })
 	defer stop()
 
-	// Frames are decoded as they are read (a frame's data is valid until
-	// the next read) into a batch of knocks, while a BatchSource has more
-	// ready; the batch goes to the tracker as soon as none is, so a lone
-	// knock is handled at once.
-	bs, _ := src.(BatchSource)
+	var err error
+	if bs, ok := src.(batchReader); ok {
+		err = runBatches(bs, dec, tr)
+	} else {
+		err = runFrames(src, dec, tr)
+	}
+	if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return fmt.Errorf("listener: read frame: %w", err)
+}
+
+// runBatches reads batches of frames from src, decodes them and gives the
+// knocks of each batch to tr together, until a read fails; it returns the
+// read error.
+func runBatches(src batchReader, dec *Decoder, tr *Tracker) error {
 	var (
+		fs [maxBatch]Frame
 		ks [maxBatch]Knock
 		v  verdicts
 	)
 	for {
-		n := 0
-		f, err := src.ReadFrame()
-		for err == nil {
-			vd := dec.decode(f, &ks[n])
+		// Decoded before the next read: a frame's Data is valid until then.
+		n, err := src.ReadFrames(fs[:])
+		if err != nil {
+			return err
+		}
+		nk := 0
+		for i := range fs[:n] {
+			vd := dec.decode(fs[i], &ks[nk])
 			v[vd]++
 			if vd == isKnock {
-				n++
+				nk++
 			}
-			if n == len(ks) || bs == nil || !bs.Buffered() {
-				break
-			}
-			f, err = src.ReadFrame()
 		}
 		dec.add(&v)
-		if n > 0 {
-			tr.knockBatch(ks[:n])
+		if nk > 0 {
+			tr.knockBatch(ks[:nk])
 		}
+	}
+}
+
+// runFrames reads src one frame at a time and gives each knock to tr at
+// once, until a read fails; it returns the read error.
+func runFrames(src Source, dec *Decoder, tr *Tracker) error {
+	var (
+		ks [1]Knock
+		v  verdicts
+	)
+	for {
+		f, err := src.ReadFrame()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("listener: read frame: %w", err)
+			return err
+		}
+		vd := dec.decode(f, &ks[0])
+		v[vd]++
+		dec.add(&v)
+		if vd == isKnock {
+			tr.knockBatch(ks[:])
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
@@ -86,6 +88,42 @@ func TestRunSliceSource(t *testing.T) {
 	}
 	if s := dec.Stats(); s.Knocks != 16 {
 		t.Errorf("decoder stats %+v, want 16 knocks (8 per sequence, 4 of them strays)", s)
+	}
+}
+
+// plainSource hides a source's ReadFrames: Run reads it one frame at a
+// time.
+type plainSource struct{ Source }
+
+// TestRunPlainSource: a source read one frame at a time gives the same
+// events and counters as the same frames read in batches.
+func TestRunPlainSource(t *testing.T) {
+	frames := append(trkSequenceFrames(t, alice, trkA, trkAt(trkMid)), trkSequenceFrames(t, alice, trkA6, trkAt(trkMid+time.Second))...)
+	type result struct {
+		Events []Event
+		Dec    DecoderStats
+		Trk    Stats
+	}
+	run := func(src Source) result {
+		tr, rec := trkNew(t, Config{Skew: 1, Capacity: 100}, alice)
+		dec := NewDecoder(tr.Ranges())
+		if err := Run(context.Background(), src, dec, tr); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		s := tr.Stats()
+		s.TableBuilds, s.TableBuild = 0, 0 // the build-ahead goroutine's timing
+		return result{rec.events, dec.Stats(), s}
+	}
+	batched := run(NewSliceSource(frames))
+	plain := run(plainSource{NewSliceSource(frames)})
+	if _, ok := Source(plainSource{}).(batchReader); ok {
+		t.Fatal("plainSource has ReadFrames")
+	}
+	if len(plain.Events) != 2 {
+		t.Errorf("one frame at a time: events %+v, want two openings", plain.Events)
+	}
+	if diff := cmp.Diff(batched, plain, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("one frame at a time differs from batches (-batches +frames):\n%s", diff)
 	}
 }
 

@@ -15,9 +15,9 @@ import (
 )
 
 // SliceSource is a Source over frames in memory, for tests and in-process
-// benchmarks, and a BatchSource. ReadFrame returns the frames in order, then io.EOF; after
-// Close it returns ErrClosed. ReadFrame must be called from one goroutine
-// at a time; Close may be called from any.
+// benchmarks, and a BatchSource. ReadFrame and ReadFrames return the frames
+// in order, then io.EOF; after Close they return ErrClosed. They must be
+// called from one goroutine at a time; Close may be called from any.
 type SliceSource struct {
 	frames []Frame
 	next   int
@@ -44,11 +44,22 @@ func (s *SliceSource) ReadFrame() (Frame, error) {
 	return f, nil
 }
 
-// Buffered reports whether ReadFrame would return a frame: true until
-// every frame was read. It never blocks.
-func (s *SliceSource) Buffered() bool { return s.next < len(s.frames) }
+// ReadFrames stores the next frames in fs, as many as are left up to
+// len(fs), and returns how many; io.EOF (and 0) when there is none left,
+// or ErrClosed after Close. It never blocks.
+func (s *SliceSource) ReadFrames(fs []Frame) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if s.next >= len(s.frames) {
+		return 0, io.EOF
+	}
+	n := copy(fs, s.frames[s.next:])
+	s.next += n
+	return n, nil
+}
 
-// Close makes later ReadFrame calls return ErrClosed.
+// Close makes later ReadFrame and ReadFrames calls return ErrClosed.
 func (s *SliceSource) Close() error {
 	s.closed.Store(true)
 	return nil

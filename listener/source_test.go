@@ -41,6 +41,54 @@ func TestSliceSource(t *testing.T) {
 	}
 }
 
+// TestSliceSourceReadFrames: ReadFrames hands over the frames in order,
+// as many as fit and are left, then io.EOF, and ErrClosed after Close;
+// ReadFrame and ReadFrames share the position.
+func TestSliceSourceReadFrames(t *testing.T) {
+	var frames []Frame
+	for _, c := range frameCases {
+		frames = append(frames, c.frame(t))
+	}
+	if len(frames) < 5 {
+		t.Fatalf("%d frame cases, want at least 5", len(frames))
+	}
+	s := NewSliceSource(frames)
+	var src batchReader = s
+	var got []Frame
+	fs := make([]Frame, 2)
+	if f, err := src.ReadFrame(); err != nil {
+		t.Fatalf("ReadFrame: %v", err)
+	} else {
+		got = append(got, f)
+	}
+	for {
+		n, err := src.ReadFrames(fs)
+		if err == io.EOF {
+			if n != 0 {
+				t.Errorf("ReadFrames at the end = %d, io.EOF; want 0 frames with the error", n)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("ReadFrames after %d frames: %v", len(got), err)
+		}
+		if n < 1 || n > len(fs) || (n < len(fs) && len(got)+n != len(frames)) {
+			t.Fatalf("ReadFrames after %d of %d frames = %d, want %d", len(got), len(frames), n, min(len(fs), len(frames)-len(got)))
+		}
+		got = append(got, fs[:n]...)
+	}
+	if diff := cmp.Diff(frames, got); diff != "" {
+		t.Errorf("frames read (-want +got):\n%s", diff)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.next = 0 // frames left: Close still wins
+	if n, err := src.ReadFrames(fs); n != 0 || !errors.Is(err, ErrClosed) {
+		t.Errorf("ReadFrames after Close = %d, %v; want 0, ErrClosed", n, err)
+	}
+}
+
 func TestPcapRoundTrip(t *testing.T) {
 	for _, link := range []LinkType{LinkEthernet, LinkIP} {
 		var frames []Frame

@@ -227,31 +227,43 @@ type trkBenchSource struct {
 }
 
 func (s *trkBenchSource) ReadFrame() (Frame, error) {
-	if s.i >= s.n {
-		return Frame{}, io.EOF
+	var fs [1]Frame
+	if _, err := s.ReadFrames(fs[:]); err != nil {
+		return Frame{}, err
 	}
-	s.i++
-	s.ns += 100
-	var f *Frame
-	// len(s.flood) and len(s.clients) are powers of two: masks, not
-	// divisions, so that the fake source costs the pipeline little.
-	if s.client++; s.client == 1000 {
-		s.client = 0
-		k := s.i / 1000
-		f = &s.clients[k/4&(len(s.clients)-1)][k%4]
-	} else {
-		f = &s.flood[s.i&(len(s.flood)-1)]
-		trkSpoof(f.Data, uint32(s.i))
+	return fs[0], nil
+}
+
+// ReadFrames makes it a BatchSource, always ready until the end.
+func (s *trkBenchSource) ReadFrames(fs []Frame) (int, error) {
+	n := min(len(fs), s.n-s.i)
+	if n <= 0 {
+		return 0, io.EOF
 	}
-	// The result built field by field, not a Frame copied whole after its
-	// Time was set: that copy would read narrow stores with wide loads,
-	// which wait for every earlier store (the tracker's record writes).
-	return Frame{Data: f.Data, Time: time.Unix(0, s.ns), Link: f.Link, Ifindex: f.Ifindex}, nil
+	for j := range fs[:n] {
+		s.i++
+		s.ns += 100
+		var f *Frame
+		// len(s.flood) and len(s.clients) are powers of two: masks, not
+		// divisions, so that the fake source costs the pipeline little.
+		if s.client++; s.client == 1000 {
+			s.client = 0
+			k := s.i / 1000
+			f = &s.clients[k/4&(len(s.clients)-1)][k%4]
+		} else {
+			f = &s.flood[s.i&(len(s.flood)-1)]
+			trkSpoof(f.Data, uint32(s.i))
+		}
+		// Field by field, not a Frame copied whole after its Time was
+		// set: that copy would read narrow stores with wide loads, which
+		// wait for every earlier store (the tracker's record writes).
+		o := &fs[j]
+		o.Data, o.Time, o.Link, o.Ifindex = f.Data, time.Unix(0, s.ns), f.Link, f.Ifindex
+	}
+	return n, nil
 }
 
 func (s *trkBenchSource) Close() error { return nil }
-
-func (s *trkBenchSource) Buffered() bool { return s.i < s.n }
 
 // BenchmarkPipeline runs frames from memory through Run: decode, tracker
 // and a fake firewall that counts grants, one frame per op, on one

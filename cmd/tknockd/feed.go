@@ -144,27 +144,58 @@ func (f *feed) read(ic *ifaceCapture) {
 // it fails, until the feed is closed (listener.ErrClosed). One goroutine
 // at a time calls it for a given interface.
 func (f *feed) next(ic *ifaceCapture) (listener.Frame, error) {
+	var fs [1]listener.Frame
+	if _, err := f.nextFrames(ic, fs[:], false); err != nil {
+		return listener.Frame{}, err
+	}
+	return fs[0], nil
+}
+
+// batchCapture is a capture that hands over the frames it has ready in
+// one call (listener's batch read, ReadFrames).
+type batchCapture interface {
+	ReadFrames(fs []listener.Frame) (int, error)
+}
+
+// nextFrames stores the next frames of one interface in fs and returns
+// how many, reopening its capture when it fails, until the feed is closed
+// (listener.ErrClosed, with 0). With batch set and a capture that has
+// ReadFrames, it stores every frame the capture has ready, up to len(fs)
+// (at least 1); otherwise one. One goroutine at a time calls it for a
+// given interface.
+func (f *feed) nextFrames(ic *ifaceCapture, fs []listener.Frame, batch bool) (int, error) {
 	for {
 		ic.mu.Lock()
 		c := ic.cur
 		ic.mu.Unlock()
 		if c == nil {
-			return listener.Frame{}, listener.ErrClosed
+			return 0, listener.ErrClosed
 		}
-		fr, err := c.ReadFrame()
+		var (
+			n   int
+			err error
+		)
+		if bc, ok := c.(batchCapture); ok && batch {
+			n, err = bc.ReadFrames(fs)
+		} else {
+			fs[0], err = c.ReadFrame()
+			n = 1
+		}
 		if err != nil {
 			if f.isClosed() {
-				return listener.Frame{}, listener.ErrClosed
+				return 0, listener.ErrClosed
 			}
 			ic.log.Warn().Err(err).Msg("capture failed; reopening")
 			if !f.reopen(ic, c) {
-				return listener.Frame{}, listener.ErrClosed
+				return 0, listener.ErrClosed
 			}
 			continue
 		}
 		ic.backoff = 0
-		ic.perFrame.Debug().Int("bytes", len(fr.Data)).Int("ifindex", fr.Ifindex).Msg("knock frame")
-		return fr, nil
+		for _, fr := range fs[:n] {
+			ic.perFrame.Debug().Int("bytes", len(fr.Data)).Int("ifindex", fr.Ifindex).Msg("knock frame")
+		}
+		return n, nil
 	}
 }
 
@@ -262,21 +293,23 @@ func (f *feed) ReadFrame() (listener.Frame, error) {
 	}
 }
 
-// Buffered reports whether ReadFrame would return at once, so that the
-// run loop can batch the frames that are ready (listener.BatchSource):
-// with a single capture that can tell, whether it has one ready; with
-// several interfaces, false (their frames come one at a time). It is
-// called from the run loop's goroutine, like ReadFrame.
-func (f *feed) Buffered() bool {
-	if len(f.caps) != 1 {
-		return false
+// ReadFrames stores the frames that are ready in fs, at least one (it
+// blocks until one is), and returns how many: with a single capture that
+// has a batch read (listener.BatchSource's ReadFrames), every frame it has
+// ready, up to len(fs); otherwise, and with several interfaces, one
+// frame. Their Data stays valid until the next ReadFrames or ReadFrame
+// call. It returns listener.ErrClosed (and 0) after Close. It must be
+// called from one goroutine only (the run loop), like ReadFrame.
+func (f *feed) ReadFrames(fs []listener.Frame) (int, error) {
+	if len(f.caps) == 1 {
+		return f.nextFrames(f.caps[0], fs, true)
 	}
-	ic := f.caps[0]
-	ic.mu.Lock()
-	c := ic.cur
-	ic.mu.Unlock()
-	bs, ok := c.(listener.BatchSource)
-	return ok && bs.Buffered()
+	fr, err := f.ReadFrame()
+	if err != nil {
+		return 0, err
+	}
+	fs[0] = fr
+	return 1, nil
 }
 
 // SetRanges replaces the knock ranges of every interface's capture (a

@@ -61,9 +61,27 @@ func (c *fakeCapture) Close() error {
 	return nil
 }
 
-// Buffered makes the fake a listener.BatchSource.
-func (c *fakeCapture) Buffered() bool {
-	return len(c.frames) > 0 || len(c.errs) > 0 || c.closed()
+// ReadFrames makes the fake a batch source: it waits for a frame as
+// ReadFrame does, then takes the frames that are already there, up to
+// len(fs). An error comes alone.
+func (c *fakeCapture) ReadFrames(fs []listener.Frame) (int, error) {
+	f, err := c.ReadFrame()
+	if err != nil {
+		return 0, err
+	}
+	fs[0] = f
+	n := 1
+	for n < len(fs) {
+		select {
+		case f := <-c.frames:
+			c.read++
+			fs[n] = f
+			n++
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
 }
 
 func (c *fakeCapture) closed() bool {
@@ -193,38 +211,108 @@ func TestFeedMergesInterfaces(t *testing.T) {
 	}
 }
 
-// TestFeedBuffered: a feed of one capture tells whether a frame is ready
-// (so the run loop batches); a feed of several never does.
-func TestFeedBuffered(t *testing.T) {
+// plainCapture is a capture without ReadFrames: only the methods of the
+// capture interface are promoted.
+type plainCapture struct{ capture }
+
+// readFrames calls f.ReadFrames with room for max frames and returns the
+// first byte of each frame read.
+func readFrames(t *testing.T, f *feed, max int) []byte {
+	t.Helper()
+	fs := make([]listener.Frame, max)
+	n, err := f.ReadFrames(fs)
+	if err != nil || n < 1 || n > max {
+		t.Fatalf("ReadFrames(%d frames) = %d, %v; want 1 to %d frames", max, n, err, max)
+	}
+	var got []byte
+	for _, fr := range fs[:n] {
+		got = append(got, fr.Data[0])
+	}
+	return got
+}
+
+// TestFeedReadFrames: a feed of one capture hands over every frame the
+// capture has ready, up to the room given, and reopens a failed capture
+// as ReadFrame does; a feed of several interfaces, or of a capture without
+// a batch read, hands over one frame at a time.
+func TestFeedReadFrames(t *testing.T) {
 	n := newFakeNet()
 	f, err := openFeed([]string{"eth0"}, nil, n.open, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	c := n.waitOpen(t)
-	if f.Buffered() {
-		t.Error("Buffered with no frame")
+	first := n.waitOpen(t)
+	for i := range 5 {
+		first.frames <- frame(byte(1 + i))
 	}
-	c.frames <- frame(1)
-	if !f.Buffered() {
-		t.Error("not Buffered with a frame ready")
+	if got := readFrames(t, f, 3); string(got) != "\x01\x02\x03" {
+		t.Errorf("first ReadFrames: frames %v, want 1 2 3", got)
 	}
-	if fr, err := f.ReadFrame(); err != nil || fr.Data[0] != 1 {
-		t.Fatalf("ReadFrame = %v, %v; want frame 1", fr, err)
+	if got := readFrames(t, f, 8); string(got) != "\x04\x05" {
+		t.Errorf("second ReadFrames: frames %v, want 4 5", got)
 	}
-	if f.Buffered() {
-		t.Error("Buffered after the only frame was read")
+	// A failed capture is reopened; the run loop sees frames, not the error.
+	first.errs <- fmt.Errorf("capture eth0: %w", syscall.ENETDOWN)
+	got := make(chan string)
+	go func() {
+		fs := make([]listener.Frame, 8)
+		n, err := f.ReadFrames(fs)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		var b []byte
+		for _, fr := range fs[:n] {
+			b = append(b, fr.Data[0])
+		}
+		got <- string(b)
+	}()
+	second := n.waitOpen(t)
+	second.frames <- frame(6)
+	if g := <-got; g != "\x06" {
+		t.Errorf("ReadFrames across a reopen: %q, want frame 6", g)
+	}
+	f.Close()
+	if n, err := f.ReadFrames(make([]listener.Frame, 4)); n != 0 || !errors.Is(err, listener.ErrClosed) {
+		t.Errorf("ReadFrames after Close = %d, %v; want 0, ErrClosed", n, err)
 	}
 
+	// A capture without ReadFrames: one frame at a time.
+	plain := func(iface string, ranges []listener.PortRange) (capture, error) {
+		c, err := n.open(iface, ranges)
+		if err != nil {
+			return nil, err
+		}
+		return plainCapture{c}, nil
+	}
+	fp, err := openFeed([]string{"eth0"}, nil, plain, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	c := n.waitOpen(t)
+	c.frames <- frame(7)
+	c.frames <- frame(8)
+	for _, want := range []byte{7, 8} {
+		if got := readFrames(t, fp, 8); len(got) != 1 || got[0] != want {
+			t.Errorf("ReadFrames of a plain capture: frames %v, want %d alone", got, want)
+		}
+	}
+
+	// Two interfaces: one frame at a time.
 	f2, err := openFeed([]string{"eth0", "eth1"}, nil, n.open, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f2.Close()
-	n.waitOpen(t).frames <- frame(2)
-	if f2.Buffered() {
-		t.Error("a feed of two interfaces reports Buffered")
+	eth0 := n.waitOpen(t)
+	eth0.frames <- frame(9)
+	eth0.frames <- frame(10)
+	for _, want := range []byte{9, 10} {
+		if got := readFrames(t, f2, 8); len(got) != 1 || got[0] != want {
+			t.Errorf("ReadFrames of two interfaces: frames %v, want %d alone", got, want)
+		}
 	}
 }
 
