@@ -216,18 +216,23 @@ type anchorStore struct {
 	// of the work, each holds up the CPU's store buffer in turn; made in
 	// a row, their misses overlap. A knock calls claim for its bucket
 	// before it reads a record there, which flushes first if an earlier
-	// knock of the batch may have a write pending in that bucket (pendSet
-	// is a 4096-bit filter of those buckets).
+	// knock of the batch may have a write pending in that bucket: a filter
+	// of those buckets marks bucket b with pendMark[b%4096] == gen. flush
+	// clears the marks by moving on to the next generation: cleared one
+	// by one, they would be stores queued behind the record writes, each
+	// waiting for them (stores complete in order) with the store queue
+	// full.
 	deferring bool
 	pend      [maxBatch]pendingRec
 	npend     int
-	pendSet   [64]uint64
+	gen       uint8 // never 0, the zero of pendMark
+	pendMark  [4096]uint8
 }
 
 // pendingRec is a record write that waits for flush.
 type pendingRec struct {
-	b, i int // bucket, record index
-	r    anchorRec
+	i int // record index
+	r anchorRec
 }
 
 func newAnchorStore(nb, ways int) anchorStore {
@@ -236,6 +241,7 @@ func newAnchorStore(nb, ways int) anchorStore {
 		recs:    largeSlice[anchorRec](nb * ways),
 		mask:    uint64(nb - 1),
 		ways:    ways,
+		gen:     1,
 	}
 }
 
@@ -314,9 +320,9 @@ func (s *anchorStore) set(b, w int, tag uint32, fp uint64, port uint16, gtime, n
 	s.buckets[b][w] = tag<<16 | stamp(now)
 	r := anchorRec{fpPort: fp<<16 | uint64(port), gtime: gtime}
 	if s.deferring && s.npend < len(s.pend) {
-		s.pend[s.npend] = pendingRec{b: b, i: b*s.ways + w, r: r}
+		s.pend[s.npend] = pendingRec{i: b*s.ways + w, r: r}
 		s.npend++
-		s.pendSet[b>>6&63] |= 1 << (b & 63)
+		s.pendMark[b%len(s.pendMark)] = s.gen
 	} else {
 		s.recs[b*s.ways+w] = r
 	}
@@ -326,20 +332,25 @@ func (s *anchorStore) set(b, w int, tag uint32, fp uint64, port uint16, gtime, n
 // claim makes the records of bucket b current: it flushes if a write
 // may be pending there.
 func (s *anchorStore) claim(b int) {
-	if s.pendSet[b>>6&63]&(1<<(b&63)) != 0 {
+	if s.pendMark[b%len(s.pendMark)] == s.gen {
 		s.flush()
 	}
 }
 
 // flush makes the pending record writes.
 func (s *anchorStore) flush() {
+	if s.npend == 0 {
+		return // no mark of this generation either
+	}
 	for _, p := range s.pend[:s.npend] {
 		s.recs[p.i] = p.r
 	}
-	for _, p := range s.pend[:s.npend] {
-		s.pendSet[p.b>>6&63] = 0
-	}
 	s.npend = 0
+	if s.gen++; s.gen == 0 {
+		// Wrapped: marks of 255 generations ago would match again.
+		clear(s.pendMark[:])
+		s.gen = 1
+	}
 }
 
 // free empties way w of bucket b.

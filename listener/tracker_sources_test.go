@@ -270,3 +270,29 @@ func TestSourceTableMemory(t *testing.T) {
 	runtime.KeepAlive(&a)
 	runtime.KeepAlive(&st)
 }
+
+// TestAnchorStoreDeferredWrites: while deferring, a record write waits for
+// flush; claim on its bucket flushes it, claim on another bucket does not;
+// and so on through more generations of marks than a uint8 counts.
+func TestAnchorStoreDeferredWrites(t *testing.T) {
+	s := newAnchorStore(1<<13, 4) // more buckets than marks: b and b+4096 share one
+	for g := range 600 {
+		b := (g * 97) % (1 << 13)
+		other := (b + 1) % (1 << 13)
+		s.deferring = true
+		s.put(b, 0, -1, 1, uint64(g+1), uint16(g+1), int64(g), int64(g))
+		if s.npend != 1 {
+			t.Fatalf("generation %d: %d writes pending, want 1", g, s.npend)
+		}
+		s.claim(other)
+		if s.npend != 1 {
+			t.Fatalf("generation %d: claim of bucket %d flushed a write to bucket %d", g, other, b)
+		}
+		s.claim(b)
+		if s.npend != 0 || s.rec(b, 0).port() != uint16(g+1) {
+			t.Fatalf("generation %d: claim of bucket %d left its write pending (record port %d)", g, b, s.rec(b, 0).port())
+		}
+		s.deferring = false
+		s.free(b, 0)
+	}
+}
