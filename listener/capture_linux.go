@@ -17,8 +17,9 @@ import (
 
 // Capture reads knock frames from an AF_PACKET socket with a
 // memory-mapped TPACKET_V3 receive ring, in pure Go, and from an express
-// socket beside it that delivers the frames of light traffic at once
-// (express_linux.go); ReadFrame merges the two in capture order. A classic
+// socket beside it that delivers copies of the frames of light traffic at
+// once (express_linux.go); ReadFrame returns each frame once, in capture
+// order, from whichever has it first. A classic
 // BPF program (Filter) attached in the kernel before a socket is bound
 // lets only knock frames reach it; outgoing frames are left out by the kernel
 // (PACKET_IGNORE_OUTGOING) and skipped again here, as are frames to other
@@ -43,11 +44,10 @@ type Capture struct {
 	mu        sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
 	ring      ring
 	ringTaken uint64         // frames taken from the ring
-	pending   error          // an error Buffered met, for ReadFrame to return
-	ex        *express       // the express socket (express_linux.go); nil when the kernel has no fanout
-	exBlocks  uint64         // ring.opened when the express socket was last read
+	pending   error          // an error Buffered or a burst met, for ReadFrame to return
+	ex        *express       // the express socket (express_linux.go); nil with NoExpress
 	tov       int            // the ring's block timeout, in milliseconds
-	busyUntil int64          // Unix nanoseconds: until then the traffic is a burst and the express socket is left to fill
+	busyUntil int64          // Unix nanoseconds: until then the traffic is a burst and the express socket is off
 	winStart  int64          // capture time of the first frame of the current burst window
 	winFrames int            // frames in it
 	buf       []byte         // the frame ReadFrame returned last
@@ -56,10 +56,9 @@ type Capture struct {
 	read, outgoing, otherHost, expressRead atomic.Uint64
 
 	statsMu  sync.Mutex   // guards the fields below
-	kstats   CaptureStats // kernel counters summed so far (PACKET_STATISTICS resets on read), both sockets
+	kstats   CaptureStats // the ring's kernel counters summed so far (PACKET_STATISTICS resets on read)
 	ringRecv uint64       // frames the kernel put in the ring so far
 	st3      unix.TpacketStatsV3
-	st       unix.TpacketStats
 }
 
 var _ BatchSource = (*Capture)(nil)
@@ -100,10 +99,25 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 		return nil, fmt.Errorf("capture %s: socket: %w", name, err)
 	}
 	c := &Capture{name: name, link: link, fd: fd, efd: -1, buf: make([]byte, SnapLen), tov: int(cfg.BlockTimeout.Milliseconds())}
-	if err := c.setup(cfg, prog, ifindex); err != nil {
+	if !cfg.NoExpress {
+		// Bound before the ring, which then has every frame first.
+		if c.ex, err = openExpress(typ, ifindex); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("capture %s: %w", name, err)
+		}
+		c.ex.prog = prog
+	}
+	err = c.setup(cfg, prog, ifindex)
+	if err == nil && c.ex != nil {
+		err = c.ex.enable()
+	}
+	if err != nil {
 		unix.Close(fd)
 		if c.efd >= 0 {
 			unix.Close(c.efd)
+		}
+		if c.ex != nil {
+			unix.Close(c.ex.fd)
 		}
 		if c.ring.mem != nil {
 			unix.Munmap(c.ring.mem)
@@ -111,13 +125,8 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 		return nil, fmt.Errorf("capture %s: %w", name, err)
 	}
 	c.pfds = [3]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}, {Fd: int32(c.efd), Events: unix.POLLIN}, {Fd: -1}}
-	if !cfg.NoExpress {
-		// Without fanout (a kernel before 4.3, say) the ring works alone,
-		// a block timeout late.
-		if ex, err := joinFanout(fd, typ, prog, ifindex); err == nil {
-			c.ex = ex
-			c.pfds[2] = unix.PollFd{Fd: int32(ex.fd), Events: unix.POLLIN}
-		}
+	if c.ex != nil {
+		c.pfds[2] = unix.PollFd{Fd: int32(c.ex.fd), Events: unix.POLLIN}
 	}
 	return c, nil
 }
@@ -209,69 +218,120 @@ func (c *Capture) Link() LinkType { return c.link }
 func (c *Capture) ReadFrame() (Frame, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	waited := false // for the ring to hand over the frames it holds back
+	f, _, err := c.next(c.buf, true)
+	return f, err
+}
+
+// next returns the next frame, copied into buf. With block false it
+// returns false instead of waiting for one.
+func (c *Capture) next(buf []byte, block bool) (Frame, bool, error) {
 	if err := c.pending; err != nil {
 		c.pending = nil
-		return Frame{}, err
+		return Frame{}, false, err
 	}
+	waited := false // for the ring to hand over the frames it holds back
 	for {
 		if c.closed.Load() {
-			return Frame{}, ErrClosed
+			return Frame{}, false, ErrClosed
 		}
 		h, rok, err := c.ring.head()
 		if err != nil {
-			return Frame{}, err
-		}
-		if c.ex != nil && (c.ring.opened != c.exBlocks || c.ex.n == 0 && c.ex.more) {
-			// A new ring block, or the queue ran dry with more frames on
-			// the socket: read the express socket too, so that its frames
-			// are merged in order even while it is not waited on.
-			c.exBlocks = c.ring.opened
-			if err := c.fillExpress(); err != nil {
-				return Frame{}, err
-			}
-		}
-		var ef *expressFrame
-		if c.ex != nil {
-			ef = c.ex.peek()
+			return Frame{}, false, err
 		}
 		var p ringPacket
 		switch {
-		case rok && (ef == nil || headTime(h) <= ef.ts):
-			if p, err = c.ring.take(h, c.buf); err != nil {
-				return Frame{}, err
+		case rok:
+			if c.ex != nil && c.ex.ahead.n > 0 && c.ex.ahead.match(c.ex.seen(frameData(h), headTime(h))) {
+				// Returned already, from the express socket.
+				if _, err := c.ring.take(h, nil); err != nil {
+					return Frame{}, false, err
+				}
+				c.ringTaken++
+				continue
+			}
+			if p, err = c.ring.take(h, buf); err != nil {
+				return Frame{}, false, err
 			}
 			c.ringTaken++
-			waited = false
-		case ef != nil:
-			if c.ex.safe == 0 && !rok && !waited {
-				// The ring may hold frames older than ef in a block the
-				// kernel has not handed over: if so, wait for it.
-				if c.ringHeld() > 0 {
-					if err := c.wait(false, 2*c.tov); err != nil {
-						return Frame{}, err
-					}
-					waited = true
-					continue
-				}
-				c.ex.safe = c.ex.n
+			if c.ex != nil && c.ex.on {
+				c.ex.behind.add(c.ex.seen(buf[:p.n], p.ts))
 			}
-			p = ringPacket{n: copy(c.buf, ef.data[:ef.n]), ts: ef.ts, ifindex: ef.ifindex, pkttype: ef.pkttype}
+		case c.ex != nil && c.ex.on:
+			ef, err := c.expressHead()
+			if err != nil {
+				return Frame{}, false, err
+			}
+			if ef == nil {
+				if !block {
+					return Frame{}, false, nil
+				}
+				if err := c.wait(-1); err != nil {
+					return Frame{}, false, err
+				}
+				continue
+			}
+			// The ring holds a copy of ef and of every frame returned
+			// ahead whose copy has not come out; anything more is a
+			// frame that came before ef: wait for the kernel to hand it
+			// over (a block timeout at most).
+			if !waited && c.ringHeld() > uint64(c.ex.ahead.n)+1 {
+				if !block {
+					return Frame{}, false, nil
+				}
+				if err := c.waitRing(2 * c.tov); err != nil {
+					return Frame{}, false, err
+				}
+				waited = true
+				continue
+			}
+			c.ex.ahead.add(c.ex.seen(ef.data[:ef.n], ef.ts))
+			p = ringPacket{n: copy(buf, ef.data[:ef.n]), ts: ef.ts, ifindex: ef.ifindex, pkttype: ef.pkttype}
 			c.ex.pop()
 			c.expressRead.Add(1)
 		default:
-			if err := c.wait(c.ex != nil && time.Now().UnixNano() >= c.busyUntil, -1); err != nil {
-				return Frame{}, err
+			if !block {
+				return Frame{}, false, nil
+			}
+			if err := c.wait(-1); err != nil {
+				return Frame{}, false, err
 			}
 			continue
 		}
-		c.countBurst(p.ts)
+		waited = false
+		if err := c.countBurst(p.ts); err != nil {
+			c.pending = err
+		}
 		if c.skip(p.pkttype) {
 			continue
 		}
 		c.read.Add(1)
-		return Frame{Data: c.buf[:p.n], Time: time.Unix(0, p.ts), Link: c.link, Ifindex: p.ifindex}, nil
+		return Frame{Data: buf[:p.n], Time: time.Unix(0, p.ts), Link: c.link, Ifindex: p.ifindex}, true, nil
 	}
+}
+
+// expressHead returns the oldest frame of the express socket that the
+// ring has not returned, reading the socket when the queue is empty; nil
+// when there is none.
+func (c *Capture) expressHead() (*expressFrame, error) {
+	for {
+		if c.ex.n == 0 {
+			if _, err := c.ex.fill(); err != nil {
+				return nil, fmt.Errorf("capture %s: %w", c.name, err)
+			}
+		}
+		ef := c.ex.peek()
+		if ef == nil || c.ex.behind.n == 0 || !c.ex.behind.match(c.ex.seen(ef.data[:ef.n], ef.ts)) {
+			return ef, nil
+		}
+		c.ex.pop() // the ring returned its copy
+	}
+}
+
+// frameData returns the frame of the ring packet whose header is h.
+func frameData(h []byte) []byte {
+	mac := int(binary.NativeEndian.Uint16(h[pktMac:]))
+	snap := int(binary.NativeEndian.Uint32(h[pktSnaplen:]))
+	return h[mac : mac+snap]
 }
 
 // Buffered reports whether ReadFrame would return at once (Run then reads
@@ -291,10 +351,16 @@ func (c *Capture) Buffered() bool {
 			return true
 		}
 		if !ok {
-			break
+			return false
 		}
-		if !c.skip(h[sllPkttype]) {
-			return true
+		dup := c.ex != nil && c.ex.ahead.n > 0 && c.ex.ahead.match(c.ex.seen(frameData(h), headTime(h)))
+		if !dup {
+			if !c.skip(h[sllPkttype]) {
+				return true
+			}
+			if c.ex != nil && c.ex.on {
+				c.ex.behind.add(c.ex.seen(frameData(h), headTime(h)))
+			}
 		}
 		if _, err := c.ring.take(h, nil); err != nil {
 			c.pending = err
@@ -302,14 +368,6 @@ func (c *Capture) Buffered() bool {
 		}
 		c.ringTaken++
 	}
-	for c.ex != nil && c.ex.n > 0 && c.ex.safe > 0 {
-		if !c.skip(c.ex.peek().pkttype) {
-			return true
-		}
-		c.ex.pop()
-		c.expressRead.Add(1)
-	}
-	return false
 }
 
 // skip counts a frame of type pkttype that ReadFrame does not return, and
@@ -327,22 +385,70 @@ func (c *Capture) skip(pkttype uint8) bool {
 }
 
 // countBurst counts a frame captured at ts towards the burst detection.
-func (c *Capture) countBurst(ts int64) {
+// At the start of a burst the express socket goes off.
+func (c *Capture) countBurst(ts int64) error {
 	if ts-c.winStart > busyWindow || ts < c.winStart {
 		c.winStart, c.winFrames = ts, 0
 	}
 	c.winFrames++
-	if c.winFrames >= busyFrames {
-		c.busyUntil = ts + busyHold
+	if c.winFrames < busyFrames {
+		return nil
 	}
-}
-
-// fillExpress reads the frames waiting on the express socket.
-func (c *Capture) fillExpress() error {
-	if _, err := c.ex.fill(); err != nil {
-		return fmt.Errorf("capture %s: %w", c.name, err)
+	c.busyUntil = ts + busyHold
+	if c.ex != nil {
+		return c.steerExpress(true)
 	}
 	return nil
+}
+
+// steerExpress moves the express socket one step towards where it
+// belongs: under a burst (busy) off and out of the receive path, else in
+// it and on. A move in or out of the receive path runs on a goroutine of
+// its own (it waits for a grace period); while one runs, nothing else
+// changes. Close waits for it (fdMu). Should a move fail, the socket
+// stays where it was: out of the receive path, the ring alone delivers
+// every frame, a block timeout late when the traffic is light; in it
+// with the filter that takes nothing, the kernel spends a little on it
+// for every frame.
+func (c *Capture) steerExpress(busy bool) error {
+	ex := c.ex
+	if ex.moving.Load() {
+		return nil
+	}
+	switch all := ex.all.Load(); {
+	case busy && ex.on:
+		if err := ex.disable(); err != nil {
+			return fmt.Errorf("capture %s: %w", c.name, err)
+		}
+		c.moveExpress(false)
+	case busy && all:
+		c.moveExpress(false)
+	case !busy && !all:
+		c.moveExpress(true)
+	case !busy && !ex.on:
+		if err := ex.enable(); err != nil {
+			return fmt.Errorf("capture %s: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// moveExpress binds the express socket to every frame (all) or to
+// parkProto, on a goroutine of its own.
+func (c *Capture) moveExpress(all bool) {
+	ex := c.ex
+	ex.moving.Store(true)
+	go func() {
+		defer ex.moving.Store(false)
+		c.fdMu.RLock()
+		defer c.fdMu.RUnlock()
+		if c.fd < 0 {
+			return // closed
+		}
+		if ex.bind(all) == nil && !all {
+			ex.parks.Add(1)
+		}
+	}()
 }
 
 // ringHeld returns how many frames the kernel has put in the ring that
@@ -357,21 +463,49 @@ func (c *Capture) ringHeld() uint64 {
 	return c.ringRecv - c.ringTaken
 }
 
-// wait blocks in poll(2), on the reader's own thread, until the kernel
+// wait blocks until a frame may be ready (poll), on the express socket
+// too while it is on. When a burst is over it turns the express socket on
+// again first; while the socket is off, the wait ends when the burst
+// would be over.
+func (c *Capture) wait(timeout int) error {
+	if c.ex == nil {
+		return c.poll(false, timeout)
+	}
+	if !c.ex.on {
+		left := c.busyUntil - time.Now().UnixNano()
+		if err := c.steerExpress(left > 0); err != nil {
+			return err
+		}
+		if !c.ex.on {
+			// Wait no longer than the burst lasts, or than a move
+			// takes (it is checked again every millisecond).
+			ms := 1
+			if left > 0 && !c.ex.moving.Load() {
+				ms = int((left + 1e6 - 1) / 1e6)
+			}
+			if timeout < 0 || ms < timeout {
+				timeout = ms
+			}
+		}
+	}
+	return c.poll(c.ex.on, timeout)
+}
+
+// waitRing blocks until the kernel hands over a ring block, at most
+// timeout milliseconds.
+func (c *Capture) waitRing(timeout int) error { return c.poll(false, timeout) }
+
+// poll blocks in poll(2), on the reader's own thread, until the kernel
 // hands over a ring block, a frame comes to the express socket (when
 // express is set), the socket reports an error, Close signals the
-// eventfd, or timeout milliseconds pass (-1: no limit). Without express,
-// and under a burst, a frame that went to the express socket is found
-// when the next ring block comes or at the latest after two block
-// timeouts. (The runtime's network poller would wake the reader through
-// another thread, which under a flood may wait behind the busy CPU that
-// runs the receive path: measured, that let the ring overflow.)
-func (c *Capture) wait(express bool, timeout int) error {
+// eventfd, or timeout milliseconds pass (-1: no limit). (The runtime's
+// network poller would wake the reader through another thread, which
+// under a flood may wait behind the busy CPU that runs the receive path:
+// measured, that let the ring overflow.)
+func (c *Capture) poll(express bool, timeout int) error {
 	pfds := c.pfds[:2]
 	if express {
 		pfds = c.pfds[:3]
-	} else if timeout < 0 && c.ex != nil {
-		timeout = 2 * c.tov
 	}
 	for {
 		if c.closed.Load() {
@@ -391,9 +525,6 @@ func (c *Capture) wait(express bool, timeout int) error {
 			return fmt.Errorf("capture %s: poll: %w", c.name, err)
 		}
 		if n == 0 {
-			if c.ex != nil {
-				return c.fillExpress()
-			}
 			return nil
 		}
 		if pfds[1].Revents != 0 {
@@ -420,7 +551,7 @@ func (c *Capture) wait(express bool, timeout int) error {
 				}
 				return fmt.Errorf("capture %s: express socket: %w", c.name, err)
 			}
-			return c.fillExpress()
+			return nil
 		}
 	}
 }
@@ -492,10 +623,6 @@ func (c *Capture) pollStats() {
 		c.kstats.Freezes += uint64(st.Freeze_q_cnt)
 		c.ringRecv += uint64(st.Packets - st.Drops)
 	}
-	if c.ex != nil && c.ex.fd >= 0 && packetStats(c.ex.fd, unsafe.Pointer(&c.st), unsafe.Sizeof(c.st)) == nil {
-		c.kstats.Packets += uint64(c.st.Packets)
-		c.kstats.Drops += uint64(c.st.Drops)
-	}
 }
 
 // packetStats reads PACKET_STATISTICS of fd into p, size bytes, without
@@ -530,8 +657,8 @@ func (c *Capture) SetRanges(ranges []PortRange) error {
 		return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
 	}
 	if c.ex != nil {
-		if err := attach(c.ex.fd, prog); err != nil {
-			return fmt.Errorf("capture %s: set ranges: express socket: %w", c.name, err)
+		if err := c.ex.setProg(prog); err != nil {
+			return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
 		}
 	}
 	return nil
