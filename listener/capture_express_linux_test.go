@@ -183,3 +183,66 @@ func TestCaptureNoExpress(t *testing.T) {
 		t.Errorf("stats %+v: want 2 frames read, none through the express socket", s)
 	}
 }
+
+// TestCaptureReadFrames reads a burst in batches: every frame once, in
+// order, several per call, each batch's frames intact together (each has
+// a buffer of its own), and a call blocks until a frame comes.
+func TestCaptureReadFrames(t *testing.T) {
+	tb := newTestbed(t)
+	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+
+	const burst = 300
+	frames := make([][]byte, burst)
+	for i := range frames {
+		frames[i] = pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: udp, dport: 50000 + uint16(i), dstMAC: tb.srvMAC,
+			payload: []byte{byte(i >> 8), byte(i)}}.frame(t).Data
+	}
+	sendRaw(t, tb.cli, tb.cliIf, frames...)
+	time.Sleep(20 * time.Millisecond) // every ring block retired
+
+	var fs [32]Frame
+	next, calls := 0, 0
+	for next < burst {
+		n, err := c.ReadFrames(fs[:])
+		if err != nil {
+			t.Fatalf("ReadFrames after %d frames: %v", next, err)
+		}
+		calls++
+		for _, f := range fs[:n] {
+			const at = 14 + 20 + 8 // Ethernet, IPv4, UDP: the payload
+			if len(f.Data) < at+2 {
+				t.Fatalf("frame %d: % x", next, f.Data)
+			}
+			if got := int(f.Data[at])<<8 | int(f.Data[at+1]); got != next {
+				t.Fatalf("frame %d of the burst where %d was due (batch of %d)", got, next, n)
+			}
+			next++
+		}
+	}
+	if calls > burst/2 {
+		t.Errorf("%d frames in %d calls: want batches", burst, calls)
+	}
+
+	done := make(chan int, 1)
+	go func() {
+		n, err := c.ReadFrames(fs[:])
+		if err != nil {
+			t.Errorf("ReadFrames: %v", err)
+		}
+		done <- n
+	}()
+	select {
+	case n := <-done:
+		t.Fatalf("ReadFrames returned %d frames with none sent", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	sendUDP(t, tb.cli, "192.0.2.1", 50999)
+	select {
+	case n := <-done:
+		if n != 1 {
+			t.Errorf("lone knock: %d frames, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("lone knock: not read after 5s")
+	}
+}

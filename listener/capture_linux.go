@@ -29,7 +29,7 @@ import (
 // nftables drops. It lives in the network namespace of the thread that
 // called Listen.
 //
-// ReadFrame and Buffered must be called from one goroutine at a time;
+// ReadFrame, ReadFrames and Buffered must be called from one goroutine at a time;
 // Close, Stats and SetRanges may be called from any goroutine.
 type Capture struct {
 	name string
@@ -51,6 +51,7 @@ type Capture struct {
 	winStart  int64          // capture time of the first frame of the current burst window
 	winFrames int            // frames in it
 	buf       []byte         // the frame ReadFrame returned last
+	bufs      []byte         // the frames ReadFrames returned last, SnapLen bytes each
 	pfds      [3]unix.PollFd // fd, efd and the express socket, for poll(2)
 
 	read, outgoing, otherHost, expressRead atomic.Uint64
@@ -220,6 +221,37 @@ func (c *Capture) ReadFrame() (Frame, error) {
 	defer c.mu.Unlock()
 	f, _, err := c.next(c.buf, true)
 	return f, err
+}
+
+// ReadFrames blocks until a knock frame arrives, then stores in fs that
+// frame and those ready after it, up to len(fs), without waiting for
+// more, and returns how many. The frames' Data are copies, valid until the
+// next ReadFrames call, even after Close. An error comes with n == 0: an
+// error met after some frames is returned by the next call. It allocates
+// only at its first call, or when fs grows.
+func (c *Capture) ReadFrames(fs []Frame) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.bufs) < len(fs)*SnapLen {
+		c.bufs = make([]byte, len(fs)*SnapLen)
+	}
+	n := 0
+	for n < len(fs) {
+		f, ok, err := c.next(c.bufs[n*SnapLen:(n+1)*SnapLen], n == 0)
+		if err != nil {
+			if n == 0 {
+				return 0, err
+			}
+			c.pending = err
+			break
+		}
+		if !ok {
+			break
+		}
+		fs[n] = f
+		n++
+	}
+	return n, nil
 }
 
 // next returns the next frame, copied into buf. With block false it

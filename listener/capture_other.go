@@ -19,6 +19,9 @@ func (c *Capture) Link() LinkType { return 0 }
 // ReadFrame returns ErrClosed.
 func (c *Capture) ReadFrame() (Frame, error) { return Frame{}, ErrClosed }
 
+// ReadFrames returns ErrClosed.
+func (c *Capture) ReadFrames(fs []Frame) (int, error) { return 0, ErrClosed }
+
 // Close does nothing.
 func (c *Capture) Close() error { return nil }
 
