@@ -93,7 +93,7 @@ const (
 // Decode returns the knock in f, and true; or false when f is not a knock
 // (counted as ignored or malformed). It never panics and allocates nothing.
 func (d *Decoder) Decode(f Frame) (k Knock, ok bool) {
-	switch d.decode(f, &k) {
+	switch d.decode(&f, &k) {
 	case isKnock:
 		d.knocks.Add(1)
 		return k, true
@@ -180,7 +180,7 @@ func (d *Decoder) decodeLayers(data []byte, typ gopacket.LayerType, out *decoded
 	}
 }
 
-func (d *Decoder) decode(f Frame, k *Knock) verdict {
+func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 	if vd, ok := d.decodeFast(f, k); ok {
 		return vd
 	}
@@ -277,7 +277,7 @@ func (d *Decoder) decode(f Frame, k *Knock) verdict {
 // decides those. Where it decides, it decides as the general path does
 // (the layers' checks, in the same order; TestDecodeReference and
 // FuzzDecodeReference compare both with gopacket's own layers).
-func (d *Decoder) decodeFast(f Frame, k *Knock) (verdict, bool) {
+func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 	ip := f.Data
 	switch f.Link {
 	case LinkEthernet:

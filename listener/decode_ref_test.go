@@ -144,7 +144,7 @@ func (r *refDecoder) decode(f Frame) (Knock, verdict) {
 func refCheck(t *testing.T, d *Decoder, r *refDecoder, name string, f Frame) {
 	t.Helper()
 	var k Knock
-	got := d.decode(f, &k)
+	got := d.decode(&f, &k)
 	wantK, want := r.decode(f)
 	if got != want {
 		t.Fatalf("%s: verdict %d, gopacket's layers give %d (frame % x)", name, got, want, f.Data)

@@ -64,7 +64,7 @@ func runBatches(src batchReader, dec *Decoder, tr *Tracker) error {
 		}
 		nk := 0
 		for i := range fs[:n] {
-			vd := dec.decode(fs[i], &ks[nk])
+			vd := dec.decode(&fs[i], &ks[nk])
 			v[vd]++
 			if vd == isKnock {
 				nk++
@@ -89,7 +89,7 @@ func runFrames(src Source, dec *Decoder, tr *Tracker) error {
 		if err != nil {
 			return err
 		}
-		vd := dec.decode(f, &ks[0])
+		vd := dec.decode(&f, &ks[0])
 		v[vd]++
 		dec.add(&v)
 		if vd == isKnock {

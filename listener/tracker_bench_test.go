@@ -83,7 +83,7 @@ func BenchmarkKnock(b *testing.B) {
 				f := frames[src%4096]
 				trkSpoof(f.Data, src)
 				f.Time = f.Time.Add(time.Duration(src))
-				vd := dec.decode(f, &ks[nk])
+				vd := dec.decode(&f, &ks[nk])
 				v[vd]++
 				if vd == isKnock {
 					if nk++; nk == len(ks) {
