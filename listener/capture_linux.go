@@ -416,17 +416,20 @@ func (c *Capture) skip(pkttype uint8) bool {
 	return true
 }
 
-// countBurst counts a frame captured at ts towards the burst detection.
-// At the start of a burst the express socket goes off.
+// countBurst counts a frame captured at ts towards the burst detection:
+// busyFrames frames within busyWindow of capture time are a burst, and
+// the traffic is busy until busyHold after the reader met the latest
+// burst (by the wall clock: a reader that lags behind a flood still is in
+// it). At the start of a burst the express socket goes off.
 func (c *Capture) countBurst(ts int64) error {
 	if ts-c.winStart > busyWindow || ts < c.winStart {
 		c.winStart, c.winFrames = ts, 0
 	}
 	c.winFrames++
-	if c.winFrames < busyFrames {
+	if c.winFrames != busyFrames { // once per window, not every frame of a flood
 		return nil
 	}
-	c.busyUntil = ts + busyHold
+	c.busyUntil = time.Now().UnixNano() + busyHold
 	if c.ex != nil {
 		return c.steerExpress(true)
 	}

@@ -280,13 +280,14 @@ func (e *express) disable() error {
 	e.behind.reset()
 	var b [1]byte
 	for {
-		_, _, err := unix.Recvfrom(e.fd, b[:], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		switch err {
-		case nil, unix.EINTR:
+		// A raw recvfrom: unix.Recvfrom allocates the sender's address.
+		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(e.fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+		switch errno {
+		case 0, unix.EINTR:
 		case unix.EAGAIN:
 			return nil
 		default:
-			return fmt.Errorf("express socket: recvfrom: %w", err)
+			return fmt.Errorf("express socket: recvfrom: %w", errno)
 		}
 	}
 }
