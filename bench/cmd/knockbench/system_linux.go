@@ -357,28 +357,24 @@ func sampleRate(ctx context.Context, srv *netns, began time.Time, d time.Duratio
 }
 
 // unlimitedRuns is how often the unlimited floods are repeated, with and
-// without the daemon; the best run counts. The machine is shared, and
-// other work can only lower a rate, so the best of a few runs is the
-// figure least disturbed.
+// without the daemon; the best run of each counts. The machine is shared,
+// and other work can only lower a rate, so the best of a few runs is the
+// figure least disturbed. The runs alternate (no reader, then the daemon
+// attached), so that a slow drift of the machine weighs on both alike.
 const unlimitedRuns = 3
 
 // capture is item 2: the rate the machine offers with no reader, then the
 // daemon under floods of increasing rate up to unlimited.
 func (s *sys) capture(ctx context.Context) error {
 	pkts := s.randomFlood()
-	s.logf("capture: unlimited flood with no reader attached, %d x %v", unlimitedRuns, s.o.Duration)
-	base, baseRates, ref, err := s.noReaderFlood(ctx, pkts)
+	s.logf("capture: unlimited flood with no reader attached (%v), then with tcpdump", s.o.Duration)
+	first, ref, err := s.noReaderFlood(ctx, pkts, true)
 	if err != nil {
 		return fmt.Errorf("flood with no reader: %w", err)
 	}
-	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, no reader attached (best of %d)", unlimitedRuns),
-		Result: "offered " + fmtRate(base.Rate)})
-	if ref != nil {
-		s.t.Add(*ref)
-	}
 	var rates []int64
 	for _, r := range s.o.Rates {
-		if float64(r) <= 0.9*base.Rate {
+		if float64(r) <= 0.9*first.Rate {
 			rates = append(rates, r)
 		}
 	}
@@ -396,11 +392,21 @@ func (s *sys) capture(ctx context.Context) error {
 			s.t.Note("the flood at %s reached only %s: the sender did not get the CPU for more (see the load average)", name, fmtRate(res.Rate))
 		}
 	}
-	s.logf("capture: unlimited flood with the daemon attached, %d x %v", unlimitedRuns, s.o.Duration)
-	var best floodResult
-	var attachedRates []string
+	s.logf("capture: unlimited flood, %d x (no reader, daemon attached), %v each", unlimitedRuns, s.o.Duration)
+	var base, best floodResult
+	var baseRates, attachedRates []string
 	worst := 1.0
-	for range unlimitedRuns {
+	for i := range unlimitedRuns {
+		nr := first
+		if i > 0 {
+			if nr, _, err = s.noReaderFlood(ctx, pkts, false); err != nil {
+				return fmt.Errorf("flood with no reader: %w", err)
+			}
+		}
+		baseRates = append(baseRates, fmtRate(nr.Rate))
+		if nr.Rate > base.Rate {
+			base = nr
+		}
 		res, err := s.measureFlood(ctx, pkts, 0)
 		if err != nil {
 			s.t.Add(Row{Item: "2", Measure: "flood unlimited", Result: errorResult(s.t, "flood unlimited", err), Verdict: Missing})
@@ -412,9 +418,18 @@ func (s *sys) capture(ctx context.Context) error {
 			best = res
 		}
 	}
+	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, no reader attached (best of %d)", unlimitedRuns),
+		Result: "offered " + fmtRate(base.Rate)})
+	if ref != nil {
+		r := "offered " + fmtRate(ref.Rate)
+		if base.Rate > 0 {
+			r += fmt.Sprintf(" (%s of no reader)", fmtPercent(ref.Rate/base.Rate))
+		}
+		s.t.Add(Row{Item: "2", Measure: "flood unlimited, tcpdump attached (libpcap's ring, for reference)", Result: r})
+	}
 	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, daemon attached (best of %d)", unlimitedRuns), Result: best.result(),
 		Target: "processed >= 99 %", Verdict: verdict(worst >= 0.99)})
-	s.t.Note("unlimited floods offered, no reader: %s; daemon attached: %s", strings.Join(baseRates, ", "), strings.Join(attachedRates, ", "))
+	s.t.Note("unlimited floods offered, in the order run (no reader, daemon attached): %s", pairs(baseRates, attachedRates))
 	if best.Rate > 0 && base.Rate > 0 {
 		ratio := best.Rate / base.Rate
 		s.t.Add(Row{Item: "2", Measure: "unlimited rate offered, daemon attached / no reader", Result: fmtPercent(ratio),
@@ -423,44 +438,43 @@ func (s *sys) capture(ctx context.Context) error {
 	return nil
 }
 
-// noReaderFlood measures the unlimited flood with the daemon stopped and
+// pairs returns "a1 / b1, a2 / b2, ...".
+func pairs(a, b []string) string {
+	var ps []string
+	for i := range min(len(a), len(b)) {
+		ps = append(ps, a[i]+" / "+b[i])
+	}
+	return strings.Join(ps, ", ")
+}
+
+// noReaderFlood measures one unlimited flood with the daemon stopped and
 // its nftables table in place (restored from a copy if the daemon removes
-// it on exit), so the only difference to the attached runs is the reader.
-// It returns the best run, the rates of all, and the row of the reference
-// reader (nil if it could not run).
-func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (best floodResult, rates []string, ref *Row, ferr error) {
+// it on exit), so the only difference to the attached runs is the reader;
+// with ref, then one with tcpdump reading (nil if it could not run). The
+// daemon is started again before it returns.
+func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket, ref bool) (res floodResult, refRes *floodResult, ferr error) {
 	srv := s.topo.srv
 	ruleset, err := srv.run("nft", "list", "table", "inet", nftTable)
 	if err != nil {
-		return floodResult{}, nil, nil, fmt.Errorf("the daemon's nftables table: %w", err)
+		return floodResult{}, nil, fmt.Errorf("the daemon's nftables table: %w", err)
 	}
 	if err := s.stopDaemon(); err != nil {
-		return floodResult{}, nil, nil, err
+		return floodResult{}, nil, err
 	}
 	restored := false
 	if _, err := srv.run("nft", "list", "table", "inet", nftTable); err != nil {
 		path, err := writeFile(s.work, "ruleset.nft", ruleset, 0o600)
 		if err != nil {
-			return floodResult{}, nil, nil, err
+			return floodResult{}, nil, err
 		}
 		if _, err := srv.run("nft", "-f", path); err != nil {
-			return floodResult{}, nil, nil, err
+			return floodResult{}, nil, err
 		}
 		restored = true
 	}
-	for range unlimitedRuns {
-		res, err := s.measureFlood(ctx, pkts, 0)
-		if err != nil {
-			ferr = err
-			break
-		}
-		rates = append(rates, fmtRate(res.Rate))
-		if res.Rate > best.Rate {
-			best = res
-		}
-	}
-	if ferr == nil {
-		ref = s.referenceReader(ctx, pkts, best.Rate)
+	res, ferr = s.measureFlood(ctx, pkts, 0)
+	if ferr == nil && ref {
+		refRes = s.referenceReader(ctx, pkts)
 	}
 	if restored {
 		if _, err := srv.run("nft", "delete", "table", "inet", nftTable); err != nil {
@@ -468,19 +482,19 @@ func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket) (best flood
 		}
 	}
 	if ctx.Err() != nil {
-		return best, rates, ref, ctx.Err()
+		return res, refRes, ctx.Err()
 	}
 	if err := s.startDaemon(ctx); err != nil {
-		return best, rates, ref, errors.Join(ferr, err)
+		return res, refRes, errors.Join(ferr, err)
 	}
-	return best, rates, ref, ferr
+	return res, refRes, ferr
 }
 
 // referenceReader measures the unlimited flood with tcpdump reading it
 // (libpcap's TPACKET_V3 ring, the same knock filter, frames written to
 // /dev/null), for reference: what any memory-mapped AF_PACKET reader
 // costs the receive path on this machine.
-func (s *sys) referenceReader(ctx context.Context, pkts []FloodPacket, noReader float64) *Row {
+func (s *sys) referenceReader(ctx context.Context, pkts []FloodPacket) *floodResult {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		return nil
 	}
@@ -500,11 +514,7 @@ func (s *sys) referenceReader(ctx context.Context, pkts []FloodPacket, noReader 
 		s.t.Note("flood with tcpdump attached: %v", err)
 		return nil
 	}
-	r := "offered " + fmtRate(res.Rate)
-	if noReader > 0 {
-		r += fmt.Sprintf(" (%s of no reader)", fmtPercent(res.Rate/noReader))
-	}
-	return &Row{Item: "2", Measure: "flood unlimited, tcpdump attached (libpcap's ring, for reference)", Result: r}
+	return &res
 }
 
 // knock sends one legitimate knock from src: with the real client when it
