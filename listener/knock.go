@@ -69,26 +69,13 @@ type Source interface {
 	Close() error
 }
 
-// BatchSource is a Source that can tell, without blocking, whether a
-// frame is ready. Run no longer uses it: it reads a batchReader's frames
-// in batches, and any other Source one frame at a time. It stays, with
-// Buffered, only while the Capture (capture_linux.go, being rewritten)
-// has no ReadFrames; then BatchSource becomes batchReader's contract.
-type BatchSource interface {
-	Source
-	// Buffered reports whether ReadFrame would return at once (with a
-	// frame or an error). It never blocks. It is called from the
-	// goroutine that calls ReadFrame.
-	Buffered() bool
-}
-
-// batchReader is a Source that hands over, in one call, every frame it
+// BatchSource is a Source that hands over, in one call, every frame it
 // has ready. Run reads a batch of frames at a time from it, and gives the
 // knocks among them to the tracker together, which overlaps the cache
 // misses of their state; it never waits for a batch to fill.
 // Implementing it is optional: Run reads a plain Source one frame at a
 // time.
-type batchReader interface {
+type BatchSource interface {
 	Source
 	// ReadFrames blocks until at least one frame is ready, then stores in
 	// fs the frames that are ready, up to len(fs), without waiting for

@@ -19,7 +19,7 @@ import (
 // source reports) or closed by someone else (ErrClosed); any other read
 // error is returned. Run does not close src otherwise.
 //
-// When src has ReadFrames (batchReader), Run reads the frames it has ready (up to
+// When src is a BatchSource, Run reads the frames it has ready (up to
 // maxBatch) at once, and gives the knocks among them to the tracker as one
 // batch; a plain Source is read and handled one frame at a time.
 //
@@ -36,7 +36,7 @@ func Run(ctx context.Context, src Source, dec *Decoder, tr *Tracker) error {
 	defer stop()
 
 	var err error
-	if bs, ok := src.(batchReader); ok {
+	if bs, ok := src.(BatchSource); ok {
 		err = runBatches(bs, dec, tr)
 	} else {
 		err = runFrames(src, dec, tr)
@@ -50,7 +50,7 @@ func Run(ctx context.Context, src Source, dec *Decoder, tr *Tracker) error {
 // runBatches reads batches of frames from src, decodes them and gives the
 // knocks of each batch to tr together, until a read fails; it returns the
 // read error.
-func runBatches(src batchReader, dec *Decoder, tr *Tracker) error {
+func runBatches(src BatchSource, dec *Decoder, tr *Tracker) error {
 	var (
 		fs [maxBatch]Frame
 		ks [maxBatch]Knock

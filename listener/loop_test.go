@@ -116,7 +116,7 @@ func TestRunPlainSource(t *testing.T) {
 	}
 	batched := run(NewSliceSource(frames))
 	plain := run(plainSource{NewSliceSource(frames)})
-	if _, ok := Source(plainSource{}).(batchReader); ok {
+	if _, ok := Source(plainSource{}).(BatchSource); ok {
 		t.Fatal("plainSource has ReadFrames")
 	}
 	if len(plain.Events) != 2 {

@@ -53,7 +53,7 @@ func TestSliceSourceReadFrames(t *testing.T) {
 		t.Fatalf("%d frame cases, want at least 5", len(frames))
 	}
 	s := NewSliceSource(frames)
-	var src batchReader = s
+	var src BatchSource = s
 	var got []Frame
 	fs := make([]Frame, 2)
 	if f, err := src.ReadFrame(); err != nil {

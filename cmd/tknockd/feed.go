@@ -151,16 +151,10 @@ func (f *feed) next(ic *ifaceCapture) (listener.Frame, error) {
 	return fs[0], nil
 }
 
-// batchCapture is a capture that hands over the frames it has ready in
-// one call (listener's batch read, ReadFrames).
-type batchCapture interface {
-	ReadFrames(fs []listener.Frame) (int, error)
-}
-
 // nextFrames stores the next frames of one interface in fs and returns
 // how many, reopening its capture when it fails, until the feed is closed
-// (listener.ErrClosed, with 0). With batch set and a capture that has
-// ReadFrames, it stores every frame the capture has ready, up to len(fs)
+// (listener.ErrClosed, with 0). With batch set and a capture that is a
+// listener.BatchSource, it stores every frame the capture has ready, up to len(fs)
 // (at least 1); otherwise one. One goroutine at a time calls it for a
 // given interface.
 func (f *feed) nextFrames(ic *ifaceCapture, fs []listener.Frame, batch bool) (int, error) {
@@ -175,7 +169,7 @@ func (f *feed) nextFrames(ic *ifaceCapture, fs []listener.Frame, batch bool) (in
 			n   int
 			err error
 		)
-		if bc, ok := c.(batchCapture); ok && batch {
+		if bc, ok := c.(listener.BatchSource); ok && batch {
 			n, err = bc.ReadFrames(fs)
 		} else {
 			fs[0], err = c.ReadFrame()

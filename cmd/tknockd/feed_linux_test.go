@@ -41,17 +41,24 @@ func TestFeedReattachVeth(t *testing.T) {
 	}
 	defer f.Close()
 
+	if _, ok := f.caps[0].cur.(listener.BatchSource); !ok {
+		t.Fatal("the Capture is not a listener.BatchSource: the feed would read it one frame at a time")
+	}
 	knocks := make(chan uint16, 64)
 	go func() {
+		// As the run loop reads it: in batches, through the Capture's own.
 		dec := listener.NewDecoder(ranges)
+		fs := make([]listener.Frame, 8)
 		for {
-			fr, err := f.ReadFrame()
+			n, err := f.ReadFrames(fs)
 			if err != nil {
 				close(knocks)
 				return
 			}
-			if k, ok := dec.Decode(fr); ok {
-				knocks <- k.Port
+			for _, fr := range fs[:n] {
+				if k, ok := dec.Decode(fr); ok {
+					knocks <- k.Port
+				}
 			}
 		}
 	}()
