@@ -639,10 +639,14 @@ func TestDaemonReload(t *testing.T) {
 	if w := h.linesFrom(m, func(l map[string]any) bool { return l["level"] == "warn" }); len(w) != 1 || !strings.Contains(fmt.Sprint(w[0]["fields"]), "interfaces") {
 		t.Errorf("changing interfaces on reload: warnings %v, want one naming interfaces", w)
 	}
+	m = h.mark()
 	h.knock(alice, "ssh", 0, client6)
 	if got := h.waitAllow(len(h.fw.matching("allow ")) + 1); got != "allow 2001:db8:77::7 ssh tcp/22 5s" {
 		t.Errorf("after a reload with open_for = 5s: %q", got)
 	}
+	// The grant comes before its log line: wait for the line too, so that
+	// it is not taken for bob's below.
+	h.waitLogFrom(m, "alice's open line", event("open"))
 	m = h.mark()
 	frames := h.metricValue("tknock_frames_total")
 	h.knock(bob, "web", -1, client)

@@ -38,23 +38,29 @@ const (
 // failure.
 //
 // With a single interface (or all of them, "any"), the run loop reads the
-// capture directly and reopens it itself. With several, a frame's Data
-// stays valid until the next ReadFrame: the interface's goroutine does not
-// read its capture again before the run loop asks for the next frame (it
-// waits for its release), so nothing is copied.
+// capture directly and reopens it itself. With several, each interface's
+// goroutine reads a batch of the frames its capture has ready and hands
+// the batch over; the frames' Data stay valid until the run loop has
+// taken the whole batch and asks for more: the goroutine does not read its
+// capture again before then (it waits for its release), so nothing is
+// copied.
 type feed struct {
-	log    zerolog.Logger
-	caps   []*ifaceCapture
-	frames chan feedFrame // from the interface goroutines to ReadFrame
-	done   chan struct{}  // closed by Close
-	once   sync.Once
-	wg     sync.WaitGroup // the interface goroutines
+	log     zerolog.Logger
+	caps    []*ifaceCapture
+	batches chan feedBatch // from the interface goroutines to the run loop
+	done    chan struct{}  // closed by Close
+	once    sync.Once
+	wg      sync.WaitGroup // the interface goroutines
 
-	prev chan struct{} // release of the frame ReadFrame returned last; owned by the ReadFrame caller
+	// Owned by the run loop.
+	cur feedBatch         // the batch being handed out, from cur.fs[off] on
+	off int               //
+	one [1]listener.Frame // ReadFrame's frame with a single interface
 }
 
-type feedFrame struct {
-	f       listener.Frame
+// feedBatch is a batch of frames of one interface.
+type feedBatch struct {
+	fs      []listener.Frame
 	release chan struct{} // buffered(1): lets the interface goroutine read on
 }
 
@@ -93,9 +99,9 @@ func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log z
 		ifaces = []string{""}
 	}
 	f := &feed{
-		log:    log,
-		frames: make(chan feedFrame),
-		done:   make(chan struct{}),
+		log:     log,
+		batches: make(chan feedBatch),
+		done:    make(chan struct{}),
 	}
 	for _, name := range ifaces {
 		c, err := open(name, ranges)
@@ -122,13 +128,14 @@ func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log z
 // read is the goroutine of one interface, when there are several.
 func (f *feed) read(ic *ifaceCapture) {
 	release := make(chan struct{}, 1)
+	fs := make([]listener.Frame, batchFrames)
 	for {
-		fr, err := f.next(ic)
+		n, err := f.nextFrames(ic, fs, true)
 		if err != nil {
 			return // closed
 		}
 		select {
-		case f.frames <- feedFrame{f: fr, release: release}:
+		case f.batches <- feedBatch{fs: fs[:n], release: release}:
 		case <-f.done:
 			return
 		}
@@ -140,16 +147,9 @@ func (f *feed) read(ic *ifaceCapture) {
 	}
 }
 
-// next reads the next frame of one interface, reopening its capture when
-// it fails, until the feed is closed (listener.ErrClosed). One goroutine
-// at a time calls it for a given interface.
-func (f *feed) next(ic *ifaceCapture) (listener.Frame, error) {
-	var fs [1]listener.Frame
-	if _, err := f.nextFrames(ic, fs[:], false); err != nil {
-		return listener.Frame{}, err
-	}
-	return fs[0], nil
-}
+// batchFrames is how many frames an interface's goroutine reads at once
+// at most: as many as the run loop takes.
+const batchFrames = 32
 
 // nextFrames stores the next frames of one interface in fs and returns
 // how many, reopening its capture when it fails, until the feed is closed
@@ -270,40 +270,56 @@ func (f *feed) isClosed() bool {
 // only (the run loop).
 func (f *feed) ReadFrame() (listener.Frame, error) {
 	if len(f.caps) == 1 {
-		return f.next(f.caps[0])
-	}
-	if f.prev != nil {
-		f.prev <- struct{}{}
-		f.prev = nil
-	}
-	for {
-		select {
-		case ff := <-f.frames:
-			f.prev = ff.release
-			return ff.f, nil
-		case <-f.done:
-			return listener.Frame{}, listener.ErrClosed
+		if _, err := f.nextFrames(f.caps[0], f.one[:], false); err != nil {
+			return listener.Frame{}, err
 		}
+		return f.one[0], nil
 	}
+	if err := f.nextBatch(); err != nil {
+		return listener.Frame{}, err
+	}
+	f.off++
+	return f.cur.fs[f.off-1], nil
 }
 
 // ReadFrames stores the frames that are ready in fs, at least one (it
 // blocks until one is), and returns how many: with a single capture that
-// has a batch read (listener.BatchSource's ReadFrames), every frame it has
-// ready, up to len(fs); otherwise, and with several interfaces, one
-// frame. Their Data stays valid until the next ReadFrames or ReadFrame
-// call. It returns listener.ErrClosed (and 0) after Close. It must be
-// called from one goroutine only (the run loop), like ReadFrame.
+// is a listener.BatchSource, every frame it has ready, up to len(fs);
+// with several interfaces, the frames of the batch one of them has ready,
+// up to len(fs) (the rest come with the next call); otherwise one frame.
+// Their Data stays valid until the next ReadFrames or ReadFrame call. It
+// returns listener.ErrClosed (and 0) after Close. It must be called from
+// one goroutine only (the run loop), like ReadFrame.
 func (f *feed) ReadFrames(fs []listener.Frame) (int, error) {
 	if len(f.caps) == 1 {
 		return f.nextFrames(f.caps[0], fs, true)
 	}
-	fr, err := f.ReadFrame()
-	if err != nil {
+	if err := f.nextBatch(); err != nil {
 		return 0, err
 	}
-	fs[0] = fr
-	return 1, nil
+	n := copy(fs, f.cur.fs[f.off:])
+	f.off += n
+	return n, nil
+}
+
+// nextBatch makes sure, with several interfaces, that the current batch
+// has a frame left: when it is used up, it releases its interface's
+// goroutine and waits for the next batch of any interface.
+func (f *feed) nextBatch() error {
+	if f.off < len(f.cur.fs) {
+		return nil
+	}
+	if f.cur.release != nil {
+		f.cur.release <- struct{}{}
+		f.cur = feedBatch{}
+	}
+	select {
+	case f.cur = <-f.batches:
+		f.off = 0
+		return nil
+	case <-f.done:
+		return listener.ErrClosed
+	}
 }
 
 // SetRanges replaces the knock ranges of every interface's capture (a

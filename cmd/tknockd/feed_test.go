@@ -300,19 +300,28 @@ func TestFeedReadFrames(t *testing.T) {
 		}
 	}
 
-	// Two interfaces: one frame at a time.
+	// Two interfaces: the batch one of them has ready, up to the room
+	// given, the rest of it with the next call; in order.
 	f2, err := openFeed([]string{"eth0", "eth1"}, nil, n.open, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f2.Close()
-	eth0 := n.waitOpen(t)
-	eth0.frames <- frame(9)
-	eth0.frames <- frame(10)
-	for _, want := range []byte{9, 10} {
-		if got := readFrames(t, f2, 8); len(got) != 1 || got[0] != want {
-			t.Errorf("ReadFrames of two interfaces: frames %v, want %d alone", got, want)
-		}
+	eth0, eth1 := n.waitOpen(t), n.waitOpen(t)
+	for i := range 3 {
+		eth0.frames <- frame(byte(9 + i))
+	}
+	var all []byte
+	for len(all) < 3 {
+		got := readFrames(t, f2, 1)
+		all = append(all, got...)
+	}
+	if string(all) != "\x09\x0a\x0b" {
+		t.Errorf("ReadFrames of two interfaces, one frame at a time: frames %v, want 9 10 11", all)
+	}
+	eth1.frames <- frame(12)
+	if got := readFrames(t, f2, 8); string(got) != "\x0c" {
+		t.Errorf("ReadFrames of two interfaces: frames %v, want 12", got)
 	}
 }
 
