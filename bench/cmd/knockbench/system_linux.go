@@ -23,6 +23,8 @@ type sys struct {
 	logf            func(string, ...any)
 	prefix          string // results path prefix for the daemon's log
 	work            string // temporary directory: config, users, client dirs
+	afpacketRead    string // the reference reader built with gopacket's ring, once built
+	afpacketErr     error  // why it could not be built
 	tknockd, tknock string
 
 	topo      *topology
@@ -367,8 +369,8 @@ const unlimitedRuns = 3
 // daemon under floods of increasing rate up to unlimited.
 func (s *sys) capture(ctx context.Context) error {
 	pkts := s.randomFlood()
-	s.logf("capture: unlimited flood with no reader attached (%v), then with tcpdump", s.o.Duration)
-	first, ref, err := s.noReaderFlood(ctx, pkts, true)
+	s.logf("capture: unlimited flood with no reader attached (%v), then with the reference readers", s.o.Duration)
+	first, refs, err := s.noReaderFlood(ctx, pkts, true)
 	if err != nil {
 		return fmt.Errorf("flood with no reader: %w", err)
 	}
@@ -392,27 +394,39 @@ func (s *sys) capture(ctx context.Context) error {
 			s.t.Note("the flood at %s reached only %s: the sender did not get the CPU for more (see the load average)", name, fmtRate(res.Rate))
 		}
 	}
-	s.logf("capture: unlimited flood, %d x (no reader, daemon attached), %v each", unlimitedRuns, s.o.Duration)
+	s.logf("capture: unlimited flood, %d x (no reader, the reference readers, daemon attached), %v each", unlimitedRuns, s.o.Duration)
 	var base, best floodResult
-	var baseRates, attachedRates []string
+	var rounds []string
+	refBest := map[string]floodResult{}
+	var refLabels []string
 	worst := 1.0
 	for i := range unlimitedRuns {
 		nr := first
 		if i > 0 {
-			if nr, _, err = s.noReaderFlood(ctx, pkts, false); err != nil {
+			if nr, refs, err = s.noReaderFlood(ctx, pkts, true); err != nil {
 				return fmt.Errorf("flood with no reader: %w", err)
 			}
 		}
-		baseRates = append(baseRates, fmtRate(nr.Rate))
+		round := []string{fmtRate(nr.Rate)}
 		if nr.Rate > base.Rate {
 			base = nr
+		}
+		for _, ref := range refs {
+			if _, ok := refBest[ref.label]; !ok {
+				refLabels = append(refLabels, ref.label)
+			}
+			if ref.res.Rate > refBest[ref.label].Rate {
+				refBest[ref.label] = ref.res
+			}
+			round = append(round, fmtRate(ref.res.Rate))
 		}
 		res, err := s.measureFlood(ctx, pkts, 0)
 		if err != nil {
 			s.t.Add(Row{Item: "2", Measure: "flood unlimited", Result: errorResult(s.t, "flood unlimited", err), Verdict: Missing})
 			return nil
 		}
-		attachedRates = append(attachedRates, fmtRate(res.Rate))
+		round = append(round, fmtRate(res.Rate))
+		rounds = append(rounds, strings.Join(round, " / "))
 		worst = min(worst, res.processedRatio())
 		if res.Rate > best.Rate {
 			best = res
@@ -420,16 +434,18 @@ func (s *sys) capture(ctx context.Context) error {
 	}
 	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, no reader attached (best of %d)", unlimitedRuns),
 		Result: "offered " + fmtRate(base.Rate)})
-	if ref != nil {
+	for _, label := range refLabels {
+		ref := refBest[label]
 		r := "offered " + fmtRate(ref.Rate)
 		if base.Rate > 0 {
 			r += fmt.Sprintf(" (%s of no reader)", fmtPercent(ref.Rate/base.Rate))
 		}
-		s.t.Add(Row{Item: "2", Measure: "flood unlimited, tcpdump attached (libpcap's ring, for reference)", Result: r})
+		s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, %s, for reference (best of %d)", label, unlimitedRuns), Result: r})
 	}
 	s.t.Add(Row{Item: "2", Measure: fmt.Sprintf("flood unlimited, daemon attached (best of %d)", unlimitedRuns), Result: best.result(),
 		Target: "processed >= 99 %", Verdict: verdict(worst >= 0.99)})
-	s.t.Note("unlimited floods offered, in the order run (no reader, daemon attached): %s", pairs(baseRates, attachedRates))
+	order := append(append([]string{"no reader"}, refLabels...), "daemon attached")
+	s.t.Note("unlimited floods offered, round by round (%s): %s", strings.Join(order, ", "), strings.Join(rounds, "; "))
 	if best.Rate > 0 && base.Rate > 0 {
 		ratio := best.Rate / base.Rate
 		s.t.Add(Row{Item: "2", Measure: "unlimited rate offered, daemon attached / no reader", Result: fmtPercent(ratio),
@@ -438,21 +454,18 @@ func (s *sys) capture(ctx context.Context) error {
 	return nil
 }
 
-// pairs returns "a1 / b1, a2 / b2, ...".
-func pairs(a, b []string) string {
-	var ps []string
-	for i := range min(len(a), len(b)) {
-		ps = append(ps, a[i]+" / "+b[i])
-	}
-	return strings.Join(ps, ", ")
+// refResult is the flood measured with a reference reader.
+type refResult struct {
+	label string
+	res   floodResult
 }
 
 // noReaderFlood measures one unlimited flood with the daemon stopped and
 // its nftables table in place (restored from a copy if the daemon removes
 // it on exit), so the only difference to the attached runs is the reader;
-// with ref, then one with tcpdump reading (nil if it could not run). The
-// daemon is started again before it returns.
-func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket, ref bool) (res floodResult, refRes *floodResult, ferr error) {
+// with ref, then one with each reference reader reading (those that
+// could run). The daemon is started again before it returns.
+func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket, ref bool) (res floodResult, refs []refResult, ferr error) {
 	srv := s.topo.srv
 	ruleset, err := srv.run("nft", "list", "table", "inet", nftTable)
 	if err != nil {
@@ -474,7 +487,14 @@ func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket, ref bool) (
 	}
 	res, ferr = s.measureFlood(ctx, pkts, 0)
 	if ferr == nil && ref {
-		refRes = s.referenceReader(ctx, pkts)
+		for _, r := range s.referenceReaders(ctx) {
+			rr, err := s.referenceRun(ctx, pkts, r)
+			if err != nil {
+				s.t.Note("flood with %s: %v", r.label, err)
+				continue
+			}
+			refs = append(refs, refResult{r.label, rr})
+		}
 	}
 	if restored {
 		if _, err := srv.run("nft", "delete", "table", "inet", nftTable); err != nil {
@@ -482,39 +502,71 @@ func (s *sys) noReaderFlood(ctx context.Context, pkts []FloodPacket, ref bool) (
 		}
 	}
 	if ctx.Err() != nil {
-		return res, refRes, ctx.Err()
+		return res, refs, ctx.Err()
 	}
 	if err := s.startDaemon(ctx); err != nil {
-		return res, refRes, errors.Join(ferr, err)
+		return res, refs, errors.Join(ferr, err)
 	}
-	return res, refRes, ferr
+	return res, refs, ferr
 }
 
-// referenceReader measures the unlimited flood with tcpdump reading it
-// (libpcap's TPACKET_V3 ring, the same knock filter, frames written to
-// /dev/null), for reference: what any memory-mapped AF_PACKET reader
-// costs the receive path on this machine.
-func (s *sys) referenceReader(ctx context.Context, pkts []FloodPacket) *floodResult {
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		return nil
+// A reference reader: another program reading the knock frames of the
+// flood from a memory-mapped AF_PACKET ring.
+type refReader struct {
+	label string    // what the row calls it
+	cmd   *exec.Cmd // started in the server's namespace; stopped with SIGINT
+}
+
+// referenceReaders returns the reference readers this machine has: tcpdump
+// (libpcap's TPACKET_V3 ring) and gopacket's cgo afpacket ring (the
+// issue's reference), both with the same knock filter.
+func (s *sys) referenceReaders(ctx context.Context) []refReader {
+	var rs []refReader
+	if _, err := exec.LookPath("tcpdump"); err == nil {
+		filter := fmt.Sprintf("tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst portrange %d-%d", s.user.Range.Lo, s.user.Range.Hi)
+		rs = append(rs, refReader{"tcpdump attached (libpcap's ring)",
+			s.topo.srv.command(ctx, "tcpdump", "-i", ifSrvAtk, "-n", "-q", "-s", "256", "-B", "8192", "-w", "/dev/null", filter)})
 	}
-	filter := fmt.Sprintf("tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst portrange %d-%d", s.user.Range.Lo, s.user.Range.Hi)
-	cmd := s.topo.srv.command(ctx, "tcpdump", "-i", ifSrvAtk, "-n", "-q", "-s", "256", "-B", "8192", "-w", "/dev/null", filter)
+	if s.afpacketRead == "" && s.afpacketErr == nil {
+		s.afpacketRead, s.afpacketErr = s.buildAfpacketRead(ctx)
+		if s.afpacketErr != nil {
+			s.t.Note("gopacket's ring as a reference reader: %v", s.afpacketErr)
+		}
+	}
+	if bin := s.afpacketRead; bin != "" {
+		rs = append(rs, refReader{"gopacket's cgo ring attached (afpacketread)",
+			s.topo.srv.command(ctx, bin, "-i", ifSrvAtk, "-tcp", fmt.Sprintf("%d-%d", s.user.Range.Lo, s.user.Range.Hi))})
+	}
+	return rs
+}
+
+// buildAfpacketRead builds bench/cmd/afpacketread (cgo, the cgobench tag)
+// into the work directory.
+func (s *sys) buildAfpacketRead(ctx context.Context) (string, error) {
+	bin := filepath.Join(s.work, "afpacketread")
+	cmd := exec.CommandContext(ctx, s.o.Go, "build", "-tags", "cgobench", "-o", bin, "./bench/cmd/afpacketread")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v: %s", err, lastLines(string(out), 5))
+	}
+	return bin, nil
+}
+
+// referenceRun measures the unlimited flood with the reference reader r
+// reading it.
+func (s *sys) referenceRun(ctx context.Context, pkts []FloodPacket, r refReader) (floodResult, error) {
 	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		s.t.Note("tcpdump for reference: %v", err)
-		return nil
+	r.cmd.Stdout, r.cmd.Stderr = out, out
+	if err := r.cmd.Start(); err != nil {
+		return floodResult{}, err
 	}
 	time.Sleep(time.Second) // until it listens
 	res, err := s.measureFlood(ctx, pkts, 0)
-	cmd.Process.Signal(os.Interrupt)
-	cmd.Wait()
-	if err != nil {
-		s.t.Note("flood with tcpdump attached: %v", err)
-		return nil
+	r.cmd.Process.Signal(os.Interrupt)
+	if werr := r.cmd.Wait(); err == nil && werr != nil && !strings.Contains(werr.Error(), "interrupt") {
+		err = fmt.Errorf("%v: %s", werr, lastLines(out.String(), 3))
 	}
-	return &res
+	return res, err
 }
 
 // knock sends one legitimate knock from src: with the real client when it
