@@ -20,11 +20,7 @@ func TestCaptureExpressMerge(t *testing.T) {
 	}
 
 	const burst = 2000
-	frames := make([][]byte, burst)
-	for i := range frames {
-		frames[i] = pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: udp, dport: 50000 + uint16(i%1000), dstMAC: tb.srvMAC,
-			payload: []byte{byte(i >> 8), byte(i)}}.frame(t).Data
-	}
+	frames := burstFrames(t, tb, burst)
 	if c.Buffered() {
 		t.Error("Buffered before any frame was sent")
 	}
@@ -35,27 +31,7 @@ func TestCaptureExpressMerge(t *testing.T) {
 	}
 
 	ch := collect(c, sysRanges)
-	var prev time.Time
-	for i := range burst {
-		var r result
-		select {
-		case r = <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("frame %d of %d: none after 5s", i, burst)
-		}
-		d := r.frame.Data
-		const at = 14 + 20 + 8 // Ethernet, IPv4, UDP: the payload
-		if !r.ok || len(d) < at+2 {
-			t.Fatalf("frame %d: not a knock: % x", i, d)
-		}
-		if got := int(d[at])<<8 | int(d[at+1]); got != i {
-			t.Fatalf("frame %d: got frame %d of the burst (port %d), want them in the order sent", i, got, r.knock.Port)
-		}
-		if r.frame.Time.Before(prev) {
-			t.Errorf("frame %d: captured at %v, before the frame before it (%v)", i, r.frame.Time, prev)
-		}
-		prev = r.frame.Time
-	}
+	readBurst(t, ch, burst)
 	s := c.Stats()
 	if s.Drops != 0 || s.Read != burst {
 		t.Errorf("after the burst: %d frames read, %d dropped; want %d and 0", s.Read, s.Drops, burst)
@@ -65,7 +41,7 @@ func TestCaptureExpressMerge(t *testing.T) {
 	}
 
 	before := s.Express
-	time.Sleep(30 * time.Millisecond) // the burst is over for the reader too
+	waitExpressBack(t, c)
 	sendUDP(t, tb.cli, "192.0.2.1", 50500)
 	select {
 	case r := <-ch:
@@ -99,28 +75,8 @@ func TestCaptureExpressLive(t *testing.T) {
 	ch := collect(c, sysRanges)
 
 	const burst = 2000
-	frames := make([][]byte, burst)
-	for i := range frames {
-		frames[i] = pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: udp, dport: 50000 + uint16(i%1000), dstMAC: tb.srvMAC,
-			payload: []byte{byte(i >> 8), byte(i)}}.frame(t).Data
-	}
-	sendRaw(t, tb.cli, tb.cliIf, frames...)
-	for i := range burst {
-		var r result
-		select {
-		case r = <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("frame %d of %d: none after 5s", i, burst)
-		}
-		d := r.frame.Data
-		const at = 14 + 20 + 8 // Ethernet, IPv4, UDP: the payload
-		if !r.ok || len(d) < at+2 {
-			t.Fatalf("frame %d: not a knock: % x", i, d)
-		}
-		if got := int(d[at])<<8 | int(d[at+1]); got != i {
-			t.Fatalf("frame %d: got frame %d of the burst, want them in the order sent", i, got)
-		}
-	}
+	sendRaw(t, tb.cli, tb.cliIf, burstFrames(t, tb, burst)...)
+	readBurst(t, ch, burst)
 	s := c.Stats()
 	if s.Drops != 0 || s.Read != burst {
 		t.Errorf("after the burst: %d frames read, %d dropped; want %d and 0", s.Read, s.Drops, burst)
@@ -134,7 +90,7 @@ func TestCaptureExpressLive(t *testing.T) {
 		}
 	}
 
-	time.Sleep(30 * time.Millisecond) // the burst is over for the reader too
+	waitExpressBack(t, c)
 	const lone = 20
 	before := s.Express
 	for i := range lone {
@@ -192,12 +148,7 @@ func TestCaptureReadFrames(t *testing.T) {
 	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
 
 	const burst = 300
-	frames := make([][]byte, burst)
-	for i := range frames {
-		frames[i] = pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: udp, dport: 50000 + uint16(i), dstMAC: tb.srvMAC,
-			payload: []byte{byte(i >> 8), byte(i)}}.frame(t).Data
-	}
-	sendRaw(t, tb.cli, tb.cliIf, frames...)
+	sendRaw(t, tb.cli, tb.cliIf, burstFrames(t, tb, burst)...)
 	time.Sleep(20 * time.Millisecond) // every ring block retired
 
 	var fs [32]Frame
@@ -209,12 +160,8 @@ func TestCaptureReadFrames(t *testing.T) {
 		}
 		calls++
 		for _, f := range fs[:n] {
-			const at = 14 + 20 + 8 // Ethernet, IPv4, UDP: the payload
-			if len(f.Data) < at+2 {
-				t.Fatalf("frame %d: % x", next, f.Data)
-			}
-			if got := int(f.Data[at])<<8 | int(f.Data[at+1]); got != next {
-				t.Fatalf("frame %d of the burst where %d was due (batch of %d)", got, next, n)
+			if got := burstIndex(f.Data); got != next {
+				t.Fatalf("frame %d of the burst where %d was due (batch of %d): % x", got, next, n, f.Data)
 			}
 			next++
 		}
@@ -245,4 +192,65 @@ func TestCaptureReadFrames(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("lone knock: not read after 5s")
 	}
+}
+
+// burstFrames returns n UDP knock frames from the client to the server,
+// frame i to port 50000+i%1000 with i in its payload.
+func burstFrames(t *testing.T, tb *testbed, n int) [][]byte {
+	frames := make([][]byte, n)
+	for i := range frames {
+		frames[i] = pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: udp, dport: 50000 + uint16(i%1000), dstMAC: tb.srvMAC,
+			payload: []byte{byte(i >> 8), byte(i)}}.frame(t).Data
+	}
+	return frames
+}
+
+// burstIndex returns the number burstFrames put in a frame's payload, or
+// -1 for a frame that is not one of them.
+func burstIndex(d []byte) int {
+	const at = 14 + 20 + 8 // Ethernet, IPv4, UDP: the payload
+	if len(d) < at+2 {
+		return -1
+	}
+	return int(d[at])<<8 | int(d[at+1])
+}
+
+// readBurst reads n results from ch and fails unless they are the frames
+// of burstFrames, each once, in the order sent, their capture times in
+// order.
+func readBurst(t *testing.T, ch <-chan result, n int) {
+	t.Helper()
+	var prev time.Time
+	for i := range n {
+		var r result
+		select {
+		case r = <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("frame %d of %d: none after 5s", i, n)
+		}
+		if !r.ok || burstIndex(r.frame.Data) < 0 {
+			t.Fatalf("frame %d: not a knock of the burst: % x", i, r.frame.Data)
+		}
+		if got := burstIndex(r.frame.Data); got != i {
+			t.Fatalf("frame %d: got frame %d of the burst (port %d), want them in the order sent", i, got, r.knock.Port)
+		}
+		if r.frame.Time.Before(prev) {
+			t.Errorf("frame %d: captured at %v, before the frame before it (%v)", i, r.frame.Time, prev)
+		}
+		prev = r.frame.Time
+	}
+}
+
+// waitExpressBack waits for the express socket to be back in the receive
+// path after a burst: the burst's hold (busyHold) and the move back, which
+// waits for a grace period, then a little for the reader to turn it on.
+func waitExpressBack(t *testing.T, c *Capture) {
+	t.Helper()
+	time.Sleep(busyHold)
+	for deadline := time.Now().Add(2 * time.Second); !c.ex.all.Load() || c.ex.moving.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the express socket is not back in the receive path 2s after the burst")
+		}
+	}
+	time.Sleep(10 * time.Millisecond)
 }
