@@ -21,13 +21,13 @@ func TestCaptureExpressMerge(t *testing.T) {
 
 	const burst = 2000
 	frames := burstFrames(t, tb, burst)
-	if c.Buffered() {
-		t.Error("Buffered before any frame was sent")
+	if c.ring.ready() {
+		t.Error("the ring holds a block before any frame was sent")
 	}
 	sendRaw(t, tb.cli, tb.cliIf, frames...)
 	time.Sleep(20 * time.Millisecond) // every ring block retired
-	if !c.Buffered() {
-		t.Error("not Buffered with the burst in the ring")
+	if !c.ring.ready() {
+		t.Error("the ring holds no block with the burst sent")
 	}
 
 	ch := collect(c, sysRanges)

@@ -29,7 +29,7 @@ import (
 // nftables drops. It lives in the network namespace of the thread that
 // called Listen.
 //
-// ReadFrame, ReadFrames and Buffered must be called from one goroutine at a time;
+// ReadFrame and ReadFrames must be called from one goroutine at a time;
 // Close, Stats and SetRanges may be called from any goroutine.
 type Capture struct {
 	name string
@@ -44,7 +44,7 @@ type Capture struct {
 	mu        sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
 	ring      ring
 	ringTaken uint64         // frames taken from the ring
-	pending   error          // an error Buffered or a burst met, for ReadFrame to return
+	pending   error          // an error met after a batch's first frame or at a burst, for the next read to return
 	ex        *express       // the express socket (express_linux.go); nil with NoExpress
 	tov       int            // the ring's block timeout, in milliseconds
 	busyUntil int64          // Unix nanoseconds: until then the traffic is a burst and the express socket is off
@@ -364,42 +364,6 @@ func frameData(h []byte) []byte {
 	mac := int(binary.NativeEndian.Uint16(h[pktMac:]))
 	snap := int(binary.NativeEndian.Uint32(h[pktSnaplen:]))
 	return h[mac : mac+snap]
-}
-
-// Buffered reports whether ReadFrame would return at once (Run then reads
-// the frame into the batch it is making). Frames ReadFrame would skip
-// (outgoing, or to another host) are skipped here, so that a knock is
-// never held in a batch behind them. It never blocks.
-func (c *Capture) Buffered() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed.Load() || c.pending != nil {
-		return true
-	}
-	for {
-		h, ok, err := c.ring.head()
-		if err != nil {
-			c.pending = err
-			return true
-		}
-		if !ok {
-			return false
-		}
-		dup := c.ex != nil && c.ex.ahead.n > 0 && c.ex.ahead.match(c.ex.seen(frameData(h), headTime(h)))
-		if !dup {
-			if !c.skip(h[sllPkttype]) {
-				return true
-			}
-			if c.ex != nil && c.ex.on {
-				c.ex.behind.add(c.ex.seen(frameData(h), headTime(h)))
-			}
-		}
-		if _, err := c.ring.take(h, nil); err != nil {
-			c.pending = err
-			return true
-		}
-		c.ringTaken++
-	}
 }
 
 // skip counts a frame of type pkttype that ReadFrame does not return, and
