@@ -66,6 +66,29 @@ type anchorTable struct {
 	anchor [2][1024]uint64
 }
 
+// AnchorPorts are the anchor ports of one anchor table: a bit per
+// protocol (0 TCP, 1 UDP) and port, for every candidate of the table, live
+// or back. From and Until (Unix nanoseconds) are the interval the table
+// serves.
+type AnchorPorts struct {
+	From, Until int64
+	Ports       [2][1024]uint64
+}
+
+// ports returns the anchor ports of t.
+func (t *anchorTable) ports() AnchorPorts {
+	a := AnchorPorts{From: t.from, Until: t.until}
+	for pi := range 2 {
+		for i := range t.mid[pi] {
+			if t.start[pi][i+1] > t.start[pi][i] {
+				port := int(t.lo[pi]) + i
+				a.Ports[pi][port>>6] |= 1 << (port & 63)
+			}
+		}
+	}
+	return a
+}
+
 // index returns the index of port in the table of proto index pi, or -1.
 func (t *anchorTable) index(pi int, port uint16) int {
 	i := int(port) - int(t.lo[pi])
@@ -128,6 +151,8 @@ type anchorBuilder struct {
 	last    atomic.Int64 // nanoseconds the latest build took
 
 	free chan *anchorTable // tables no longer read, for reuse
+
+	publish func(AnchorPorts) // Config.Anchors
 }
 
 // userState is one validated enrollment, as the tracker and the builder
@@ -271,6 +296,9 @@ func (b *anchorBuilder) buildLocked(ns int64) *anchorTable {
 		b.derive(ns, 0, len(b.users))
 	}
 	b.sort(t, ns)
+	if b.publish != nil {
+		b.publish(t.ports())
+	}
 	t.took = time.Since(began)
 	b.last.Store(int64(t.took))
 	return t

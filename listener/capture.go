@@ -41,6 +41,12 @@ type CaptureConfig struct {
 	// then comes through the ring, a block timeout late when the traffic
 	// is light. For measurements.
 	NoExpress bool
+
+	// Prefilter, if not nil, is the kernel filter of the capture's
+	// sockets in place of Filter's classic program: it passes only the
+	// knocks the tracker can use (see Prefilter). The capture does not
+	// own it; SetRanges sets its ranges.
+	Prefilter *Prefilter
 }
 
 // Ring defaults: 8 blocks of 256 KiB (2 MiB) hold about 13,000 knock

@@ -34,6 +34,7 @@ import (
 type Capture struct {
 	name string
 	link LinkType
+	pf   *Prefilter // the kernel filter, or nil for the classic one
 
 	closed atomic.Bool
 
@@ -88,8 +89,12 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 			typ, link = unix.SOCK_RAW, LinkEthernet
 		}
 	}
-	prog, err := filter(t, link)
-	if err != nil {
+	kf := knockFilter{pf: cfg.Prefilter, link: link}
+	if kf.pf == nil {
+		if kf.classic, err = filter(t, link); err != nil {
+			return nil, fmt.Errorf("capture %s: %w", name, err)
+		}
+	} else if err := kf.pf.SetRanges(cfg.Ranges); err != nil {
 		return nil, fmt.Errorf("capture %s: %w", name, err)
 	}
 
@@ -99,16 +104,17 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture %s: socket: %w", name, err)
 	}
-	c := &Capture{name: name, link: link, fd: fd, efd: -1, buf: make([]byte, SnapLen), tov: int(cfg.BlockTimeout.Milliseconds())}
+	c := &Capture{name: name, link: link, pf: cfg.Prefilter, fd: fd, efd: -1, buf: make([]byte, SnapLen), tov: int(cfg.BlockTimeout.Milliseconds())}
 	if !cfg.NoExpress {
 		// Bound before the ring, which then has every frame first.
 		if c.ex, err = openExpress(typ, ifindex); err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("capture %s: %w", name, err)
 		}
-		c.ex.prog = prog
+		c.ex.filt = kf
+		c.ex.filt.express = true
 	}
-	err = c.setup(cfg, prog, ifindex)
+	err = c.setup(cfg, kf, ifindex)
 	if err == nil && c.ex != nil {
 		err = c.ex.enable()
 	}
@@ -132,7 +138,7 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 	return c, nil
 }
 
-func (c *Capture) setup(cfg CaptureConfig, prog []bpf.RawInstruction, ifindex int) error {
+func (c *Capture) setup(cfg CaptureConfig, kf knockFilter, ifindex int) error {
 	fd := c.fd
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -142,7 +148,7 @@ func (c *Capture) setup(cfg CaptureConfig, prog []bpf.RawInstruction, ifindex in
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fmt.Errorf("set TPACKET_V3: %w", err)
 	}
-	if err := attach(fd, prog); err != nil {
+	if err := kf.attach(fd); err != nil {
 		return err
 	}
 	// Linux >= 4.20. Without it, outgoing frames are skipped in ReadFrame.
@@ -204,6 +210,23 @@ func attach(fd int, prog []bpf.RawInstruction) error {
 		return fmt.Errorf("attach filter (%d instructions): %w", len(prog), err)
 	}
 	return nil
+}
+
+// knockFilter is the kernel filter of a capture's sockets: the prefilter's
+// program for the link type if there is a prefilter, else the classic
+// program.
+type knockFilter struct {
+	pf      *Prefilter
+	link    LinkType
+	express bool // for the express socket
+	classic []bpf.RawInstruction
+}
+
+func (k knockFilter) attach(fd int) error {
+	if k.pf != nil {
+		return k.pf.attach(fd, k.link, k.express)
+	}
+	return attach(fd, k.classic)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -635,15 +658,12 @@ func packetStats(fd int, p unsafe.Pointer, size uintptr) error {
 	return nil
 }
 
-// SetRanges replaces the kernel filter with one for ranges (a reload). The
-// kernel swaps the program atomically; frames already in the ring were
-// accepted by the old one, so the decoder checks the ranges again.
+// SetRanges replaces the kernel filter with one for ranges (a reload), or
+// the prefilter's ranges. The kernel swaps the program (or the prefilter's
+// bitmap) atomically; frames already in the ring were accepted by the old
+// one, so the decoder checks the ranges again.
 func (c *Capture) SetRanges(ranges []PortRange) error {
 	t, err := newRangeTable(ranges)
-	if err != nil {
-		return fmt.Errorf("capture %s: %w", c.name, err)
-	}
-	prog, err := filter(t, c.link)
 	if err != nil {
 		return fmt.Errorf("capture %s: %w", c.name, err)
 	}
@@ -652,11 +672,21 @@ func (c *Capture) SetRanges(ranges []PortRange) error {
 	if c.fd < 0 {
 		return fmt.Errorf("capture %s: set ranges: %w", c.name, ErrClosed)
 	}
+	if c.pf != nil {
+		if err := c.pf.SetRanges(ranges); err != nil {
+			return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
+		}
+		return nil
+	}
+	prog, err := filter(t, c.link)
+	if err != nil {
+		return fmt.Errorf("capture %s: %w", c.name, err)
+	}
 	if err := attach(c.fd, prog); err != nil {
 		return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
 	}
 	if c.ex != nil {
-		if err := c.ex.setProg(prog); err != nil {
+		if err := c.ex.setProg(knockFilter{link: c.link, classic: prog}); err != nil {
 			return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
 		}
 	}

@@ -157,8 +157,8 @@ type express struct {
 	all, moving atomic.Bool
 	parks       atomic.Uint64 // times the socket was taken out of the receive path
 
-	mu   sync.Mutex           // guards prog, and the filter of the socket
-	prog []bpf.RawInstruction // the knock filter
+	mu   sync.Mutex  // guards filt, and the filter of the socket
+	filt knockFilter // the knock filter
 
 	q       [expressQueue]expressFrame
 	head, n int
@@ -242,7 +242,7 @@ func (e *express) bind(all bool) error {
 func (e *express) enable() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := attach(e.fd, e.prog); err != nil {
+	if err := e.filt.attach(e.fd); err != nil {
 		return fmt.Errorf("express socket: %w", err)
 	}
 	e.on = true
@@ -252,12 +252,12 @@ func (e *express) enable() error {
 // setProg replaces the knock filter (a reload); the socket gets it at
 // once if it is on. It may be called from any goroutine while the capture
 // is open.
-func (e *express) setProg(prog []bpf.RawInstruction) error {
+func (e *express) setProg(kf knockFilter) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.prog = prog
+	e.filt = kf
 	if e.on {
-		if err := attach(e.fd, prog); err != nil {
+		if err := kf.attach(e.fd); err != nil {
 			return fmt.Errorf("express socket: %w", err)
 		}
 	}

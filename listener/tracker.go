@@ -57,6 +57,12 @@ type Config struct {
 	// Default DefaultReplayCapacity.
 	ReplayCapacity int
 
+	// Anchors, if not nil, is called with the anchor ports of every
+	// anchor table the tracker builds (AnchorPorts), before the table is
+	// used, from the goroutine that built it: Prefilter.Publish's way in.
+	// It must not call the tracker.
+	Anchors func(AnchorPorts)
+
 	// Now is the wall clock of the goroutine that Run starts to build the
 	// anchor table of the next window boundary ahead of time. nil means
 	// time.Now. Knocks are matched with their capture timestamps, never
@@ -379,6 +385,7 @@ func newTrackerState(cfg Config, users []User, now time.Time) (*trackerState, er
 	}
 	st.ranges = unionRanges(st.users)
 	st.b = newAnchorBuilder(st.users, st.slots, cfg.depth())
+	st.b.publish = cfg.Anchors
 	st.tab = st.b.build(ns)
 	return st, nil
 }

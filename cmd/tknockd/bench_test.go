@@ -99,7 +99,7 @@ func BenchmarkDaemon(b *testing.B) {
 	fw := newFakeFirewall()
 	var ln net.Listener
 	d := deps{
-		openCapture:     func(string, []listener.PortRange) (capture, error) { return lc, nil },
+		openCapture:     func(string, []listener.PortRange, *listener.Prefilter) (capture, error) { return lc, nil },
 		openFirewall:    fw.open,
 		checkInterfaces: func(*Config) error { return nil },
 		listen:          func(string, string) (net.Listener, error) { return ln, nil },

@@ -52,6 +52,7 @@ type fileConfig struct {
 	SeqTimeout     *string             `toml:"seq_timeout"`
 	StateCapacity  *int                `toml:"state_capacity"`
 	ReplayCapacity *int                `toml:"replay_capacity"`
+	Prefilter      *string             `toml:"prefilter"`
 	Enroll         fileEnroll          `toml:"enroll"`
 	Services       map[string][]string `toml:"services"`
 	Firewall       fileFirewall        `toml:"firewall"`
@@ -110,12 +111,15 @@ type Config struct {
 	// the tracker's default.
 	StateCapacity  int
 	ReplayCapacity int
-	Enroll         EnrollDefaults
-	Services       map[string]nft.Service // by service name
-	Firewall       FirewallConfig
-	LogLevel       zerolog.Level
-	LogFormat      string // "auto", "json" or "console"
-	MetricsListen  string // host:port; "" means no metrics endpoint
+	// Prefilter is "auto" (the eBPF prefilter when the kernel takes it,
+	// else the classic filter), "on" (the prefilter or no start) or "off".
+	Prefilter     string
+	Enroll        EnrollDefaults
+	Services      map[string]nft.Service // by service name
+	Firewall      FirewallConfig
+	LogLevel      zerolog.Level
+	LogFormat     string // "auto", "json" or "console"
+	MetricsListen string // host:port; "" means no metrics endpoint
 }
 
 // EnrollDefaults are the parameters of new enrollments (tknockd enroll).
@@ -461,6 +465,15 @@ func (v *validator) timing(c *Config, fc *fileConfig) {
 	}
 	c.StateCapacity = capacity("state_capacity", fc.StateCapacity)
 	c.ReplayCapacity = capacity("replay_capacity", fc.ReplayCapacity)
+	c.Prefilter = "auto"
+	if fc.Prefilter != nil {
+		switch *fc.Prefilter {
+		case "auto", "on", "off":
+			c.Prefilter = *fc.Prefilter
+		default:
+			v.addf("prefilter", "%q: want \"auto\", \"on\" or \"off\"", *fc.Prefilter)
+		}
+	}
 }
 
 func (v *validator) services(c *Config, m map[string][]string) {

@@ -47,6 +47,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"GapMax", c.GapMax, 3 * time.Second},
 		{"SeqTimeout", c.SeqTimeout, 10 * time.Second},
 		{"StateCapacity", c.StateCapacity, 0},
+		{"Prefilter", c.Prefilter, "auto"},
 		{"Enroll.Host", c.Enroll.Host, "gw.example.org"},
 		{"Firewall", c.Firewall, FirewallConfig{Mode: "table", Table: "tknock", DropKnocks: true}},
 		{"LogLevel", c.LogLevel, zerolog.InfoLevel},
@@ -106,6 +107,7 @@ gap_max = "500ms"
 seq_timeout = "5s"
 state_capacity = 1000
 replay_capacity = 500
+prefilter = "on"
 [enroll]
 host = "203.0.113.1"
 services = ["ssh", "web"]
@@ -136,7 +138,7 @@ listen = "[::1]:9121"
 	}
 	p := c.Enroll.Params
 	if c.Skew != 0 || c.OpenFor != 2*time.Minute || c.GapMax != 500*time.Millisecond || c.SeqTimeout != 5*time.Second ||
-		c.StateCapacity != 1000 || c.ReplayCapacity != 500 || c.UsersDir != "/var/lib/tknock/users" ||
+		c.StateCapacity != 1000 || c.ReplayCapacity != 500 || c.Prefilter != "on" || c.UsersDir != "/var/lib/tknock/users" ||
 		!cmp.Equal(c.Interfaces, []string{"eth0", "wg0"}) || c.Enroll.Host != "203.0.113.1" ||
 		p.Period != 60 || p.Length != 6 || p.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
 		!cmp.Equal(p.Exclude, []uint16{40001, 40500}) || p.Proto != totpseq.UDP || p.V6Prefix != 64 ||
@@ -181,6 +183,8 @@ func TestConfigErrors(t *testing.T) {
 		{"skew big", top("skew = 6\n"), []string{"field skew: 6: want 0..5"}},
 		{"capacity zero", top("state_capacity = 0\n"), []string{"f.toml: line 2: field state_capacity: 0: want 1..16777216"}},
 		{"capacity huge", top("replay_capacity = 100000000\n"), []string{"field replay_capacity: 100000000"}},
+		{"prefilter word", top("prefilter = \"yes\"\n"), []string{"f.toml: line 2: field prefilter: \"yes\": want \"auto\", \"on\" or \"off\""}},
+		{"prefilter bool", top("prefilter = true\n"), []string{"f.toml: line 2: field prefilter: got a TOML boolean, want a string"}},
 		{"realm empty", "realm = \"\"\n[services]\nssh = [\"tcp/22\"]\n", []string{"f.toml: line 1: field realm: 0 bytes"}},
 		{"realm long", "realm = \"" + strings.Repeat("x", 256) + "\"\n[services]\nssh = [\"tcp/22\"]\n", []string{"field realm: 256 bytes"}},
 		{"no services", "realm = \"r\"\n", []string{"f.toml: field services: no services"}},

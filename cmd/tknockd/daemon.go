@@ -23,7 +23,8 @@ import (
 // deps are the parts of the daemon that touch the system. Tests replace
 // them with fakes; productionDeps has the real ones.
 type deps struct {
-	openCapture     openFunc
+	openCapture     func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error)
+	openPrefilter   func(hold time.Duration) (*listener.Prefilter, error)      // nil: never a prefilter
 	openFirewall    func(cfg nft.Config, log zerolog.Logger) (firewall, error) // opens, changes nothing
 	checkInterfaces func(c *Config) error
 	listen          func(network, addr string) (net.Listener, error)
@@ -33,13 +34,14 @@ type deps struct {
 
 func productionDeps(hup <-chan os.Signal) deps {
 	return deps{
-		openCapture: func(iface string, ranges []listener.PortRange) (capture, error) {
-			c, err := listener.Listen(listener.CaptureConfig{Interface: iface, Ranges: ranges})
+		openCapture: func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error) {
+			c, err := listener.Listen(listener.CaptureConfig{Interface: iface, Ranges: ranges, Prefilter: pf})
 			if err != nil {
 				return nil, err
 			}
 			return c, nil
 		},
+		openPrefilter: listener.NewPrefilter,
 		openFirewall: func(cfg nft.Config, log zerolog.Logger) (firewall, error) {
 			t, err := nft.Open(cfg, nft.WithLogger(log))
 			if err != nil {
@@ -62,6 +64,7 @@ type daemon struct {
 	deps    deps
 
 	fw   firewall
+	pf   *listener.Prefilter // nil: the captures have the classic filter
 	tr   *listener.Tracker
 	dec  *listener.Decoder
 	feed *feed
@@ -97,6 +100,44 @@ func trackerConfig(c *Config, now func() time.Time) listener.Config {
 	return tc
 }
 
+// trackerConfig is trackerConfig(c) with the anchors published to the
+// prefilter.
+func (d *daemon) trackerConfig(c *Config) listener.Config {
+	tc := trackerConfig(c, d.deps.now)
+	if d.pf != nil {
+		tc.Anchors = d.publishAnchors
+	}
+	return tc
+}
+
+// publishAnchors hands the anchors of a new anchor table to the
+// prefilter. It fails only if the kernel refuses to write a map it took
+// before; the prefilter then keeps the anchors it had, and knocks at the
+// new ones are dropped until the next table: logged as an error.
+func (d *daemon) publishAnchors(a listener.AnchorPorts) {
+	if err := d.pf.Publish(a); err != nil {
+		d.log.Error().Err(err).Msg("prefilter: anchors not updated")
+	}
+}
+
+// openPrefilter opens the eBPF prefilter as c.Prefilter says: nil with
+// "off", or with "auto" when the kernel refuses it (logged).
+func openPrefilter(c *Config, dp deps, log zerolog.Logger) (*listener.Prefilter, error) {
+	if c.Prefilter == "off" || dp.openPrefilter == nil {
+		return nil, nil
+	}
+	pf, err := dp.openPrefilter(c.SeqTimeout)
+	if err != nil {
+		if c.Prefilter == "on" {
+			return nil, fmt.Errorf("%w (prefilter = \"on\"; \"auto\" would fall back to the classic filter)", err)
+		}
+		log.Warn().Err(err).Msg("prefilter unavailable: the captures use the classic filter, which passes every knock into the ranges")
+		return nil, nil
+	}
+	log.Info().Msg("prefilter loaded")
+	return pf, nil
+}
+
 func trackerUsers(users []*totpseq.Enrollment) []listener.User {
 	out := make([]listener.User, len(users))
 	for i, u := range users {
@@ -122,17 +163,28 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 	d.prev.Store(c)
 	d.users.Store(&users)
 
-	tr, err := listener.NewTracker(trackerConfig(c, dp.now), trackerUsers(users), dp.now(), d.emit)
+	if err := dp.checkInterfaces(c); err != nil {
+		return err
+	}
+	pf, err := openPrefilter(c, dp, log)
+	if err != nil {
+		return err
+	}
+	if pf != nil {
+		defer pf.Close()
+		d.pf = pf
+	}
+	tr, err := listener.NewTracker(d.trackerConfig(c), trackerUsers(users), dp.now(), d.emit)
 	if err != nil {
 		return err
 	}
 	d.tr = tr
-	if err := dp.checkInterfaces(c); err != nil {
-		return err
-	}
 	ranges := tr.Ranges()
 	d.dec = listener.NewDecoder(ranges)
-	d.feed, err = openFeed(c.Interfaces, ranges, dp.openCapture, log)
+	open := func(iface string, ranges []listener.PortRange) (capture, error) {
+		return dp.openCapture(iface, ranges, pf)
+	}
+	d.feed, err = openFeed(c.Interfaces, ranges, open, log)
 	if err != nil {
 		return err
 	}
@@ -273,7 +325,7 @@ func (d *daemon) applyReload() error {
 	d.restartOnly(old, c)
 	c.StateCapacity = old.StateCapacity // the tracker's table is sized once
 	now := d.deps.now()
-	tc := trackerConfig(c, d.deps.now)
+	tc := d.trackerConfig(c)
 
 	// The firewall first: its update is atomic and keeps the old rules on
 	// error. It refuses a change of mode or table.
@@ -294,8 +346,16 @@ func (d *daemon) applyReload() error {
 	if err := d.tr.SetConfig(tc, now); err != nil {
 		return rollback(err)
 	}
+	if d.pf != nil {
+		// Sources are held for at least the longest sequence. A shorter
+		// hold takes effect at the next generation; until then sources are
+		// held as long as before.
+		if err := d.pf.SetHold(c.SeqTimeout); err != nil {
+			d.log.Error().Err(err).Msg("reload: prefilter hold not updated")
+		}
+	}
 	if err := d.tr.SetUsers(trackerUsers(users), now); err != nil {
-		if terr := d.tr.SetConfig(trackerConfig(old, d.deps.now), now); terr != nil {
+		if terr := d.tr.SetConfig(d.trackerConfig(old), now); terr != nil {
 			err = errors.Join(err, terr)
 		}
 		return rollback(err)
@@ -330,6 +390,9 @@ func (d *daemon) restartOnly(old, c *Config) {
 	if old.StateCapacity != c.StateCapacity {
 		keys = append(keys, "state_capacity")
 	}
+	if old.Prefilter != c.Prefilter {
+		keys = append(keys, "prefilter")
+	}
 	if len(keys) > 0 {
 		d.log.Warn().Strs("fields", keys).Msg("reload: these settings changed and take effect at the next restart")
 	}
@@ -343,6 +406,14 @@ func (d *daemon) collect(e *expo) {
 	e.counter("tknock_capture_packets_total", "Frames that passed the kernel's knock filter (PACKET_STATISTICS).", cs.Packets)
 	e.counter("tknock_capture_drops_total", "Frames the kernel dropped because the capture ring was full.", cs.Drops)
 	e.counter("tknock_capture_express_frames_total", "Frames read through the capture's express socket (light traffic, no ring delay) rather than the ring.", cs.Express)
+	if d.pf != nil {
+		if ps, err := d.pf.Stats(); err == nil {
+			e.family("tknock_prefilter_passed_total", "counter", "Knocks the eBPF prefilter passed in the kernel, by reason: at an anchor port (the source recorded), or from a recorded source.")
+			e.sample("tknock_prefilter_passed_total", float64(ps.Anchors), "reason", "anchor")
+			e.sample("tknock_prefilter_passed_total", float64(ps.Tracked), "reason", "tracked")
+			e.counter("tknock_prefilter_dropped_total", "Knocks the eBPF prefilter dropped in the kernel: not at an anchor port, from a source not recorded (rule 1).", ps.Dropped)
+		}
+	}
 	e.counter("tknock_frames_total", "Frames read from the capture.", ds.Frames)
 	e.counter("tknock_knock_packets_total", "Knock packets seen (frames that decoded as knocks).", ds.Knocks)
 	e.counter("tknock_frames_ignored_total", "Well-formed frames that are not knocks.", ds.Ignored)

@@ -202,7 +202,7 @@ func startHarness(t *testing.T, extra string, users ...*totpseq.Enrollment) *har
 
 func (h *harness) deps() deps {
 	return deps{
-		openCapture:     h.net.open,
+		openCapture:     h.net.openWith,
 		openFirewall:    h.fw.open,
 		checkInterfaces: func(*Config) error { return nil },
 		listen:          net.Listen,
@@ -686,7 +686,7 @@ func TestDaemonStartErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n, fw := newFakeNet(), newFakeFirewall()
-			d := deps{openCapture: n.open, openFirewall: fw.open, checkInterfaces: func(*Config) error { return nil },
+			d := deps{openCapture: n.openWith, openFirewall: fw.open, checkInterfaces: func(*Config) error { return nil },
 				listen: func(string, string) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }, now: time.Now, hup: make(chan os.Signal)}
 			if tt.name == "missing interface" {
 				// eth0 exists nowhere here either; only eth1 is named below.

@@ -123,6 +123,14 @@ func newFakeNet() *fakeNet {
 	return &fakeNet{missing: map[string]bool{}, opens: make(chan *fakeCapture, 16)}
 }
 
+// openWith is open as deps.openCapture: the fakes take no prefilter.
+func (n *fakeNet) openWith(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error) {
+	if pf != nil {
+		return nil, errors.New("fake network: a prefilter was given")
+	}
+	return n.open(iface, ranges)
+}
+
 func (n *fakeNet) open(iface string, ranges []listener.PortRange) (capture, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

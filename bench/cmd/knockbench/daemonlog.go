@@ -37,6 +37,7 @@ func parseLogEvent(line []byte) (logEvent, bool) {
 var (
 	metricKnocks   = []string{"tknock_knock_packets_total", "tknockd_knock_packets_total", "*knock_packets*"}
 	metricDrops    = []string{"tknock_capture_drops_total", "tknockd_capture_drops_total", "*capture_drop*"}
+	metricPrefilt  = []string{"tknock_prefilter_dropped_total"}
 	metricTracked  = []string{"tknock_tracked_sources", "tknockd_tracked_sources"}
 	metricCapacity = []string{"tknock_tracked_sources_capacity", "tknockd_tracked_sources_capacity"}
 )

@@ -220,6 +220,7 @@ type floodResult struct {
 	Rate      float64       // offered packets per second, steady state (server's veth)
 	Offered   int64         // packets that arrived on the server's veth
 	Processed int64         // knock packets the daemon counted; -1 without a daemon
+	Prefilt   int64         // knock packets the daemon's prefilter dropped in the kernel (rule 1); -1 without one
 	Drops     int64         // the kernel's drops for the daemon's socket; -1 if unknown
 	CPU       float64       // the daemon's CPU time / wall time (1.0 = one core)
 	Mem       ProcMem       // the daemon's memory at the end
@@ -230,7 +231,12 @@ type floodResult struct {
 func (r floodResult) result() string {
 	parts := []string{"offered " + fmtCount(r.Offered) + " packets at " + fmtRate(r.Rate)}
 	if r.Processed >= 0 {
-		parts = append(parts, "processed "+fmtPercent(r.processedRatio()))
+		p := "processed " + fmtPercent(r.processedRatio())
+		if r.Prefilt >= 0 && r.Offered > 0 {
+			p += fmt.Sprintf(" (%s in the kernel by the prefilter, %s by the daemon)",
+				fmtPercent(float64(r.Prefilt)/float64(r.Offered)), fmtPercent(float64(r.Processed)/float64(r.Offered)))
+		}
+		parts = append(parts, p)
 		if r.Drops >= 0 {
 			parts = append(parts, "kernel drops "+fmtCount(r.Drops))
 		} else {
@@ -245,7 +251,7 @@ func (r floodResult) processedRatio() float64 {
 	if r.Offered <= 0 {
 		return 0
 	}
-	return float64(r.Processed) / float64(r.Offered)
+	return float64(r.Processed+max(r.Prefilt, 0)) / float64(r.Offered)
 }
 
 // randomFlood is the capture flood: SYNs from random sources in
@@ -267,7 +273,7 @@ const maxFloodPPS = 3_000_000
 // measures it. Without a daemon only the offered rate is measured.
 func (s *sys) measureFlood(ctx context.Context, pkts []FloodPacket, rate int64) (floodResult, error) {
 	srv := s.topo.srv
-	res := floodResult{Processed: -1, Drops: -1}
+	res := floodResult{Processed: -1, Prefilt: -1, Drops: -1}
 	var m0 Metrics
 	var p0 ProcStat
 	var err error
@@ -332,6 +338,10 @@ func (s *sys) measureFlood(ctx context.Context, pkts []FloodPacket, rate int64) 
 			strings.Join(metricKnocks, ", "), strings.Join(m1.Names(), ", "))
 	}
 	res.Processed = int64(k1 - k0)
+	if p0, ok := counter(m0, metricPrefilt); ok {
+		p1, _ := counter(m1, metricPrefilt)
+		res.Prefilt = int64(p1 - p0)
+	}
 	if d0, ok := counter(m0, metricDrops); ok {
 		d1, _ := counter(m1, metricDrops)
 		res.Drops = int64(d1 - d0)
