@@ -49,6 +49,8 @@ type Capture struct {
 	ex        *express       // the express socket (express_linux.go); nil with NoExpress
 	tov       int            // the ring's block timeout, in milliseconds
 	busyUntil int64          // Unix nanoseconds: until then the traffic is a burst and the express socket is off
+	pfDrops   uint64         // the prefilter's drop count at pfAt (prefilterBurst)
+	pfAt      int64          // Unix nanoseconds
 	winStart  int64          // capture time of the first frame of the current burst window
 	winFrames int            // frames in it
 	buf       []byte         // the frame ReadFrame returned last
@@ -493,6 +495,14 @@ func (c *Capture) wait(timeout int) error {
 	if c.ex == nil {
 		return c.poll(false, timeout)
 	}
+	if c.pf != nil {
+		if err := c.prefilterBurst(); err != nil {
+			return err
+		}
+		if c.ex.on && (timeout < 0 || timeout > prefilterCheck) {
+			timeout = prefilterCheck
+		}
+	}
 	if !c.ex.on {
 		left := c.busyUntil - time.Now().UnixNano()
 		if err := c.steerExpress(left > 0); err != nil {
@@ -511,6 +521,33 @@ func (c *Capture) wait(timeout int) error {
 		}
 	}
 	return c.poll(c.ex.on, timeout)
+}
+
+// prefilterCheck is how often, in milliseconds, a reader with nothing to
+// read looks at the prefilter's drop counter while the express socket is
+// on.
+const prefilterCheck = 10
+
+// prefilterBurst treats the knocks the prefilter drops as a burst: a flood
+// the prefilter keeps from the ring never reaches countBurst, yet the
+// express socket's program would still run for each of its frames. At
+// busyFrames drops per busyWindow (on average since the latest check), the
+// traffic is busy until busyHold from now and the express socket goes off.
+// The count is shared by every capture of the prefilter.
+func (c *Capture) prefilterBurst() error {
+	now := time.Now().UnixNano()
+	el := now - c.pfAt
+	if el < busyWindow {
+		return nil
+	}
+	d := c.pf.dropped()
+	n := d - c.pfDrops
+	c.pfDrops, c.pfAt = d, now
+	if n < busyFrames || int64(n)*busyWindow < busyFrames*el {
+		return nil
+	}
+	c.busyUntil = now + busyHold
+	return c.steerExpress(true)
 }
 
 // waitRing blocks until the kernel hands over a ring block, at most

@@ -83,13 +83,14 @@ const (
 	pfRangeOff  = 0
 	pfAnchorOff = 2048
 	pfGenOff    = 4096
+	pfDropOff   = 4104 // the drop counter, on a cache line of its own
 	pfSeenOff   = 4160
 	pfSeenBits  = 20
 	pfSeenWords = 1 << (pfSeenBits - 6) // per generation
 	pfWords     = pfSeenOff + 2*pfSeenWords
 
 	pfKept     = 3 // published anchor sets kept
-	pfCounters = 3 // PrefilterStats, in order
+	pfCounters = 2 // PrefilterStats.Anchors and Tracked
 )
 
 // MinPrefilterHold is the shortest hold SetHold takes.
@@ -307,11 +308,19 @@ func (p *Prefilter) store() error {
 	return nil
 }
 
+// dropped returns the count of knocks dropped so far, read from the
+// mapped value: no system call.
+func (p *Prefilter) dropped() uint64 {
+	var w [8]byte
+	p.mem.ReadAt(w[:], pfDropOff*8)
+	return binary.NativeEndian.Uint64(w[:])
+}
+
 // Stats returns the counters, summed over the CPUs.
 func (p *Prefilter) Stats() (PrefilterStats, error) {
 	var s PrefilterStats
-	s.Gens = p.gens.Load()
-	for i, dst := range []*uint64{&s.Anchors, &s.Tracked, &s.Dropped} {
+	s.Gens, s.Dropped = p.gens.Load(), p.dropped()
+	for i, dst := range []*uint64{&s.Anchors, &s.Tracked} {
 		var per []uint64
 		if err := p.counts.Lookup(uint32(i), &per); err != nil {
 			return PrefilterStats{}, fmt.Errorf("prefilter: counters: %w", err)
@@ -505,14 +514,22 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 	emit(easm.LoadMem(easm.R0, easm.R2, 0, easm.DWord),
 		easm.Or.Reg(easm.R5, easm.R0),
 		easm.And.Reg(easm.R5, easm.R4),
-		easm.Mov.Imm(easm.R8, 2),
-		easm.JEq.Imm(easm.R5, 0, "count"),
-		easm.Mov.Imm(easm.R8, 1))
+		easm.Mov.Imm(easm.R8, 1),
+		easm.JNE.Imm(easm.R5, 0, "pass"))
+	if count {
+		// Dropped: counted in the mapped value, where a capture reads
+		// it without a system call (Prefilter.dropped).
+		emit(easm.Mov.Reg(easm.R1, easm.R9),
+			easm.Add.Imm(easm.R1, pfDropOff*8),
+			easm.Mov.Imm(easm.R2, 1),
+			easm.AddAtomic.Mem(easm.R1, easm.R2, easm.DWord, 0))
+	}
+	emit(easm.Ja.Label("drop"))
 
-	// Count (counter R8), then pass or drop by it.
+	// Passed: count (counter R8) and take SnapLen bytes.
 	emit(label("pass", easm.Mov.Imm(easm.R0, 0))) // a no-op target
 	if count {
-		emit(label("count", easm.StoreMem(easm.RFP, -28, easm.R8, easm.Word)),
+		emit(easm.StoreMem(easm.RFP, -28, easm.R8, easm.Word),
 			easm.LoadMapPtr(easm.R1, p.counts.FD()),
 			easm.Mov.Reg(easm.R2, easm.RFP),
 			easm.Add.Imm(easm.R2, -28),
@@ -521,11 +538,8 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 			easm.LoadMem(easm.R1, easm.R0, 0, easm.DWord),
 			easm.Add.Imm(easm.R1, 1),
 			easm.StoreMem(easm.R0, 0, easm.R1, easm.DWord))
-	} else {
-		emit(label("count", easm.Mov.Imm(easm.R0, 0)))
 	}
-	emit(label("verdict", easm.JEq.Imm(easm.R8, 2, "drop")),
-		easm.Mov.Imm(easm.R0, SnapLen),
+	emit(label("verdict", easm.Mov.Imm(easm.R0, SnapLen)),
 		easm.Return(),
 		label("drop", easm.Mov.Imm(easm.R0, 0)),
 		easm.Return())
