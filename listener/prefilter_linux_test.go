@@ -1,19 +1,28 @@
 package listener
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/totpseq"
 )
 
 // newTestPrefilter loads a prefilter with ranges; it needs root.
 func newTestPrefilter(t testing.TB, ranges []PortRange) *Prefilter {
 	t.Helper()
+	return newTestPrefilterHold(t, ranges, time.Second)
+}
+
+// newTestPrefilterHold is newTestPrefilter with a hold.
+func newTestPrefilterHold(t testing.TB, ranges []PortRange, hold time.Duration) *Prefilter {
+	t.Helper()
 	nstest.RequireRoot(t)
-	p, err := NewPrefilter(time.Second)
+	p, err := NewPrefilter(hold)
 	if err != nil {
 		t.Fatalf("NewPrefilter: %v", err)
 	}
@@ -31,15 +40,53 @@ func newTestPrefilter(t testing.TB, ranges []PortRange) *Prefilter {
 // program then sees it as a packet socket of its link type does.
 func run(t testing.TB, p *Prefilter, f Frame) uint32 {
 	t.Helper()
+	return runProg(t, p, progKey{f.Link, false}, f)
+}
+
+// runProg is run with the program of key k (the express one, say).
+func runProg(t testing.TB, p *Prefilter, k progKey, f Frame) uint32 {
+	t.Helper()
 	data := append(make([]byte, 14), f.Data...)
-	ret, err := p.progs[progKey{f.Link, false}].Run(&ebpf.RunOptions{Data: data})
+	ret, err := p.progs[k].Run(&ebpf.RunOptions{Data: data})
 	if err != nil {
 		t.Fatalf("test run: %v", err)
 	}
 	return ret
 }
 
-func TestPrefilterLoads(t *testing.T) {
+// pfStats returns p's counters.
+func pfStats(t testing.TB, p *Prefilter) PrefilterStats {
+	t.Helper()
+	s, err := p.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	return s
+}
+
+// anchorSet returns the anchor ports of a table that anchors ports of
+// TCP and UDP.
+func anchorSet(tcp, udp []uint16) AnchorPorts {
+	var a AnchorPorts
+	for pi, ports := range [][]uint16{tcp, udp} {
+		for _, port := range ports {
+			a.Ports[pi][port>>6] |= 1 << (port & 63)
+		}
+	}
+	return a
+}
+
+func publish(t testing.TB, p *Prefilter, a AnchorPorts) {
+	t.Helper()
+	if err := p.Publish(a); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+}
+
+// TestPrefilterAllAnchored gives every port as an anchor: the prefilter
+// then passes exactly the frames the classic Filter passes (the same
+// header walk), for every fixture frame.
+func TestPrefilterAllAnchored(t *testing.T) {
 	p := newTestPrefilter(t, testRanges)
 	var all AnchorPorts
 	for pi := range 2 {
@@ -47,9 +94,7 @@ func TestPrefilterLoads(t *testing.T) {
 			all.Ports[pi][i] = ^uint64(0)
 		}
 	}
-	if err := p.Publish(all); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, p, all)
 	for _, c := range frameCases {
 		f := c.frame(t)
 		if f.Link != LinkEthernet && f.Link != LinkIP {
@@ -59,5 +104,141 @@ func TestPrefilterLoads(t *testing.T) {
 		if got := n > 0; got != c.bpf {
 			t.Errorf("%s: prefilter accepts = %v (returned %d), want %v", c.name, got, n, c.bpf)
 		}
+	}
+}
+
+// TestPrefilterPublishKeeps publishes 4 anchor sets: the anchors of the
+// latest 3 pass, the first set's no longer do. Anchors outside the ranges
+// never pass, nor mark their source.
+func TestPrefilterPublishKeeps(t *testing.T) {
+	p := newTestPrefilter(t, testRanges)
+	anchors := []uint16{40101, 40102, 40103, 40104}
+	for _, a := range anchors {
+		publish(t, p, anchorSet([]uint16{a, 41500}, []uint16{50150}))
+	}
+	for i, a := range anchors {
+		src := fmt.Sprintf("203.0.113.%d", 10+i)
+		f := pkt{src: src, dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: a}.frame(t)
+		want := i > 0
+		if got := run(t, p, f) > 0; got != want {
+			t.Errorf("a new source at the anchor %d of set %d of 4: passes = %v, want %v", a, i+1, got, want)
+		}
+	}
+	for _, c := range []struct {
+		proto totpseq.Proto
+		port  uint16
+	}{{totpseq.TCP, 41500}, {totpseq.UDP, 50150}} {
+		k := pkt{src: "203.0.113.50", dst: "198.51.100.1", proto: c.proto, syn: true, dport: c.port}
+		if run(t, p, k.frame(t)) > 0 {
+			t.Errorf("%v anchor %d outside the ranges: passes", c.proto, c.port)
+		}
+	}
+	next := pkt{src: "203.0.113.50", dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: 40200}
+	if run(t, p, next.frame(t)) > 0 {
+		t.Error("a source whose only knocks went to anchors outside the ranges passes at a non-anchor: it was marked")
+	}
+}
+
+// TestPrefilterSetRangesInvalid gives SetRanges an invalid range: an
+// error naming it, and the old ranges stay.
+func TestPrefilterSetRangesInvalid(t *testing.T) {
+	p := newTestPrefilter(t, testRanges)
+	publish(t, p, anchorSet([]uint16{40100}, nil))
+	f := pkt{src: "192.0.2.10", dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: 40100}.frame(t)
+	if run(t, p, f) == 0 {
+		t.Fatal("a knock at an anchor is dropped")
+	}
+	bad := []PortRange{{Proto: totpseq.TCP, Lo: 30000, Hi: 30999}, {Proto: totpseq.TCP, Lo: 40999, Hi: 40000}}
+	err := p.SetRanges(bad)
+	if err == nil {
+		t.Fatal("SetRanges with lo > hi: no error")
+	}
+	if !strings.Contains(err.Error(), "knock range 1") || !strings.Contains(err.Error(), "lo > hi") {
+		t.Errorf("SetRanges error %q does not name range 1 and what is wrong with it", err)
+	}
+	if run(t, p, f) == 0 {
+		t.Error("after a rejected SetRanges, a knock that passed is dropped: the ranges changed")
+	}
+}
+
+// TestNewPrefilterHold needs no root: a hold below the minimum is refused
+// before anything is loaded.
+func TestNewPrefilterHold(t *testing.T) {
+	p, err := NewPrefilter(MinPrefilterHold - time.Nanosecond)
+	if err == nil {
+		p.Close()
+		t.Fatal("NewPrefilter with a hold below MinPrefilterHold: no error")
+	}
+	if !strings.Contains(err.Error(), "hold") {
+		t.Errorf("NewPrefilter error %q does not name the hold", err)
+	}
+}
+
+// waitGens waits until p has begun at least n generations, for at most
+// 5 seconds, and returns the count.
+func waitGens(t *testing.T, p *Prefilter, n uint64) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if g := pfStats(t, p).Gens; g >= n {
+			return g
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5s, %d generations begun, want %d", pfStats(t, p).Gens, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPrefilterGenerations marks a source with a short hold: it still
+// passes after one rotation of the seen bitmap and is dropped after two.
+// A check that a rotation overtook (the machine is busy) is tried again,
+// with another source.
+func TestPrefilterGenerations(t *testing.T) {
+	const hold = 50 * time.Millisecond
+	p := newTestPrefilterHold(t, testRanges, hold)
+	publish(t, p, anchorSet([]uint16{40100}, nil))
+	if err := p.SetHold(MinPrefilterHold - time.Nanosecond); err == nil {
+		t.Error("SetHold below MinPrefilterHold: no error")
+	}
+	syn := func(src string, port uint16) Frame {
+		return pkt{src: src, dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: port}.frame(t)
+	}
+	const attempts = 5
+	done := false
+	for i := 0; i < attempts && !done; i++ {
+		src := fmt.Sprintf("203.0.113.%d", 100+i)
+		g0 := pfStats(t, p).Gens
+		if run(t, p, syn(src, 40100)) == 0 {
+			t.Fatal("a knock at an anchor is dropped")
+		}
+		if pfStats(t, p).Gens != g0 {
+			continue // rotated while marking
+		}
+		g := waitGens(t, p, g0+1)
+		passed := run(t, p, syn(src, 40200)) > 0
+		if g != g0+1 || pfStats(t, p).Gens != g0+1 {
+			continue // a second rotation overtook the check
+		}
+		if !passed {
+			t.Fatalf("%s: dropped one rotation after its anchor knock", src)
+		}
+		waitGens(t, p, g0+2)
+		if run(t, p, syn(src, 40200)) > 0 {
+			t.Fatalf("%s: passes two rotations after its anchor knock", src)
+		}
+		done = true
+	}
+	if !done {
+		t.Fatalf("every one of %d attempts was overtaken by a rotation", attempts)
+	}
+	if err := p.SetHold(time.Second); err != nil {
+		t.Errorf("SetHold(1s): %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }

@@ -1,0 +1,111 @@
+package listener
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// TestCapturePrefilter captures with the prefilter as the kernel filter,
+// with and without the express socket: a peer's knocks at non-anchor
+// ports are not received until it knocks at an anchor; from then on its
+// knocks into the ranges are, once each and in order (the express socket
+// and the ring run the program each, and must not duplicate a frame);
+// Capture.SetRanges sets the prefilter's ranges; the prefilter's counters
+// count what was sent.
+func TestCapturePrefilter(t *testing.T) {
+	for _, noExpress := range []bool{true} {
+		t.Run(fmt.Sprintf("NoExpress=%v", noExpress), func(t *testing.T) {
+			testCapturePrefilter(t, noExpress)
+		})
+	}
+}
+
+func testCapturePrefilter(t *testing.T, noExpress bool) {
+	tb := newTestbed(t)
+	// A long hold: no rotation forgets the peer during the test.
+	p := newTestPrefilterHold(t, nil, time.Minute)
+	publish(t, p, anchorSet([]uint16{40100}, []uint16{50100}))
+	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, Prefilter: p, NoExpress: noExpress})
+	if noExpress != (c.ex == nil) {
+		t.Fatalf("NoExpress %v: express socket %v", noExpress, c.ex != nil)
+	}
+	ch := collect(c, sysRanges)
+	eq := cmp.Comparer(func(a, b Knock) bool { return a == b })
+
+	// TCP from the peer's IPv4 address, UDP from its IPv6 one: two
+	// sources, each marked by its own anchor knock.
+	v4, v6 := addr("192.0.2.2"), addr("2001:db8:1::2")
+	sendSYN(t, tb.cli, "192.0.2.1", 40200)
+	sendSYN(t, tb.cli, "192.0.2.1", 40201)
+	sendSYN(t, tb.cli, "192.0.2.1", 40100)
+	sendSYN(t, tb.cli, "192.0.2.1", 40200)
+	want := []Knock{{Src: v4, Proto: totpseq.TCP, Port: 40100}, {Src: v4, Proto: totpseq.TCP, Port: 40200}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), eq); diff != "" {
+		t.Errorf("TCP knocks (-want +got):\n%s", diff)
+	}
+	sendUDP(t, tb.cli, "2001:db8:1::1", 50200)
+	sendUDP(t, tb.cli, "2001:db8:1::1", 50100)
+	sendUDP(t, tb.cli, "2001:db8:1::1", 50200)
+	want = []Knock{{Src: v6, Proto: totpseq.UDP, Port: 50100}, {Src: v6, Proto: totpseq.UDP, Port: 50200}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50200)), eq); diff != "" {
+		t.Errorf("UDP knocks (-want +got):\n%s", diff)
+	}
+	noMore(t, ch)
+	wantStats := PrefilterStats{Anchors: 2, Tracked: 2, Dropped: 3}
+	if s := pfStats(t, p); s != wantStats {
+		t.Errorf("prefilter counters %+v, want %+v", s, wantStats)
+	}
+	if s := c.Stats(); s.Read != 4 {
+		t.Errorf("capture read %d frames, want 4", s.Read)
+	}
+
+	// Narrower TCP ranges: 40600 is no longer a knock, even from the
+	// marked source; 40300 still is.
+	narrow := []PortRange{{Proto: totpseq.TCP, Lo: 40000, Hi: 40499}, {Proto: totpseq.UDP, Lo: 50000, Hi: 50999}}
+	if err := c.SetRanges(narrow); err != nil {
+		t.Fatalf("SetRanges: %v", err)
+	}
+	sendSYN(t, tb.cli, "192.0.2.1", 40600)
+	sendSYN(t, tb.cli, "192.0.2.1", 40300)
+	want = []Knock{{Src: v4, Proto: totpseq.TCP, Port: 40300}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40300)), eq); diff != "" {
+		t.Errorf("knocks after SetRanges (-want +got):\n%s", diff)
+	}
+	noMore(t, ch)
+	wantStats.Tracked++
+	if s := pfStats(t, p); s != wantStats {
+		t.Errorf("prefilter counters after SetRanges %+v, want %+v", s, wantStats)
+	}
+	out := pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: totpseq.TCP, syn: true, dport: 40600}.frame(t)
+	if run(t, p, out) > 0 {
+		t.Error("after Capture.SetRanges, the prefilter passes a knock to a port no longer in the ranges")
+	}
+
+	// An invalid range: an error naming it, and nothing changes.
+	err := c.SetRanges([]PortRange{{Proto: totpseq.TCP, Lo: 40499, Hi: 40000}})
+	if err == nil || !strings.Contains(err.Error(), "knock range 0") {
+		t.Errorf("SetRanges with lo > hi: error %v, want one naming knock range 0", err)
+	}
+	sendSYN(t, tb.cli, "192.0.2.1", 40301)
+	want = []Knock{{Src: v4, Proto: totpseq.TCP, Port: 40301}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40301)), eq); diff != "" {
+		t.Errorf("knocks after a rejected SetRanges (-want +got):\n%s", diff)
+	}
+}
+
+// noMore fails if ch yields a frame within 50 ms: several block timeouts,
+// so a copy of a frame already returned would be out of the ring by then.
+func noMore(t *testing.T, ch <-chan result) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		t.Errorf("a frame more than expected: %+v", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
