@@ -19,7 +19,7 @@ import (
 // Capture.SetRanges sets the prefilter's ranges; the prefilter's counters
 // count what was sent.
 func TestCapturePrefilter(t *testing.T) {
-	for _, noExpress := range []bool{true} {
+	for _, noExpress := range []bool{false, true} {
 		t.Run(fmt.Sprintf("NoExpress=%v", noExpress), func(t *testing.T) {
 			testCapturePrefilter(t, noExpress)
 		})

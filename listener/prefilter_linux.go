@@ -499,7 +499,7 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 	emit(easm.JEq.Imm(easm.R7, 0, "tracked"),
 		easm.Mov.Reg(easm.R1, easm.R8))
 	seenWord()
-	emit(easm.OrAtomic.Mem(easm.R2, easm.R4, easm.DWord, 0),
+	emit(atomicOr(easm.R2, easm.R4),
 		easm.Mov.Imm(easm.R8, 0),
 		easm.Ja.Label("pass"))
 
@@ -544,6 +544,17 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 		label("drop", easm.Mov.Imm(easm.R0, 0)),
 		easm.Return())
 	return in
+}
+
+// atomicOr is *(u64 *)dst |= src, atomically. (cilium/ebpf v0.22.0's
+// OrAtomic.Mem marshals as an atomic add: Instruction.Marshal takes the
+// immediate from Constant before it sets the operation there, so the
+// operation must be in Constant already. An add would carry a source's
+// second mark into the next bit.)
+func atomicOr(dst, src easm.Register) easm.Instruction {
+	ins := easm.AddAtomic.Mem(dst, src, easm.DWord, 0)
+	ins.Constant = int64(easm.Or)
+	return ins
 }
 
 // imm64 is the 64-bit immediate of v.

@@ -107,6 +107,123 @@ func TestPrefilterAllAnchored(t *testing.T) {
 	}
 }
 
+// pfCheck is a frame, the verdict the prefilter must give it and the
+// counter it must count (none for a frame that is no knock into a range).
+type pfCheck struct {
+	what string
+	p    pkt
+	pass bool
+	// delta of the ring program's counters
+	anchors, tracked, dropped uint64
+}
+
+// pfApply runs each check through the ring program and then the express
+// one: both must give its verdict, the ring program count it as said, the
+// express program count nothing.
+func pfApply(t *testing.T, p *Prefilter, checks []pfCheck) {
+	t.Helper()
+	for _, c := range checks {
+		f := c.p.frame(t)
+		before := pfStats(t, p)
+		n := run(t, p, f)
+		if got := n > 0; got != c.pass {
+			t.Errorf("%s: ring program passes = %v (returned %d), want %v", c.what, got, n, c.pass)
+		}
+		after := pfStats(t, p)
+		want := before
+		want.Anchors += c.anchors
+		want.Tracked += c.tracked
+		want.Dropped += c.dropped
+		want.Gens = after.Gens
+		if after != want {
+			t.Errorf("%s: counters %+v after %+v, want %+v", c.what, after, before, want)
+		}
+		n = runProg(t, p, progKey{f.Link, true}, f)
+		if got := n > 0; got != c.pass {
+			t.Errorf("%s: express program passes = %v (returned %d), want %v", c.what, got, n, c.pass)
+		}
+		if s := pfStats(t, p); s.Anchors != after.Anchors || s.Tracked != after.Tracked || s.Dropped != after.Dropped {
+			t.Errorf("%s: the express program changed the counters from %+v to %+v", c.what, after, s)
+		}
+	}
+}
+
+// TestPrefilterRule1 checks rule 1 in the kernel, for both link types,
+// IPv4 and IPv6, TCP and UDP: a knock from a new source passes only at an
+// anchor, which marks the source; a marked source's knocks pass at any
+// port of a range, never outside the ranges nor as a TCP segment that is
+// no SYN; another source is still dropped.
+func TestPrefilterRule1(t *testing.T) {
+	type family struct{ name, a, b, dst string }
+	families := []family{
+		{"IPv4", "192.0.2.10", "192.0.2.11", "198.51.100.1"},
+		{"IPv6", "2001:db8::10", "2001:db8::11", "2001:db8::1"},
+	}
+	type proto struct {
+		proto                   totpseq.Proto
+		anchor, other, far, out uint16 // an anchor; in-range non-anchors in both ranges; outside the ranges
+	}
+	protos := []proto{
+		{totpseq.TCP, 40100, 40200, 40900, 41500},
+		{totpseq.UDP, 50010, 50020, 50250, 50150},
+	}
+	for _, link := range []LinkType{LinkEthernet, LinkIP} {
+		for _, fam := range families {
+			for _, pr := range protos {
+				t.Run(fmt.Sprintf("%v/%s/%v", link, fam.name, pr.proto), func(t *testing.T) {
+					p := newTestPrefilter(t, testRanges)
+					publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
+					k := func(src string, port uint16) pkt {
+						return pkt{link: link, src: src, dst: fam.dst, proto: pr.proto, syn: true, dport: port}
+					}
+					checks := []pfCheck{
+						{what: "new source, non-anchor", p: k(fam.a, pr.other), dropped: 1},
+						{what: "new source, outside the ranges", p: k(fam.a, pr.out)},
+						{what: "new source, anchor", p: k(fam.a, pr.anchor), pass: true, anchors: 1},
+						{what: "marked source, non-anchor", p: k(fam.a, pr.other), pass: true, tracked: 1},
+						{what: "marked source, other range", p: k(fam.a, pr.far), pass: true, tracked: 1},
+						{what: "marked source, anchor again", p: k(fam.a, pr.anchor), pass: true, anchors: 1},
+						{what: "marked source twice, non-anchor", p: k(fam.a, pr.other), pass: true, tracked: 1},
+						{what: "marked source, outside the ranges", p: k(fam.a, pr.out)},
+						{what: "other source, non-anchor", p: k(fam.b, pr.other), dropped: 1},
+						{what: "other source, other range", p: k(fam.b, pr.far), dropped: 1},
+					}
+					if pr.proto == totpseq.TCP {
+						synAck := k(fam.a, pr.other)
+						synAck.ack = true
+						plain := k(fam.a, pr.other)
+						plain.syn, plain.ack = false, true
+						checks = append(checks,
+							pfCheck{what: "marked source, SYN-ACK", p: synAck},
+							pfCheck{what: "marked source, ACK", p: plain})
+					}
+					pfApply(t, p, checks)
+				})
+			}
+		}
+	}
+}
+
+// TestPrefilterMappedSource marks a source by its IPv4 address and checks
+// that its IPv4-mapped IPv6 spelling is the same source, and the other way
+// round.
+func TestPrefilterMappedSource(t *testing.T) {
+	p := newTestPrefilter(t, testRanges)
+	publish(t, p, anchorSet([]uint16{40100}, nil))
+	syn := func(src, dst string, port uint16) pkt {
+		return pkt{src: src, dst: dst, proto: totpseq.TCP, syn: true, dport: port}
+	}
+	pfApply(t, p, []pfCheck{
+		{what: "::ffff:1.2.3.4 before its anchor", p: syn("::ffff:1.2.3.4", "2001:db8::1", 40200), dropped: 1},
+		{what: "1.2.3.4 at an anchor", p: syn("1.2.3.4", "198.51.100.1", 40100), pass: true, anchors: 1},
+		{what: "::ffff:1.2.3.4 after the anchor of 1.2.3.4", p: syn("::ffff:1.2.3.4", "2001:db8::1", 40200), pass: true, tracked: 1},
+		{what: "5.6.7.8 before its anchor", p: syn("5.6.7.8", "198.51.100.1", 40200), dropped: 1},
+		{what: "::ffff:5.6.7.8 at an anchor", p: syn("::ffff:5.6.7.8", "2001:db8::1", 40100), pass: true, anchors: 1},
+		{what: "5.6.7.8 after the anchor of ::ffff:5.6.7.8", p: syn("5.6.7.8", "198.51.100.1", 40200), pass: true, tracked: 1},
+		{what: "2001:db8::5:6:7:8, not mapped", p: syn("2001:db8::506:708", "2001:db8::1", 40200), dropped: 1},
+	})
+}
+
 // TestPrefilterPublishKeeps publishes 4 anchor sets: the anchors of the
 // latest 3 pass, the first set's no longer do. Anchors outside the ranges
 // never pass, nor mark their source.
