@@ -186,7 +186,9 @@ func (p *Prefilter) SetHold(hold time.Duration) error {
 // Close.
 func (p *Prefilter) rotate() {
 	defer close(p.stopped)
+	p.mu.Lock()
 	timer := time.NewTimer(p.hold)
+	p.mu.Unlock()
 	defer timer.Stop()
 	for {
 		select {

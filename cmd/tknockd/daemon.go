@@ -134,7 +134,7 @@ func openPrefilter(c *Config, dp deps, log zerolog.Logger) (*listener.Prefilter,
 		log.Warn().Err(err).Msg("prefilter unavailable: the captures use the classic filter, which passes every knock into the ranges")
 		return nil, nil
 	}
-	log.Info().Msg("prefilter loaded")
+	log.Info().Str("hold", c.SeqTimeout.String()).Msg("prefilter loaded: knocks that cannot start or continue a sequence are dropped in the kernel")
 	return pf, nil
 }
 

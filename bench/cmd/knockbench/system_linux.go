@@ -461,6 +461,39 @@ func (s *sys) capture(ctx context.Context) error {
 		s.t.Add(Row{Item: "2", Measure: "unlimited rate offered, daemon attached / no reader", Result: fmtPercent(ratio),
 			Target: ">= 85 %", Verdict: verdict(ratio >= 0.85)})
 	}
+	return s.anchorFlood(ctx)
+}
+
+// anchorFlood measures, for information, one unlimited flood aimed at the
+// anchor ports (what an attacker who watched a knock in this window can
+// send), with no reader and with the daemon attached: every frame of it
+// passes the daemon's prefilter, so the receive path pays for the copy to
+// the ring, as with a classic filter.
+func (s *sys) anchorFlood(ctx context.Context) error {
+	anchors, err := anchorPorts(&s.user.Params, benchService, time.Now(), 1)
+	if err != nil {
+		return err
+	}
+	var pkts []FloodPacket
+	for _, a := range anchors {
+		pkts = append(pkts, FloodPacket{DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: s.user.Proto,
+			Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16, Ports: totpseq.Range{Lo: a, Hi: a}})
+	}
+	s.logf("capture: unlimited flood at the %d anchor ports, no reader then daemon attached (%v each)", len(anchors), s.o.Duration)
+	nr, _, err := s.noReaderFlood(ctx, pkts, false)
+	if err != nil {
+		return fmt.Errorf("anchor flood with no reader: %w", err)
+	}
+	res, err := s.measureFlood(ctx, pkts, 0)
+	if err != nil {
+		s.t.Add(Row{Item: "2", Measure: "flood unlimited at the anchor ports", Result: errorResult(s.t, "anchor flood", err), Verdict: Missing})
+		return nil
+	}
+	r := res.result()
+	if nr.Rate > 0 {
+		r += fmt.Sprintf("; %s of the %s offered with no reader", fmtPercent(res.Rate/nr.Rate), fmtRate(nr.Rate))
+	}
+	s.t.Add(Row{Item: "2", Measure: "flood unlimited at the anchor ports, daemon attached (one round, for information)", Result: r})
 	return nil
 }
 
