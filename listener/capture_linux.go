@@ -19,11 +19,13 @@ import (
 // memory-mapped TPACKET_V3 receive ring, in pure Go, and from an express
 // socket beside it that delivers copies of the frames of light traffic at
 // once (express_linux.go); ReadFrame returns each frame once, in capture
-// order, from whichever has it first. A classic
-// BPF program (Filter) attached in the kernel before a socket is bound
-// lets only knock frames reach it; outgoing frames are left out by the kernel
-// (PACKET_IGNORE_OUTGOING) and skipped again here, as are frames to other
-// hosts that a promiscuous interface picks up.
+// order, from whichever has it first. A kernel filter attached before a
+// socket is bound lets only knock frames reach it: the classic BPF program
+// of Filter, or the eBPF Prefilter, which also drops the knocks that rule 1
+// makes useless (and whose drops count as a burst, see prefilterBurst).
+// Outgoing frames are left out by the kernel (PACKET_IGNORE_OUTGOING) and
+// skipped again here, as are frames to other hosts that a promiscuous
+// interface picks up.
 //
 // The socket taps the receive path before netfilter, so it sees knocks that
 // nftables drops. It lives in the network namespace of the thread that
