@@ -359,11 +359,15 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 	label := func(name string, i easm.Instruction) easm.Instruction { return i.WithSymbol(name) }
 
 	emit(easm.Mov.Reg(easm.R6, easm.R1))
+	p.fastIPv4(&in, link)
 	switch link {
 	case LinkEthernet:
 		for i, off := range []int32{12, 16, 20} {
 			ins := easm.LoadAbs(off, easm.Half)
-			if i > 0 {
+			switch i {
+			case 0:
+				ins = label("slow", ins)
+			default:
 				ins = label(fmt.Sprintf("vlan%d", i), ins)
 			}
 			emit(ins, easm.Mov.Imm(easm.R7, off+2),
@@ -376,7 +380,7 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 			emit(easm.Ja.Label("drop"))
 		}
 	case LinkIP:
-		emit(easm.LoadAbs(0, easm.Byte), easm.RSh.Imm(easm.R0, 4), easm.Mov.Imm(easm.R7, 0),
+		emit(label("slow", easm.LoadAbs(0, easm.Byte)), easm.RSh.Imm(easm.R0, 4), easm.Mov.Imm(easm.R7, 0),
 			easm.JEq.Imm(easm.R0, 4, "ip4"),
 			easm.JEq.Imm(easm.R0, 6, "ip6"),
 			easm.Ja.Label("drop"))
@@ -430,7 +434,7 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 		easm.And.Imm(easm.R7, 0xffff))
 
 	// The bitmaps, at R9: the range word of (R8, R7) at R3, its bit in R2.
-	emit(easm.StoreImm(easm.RFP, -20, 0, easm.Word),
+	emit(label("bitmaps", easm.StoreImm(easm.RFP, -20, 0, easm.Word)),
 		easm.LoadMapPtr(easm.R1, p.bits.FD()),
 		easm.Mov.Reg(easm.R2, easm.RFP),
 		easm.Add.Imm(easm.R2, -20),
@@ -546,6 +550,66 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 		label("drop", easm.Mov.Imm(easm.R0, 0)),
 		easm.Return())
 	return in
+}
+
+// fastIPv4 emits the prefilter's fast path, for the common knock: IPv4
+// with a 20-byte header, not behind a VLAN tag, in a frame long enough to
+// hold a TCP header. It copies the headers to the stack with one
+// bpf_skb_load_bytes and reads them there: a flood's frames keep their
+// headers in page fragments, where each LD_IND of the slow path is a call
+// that walks the fragments (measured: most of the program's cost). Any
+// other frame, or one too short for the copy, goes to "slow", the header
+// walk from the start; the fast path leaves the same registers and key as
+// the slow one (see program) and jumps to "bitmaps", or to "drop".
+func (p *Prefilter) fastIPv4(in *easm.Instructions, link LinkType) {
+	// The copy goes on the stack below the key and the indexes, where the
+	// IPv4 source lands on a 4-byte boundary (the verifier wants stack
+	// loads aligned).
+	buf, ip, n := int16(-88), int16(0), int32(40)
+	if link == LinkEthernet {
+		buf, ip, n = -90, 14, 54
+	}
+	b := buf + ip // the IPv4 header on the stack
+	emit := func(is ...easm.Instruction) { *in = append(*in, is...) }
+	emit(easm.Mov.Reg(easm.R1, easm.R6),
+		easm.Mov.Imm(easm.R2, 0),
+		easm.Mov.Reg(easm.R3, easm.RFP),
+		easm.Add.Imm(easm.R3, int32(buf)),
+		easm.Mov.Imm(easm.R4, n),
+		easm.FnSkbLoadBytes.Call(),
+		easm.JNE.Imm(easm.R0, 0, "slow"))
+	if link == LinkEthernet {
+		// The ethertype 0x0800, its bytes read as a little-endian word.
+		emit(easm.LoadMem(easm.R0, easm.RFP, buf+12, easm.Half),
+			easm.JNE.Imm(easm.R0, 0x0008, "slow"))
+	}
+	emit(easm.LoadMem(easm.R0, easm.RFP, b, easm.Byte),
+		easm.JNE.Imm(easm.R0, 0x45, "slow"), // version 4, header length 20
+		easm.LoadMem(easm.R0, easm.RFP, b+6, easm.Half),
+		easm.HostTo(easm.BE, easm.R0, easm.Half),
+		easm.And.Imm(easm.R0, 0x1fff),
+		easm.JNE.Imm(easm.R0, 0, "drop"), // a non-first fragment
+		easm.LoadMem(easm.R0, easm.RFP, b+9, easm.Byte),
+		easm.Mov.Imm(easm.R8, 0),
+		easm.JEq.Imm(easm.R0, 6, "fast_tcp"),
+		easm.Mov.Imm(easm.R8, 1),
+		easm.JNE.Imm(easm.R0, 17, "drop"),
+		easm.Ja.Label("fast_port"),
+		easm.LoadMem(easm.R0, easm.RFP, b+20+13, easm.Byte).WithSymbol("fast_tcp"),
+		easm.And.Imm(easm.R0, 0x12), // SYN|ACK
+		easm.JNE.Imm(easm.R0, 0x02, "drop"),
+		easm.LoadMem(easm.R7, easm.RFP, b+20+2, easm.Half).WithSymbol("fast_port"),
+		easm.HostTo(easm.BE, easm.R7, easm.Half),
+		easm.And.Imm(easm.R7, 0xffff),
+		// The key, as the slow path leaves it: the source in host order
+		// (what LD_IND loads), IPv4-mapped.
+		easm.Mov.Imm(easm.R1, 0),
+		easm.StoreMem(easm.RFP, -16, easm.R1, easm.DWord),
+		easm.StoreImm(easm.RFP, -8, 0x0000ffff, easm.Word),
+		easm.LoadMem(easm.R0, easm.RFP, b+12, easm.Word),
+		easm.HostTo(easm.BE, easm.R0, easm.Word),
+		easm.StoreMem(easm.RFP, -4, easm.R0, easm.Word),
+		easm.Ja.Label("bitmaps"))
 }
 
 // atomicOr is *(u64 *)dst |= src, atomically. (cilium/ebpf v0.22.0's

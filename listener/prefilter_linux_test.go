@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/google/gopacket/layers"
 
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
@@ -358,4 +359,43 @@ func TestPrefilterGenerations(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+}
+
+// TestPrefilterFastSlow crosses the program's two header walks: a plain
+// IPv4 SYN of 54 bytes or more takes the fast path (one copy of the
+// headers), a frame with IPv4 options, a VLAN tag, or one too short for the
+// copy (a UDP knock without payload) the slow one. A source marked on one
+// path is found on the other, and each path drops a non-first fragment.
+func TestPrefilterFastSlow(t *testing.T) {
+	p := newTestPrefilter(t, testRanges)
+	publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
+	fast := func(src string, port uint16) pkt {
+		return pkt{src: src, dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: port}
+	}
+	opts := func(src string, port uint16) pkt { v := fast(src, port); v.ipOpts = true; return v }
+	vlan := func(src string, port uint16) pkt {
+		v := fast(src, port)
+		v.tags = []layers.EthernetType{layers.EthernetTypeDot1Q}
+		return v
+	}
+	udp := func(src string, port uint16) pkt {
+		return pkt{src: src, dst: "198.51.100.1", proto: totpseq.UDP, dport: port}
+	}
+	frag := func(v pkt) pkt { v.fragOff = 8; return v }
+	ipLink := func(v pkt) pkt { v.link = LinkIP; return v }
+	pfApply(t, p, []pfCheck{
+		{what: "fast, anchor", p: fast("192.0.2.1", 40100), pass: true, anchors: 1},
+		{what: "slow (options) after a fast anchor", p: opts("192.0.2.1", 40200), pass: true, tracked: 1},
+		{what: "slow (VLAN) after a fast anchor", p: vlan("192.0.2.1", 40300), pass: true, tracked: 1},
+		{what: "slow (short UDP) after a fast anchor", p: udp("192.0.2.1", 50050), pass: true, tracked: 1},
+		{what: "slow (options), anchor", p: opts("192.0.2.2", 40100), pass: true, anchors: 1},
+		{what: "fast after a slow anchor", p: fast("192.0.2.2", 40200), pass: true, tracked: 1},
+		{what: "fast, IP link, after a slow anchor", p: ipLink(fast("192.0.2.2", 40250)), pass: true, tracked: 1},
+		{what: "slow (short UDP), anchor", p: udp("192.0.2.3", 50010), pass: true, anchors: 1},
+		{what: "fast after a UDP anchor", p: fast("192.0.2.3", 40200), pass: true, tracked: 1},
+		{what: "fast, a stranger", p: fast("192.0.2.9", 40200), dropped: 1},
+		{what: "fast, non-first fragment of a marked source", p: frag(fast("192.0.2.1", 40200))},
+		{what: "slow, non-first fragment of a marked source", p: frag(opts("192.0.2.1", 40200))},
+		{what: "fast, SYN-ACK of a marked source", p: func() pkt { v := fast("192.0.2.1", 40200); v.ack = true; return v }()},
+	})
 }
