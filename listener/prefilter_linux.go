@@ -433,6 +433,17 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 		easm.Mov.Reg(easm.R7, easm.R0),
 		easm.And.Imm(easm.R7, 0xffff))
 
+	// bit leaves in word the index of the 64-bit word that holds bit idx
+	// of a bitmap, and in mask the bit's mask there (tmp is clobbered).
+	bit := func(idx, word, mask, tmp easm.Register) {
+		emit(easm.Mov.Reg(word, idx),
+			easm.RSh.Imm(word, 6),
+			easm.Mov.Reg(tmp, idx),
+			easm.And.Imm(tmp, 63),
+			easm.Mov.Imm(mask, 1),
+			easm.LSh.Reg(mask, tmp))
+	}
+
 	// The bitmaps, at R9: the range word of (R8, R7) at R3, its bit in R2.
 	emit(label("bitmaps", easm.StoreImm(easm.RFP, -20, 0, easm.Word)),
 		easm.LoadMapPtr(easm.R1, p.bits.FD()),
@@ -440,21 +451,16 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 		easm.Add.Imm(easm.R2, -20),
 		easm.FnMapLookupElem.Call(),
 		easm.JEq.Imm(easm.R0, 0, "drop"),
-		easm.Mov.Reg(easm.R9, easm.R0),
-		easm.Mov.Reg(easm.R1, easm.R8),
-		easm.LSh.Imm(easm.R1, 10),
-		easm.Mov.Reg(easm.R2, easm.R7),
-		easm.RSh.Imm(easm.R2, 6),
-		easm.Add.Reg(easm.R1, easm.R2),
+		easm.Mov.Reg(easm.R9, easm.R0))
+	bit(easm.R7, easm.R1, easm.R2, easm.R5)
+	emit(easm.Mov.Reg(easm.R4, easm.R8),
+		easm.LSh.Imm(easm.R4, 10),
+		easm.Add.Reg(easm.R1, easm.R4),
 		easm.And.Imm(easm.R1, 2047),
 		easm.LSh.Imm(easm.R1, 3),
 		easm.Mov.Reg(easm.R3, easm.R9),
 		easm.Add.Reg(easm.R3, easm.R1),
 		easm.LoadMem(easm.R4, easm.R3, pfRangeOff*8, easm.DWord),
-		easm.Mov.Reg(easm.R5, easm.R7),
-		easm.And.Imm(easm.R5, 63),
-		easm.Mov.Imm(easm.R2, 1),
-		easm.LSh.Reg(easm.R2, easm.R5),
 		easm.And.Reg(easm.R4, easm.R2),
 		easm.JEq.Imm(easm.R4, 0, "drop"),
 		easm.LoadMem(easm.R7, easm.R3, pfAnchorOff*8, easm.DWord),
@@ -477,14 +483,9 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 		easm.Add.Reg(easm.R1, easm.R3),
 		easm.LoadImm(easm.R2, imm64(0x9e3779b97f4a7c15), easm.DWord),
 		easm.Mul.Reg(easm.R1, easm.R2),
-		easm.RSh.Imm(easm.R1, 64-pfSeenBits),
-		easm.Mov.Reg(easm.R3, easm.R1),
-		easm.RSh.Imm(easm.R3, 6),
-		easm.Mov.Reg(easm.R5, easm.R1),
-		easm.And.Imm(easm.R5, 63),
-		easm.Mov.Imm(easm.R4, 1),
-		easm.LSh.Reg(easm.R4, easm.R5),
-		easm.Mov.Reg(easm.R0, easm.R9),
+		easm.RSh.Imm(easm.R1, 64-pfSeenBits))
+	bit(easm.R1, easm.R3, easm.R4, easm.R5)
+	emit(easm.Mov.Reg(easm.R0, easm.R9),
 		easm.Add.Imm(easm.R0, pfGenOff*8),
 		easm.LoadMem(easm.R8, easm.R0, 0, easm.DWord),
 		easm.And.Imm(easm.R8, 1))
