@@ -109,3 +109,42 @@ func noMore(t *testing.T, ch <-chan result) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// TestCapturePrefilterBurst floods the capture with knocks the prefilter
+// drops (a source that never knocked at an anchor): none reaches the
+// capture, so only the prefilter's drop count can tell the reader of the
+// flood, and the express socket must leave the receive path all the same
+// (prefilterBurst). After the flood it comes back, and a knock at an
+// anchor and the next one from that source come through it.
+func TestCapturePrefilterBurst(t *testing.T) {
+	tb := newTestbed(t)
+	p := newTestPrefilterHold(t, nil, time.Minute)
+	publish(t, p, anchorSet([]uint16{40100}, nil))
+	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, Prefilter: p})
+	ch := collect(c, sysRanges)
+
+	const flood = 20000 // UDP from 192.0.2.2, which knocks at no anchor
+	sendRaw(t, tb.cli, tb.cliIf, burstFrames(t, tb, flood)...)
+	for deadline := time.Now().Add(2 * time.Second); c.ex.parks.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the express socket stayed in the receive path during a flood the prefilter dropped (%+v)", pfStats(t, p))
+		}
+	}
+	if s := pfStats(t, p); s.Dropped < flood/2 {
+		t.Errorf("prefilter dropped %d of the %d flood frames, want most of them (%+v)", s.Dropped, flood, s)
+	}
+	noMore(t, ch)
+
+	waitExpressBack(t, c)
+	before := c.Stats().Express
+	sendSYN(t, tb.cli, "192.0.2.1", 40100)
+	sendSYN(t, tb.cli, "192.0.2.1", 40200)
+	src := addr("192.0.2.2")
+	want := []Knock{{Src: src, Proto: totpseq.TCP, Port: 40100}, {Src: src, Proto: totpseq.TCP, Port: 40200}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+		t.Errorf("knocks after the flood (-want +got):\n%s", diff)
+	}
+	if got := c.Stats().Express - before; got == 0 {
+		t.Errorf("no knock after the flood came through the express socket")
+	}
+}
