@@ -111,9 +111,10 @@ func (d *daemon) trackerConfig(c *Config) listener.Config {
 }
 
 // publishAnchors hands the anchors of a new anchor table to the
-// prefilter. It fails only if the kernel refuses to write a map it took
-// before; the prefilter then keeps the anchors it had, and knocks at the
-// new ones are dropped until the next table: logged as an error.
+// prefilter. Publish writes them to memory the kernel shares with the
+// process and has no error short of a bug; should one come, the prefilter
+// keeps the anchors it had, knocks at the new ones are dropped until the
+// next table, and it is logged as an error.
 func (d *daemon) publishAnchors(a listener.AnchorPorts) {
 	if err := d.pf.Publish(a); err != nil {
 		d.log.Error().Err(err).Msg("prefilter: anchors not updated")
@@ -408,10 +409,10 @@ func (d *daemon) collect(e *expo) {
 	e.counter("tknock_capture_express_frames_total", "Frames read through the capture's express socket (light traffic, no ring delay) rather than the ring.", cs.Express)
 	if d.pf != nil {
 		if ps, err := d.pf.Stats(); err == nil {
-			e.family("tknock_prefilter_passed_total", "counter", "Knocks the eBPF prefilter passed in the kernel, by reason: at an anchor port (the source recorded), or from a recorded source.")
+			e.family("tknock_prefilter_passed_total", "counter", "Knocks the eBPF prefilter passed in the kernel, by reason: at an anchor port (its source then marked as seen), or from a source marked as seen.")
 			e.sample("tknock_prefilter_passed_total", float64(ps.Anchors), "reason", "anchor")
 			e.sample("tknock_prefilter_passed_total", float64(ps.Tracked), "reason", "tracked")
-			e.counter("tknock_prefilter_dropped_total", "Knocks the eBPF prefilter dropped in the kernel: not at an anchor port, from a source not recorded (rule 1).", ps.Dropped)
+			e.counter("tknock_prefilter_dropped_total", "Knocks the eBPF prefilter dropped in the kernel: not at an anchor port, from a source not seen at one within seq_timeout (rule 1).", ps.Dropped)
 		}
 	}
 	e.counter("tknock_frames_total", "Frames read from the capture.", ds.Frames)
