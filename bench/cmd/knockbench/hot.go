@@ -54,15 +54,9 @@ func hotPath(ctx context.Context, o *options, t *Table, logf func(string, ...any
 	began := time.Now()
 	withSubs, plain := benchRegexps()
 	// Three runs of each, the median kept: one run on this kind of shared
-	// machine moves by 5-10 %. The runs are three passes over the whole
-	// set, not three runs of one benchmark in a row, so that a slow spell
-	// of the machine (another tenant, the CPU's clock after the compile)
-	// costs a benchmark one of its three runs, not all of them.
-	var runErr error
-	for range 3 {
-		runErr = errors.Join(runErr, gotest(withSubs, o.Benchtime, "1", benchPackages...), gotest(plain, o.Benchtime, "1", benchPackages...))
-	}
-	runErr = errors.Join(runErr, gotest("^BenchmarkAllow$/^idle$", "50x", "1", "./nft/"))
+	// machine moves by 5-10 %.
+	runErr := errors.Join(gotest(withSubs, o.Benchtime, "3", benchPackages...), gotest(plain, o.Benchtime, "3", benchPackages...),
+		gotest("^BenchmarkAllow$/^idle$", "50x", "1", "./nft/"))
 	logf("hot path: go test took %v", time.Since(began).Round(time.Second))
 	all, err := ParseGoBench(&out)
 	if err != nil {
@@ -74,7 +68,7 @@ func hotPath(ctx context.Context, o *options, t *Table, logf func(string, ...any
 		// the rows that did run are still read.
 		t.Note("go test -bench: %v: %s", runErr, lastLines(errOut.String()+out.String(), 8))
 	}
-	t.Note("hot-path rows: the median of three runs of each Go benchmark, one in each of three passes over the set")
+	t.Note("hot-path rows: the median of three runs of each Go benchmark")
 	hotRows(t, Medians(all))
 }
 
