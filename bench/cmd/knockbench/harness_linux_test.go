@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,3 +218,27 @@ func TestFloodOnTheWire(t *testing.T) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestFloodResultPrefilter checks how a flood's result counts the knocks
+// the daemon's prefilter dropped in the kernel: processed with the
+// daemon's own, and shown apart; without a prefilter (-1) the daemon's
+// alone.
+func TestFloodResultPrefilter(t *testing.T) {
+	r := floodResult{Rate: 250000, Offered: 1000, Processed: 20, Prefilt: 975, Drops: 0, CPU: 0.05}
+	if got := r.processedRatio(); got != 0.995 {
+		t.Errorf("processed ratio %v, want 0.995 (prefilter 975 + daemon 20 of 1000)", got)
+	}
+	res := r.result()
+	for _, want := range []string{"processed 99.50 %", "97.50 % in the kernel by the prefilter", "2.00 % by the daemon"} {
+		if !strings.Contains(res, want) {
+			t.Errorf("result %q lacks %q", res, want)
+		}
+	}
+	r.Prefilt = -1
+	if got := r.processedRatio(); got != 0.02 {
+		t.Errorf("without a prefilter: processed ratio %v, want 0.02", got)
+	}
+	if res := r.result(); strings.Contains(res, "prefilter") {
+		t.Errorf("without a prefilter the result %q names one", res)
+	}
+}
