@@ -182,6 +182,13 @@ func (p *Prefilter) SetHold(hold time.Duration) error {
 	return nil
 }
 
+// Hold returns the hold: how long a source stays marked at least.
+func (p *Prefilter) Hold() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hold
+}
+
 // rotate begins a new generation of the seen bitmap every hold, until
 // Close.
 func (p *Prefilter) rotate() {

@@ -27,6 +27,9 @@ func NewPrefilter(hold time.Duration) (*Prefilter, error) { return nil, errPrefi
 // Close does nothing.
 func (p *Prefilter) Close() error { return nil }
 
+// Hold returns 0.
+func (p *Prefilter) Hold() time.Duration { return 0 }
+
 // SetHold returns an error.
 func (p *Prefilter) SetHold(hold time.Duration) error { return errPrefilterNotLinux }
 

@@ -412,6 +412,7 @@ func (d *daemon) collect(e *expo) {
 			e.family("tknock_prefilter_passed_total", "counter", "Knocks the eBPF prefilter passed in the kernel, by reason: at an anchor port (its source then marked as seen), or from a source marked as seen.")
 			e.sample("tknock_prefilter_passed_total", float64(ps.Anchors), "reason", "anchor")
 			e.sample("tknock_prefilter_passed_total", float64(ps.Tracked), "reason", "tracked")
+			e.gauge("tknock_prefilter_hold_seconds", "How long the prefilter remembers a source seen at an anchor port, at least: seq_timeout.", d.pf.Hold().Seconds())
 			e.counter("tknock_prefilter_dropped_total", "Knocks the eBPF prefilter dropped in the kernel: not at an anchor port, from a source not seen at one within seq_timeout (rule 1).", ps.Dropped)
 		}
 	}

@@ -155,6 +155,12 @@ var server = netip.MustParseAddr("192.0.2.1")
 
 func startHarness(t *testing.T, extra string, users ...*totpseq.Enrollment) *harness {
 	t.Helper()
+	return startHarnessDeps(t, extra, nil, users...)
+}
+
+// startHarnessDeps is startHarness with the fakes' deps changed by mod.
+func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*totpseq.Enrollment) *harness {
+	t.Helper()
 	h := &harness{t: t, net: newFakeNet(), fw: newFakeFirewall(), log: &syncBuffer{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
 	h.cfg = testConfig(t, extra+"\n[metrics]\nlisten = \"127.0.0.1:9121\"")
 	for _, u := range users {
@@ -167,6 +173,9 @@ func startHarness(t *testing.T, extra string, users ...*totpseq.Enrollment) *har
 	}
 	var ln net.Listener
 	dp := h.deps()
+	if mod != nil {
+		mod(&dp)
+	}
 	dp.listen = func(network, addr string) (net.Listener, error) {
 		if addr != "127.0.0.1:9121" {
 			return nil, fmt.Errorf("metrics on %s, want the configured 127.0.0.1:9121", addr)

@@ -116,18 +116,20 @@ type fakeNet struct {
 	mu      sync.Mutex // guards the fields below
 	missing map[string]bool
 	opened  []*fakeCapture
-	opens   chan *fakeCapture // every successful open, for tests that wait
+	opens   chan *fakeCapture   // every successful open, for tests that wait
+	pf      *listener.Prefilter // the prefilter the latest open was given
 }
 
 func newFakeNet() *fakeNet {
 	return &fakeNet{missing: map[string]bool{}, opens: make(chan *fakeCapture, 16)}
 }
 
-// openWith is open as deps.openCapture: the fakes take no prefilter.
+// openWith is open as deps.openCapture. A fake capture has no kernel
+// filter: the prefilter, if any, is only noted.
 func (n *fakeNet) openWith(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error) {
-	if pf != nil {
-		return nil, errors.New("fake network: a prefilter was given")
-	}
+	n.mu.Lock()
+	n.pf = pf
+	n.mu.Unlock()
 	return n.open(iface, ranges)
 }
 

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/listener"
 )
 
@@ -57,5 +60,57 @@ func TestOpenPrefilter(t *testing.T) {
 				t.Errorf("log %q, want %q", got, c.wantLog)
 			}
 		})
+	}
+}
+
+// TestDaemonPrefilterReload runs the daemon with a real prefilter (root)
+// beside the fake capture: it loads with seq_timeout as its hold, reports
+// it in the metrics, and a reload that changes seq_timeout changes the
+// hold; a reload that turns the prefilter off warns that it takes effect
+// at the next restart.
+func TestDaemonPrefilterReload(t *testing.T) {
+	nstest.RequireRoot(t)
+	c0 := testConfig(t, "")
+	alice := enrollment(t, c0, "alice", "ssh")
+	var pf *listener.Prefilter
+	h := startHarnessDeps(t, "", func(dp *deps) {
+		dp.openPrefilter = func(hold time.Duration) (*listener.Prefilter, error) {
+			p, err := listener.NewPrefilter(hold)
+			pf = p
+			return p, err
+		}
+	}, alice)
+	if pf == nil {
+		t.Fatal("the daemon did not open the prefilter")
+	}
+	h.net.mu.Lock()
+	given := h.net.pf
+	h.net.mu.Unlock()
+	if given != pf {
+		t.Errorf("the capture was opened with prefilter %p, want the daemon's %p", given, pf)
+	}
+	h.waitLog("the prefilter line", func(l map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(l["message"]), "prefilter loaded") && l["hold"] == "10s"
+	})
+	h.wantMetrics("tknock_prefilter_hold_seconds 10", "tknock_prefilter_dropped_total 0")
+
+	good, err := os.ReadFile(h.cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(string(good), "realm", "seq_timeout = \"5s\"\ngap_max = \"2s\"\nprefilter = \"off\"\nrealm", 1)
+	if err := os.WriteFile(h.cfg.Path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := h.mark()
+	h.hup <- os.Interrupt
+	h.waitLogFrom(m, "a reload line", event("reload"))
+	if got := pf.Hold(); got != 5*time.Second {
+		t.Errorf("prefilter hold after a reload to seq_timeout 5s: %v", got)
+	}
+	h.wantMetrics("tknock_prefilter_hold_seconds 5")
+	l := h.waitLogFrom(m, "the restart-only warning", func(l map[string]any) bool { return l["level"] == "warn" })
+	if !strings.Contains(fmt.Sprint(l["fields"]), "prefilter") {
+		t.Errorf("restart-only warning %v, want it to name prefilter", l)
 	}
 }
