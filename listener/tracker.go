@@ -46,8 +46,8 @@ type Config struct {
 	SeqTimeout time.Duration
 
 	// Capacity is the number of sources tracked at most,
-	// MinCapacity..MaxCapacity: a sixteenth of it (at least one) for the
-	// sources past their anchor, the rest, rounded down to whole buckets,
+	// MinCapacity..MaxCapacity: a thirty-second of it (at least one) for
+	// the sources past their anchor, the rest, rounded down to whole buckets,
 	// for those that only matched an anchor (Stats.Capacity is the
 	// result). Default DefaultCapacity, which keeps the state within
 	// MaxTableBytes. It cannot change with SetConfig.
@@ -634,8 +634,8 @@ func (t *Tracker) Knock(k Knock) {
 	// k itself, not a copy: a caller that built k field by field leaves
 	// narrow stores that a whole-struct copy would read with wide loads,
 	// which the CPU cannot forward from the store buffer: they wait until
-	// it drains, that is for the previous knock's record write, a cache
-	// miss.
+	// it drains, that is for the previous knock's state writes, which can
+	// miss the cache.
 	t.knockBatch(unsafe.Slice(&k, 1))
 }
 
@@ -651,17 +651,10 @@ func (t *Tracker) knockBatch(ks []Knock) {
 	}
 	for len(ks) > 0 {
 		n := min(len(ks), maxBatch)
-		t.anc.flush() // the previous batch's
 		t.batch(ks[:n], t.items[:n])
 		ks = ks[n:]
 	}
-	// The counters before the record writes: an atomic addition waits for
-	// every store before it to reach the cache, and a record write
-	// misses it; after the additions, the writes complete while the
-	// caller goes on (to the next frame's read, whose own miss overlaps
-	// with them).
 	t.publish()
-	t.anc.flush()
 }
 
 // batchItem is what the first pass of a batch finds about a knock.
@@ -674,8 +667,7 @@ type batchItem struct {
 	ok  bool
 }
 
-// batch processes ks (at most maxBatch) with items as scratch space. It
-// leaves its record writes pending: the caller flushes them.
+// batch processes ks (at most maxBatch) with items as scratch space.
 func (t *Tracker) batch(ks []Knock, items []batchItem) {
 	t.tally.knocks += uint64(len(ks))
 	advanced := t.src.n > 0
@@ -707,7 +699,6 @@ func (t *Tracker) batch(ks []Knock, items []batchItem) {
 		}
 	}
 	t.sink += sink
-	t.anc.deferring = true
 	for i := range ks {
 		if !items[i].ok {
 			t.tally.ignored++
@@ -716,7 +707,6 @@ func (t *Tracker) batch(ks []Knock, items []batchItem) {
 		}
 		t.knock(&ks[i], &items[i])
 	}
-	t.anc.deferring = false
 }
 
 // knock applies rules 1 to 6 to a valid knock.
@@ -743,22 +733,21 @@ func (t *Tracker) knock(k *Knock, it *batchItem) {
 			return
 		}
 	}
-	b, tag, fp := t.anc.where(it.kh)
-	t.anc.claim(b)
-	w, victim, oldest := t.anc.find(b, tag, fp, ns)
+	b, tag := t.anc.where(it.kh)
+	w, victim, oldest := t.anc.find(b, tag, ns)
 	if w < 0 {
 		// A new source: rule 1 only, one array look-up, no HMAC.
 		if !t.anchored(tab, fast, it.pi, k.Port, ns) {
 			return
 		}
-		if t.anc.put(b, victim, oldest, tag, fp, k.Port, ns, ns) {
+		if t.anc.put(b, victim, oldest, tag, k.Port, ns, ns) {
 			t.tally.evictions++
 		}
 		t.tally.started++
 		return
 	}
-	r := t.anc.rec(b, w)
-	ent := tracked{key: it.key, gport: r.port(), gtime: r.gtime}
+	e := t.anc.way(b, w)
+	ent := tracked{key: it.key, gport: wayPort(e), gtime: wayTime(e, ns)}
 	var adv advSet
 	ndone = t.step(&ent, &adv, tab, fast, it.pi, k, it.src, ns, &done)
 	switch {
@@ -773,7 +762,7 @@ func (t *Tracker) knock(k *Knock, it *batchItem) {
 		ne.gport, ne.gtime, ne.nadv = ent.gport, ent.gtime, ent.nadv
 		t.src.adv[e] = adv
 	case ent.gport != 0:
-		t.anc.set(b, w, tag, fp, ent.gport, ent.gtime, ns)
+		t.anc.set(b, w, tag, ent.gport, ent.gtime, ns)
 	default:
 		t.anc.free(b, w)
 	}
@@ -790,9 +779,8 @@ func (t *Tracker) settle(e int32, kh keyHash, now int64) {
 	if gport == 0 {
 		return
 	}
-	b, tag, fp := t.anc.where(kh)
-	t.anc.claim(b)
-	if t.anc.insert(b, tag, fp, gport, gtime, now) {
+	b, tag := t.anc.where(kh)
+	if t.anc.insert(b, tag, gport, gtime, now) {
 		t.tally.evictions++
 	}
 }

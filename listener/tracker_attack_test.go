@@ -140,8 +140,8 @@ func TestTrackerFlood(t *testing.T) {
 	// The client's knocks go after these many spoofed ones: between its
 	// first and second knock 1000 new sources arrive, about one per
 	// bucket (an anchor-only source is evicted when as many newer ones as
-	// its bucket has ways land in its bucket: here 9, which happens with
-	// a probability of about 2e-4); after its second knock it has
+	// its bucket has ways land in its bucket: here 8, which happens with
+	// a probability of about 3e-6); after its second knock it has
 	// advanced and no anchor-only source can push it out.
 	at := []int{500_000, 501_000, 800_000, spoofed}
 	rng := rand.New(rand.NewPCG(5, 5))
@@ -170,9 +170,12 @@ func TestTrackerFlood(t *testing.T) {
 		t.Errorf("events %+v, want the client's opening only", rec.events)
 	}
 	// Every anchor-only source inserted (the spoofed ones and the client)
-	// was evicted, is still held, or (the client) moved on.
-	if want := uint64(spoofed + 1 - anchorCap - 1); s.Evictions != want {
-		t.Errorf("%d evictions, want %d", s.Evictions, want)
+	// was evicted, is still held, or (the client) moved on. A spoofed
+	// source whose bucket holds its tag (2^-22 per way: about 2 of this
+	// flood) was taken for the source it holds, neither inserted nor
+	// evicting.
+	if want := uint64(spoofed + 1 - anchorCap - 1); s.Evictions > want || s.Evictions < want-10 {
+		t.Errorf("%d evictions, want %d, less a few tags shared", s.Evictions, want)
 	}
 	if s.Tracked != anchorCap {
 		t.Errorf("%d sources tracked after the client completed, want %d", s.Tracked, anchorCap)
@@ -197,12 +200,12 @@ func TestTrackerFloodBetweenFirstKnocks(t *testing.T) {
 		ns := trkAt(trkMid).UnixNano()
 		tr.Knock(Knock{Src: trkA, Proto: totpseq.TCP, Port: s[0], Time: time.Unix(0, ns)})
 		ka := newSourceKey(trkA, totpseq.TCP)
-		home, _, _ := tr.anc.where(trkHasher.hash(&ka))
+		home, _ := tr.anc.where(trkHasher.hash(&ka))
 		n := 0
 		for i := 0; n < tr.anc.ways; i++ {
 			src := trkSpoofed(i)
 			k := newSourceKey(src, totpseq.TCP)
-			if b, _, _ := tr.anc.where(trkHasher.hash(&k)); (b == home) != same {
+			if b, _ := tr.anc.where(trkHasher.hash(&k)); (b == home) != same {
 				continue
 			}
 			if !same && i > 100_000 {

@@ -256,7 +256,7 @@ func (s *trkBenchSource) ReadFrames(fs []Frame) (int, error) {
 		}
 		// Field by field, not a Frame copied whole after its Time was
 		// set: that copy would read narrow stores with wide loads, which
-		// wait for every earlier store (the tracker's record writes).
+		// wait for every earlier store (the tracker's state writes).
 		o := &fs[j]
 		o.Data, o.Time, o.Link, o.Ifindex = f.Data, time.Unix(0, s.ns), f.Link, f.Ifindex
 	}

@@ -17,21 +17,29 @@ import (
 // (rule 1): nearly every source of a flood, spoofed or not, and nearly
 // every source a port scan creates. It is set-associative: a keyed hash of
 // the source (a random key per process, so spoofed addresses cannot be
-// chosen to land in one bucket) picks a bucket, one cache line of 16
-// ways, each a 16-bit tag and a 16-bit time stamp; the way's record (a
-// 48-bit fingerprint from a second keyed hash, the anchor port and its
-// capture time, 16 bytes) is read only when the tag matches. A new source
-// costs one random cache line read and one written. A full bucket evicts
-// within itself: an empty way, else the way knocked longest ago (so a
+// chosen to land in one bucket) picks a bucket, one cache line of 8 ways,
+// and each way is the whole record of a source in one word: a 23-bit tag
+// from the same hash, the anchor port and the anchor knock's capture time
+// to 8 µs. A knock therefore reads and writes one cache line,
+// the one the batch's first pass loads ahead. A full bucket evicts within
+// itself: an empty way, else the way whose anchor knock is the oldest (so a
 // dead one before a live one: a record is dead once GapMax has passed
 // since its knock). A record is therefore pushed out only when as many
 // newer sources as the bucket has ways land in its bucket: under a flood
 // of F new sources between a client's first and second knock, each bucket
 // receives F/buckets of them on average, and the client's anchor survives
 // unless its own bucket received a full set (with the default capacity,
-// 65 536 buckets of 15 ways: a flood of 250 000 sources in that time, 10
+// 253 952 buckets of 8 ways: a flood of 250 000 sources in that time, 10
 // million packets per second for a client's 25 ms between knocks, evicts
 // it with a probability of about 1e-5).
+//
+// A tag is not the whole source: two sources of one bucket share a tag
+// with a probability of 2^-22 per pair, and the later one then finds the
+// other's record as its own. That costs at most that record (the rules
+// run on it with the later source's address, whose bound ports no one
+// else can know, and restart it at an anchor or drop it), never an
+// opening; for a client, under a flood that keeps its bucket full, about 1
+// knock in 600 000.
 //
 // The advanced store holds the sources with a candidate past its anchor:
 // they need a bound port derived for their own address, so a flood cannot
@@ -65,7 +73,7 @@ func newSourceKey(src netip.Addr, proto totpseq.Proto) sourceKey {
 		// As16 of an IPv4 address, without going through memory: the
 		// compiler copies As16's array with wide loads of its narrow
 		// stores, which wait for every store before them to complete
-		// (the previous batch's record writes, cache misses).
+		// (the previous batch's state writes, which can miss the cache).
 		a := src.As4()
 		return sourceKey{lo: 0xffff<<32 | uint64(binary.BigEndian.Uint32(a[:])), proto: proto, v4: true}
 	}
@@ -134,16 +142,15 @@ func (ent *tracked) removeAdv(adv *advSet, j int) {
 
 // keyHash is what the stores need of a key: h, a keyed 64-bit hash (the
 // advanced store's index takes its low 32 bits; the anchor store its low
-// bits as the bucket and its top 16 bits as the tag), and fp, a second
-// keyed hash, the anchor store's 48-bit fingerprint.
-type keyHash struct{ h, fp uint64 }
+// 32 bits for the bucket and its top 23 bits as the tag).
+type keyHash struct{ h uint64 }
 
 // hasher holds the random key of the hashes.
-type hasher struct{ seed [8]uint64 }
+type hasher struct{ seed [4]uint64 }
 
 func newHasher() hasher {
 	var h hasher
-	var b [64]byte
+	var b [32]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	for i := range h.seed {
 		h.seed[i] = binary.LittleEndian.Uint64(b[8*i:])
@@ -164,120 +171,107 @@ func (hs *hasher) hash(k *sourceKey) keyHash {
 		x |= 1
 	}
 	s := &hs.seed
-	return keyHash{
-		h:  mix(mix(k.hi^s[0], k.lo^s[1])^s[2], x^s[3]),
-		fp: mix(mix(k.hi^s[4], k.lo^s[5])^s[6], x^s[7]),
-	}
+	return keyHash{h: mix(mix(k.hi^s[0], k.lo^s[1])^s[2], x^s[3])}
 }
 
 // The anchor store.
 
-// bucketWays is the number of ways of a bucket: one cache line of 32-bit
+// bucketWays is the number of ways of a bucket: one cache line of 64-bit
 // ways.
-const bucketWays = 16
+const bucketWays = 8
 
-// stampShift makes a way's time stamp: capture time in units of 2^22 ns
-// (about 4.2 ms), 16 bits. The age of a way is the stamp difference as a
-// signed 16-bit number: right up to 2^15 units (137 s). Sweeps keep every
-// stamp younger than that: every sweepEvery of capture time the ways dead
-// for sure are freed (their age is past MaxGap), and when no knock came
-// for longer than GapMax every way is dead and the store is emptied.
+// A way is tag<<tagShift | port<<portShift | time, 0 when free (tags are
+// odd). Its time is the anchor knock's capture time in units of timeUnit,
+// the low timeBits bits: 8 µs divides a millisecond, so the time a way
+// gives back (wayTime, floored to 8 µs) is in the same window, and the
+// same millisecond, as the knock's; rule 5's limits are then applied up
+// to 8 µs early. Times are told apart from the capture time of the knock
+// being applied, as signed timeBits-bit differences: right up to 2^24
+// units (134 s) either way. Sweeps keep every way younger than that: every
+// sweepEvery of capture time the ways dead for sure are freed (their age
+// is past MaxGap), and when no knock came for longer than GapMax every
+// way is dead and the store is emptied.
 const (
-	stampShift = 22
+	tagShift   = 41
+	portShift  = 25
+	timeBits   = 25
+	timeMask   = 1<<timeBits - 1
+	timeUnit   = int64(8 * time.Microsecond)
 	sweepEvery = int64(8 * time.Second)
 )
 
-// bucket is one bucket's ways: tag<<16 | stamp, 0 when free. Tags are
-// odd, so a used way is never 0.
-type bucket [bucketWays]uint32
+// bucket is one bucket's ways.
+type bucket [bucketWays]uint64
 
-// anchorRec is the record of one way.
-type anchorRec struct {
-	fpPort uint64 // fingerprint<<16 | anchor port
-	gtime  int64  // Unix nanoseconds of the anchor knock
+// ticks returns Unix nanoseconds ns (>= 0) as a way's time.
+func ticks(ns int64) uint64 { return uint64(ns/timeUnit) & timeMask }
+
+// wayAge returns how long before now, a way's time, the time of way e
+// is, in units of timeUnit; 0 for a time after now (capture times
+// slightly out of order).
+func wayAge(e, now uint64) int64 {
+	return max(0, int64((now-e)<<(64-timeBits))>>(64-timeBits))
 }
 
-func (r *anchorRec) port() uint16 { return uint16(r.fpPort) }
+// wayPort returns the anchor port of way e.
+func wayPort(e uint64) uint16 { return uint16(e >> portShift) }
+
+// wayTime returns the capture time of way e's anchor knock in Unix
+// nanoseconds, floored to timeUnit, told apart with now (Unix nanoseconds
+// of the knock being applied).
+func wayTime(e uint64, now int64) int64 {
+	u := now / timeUnit
+	d := int64((uint64(u)-e)<<(64-timeBits)) >> (64 - timeBits)
+	return (u - d) * timeUnit
+}
 
 // anchorStore holds the anchor-only sources. Owned by the goroutine that
 // calls Tracker.Knock.
 type anchorStore struct {
 	buckets []bucket
-	recs    []anchorRec // bucket b's way w is recs[b*ways+w]
-	mask    uint64      // len(buckets)-1
-	ways    int         // ways used per bucket, 1..bucketWays
-	n       int         // used ways
-	swept   int64       // capture time of the latest sweep
-	latest  int64       // the latest capture time stamped
-
-	// While deferring (the second pass of a batch), record writes wait in
-	// pend and are made together at the end of the batch (flush): a
-	// record write misses the cache, and made one by one, amid the rest
-	// of the work, each holds up the CPU's store buffer in turn; made in
-	// a row, their misses overlap. A knock calls claim for its bucket
-	// before it reads a record there, which flushes first if an earlier
-	// knock of the batch may have a write pending in that bucket: a filter
-	// of those buckets marks bucket b with pendMark[b%4096] == gen. flush
-	// clears the marks by moving on to the next generation: cleared one
-	// by one, they would be stores queued behind the record writes, each
-	// waiting for them (stores complete in order) with the store queue
-	// full.
-	deferring bool
-	pend      [maxBatch]pendingRec
-	npend     int
-	gen       uint8 // never 0, the zero of pendMark
-	pendMark  [4096]uint8
-}
-
-// pendingRec is a record write that waits for flush.
-type pendingRec struct {
-	i int // record index
-	r anchorRec
+	nb      uint64 // len(buckets)
+	ways    int    // ways used per bucket, 1..bucketWays
+	n       int    // used ways
+	swept   int64  // capture time of the latest sweep
+	latest  int64  // the latest capture time a way was written at
 }
 
 func newAnchorStore(nb, ways int) anchorStore {
 	return anchorStore{
 		buckets: largeSlice[bucket](nb),
-		recs:    largeSlice[anchorRec](nb * ways),
-		mask:    uint64(nb - 1),
+		nb:      uint64(nb),
 		ways:    ways,
-		gen:     1,
 	}
 }
 
 // capacity is the number of sources the store holds at most.
-func (s *anchorStore) capacity() int { return len(s.recs) }
+func (s *anchorStore) capacity() int { return len(s.buckets) * s.ways }
 
-// where returns the bucket, tag and fingerprint of a key hash.
-func (s *anchorStore) where(kh keyHash) (b int, tag uint32, fp uint64) {
-	return int(kh.h & s.mask), uint32(kh.h>>48) | 1, kh.fp >> 16
+// where returns the bucket and tag of a key hash: the bucket from the low
+// 32 bits (multiplied into the bucket count, which need not be a power of
+// two), the tag from the top 23.
+func (s *anchorStore) where(kh keyHash) (b int, tag uint64) {
+	return int(uint64(uint32(kh.h)) * s.nb >> 32), kh.h>>tagShift | 1
 }
 
-// touch reads b's cache line, so that a later access finds it in the
-// cache, and returns a word of it for the caller to keep.
-func (s *anchorStore) touch(kh keyHash) uint32 { return s.buckets[kh.h&s.mask][0] }
-
-func stamp(ns int64) uint32 { return uint32(uint16(ns >> stampShift)) }
-
-// age returns how long ago, in stamp units, way entry e was stamped; 0
-// for a stamp in the future (capture times slightly out of order).
-func age(e uint32, now uint32) int {
-	return max(0, int(int16(uint16(now-e))))
+// touch reads the cache line of kh's bucket, so that a later access finds
+// it in the cache, and returns a word of it for the caller to keep.
+func (s *anchorStore) touch(kh keyHash) uint32 {
+	b, _ := s.where(kh)
+	return uint32(s.buckets[b][0])
 }
 
-// find returns the way of bucket b that holds (tag, fp), or -1 and the
-// way an insert at now would take: an empty way, else the way stamped
-// longest ago (its age, in stamp units, or -1 for an empty way).
-// One pass over the bucket serves both.
-func (s *anchorStore) find(b int, tag uint32, fp uint64, now int64) (w, victim, oldest int) {
+// find returns the way of bucket b that holds tag, or -1 and the way an
+// insert at now would take: an empty way, else the way with the oldest
+// time (its age, in units of timeUnit, or -1 for an empty way). One pass over
+// the bucket serves both.
+func (s *anchorStore) find(b int, tag uint64, now int64) (w, victim int, oldest int64) {
 	bk := &s.buckets[b]
-	recs := s.recs[b*s.ways : b*s.ways+s.ways]
-	st := stamp(now)
+	u := ticks(now)
 	victim, oldest = 0, -1
 	empty := false
-	for w := range recs {
-		e := bk[w]
-		if e>>16 == tag && recs[w].fpPort>>16 == fp {
+	for w, e := range bk[:s.ways] {
+		if e>>tagShift == tag {
 			return w, 0, 0
 		}
 		if empty {
@@ -287,70 +281,39 @@ func (s *anchorStore) find(b int, tag uint32, fp uint64, now int64) (w, victim, 
 			victim, oldest, empty = w, -1, true
 			continue
 		}
-		if a := age(e, st); a > oldest {
+		if a := wayAge(e, u); a > oldest {
 			victim, oldest = w, a
 		}
 	}
 	return -1, victim, oldest
 }
 
-// rec returns the record of way w of bucket b.
-func (s *anchorStore) rec(b, w int) *anchorRec { return &s.recs[b*s.ways+w] }
+// way returns way w of bucket b.
+func (s *anchorStore) way(b, w int) uint64 { return s.buckets[b][w] }
 
-// insert adds (tag, fp) to bucket b, which does not hold it, with anchor
-// port at gtime, stamped now. It reports whether it evicted a record.
-func (s *anchorStore) insert(b int, tag uint32, fp uint64, port uint16, gtime, now int64) bool {
-	_, victim, oldest := s.find(b, tag, fp, now)
-	return s.put(b, victim, oldest, tag, fp, port, gtime, now)
+// insert adds tag to bucket b, which does not hold it, with anchor port at
+// gtime; now is the capture time of the knock being applied. It reports
+// whether it evicted a record.
+func (s *anchorStore) insert(b int, tag uint64, port uint16, gtime, now int64) bool {
+	_, victim, oldest := s.find(b, tag, now)
+	return s.put(b, victim, oldest, tag, port, gtime, now)
 }
 
-// put writes (tag, fp) to way victim of bucket b, which find chose, and
-// reports whether it evicted a record.
-func (s *anchorStore) put(b, victim, oldest int, tag uint32, fp uint64, port uint16, gtime, now int64) bool {
+// put writes tag to way victim of bucket b, which find chose, and reports
+// whether it evicted a record.
+func (s *anchorStore) put(b, victim int, oldest int64, tag uint64, port uint16, gtime, now int64) bool {
 	evicted := oldest >= 0
 	if !evicted {
 		s.n++
 	}
-	s.set(b, victim, tag, fp, port, gtime, now)
+	s.set(b, victim, tag, port, gtime, now)
 	return evicted
 }
 
 // set writes way w of bucket b.
-func (s *anchorStore) set(b, w int, tag uint32, fp uint64, port uint16, gtime, now int64) {
-	s.buckets[b][w] = tag<<16 | stamp(now)
-	r := anchorRec{fpPort: fp<<16 | uint64(port), gtime: gtime}
-	if s.deferring && s.npend < len(s.pend) {
-		s.pend[s.npend] = pendingRec{i: b*s.ways + w, r: r}
-		s.npend++
-		s.pendMark[b%len(s.pendMark)] = s.gen
-	} else {
-		s.recs[b*s.ways+w] = r
-	}
+func (s *anchorStore) set(b, w int, tag uint64, port uint16, gtime, now int64) {
+	s.buckets[b][w] = tag<<tagShift | uint64(port)<<portShift | ticks(gtime)
 	s.latest = max(s.latest, now)
-}
-
-// claim makes the records of bucket b current: it flushes if a write
-// may be pending there.
-func (s *anchorStore) claim(b int) {
-	if s.pendMark[b%len(s.pendMark)] == s.gen {
-		s.flush()
-	}
-}
-
-// flush makes the pending record writes.
-func (s *anchorStore) flush() {
-	if s.npend == 0 {
-		return // no mark of this generation either
-	}
-	for _, p := range s.pend[:s.npend] {
-		s.recs[p.i] = p.r
-	}
-	s.npend = 0
-	if s.gen++; s.gen == 0 {
-		// Wrapped: marks of 255 generations ago would match again.
-		clear(s.pendMark[:])
-		s.gen = 1
-	}
 }
 
 // free empties way w of bucket b.
@@ -359,8 +322,8 @@ func (s *anchorStore) free(b, w int) {
 	s.n--
 }
 
-// sweep frees the ways dead at now for sure (stamped more than gap ago),
-// or all of them when nothing was stamped in the last gap.
+// sweep frees the ways dead at now for sure (their time more than gap
+// ago), or all of them when nothing was written in the last gap.
 func (s *anchorStore) sweep(now, gap int64) {
 	s.swept = now
 	if s.n == 0 {
@@ -371,12 +334,12 @@ func (s *anchorStore) sweep(now, gap int64) {
 		s.n = 0
 		return
 	}
-	st := stamp(now)
-	dead := int(gap>>stampShift) + 2 // a stamp is up to one unit older than its time
+	u := ticks(now)
+	dead := gap/timeUnit + 1 // a way's time is up to a unit older than its knock
 	for b := range s.buckets {
 		bk := &s.buckets[b]
 		for w := range s.ways {
-			if e := bk[w]; e != 0 && age(e, st) > dead {
+			if e := bk[w]; e != 0 && wayAge(e, u) > dead {
 				bk[w] = 0
 				s.n--
 			}
@@ -542,31 +505,30 @@ func (t *sourceTable) touchLRU(e int32) {
 // MaxTableBytes bounds the per-source state of the default capacity.
 const MaxTableBytes = 64 << 20
 
-// DefaultCapacity is the default number of tracked sources: 1 048 576, of
-// which 65 536 past their anchor (about 32 MiB in all).
-var DefaultCapacity = 1 << 20
+// DefaultCapacity is the default number of tracked sources: 2 097 152, of
+// which 65 536 past their anchor (about 27 MiB in all).
+var DefaultCapacity = 1 << 21
 
 // MinCapacity is the smallest capacity: one anchor-only and one advanced
 // source.
 const MinCapacity = 2
 
 // capacities splits a capacity c >= MinCapacity between the stores: a
-// sixteenth (at least one) for the advanced sources, the rest, rounded
-// down to whole buckets of nb (a power of two) times ways, for the
-// anchor-only ones.
+// thirty-second (at least one) for the advanced sources, the rest,
+// rounded down to whole buckets of nb times ways, for the anchor-only
+// ones.
 func capacities(c int) (nb, ways, advanced int) {
-	advanced = max(1, c/16)
+	advanced = max(1, c/32)
 	a := c - advanced
-	nb = 1
-	for nb*bucketWays < a {
-		nb *= 2
+	if a < bucketWays {
+		return 1, a, advanced
 	}
-	return nb, min(bucketWays, a/nb), advanced
+	return a / bucketWays, bucketWays, advanced
 }
 
 // tableBytes is the memory of the stores of capacity c.
 func tableBytes(c int) int {
-	nb, ways, advanced := capacities(c)
-	return largeBytes(nb*int(unsafe.Sizeof(bucket{}))) + largeBytes(nb*ways*int(unsafe.Sizeof(anchorRec{}))) +
+	nb, _, advanced := capacities(c)
+	return largeBytes(nb*int(unsafe.Sizeof(bucket{}))) +
 		advanced*int(unsafe.Sizeof(tracked{})+unsafe.Sizeof(advSet{})) + slotsFor(advanced)*int(unsafe.Sizeof(hslot{}))
 }

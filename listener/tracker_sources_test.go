@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,9 +18,8 @@ func trkKey(i int) sourceKey {
 
 // trkHasher is a fixed hasher, so that the tests that depend on where
 // sources land are the same at every run.
-var trkHasher = hasher{seed: [8]uint64{
+var trkHasher = hasher{seed: [4]uint64{
 	0x9e3779b97f4a7c15, 0xbf58476d1ce4e5b9, 0x94d049bb133111eb, 0x2545f4914f6cdd1d,
-	0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3, 0x589965cc75374cc3,
 }}
 
 // trkCheckTable verifies the invariants of an advanced store against the
@@ -131,7 +131,7 @@ func trkInBucket(s *anchorStore, b, n, start int) []sourceKey {
 	var ks []sourceKey
 	for i := start; len(ks) < n; i++ {
 		k := trkKey(i)
-		if kb, _, _ := s.where(trkHasher.hash(&k)); kb == b {
+		if kb, _ := s.where(trkHasher.hash(&k)); kb == b {
 			ks = append(ks, k)
 		}
 	}
@@ -139,22 +139,22 @@ func trkInBucket(s *anchorStore, b, n, start int) []sourceKey {
 }
 
 // TestAnchorStoreEviction pins the policy of a full bucket: an empty way
-// first, else the way stamped longest ago (so a dead record before a live
-// one); sources of other buckets never evict.
+// first, else the way with the oldest anchor knock (so a dead record
+// before a live one); sources of other buckets never evict.
 func TestAnchorStoreEviction(t *testing.T) {
 	s := newAnchorStore(8, 4)
 	ns := trkAt(trkMid).UnixNano()
 	const ms = int64(time.Millisecond)
 	add := func(k sourceKey, at int64) bool {
-		b, tag, fp := s.where(trkHasher.hash(&k))
-		if w, _, _ := s.find(b, tag, fp, at); w >= 0 {
+		b, tag := s.where(trkHasher.hash(&k))
+		if w, _, _ := s.find(b, tag, at); w >= 0 {
 			t.Fatalf("%v: already held", k.addr())
 		}
-		return s.insert(b, tag, fp, 10000, at, at)
+		return s.insert(b, tag, 10000, at, at)
 	}
 	held := func(k sourceKey) bool {
-		b, tag, fp := s.where(trkHasher.hash(&k))
-		w, _, _ := s.find(b, tag, fp, ns)
+		b, tag := s.where(trkHasher.hash(&k))
+		w, _, _ := s.find(b, tag, ns)
 		return w >= 0
 	}
 	ks := trkInBucket(&s, 3, 6, 0)
@@ -167,7 +167,7 @@ func TestAnchorStoreEviction(t *testing.T) {
 	others := 0
 	for i := 1000; others < 1000; i++ {
 		k := trkKey(i)
-		if b, _, _ := s.where(trkHasher.hash(&k)); b != 3 {
+		if b, _ := s.where(trkHasher.hash(&k)); b != 3 {
 			add(k, ns+40*ms)
 			others++
 		}
@@ -182,9 +182,9 @@ func TestAnchorStoreEviction(t *testing.T) {
 		t.Errorf("a fifth source: want the oldest (0) evicted, the others kept")
 	}
 	// Freshen ks[1]: ks[2] is now the oldest.
-	b, tag, fp := s.where(trkHasher.hash(&ks[1]))
-	w, _, _ := s.find(b, tag, fp, ns)
-	s.set(b, w, tag, fp, 10001, ns+60*ms, ns+60*ms)
+	b, tag := s.where(trkHasher.hash(&ks[1]))
+	w, _, _ := s.find(b, tag, ns)
+	s.set(b, w, tag, 10001, ns+60*ms, ns+60*ms)
 	if !add(ks[5], ns+70*ms) || held(ks[2]) || !held(ks[1]) || !held(ks[3]) {
 		t.Errorf("a sixth source: want the oldest (2) evicted, 1 (knocked again) kept")
 	}
@@ -193,14 +193,14 @@ func TestAnchorStoreEviction(t *testing.T) {
 // TestAnchorStoreSweep: a sweep frees the records past the gap and keeps
 // the others; after a pause longer than the gap, it frees all.
 func TestAnchorStoreSweep(t *testing.T) {
-	s := newAnchorStore(64, 16)
+	s := newAnchorStore(128, 8)
 	ns := trkAt(trkMid).UnixNano()
 	gap := int64(3 * time.Second)
 	for i := range 500 {
 		k := trkKey(i)
-		b, tag, fp := s.where(trkHasher.hash(&k))
+		b, tag := s.where(trkHasher.hash(&k))
 		at := ns + int64(i)*int64(10*time.Millisecond) // 0 .. 5 s
-		s.insert(b, tag, fp, 10000, at, at)
+		s.insert(b, tag, 10000, at, at)
 	}
 	before := s.n
 	now := ns + int64(6*time.Second)
@@ -208,11 +208,11 @@ func TestAnchorStoreSweep(t *testing.T) {
 	kept := 0
 	for i := range 500 {
 		k := trkKey(i)
-		b, tag, fp := s.where(trkHasher.hash(&k))
+		b, tag := s.where(trkHasher.hash(&k))
 		at := ns + int64(i)*int64(10*time.Millisecond)
-		if w, _, _ := s.find(b, tag, fp, now); w >= 0 {
+		if w, _, _ := s.find(b, tag, now); w >= 0 {
 			kept++
-			if now-at > gap+2<<stampShift {
+			if now-at > gap+timeUnit {
 				t.Errorf("key %d (%v old) kept by the sweep", i, time.Duration(now-at))
 			}
 		} else if now-at <= gap && before == 500 {
@@ -236,15 +236,61 @@ func TestAnchorStoreSweep(t *testing.T) {
 // TestCapacities: the split of a capacity between the stores never
 // exceeds it, and wastes little.
 func TestCapacities(t *testing.T) {
-	for _, c := range []int{2, 3, 16, 17, 18, 100, 1000, 10_000, 327_680, DefaultCapacity, MaxCapacity} {
+	for _, c := range []int{2, 3, 8, 9, 10, 16, 17, 18, 100, 1000, 10_000, 327_680, DefaultCapacity, MaxCapacity} {
 		nb, ways, adv := capacities(c)
 		got := nb*ways + adv
-		if nb&(nb-1) != 0 || ways < 1 || ways > bucketWays || adv < 1 || got > c || got < c*7/8 {
+		if nb < 1 || ways < 1 || ways > bucketWays || adv < 1 || got > c || got < c-bucketWays {
 			t.Errorf("capacities(%d) = %d buckets of %d ways and %d advanced: %d in all", c, nb, ways, adv, got)
 		}
 	}
-	if nb, ways, adv := capacities(DefaultCapacity); nb != 1<<16 || ways != 15 || adv != 1<<16 {
+	if nb, ways, adv := capacities(DefaultCapacity); nb != 253_952 || ways != 8 || adv != 1<<16 {
 		t.Errorf("default: %d buckets of %d ways, %d advanced", nb, ways, adv)
+	}
+}
+
+// TestAnchorStoreWhere: the buckets of many sources spread evenly over a
+// bucket count that is not a power of two, and tags are odd.
+func TestAnchorStoreWhere(t *testing.T) {
+	s := newAnchorStore(1000, 8)
+	counts := make([]int, 1000)
+	for i := range 1_000_000 {
+		k := trkKey(i)
+		b, tag := s.where(trkHasher.hash(&k))
+		if b < 0 || b >= 1000 || tag&1 == 0 || tag >= 1<<(64-tagShift) {
+			t.Fatalf("key %d: bucket %d, tag %#x", i, b, tag)
+		}
+		counts[b]++
+	}
+	lo, hi := slices.Min(counts), slices.Max(counts)
+	// 1000 per bucket on average, a standard deviation of about 32.
+	if lo < 850 || hi > 1150 {
+		t.Errorf("buckets hold %d to %d sources of 1 000 000, want about 1000 each", lo, hi)
+	}
+}
+
+// TestAnchorStoreWay: a way gives back its port and its time, floored to
+// timeUnit, whichever side of the knock being applied it is on,
+// up to the range of its time field; and a window boundary stays one.
+func TestAnchorStoreWay(t *testing.T) {
+	s := newAnchorStore(1, 8)
+	base := trkAt(trkMid).UnixNano()
+	for _, d := range []time.Duration{0, 1, 7999, 8000, 8001, time.Millisecond, -time.Millisecond, 3 * time.Second, -3 * time.Second,
+		MaxGap + time.Duration(sweepEvery), -(MaxGap + time.Duration(sweepEvery)), 130 * time.Second, -130 * time.Second} {
+		gtime := base + int64(d)
+		s.set(0, 0, 1, 65535, gtime, base)
+		e := s.way(0, 0)
+		if got, want := wayTime(e, base), gtime/timeUnit*timeUnit; got != want || wayPort(e) != 65535 {
+			t.Errorf("knock %v from now: way gives %d, port %d; want %d, 65535", d, got, wayPort(e), want)
+		}
+		if age, want := wayAge(e, ticks(base)), max(0, -int64(d)/timeUnit); age != want && age != want+1 {
+			t.Errorf("knock %v from now: age %d units, want %d", d, age, want)
+		}
+	}
+	// A knock 1 ns before a second boundary stays in the earlier second.
+	sec := (base/1e9 + 1) * 1e9
+	s.set(0, 0, 1, 1, sec-1, sec)
+	if got := wayTime(s.way(0, 0), sec); got >= sec || got < sec-timeUnit {
+		t.Errorf("a knock 1 ns before a second: way gives %d ns before it", sec-got)
 	}
 }
 
@@ -269,30 +315,4 @@ func TestSourceTableMemory(t *testing.T) {
 		DefaultCapacity, nb, ways, adv, tableBytes(DefaultCapacity), got)
 	runtime.KeepAlive(&a)
 	runtime.KeepAlive(&st)
-}
-
-// TestAnchorStoreDeferredWrites: while deferring, a record write waits for
-// flush; claim on its bucket flushes it, claim on another bucket does not;
-// and so on through more generations of marks than a uint8 counts.
-func TestAnchorStoreDeferredWrites(t *testing.T) {
-	s := newAnchorStore(1<<13, 4) // more buckets than marks: b and b+4096 share one
-	for g := range 600 {
-		b := (g * 97) % (1 << 13)
-		other := (b + 1) % (1 << 13)
-		s.deferring = true
-		s.put(b, 0, -1, 1, uint64(g+1), uint16(g+1), int64(g), int64(g))
-		if s.npend != 1 {
-			t.Fatalf("generation %d: %d writes pending, want 1", g, s.npend)
-		}
-		s.claim(other)
-		if s.npend != 1 {
-			t.Fatalf("generation %d: claim of bucket %d flushed a write to bucket %d", g, other, b)
-		}
-		s.claim(b)
-		if s.npend != 0 || s.rec(b, 0).port() != uint16(g+1) {
-			t.Fatalf("generation %d: claim of bucket %d left its write pending (record port %d)", g, b, s.rec(b, 0).port())
-		}
-		s.deferring = false
-		s.free(b, 0)
-	}
 }
