@@ -270,3 +270,59 @@ func TestTrackerAllocs(t *testing.T) {
 		t.Errorf("stats %+v: the scan was never tracked", s)
 	}
 }
+
+// TestTrackerSharedTag: a source whose bucket and tag are a client's is
+// taken for the client in the anchor store, and what that costs is bounded:
+// knocking the client's own sequence from there never opens (the bound
+// ports are derived for the knocking address), it costs the client at most
+// its anchor, and the client opens when it knocks again.
+func TestTrackerSharedTag(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Capacity = 9 // one bucket of 8 ways, one advanced source
+	tr, rec := trkNew(t, cfg, alice)
+	tr.hash = trkHasher
+	if nb, ways, _ := capacities(cfg.Capacity); nb != 1 || ways != bucketWays {
+		t.Fatalf("capacity %d: %d buckets of %d ways, want one bucket", cfg.Capacity, nb, ways)
+	}
+	ka := newSourceKey(trkA, totpseq.TCP)
+	_, tagA := tr.anc.where(trkHasher.hash(&ka))
+	var twin netip.Addr
+	for i := range 1 << 26 { // 2^22 tries on average
+		src := trkSpoofed(i)
+		k := newSourceKey(src, totpseq.TCP)
+		if _, tag := tr.anc.where(trkHasher.hash(&k)); tag == tagA {
+			twin = src
+			break
+		}
+	}
+	if !twin.IsValid() {
+		t.Fatal("no source of 2^26 shares the client's tag")
+	}
+	seq := trkSeq(t, alice, "ssh", trkW0, trkA)
+	at := trkAt(trkMid)
+	// The client's anchor, then its twin's at the same port: taken for
+	// the client, the twin adds no record.
+	tr.Knock(Knock{Src: trkA, Proto: totpseq.TCP, Port: seq[0], Time: at})
+	tr.Knock(Knock{Src: twin, Proto: totpseq.TCP, Port: seq[0], Time: at.Add(time.Millisecond)})
+	if tr.anc.n != 1 {
+		t.Fatalf("the client and a source with its tag hold %d records, want one", tr.anc.n)
+	}
+	// The twin knocks the rest of the client's sequence on that record.
+	for _, k := range trkKnocks(twin, totpseq.TCP, seq[1:], at.Add(2*time.Millisecond), time.Millisecond) {
+		tr.Knock(k)
+	}
+	// The twin knocks the whole sequence, as a replay from its address.
+	for _, k := range trkKnocks(twin, totpseq.TCP, seq, at.Add(10*time.Millisecond), time.Millisecond) {
+		tr.Knock(k)
+	}
+	if len(rec.events) != 0 {
+		t.Fatalf("a source sharing the client's tag: events %+v, want none", rec.events)
+	}
+	// The client starts again and gets in.
+	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, at.Add(20*time.Millisecond), time.Millisecond) {
+		tr.Knock(k)
+	}
+	if len(rec.events) != 1 || rec.events[0].Kind != Opened || rec.events[0].Src != trkA {
+		t.Errorf("the client's own sequence after its twin's: events %+v, want its opening", rec.events)
+	}
+}
