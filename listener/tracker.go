@@ -746,8 +746,8 @@ func (t *Tracker) knock(k *Knock, it *batchItem) {
 		t.tally.started++
 		return
 	}
-	e := t.anc.way(b, w)
-	ent := tracked{key: it.key, gport: wayPort(e), gtime: wayTime(e, ns)}
+	rec := t.anc.way(b, w)
+	ent := tracked{key: it.key, gport: wayPort(rec), gtime: wayTime(rec, ns)}
 	var adv advSet
 	ndone = t.step(&ent, &adv, tab, fast, it.pi, k, it.src, ns, &done)
 	switch {
