@@ -229,17 +229,15 @@ func wayTime(e uint64, now int64) int64 {
 // calls Tracker.Knock.
 type anchorStore struct {
 	buckets []bucket
-	nb      uint64 // len(buckets)
-	ways    int    // ways used per bucket, 1..bucketWays
-	n       int    // used ways
-	swept   int64  // capture time of the latest sweep
-	latest  int64  // the latest capture time a way was written at
+	ways    int   // ways used per bucket, 1..bucketWays
+	n       int   // used ways
+	swept   int64 // capture time of the latest sweep
+	latest  int64 // the latest capture time a way was written at
 }
 
 func newAnchorStore(nb, ways int) anchorStore {
 	return anchorStore{
 		buckets: largeSlice[bucket](nb),
-		nb:      uint64(nb),
 		ways:    ways,
 	}
 }
@@ -251,7 +249,7 @@ func (s *anchorStore) capacity() int { return len(s.buckets) * s.ways }
 // 32 bits (multiplied into the bucket count, which need not be a power of
 // two), the tag from the top 23.
 func (s *anchorStore) where(kh keyHash) (b int, tag uint64) {
-	return int(uint64(uint32(kh.h)) * s.nb >> 32), kh.h>>tagShift | 1
+	return int(uint64(uint32(kh.h)) * uint64(len(s.buckets)) >> 32), kh.h>>tagShift | 1
 }
 
 // touch reads the cache line of kh's bucket, so that a later access finds
