@@ -3,7 +3,7 @@
 // kernel BPF filter, Linux only, pure Go: the eBPF prefilter is
 // assembled with cilium/ebpf), the decoder (frames to Knock
 // values, allocation-free), the per-source tracker of the knock protocol
-// (../shared/spec/PROTOCOL.md section 3), and the run loop that joins them.
+// (docs/PROTOCOL.md section 3), and the run loop that joins them.
 //
 // The run loop reads frames from a Source: the real Capture, or a
 // SliceSource over frames in memory or read from a pcap file (ReadPcap), so

@@ -1,6 +1,6 @@
 // Package totpseq is the tknock protocol, version 1: the parameters of an
 // enrollment, the time window, the derivation of a knock sequence, and the
-// enrollment URI (../shared/spec/PROTOCOL.md).
+// enrollment URI (docs/PROTOCOL.md).
 //
 // It is pure: no clock, no I/O, no logger. Time comes in as an argument.
 package totpseq

@@ -2,8 +2,8 @@ package totpseq_test
 
 import (
 	"bytes"
-	"errors"
-	"io/fs"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"slices"
 	"testing"
@@ -13,7 +13,7 @@ import (
 )
 
 func TestVectors(t *testing.T) {
-	vs, err := vectors.Load("testdata/vectors.json")
+	vs, err := vectors.Load("../testdata/vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,22 +38,25 @@ func TestVectors(t *testing.T) {
 	}
 }
 
-// TestVectorsCopy checks that testdata/vectors.json is still the shared
-// spec's file, when the spec sits beside the repository (../shared).
-func TestVectorsCopy(t *testing.T) {
-	spec, err := os.ReadFile("../../shared/spec/vectors.json")
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Log("../shared/spec/vectors.json is not beside the repository: nothing to compare")
-		return
-	}
+// derivationSHA256 pins section 2 of docs/PROTOCOL.md, the derivation,
+// byte for byte: it never changes, because every vector holds forever. A
+// change to the section's text that does not change the derivation (a typo)
+// still needs a new protocol version or a very good reason.
+const derivationSHA256 = "47237dd597e4b01ade39c1cd713642034610f6c3fd7ccafa1ac58bb465438c2b"
+
+// TestDerivationUnchanged checks the pin above.
+func TestDerivationUnchanged(t *testing.T) {
+	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours, err := os.ReadFile("testdata/vectors.json")
-	if err != nil {
-		t.Fatal(err)
+	start := bytes.Index(doc, []byte("## 2. Derivation"))
+	end := bytes.Index(doc, []byte("## 3."))
+	if start < 0 || end < start {
+		t.Fatal("docs/PROTOCOL.md: no section 2 (\"## 2. Derivation\" up to \"## 3.\")")
 	}
-	if !bytes.Equal(spec, ours) {
-		t.Error("testdata/vectors.json differs from ../shared/spec/vectors.json: copy the spec's file again")
+	sum := sha256.Sum256(doc[start:end])
+	if got := hex.EncodeToString(sum[:]); got != derivationSHA256 {
+		t.Errorf("docs/PROTOCOL.md section 2 has SHA-256 %s, want %s: the derivation never changes", got, derivationSHA256)
 	}
 }

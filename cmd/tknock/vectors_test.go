@@ -15,7 +15,7 @@ import (
 // that `tknock print` prints exactly its sequence: the ports, space
 // separated, on one line, and nothing else.
 func TestPrintVectors(t *testing.T) {
-	vs, err := vectors.Load("../../totpseq/testdata/vectors.json")
+	vs, err := vectors.Load("../../testdata/vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}

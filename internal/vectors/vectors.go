@@ -1,5 +1,5 @@
-// Package vectors loads the protocol's test vectors (PROTOCOL.md section 6;
-// a copy lives in totpseq/testdata/vectors.json) for the tests of every
+// Package vectors loads the protocol's test vectors (docs/PROTOCOL.md section 6,
+// kept in testdata/vectors.json at the top of the repository) for the tests of every
 // package that must reproduce them.
 package vectors
 
