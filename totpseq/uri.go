@@ -65,10 +65,38 @@ func (e *Enrollment) Validate() error {
 	if !ValidName(e.Name) {
 		return fmt.Errorf("name %q: want [A-Za-z0-9][A-Za-z0-9._@-]{0,63}", e.Name)
 	}
-	if strings.ContainsAny(e.Host, " /?#@\t\r\n") {
-		return paramErr("host", strconv.Quote(e.Host), "not a host name or address")
+	if err := validHost(e.Host); err != nil {
+		return &ParamError{Param: "host", Value: strconv.Quote(e.Host), Err: err}
 	}
 	return e.Params.Validate()
+}
+
+// validHost checks an enrollment's host: empty, or a DNS name or an address
+// in printable ASCII (letters, digits and . - _ : % [ ]), at most 253 bytes,
+// not starting with '-'. The host reaches ssh's command line (ProxyCommand
+// %h) and the terminal, so control characters, spaces and a leading dash
+// (an option to ssh) are refused; a name with other characters is written in
+// its ASCII (xn--) form.
+func validHost(h string) error {
+	if len(h) > 253 {
+		return fmt.Errorf("%d bytes, longer than 253", len(h))
+	}
+	if strings.HasPrefix(h, "-") {
+		return errors.New("starts with '-'")
+	}
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '-', c == '_', c == ':', c == '%', c == '[', c == ']':
+		case c < 0x20 || c == 0x7f:
+			return fmt.Errorf("control character at byte %d", i)
+		case c >= 0x80:
+			return errors.New("not ASCII: write an international name in its xn-- form")
+		default:
+			return fmt.Errorf("%q at byte %d: not a host name or address", c, i)
+		}
+	}
+	return nil
 }
 
 // NewEnrollment makes an enrollment for user name with a fresh secret of
@@ -154,17 +182,25 @@ const maxURI = 16 << 10
 // PROTOCOL.md section 1 (realm defaults to host); a parameter that is
 // present but invalid, or given twice, is an error that names it.
 func ParseURI(s string) (*Enrollment, error) {
+	e, err := parseURI(s)
+	if err != nil {
+		return nil, scrub(err, rawSecret(s))
+	}
+	return e, nil
+}
+
+func parseURI(s string) (*Enrollment, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > maxURI {
 		return nil, fmt.Errorf("enrollment URI: %d bytes, longer than %d", len(s), maxURI)
 	}
 	key, err := otp.NewKeyFromURL(s)
 	if err != nil {
-		return nil, fmt.Errorf("enrollment URI: %w", err)
+		return nil, fmt.Errorf("enrollment URI: %w", redactURL(err))
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("enrollment URI: %w", err)
+		return nil, fmt.Errorf("enrollment URI: %w", redactURL(err))
 	}
 	if u.Scheme != "otpauth" {
 		return nil, fmt.Errorf("enrollment URI: scheme %q: want otpauth", u.Scheme)
@@ -286,6 +322,71 @@ func ParseURI(s string) (*Enrollment, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// rawSecret returns the value of the URI's secret parameter as written, or
+// "" when there is none: what scrub must keep out of an error.
+func rawSecret(s string) string {
+	i := strings.Index(s, "secret=")
+	if i < 0 {
+		return ""
+	}
+	v := s[i+len("secret="):]
+	if j := strings.IndexAny(v, "&#"); j >= 0 {
+		v = v[:j]
+	}
+	return v
+}
+
+// leakRun is the shortest run of a secret's characters that scrub treats as
+// the secret showing: 8 base32 characters are 40 bits of it.
+const leakRun = 8
+
+// scrub returns err, or when its text shows leakRun or more consecutive
+// characters of secret (compared without case), an error whose text has
+// each such run replaced by "[redacted]". A typo that runs the secret into
+// another parameter's value (a missing '&') would otherwise quote it.
+func scrub(err error, secret string) error {
+	msg := err.Error()
+	if len(secret) < leakRun {
+		return err
+	}
+	lower, sec := strings.ToLower(msg), strings.ToLower(secret)
+	var b strings.Builder
+	leaked := false
+	for i := 0; i < len(msg); {
+		n := 0
+		for j := 0; j+leakRun <= len(sec); j++ {
+			k := 0
+			for i+k < len(lower) && j+k < len(sec) && lower[i+k] == sec[j+k] {
+				k++
+			}
+			n = max(n, k)
+		}
+		if n >= leakRun {
+			b.WriteString("[redacted]")
+			i += n
+			leaked = true
+			continue
+		}
+		b.WriteByte(msg[i])
+		i++
+	}
+	if !leaked {
+		return err
+	}
+	return errors.New(b.String())
+}
+
+// redactURL drops the URI that net/url quotes in its errors: the URI holds
+// the secret, and the error reaches logs and terminals. What is left says
+// what is wrong ("invalid control character in URL").
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func atoi(s string) (int, error) {

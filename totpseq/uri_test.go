@@ -142,6 +142,10 @@ func TestParseURIErrors(t *testing.T) {
 		{strings.Replace(base, "host=h.example", "host=a/b", 1), `parameter host: "a/b"`},
 		{strings.Replace(base, "tknock:alice", "tknock:../etc", 1), `name "../etc"`},
 		{base + "&x=%zz", "query"},
+		{strings.Replace(base, "host=h.example", "host=h%01x", 1), `parameter host: "h\x01x": control character at byte 1`},
+		{strings.Replace(base, "host=h.example", "host=-oProxyCommand=x", 1), "parameter host: \"-oProxyCommand=x\": starts with '-'"},
+		{strings.Replace(base, "host=h.example", "host=h%20x", 1), `parameter host: "h x": ' ' at byte 1`},
+		{strings.Replace(base, "host=h.example", "host=%C3%A9.example", 1), "parameter host: \"\u00e9.example\": not ASCII"},
 		{"otpauth://totp/" + strings.Repeat("a", 20000), "longer than"},
 	}
 	for _, tt := range tests {
@@ -153,6 +157,51 @@ func TestParseURIErrors(t *testing.T) {
 			t.Errorf("ParseURI(%.60q) error leaks the secret: %v", tt.uri, err)
 		}
 	}
+}
+
+// TestParseURIKeepsSecret drives every way a URI can be malformed around a
+// known secret, some of which make net/url or a parameter's parser quote the
+// text that holds it, and checks that no error shows 8 consecutive
+// characters of the secret, in any case.
+func TestParseURIKeepsSecret(t *testing.T) {
+	const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ"
+	const base = "otpauth://totp/tknock:alice?secret=" + secret + "&issuer=tknock&tknock=1&host=h.example"
+	uris := []string{
+		base + "&x=%zz",
+		"otpauth://totp/x\x01?secret=" + secret + "&tknock=1&host=h",
+		"otp auth://totp/x?secret=" + secret + "&tknock=1&host=h",
+		"otpauth://[::1/x?secret=" + secret + "&tknock=1&host=h",
+		"otpauth://totp/x?secret=" + secret + "\x7f&tknock=1",
+		strings.Replace(base, "&issuer", "&len=4", 1) + "&range=10000-32767secret=" + secret,
+		"otpauth://totp/tknock:alice?host=" + secret + "\x01&secret=" + secret + "&tknock=1",
+		"otpauth://totp/tknock:alice?realm=r&services=ssh," + secret + "&secret=" + secret + "&tknock=1",
+		"otpauth://totp/tknock:" + secret + "/x?secret=" + secret + "&tknock=1&realm=r",
+		base + "&exclude=" + secret,
+		base + "&proto=" + secret + "&realm=r",
+		"https://totp/tknock:alice?secret=" + secret,
+	}
+	for _, u := range uris {
+		_, err := ParseURI(u)
+		if err == nil {
+			t.Errorf("ParseURI(<%d bytes>) = nil error, want one", len(u))
+			continue
+		}
+		if run := leakedRun(err.Error(), secret); run != "" {
+			t.Errorf("ParseURI error shows %q of the secret: %v", run, err)
+		}
+	}
+}
+
+// leakedRun returns the first 8 consecutive characters of secret that msg
+// contains, compared without case, or "".
+func leakedRun(msg, secret string) string {
+	msg, secret = strings.ToLower(msg), strings.ToLower(secret)
+	for i := 0; i+8 <= len(secret); i++ {
+		if strings.Contains(msg, secret[i:i+8]) {
+			return secret[i : i+8]
+		}
+	}
+	return ""
 }
 
 func TestParamErrorNamesParameter(t *testing.T) {
