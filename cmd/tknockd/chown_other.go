@@ -2,7 +2,11 @@
 
 package main
 
-import "io/fs"
+import (
+	"io/fs"
 
-// chownLike does nothing: file ownership is a Unix matter.
-func chownLike(path string, fi fs.FileInfo) error { return nil }
+	"github.com/tknock/tknock/internal/enrollfile"
+)
+
+// ownerOf returns nil: file ownership is a Unix matter.
+func ownerOf(fi fs.FileInfo) *enrollfile.Owner { return nil }

@@ -6,14 +6,17 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/tknock/tknock/internal/enrollfile"
 )
 
-// chownLike gives path to the owner and group of dir (described by fi)
-// when root runs this and the directory belongs to another user.
-func chownLike(path string, fi fs.FileInfo) error {
+// ownerOf returns the owner and group of dir (described by fi), to give a
+// new file in it to, when root runs this and the directory belongs to
+// another user; nil otherwise.
+func ownerOf(fi fs.FileInfo) *enrollfile.Owner {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || os.Geteuid() != 0 || st.Uid == 0 {
 		return nil
 	}
-	return os.Chown(path, int(st.Uid), int(st.Gid))
+	return &enrollfile.Owner{UID: int(st.Uid), GID: int(st.Gid)}
 }

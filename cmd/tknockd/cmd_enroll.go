@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -54,14 +53,25 @@ func (cmd *enrollCmd) Run(e *env) error {
 	if err != nil {
 		return fmt.Errorf("enroll %s: %w", cmd.Name, err)
 	}
-	if err := writeUserFile(c.UsersDir, path, en); err != nil {
+	// All or nothing: the user file is staged first, then the PNG is
+	// written, and only then is the user file put in place; a failure
+	// leaves neither behind.
+	staged, err := stageUserFile(c.UsersDir, path, en)
+	if err != nil {
 		return err
 	}
+	defer staged.Abort() // does nothing after Commit
 	uri := en.URI()
 	if cmd.PNG != "" {
 		if err := writePNG(cmd.PNG, uri); err != nil {
-			return err
+			return fmt.Errorf("enroll %s: nothing was written: %w", cmd.Name, err)
 		}
+	}
+	if err := staged.Commit(); err != nil {
+		if cmd.PNG != "" {
+			os.Remove(cmd.PNG)
+		}
+		return fmt.Errorf("enroll %s: nothing was written: %w", cmd.Name, err)
 	}
 
 	fmt.Fprintf(e.stdout, "enrolled %s for %s: %s\n", en.Name, strings.Join(en.Services, ","), path)
@@ -82,25 +92,19 @@ func (cmd *enrollCmd) Run(e *env) error {
 	return nil
 }
 
-// writeUserFile writes en to path, mode 0600. The daemon runs as its own
-// user and reads the users directory, so when root enrolls, the file is
-// given to the owner of the directory, and only then renamed to its .uri
-// name: a reload never sees a file it cannot read.
-func writeUserFile(dir, path string, en *totpseq.Enrollment) error {
+// stageUserFile writes en under a temporary name beside path, mode 0600,
+// for the caller to commit. The daemon runs as its own user and reads the
+// users directory, so when root enrolls, the open file is given to the
+// owner of the directory before it gets its .uri name: a reload never sees
+// a file it cannot read, and the directory's owner cannot make root chown
+// another file.
+func stageUserFile(dir, path string, en *totpseq.Enrollment) (*enrollfile.Staged, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("users directory: %w", err)
+		return nil, fmt.Errorf("users directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("users directory %s: not a directory", dir)
+		return nil, fmt.Errorf("users directory %s: not a directory", dir)
 	}
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+".new")
-	if err := enrollfile.Write(tmp, en); err != nil {
-		return err
-	}
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := chownLike(tmp, fi); err != nil {
-		return fmt.Errorf("give %s to the owner of %s: %w", path, dir, err)
-	}
-	return os.Rename(tmp, path)
+	return enrollfile.Stage(path, en, ownerOf(fi))
 }

@@ -144,6 +144,27 @@ func TestEnrollErrors(t *testing.T) {
 	}
 }
 
+// TestEnrollAllOrNothing: an enrollment whose PNG cannot be written leaves
+// no user file behind, so the same command works once the path is fixed.
+func TestEnrollAllOrNothing(t *testing.T) {
+	c := testConfig(t, "")
+	bad := filepath.Join(t.TempDir(), "missing", "erin.png")
+	code, _, errOut := runCLI(t, "enroll", "erin", "--png", bad, "--no-qr", "-c", c.Path)
+	if code != 1 || !strings.Contains(errOut, "nothing was written") {
+		t.Errorf("enroll --png %s: exit %d, stderr %q; want exit 1 and %q", bad, code, errOut, "nothing was written")
+	}
+	if entries, _ := os.ReadDir(c.UsersDir); len(entries) != 0 {
+		t.Errorf("users dir holds %v after a failed enroll, want nothing", entries)
+	}
+	good := filepath.Join(t.TempDir(), "erin.png")
+	if code, _, errOut := runCLI(t, "enroll", "erin", "--png", good, "--no-qr", "-c", c.Path); code != 0 {
+		t.Errorf("enroll again with a good --png: exit %d, stderr %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(c.UsersDir, "erin.uri")); err != nil {
+		t.Error(err)
+	}
+}
+
 // terminalQRImage renders the half-block QR code in the enroll output back
 // to pixels, as a terminal shows it: each character cell is one module wide
 // and two high; a glyph's ink is light (the colours are set explicitly to

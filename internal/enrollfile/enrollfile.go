@@ -83,12 +83,35 @@ func parse(name string, r io.Reader) (*totpseq.Enrollment, error) {
 	return e, nil
 }
 
+// Owner is the user and group a written file is given.
+type Owner struct{ UID, GID int }
+
 // Write writes e's URI to path with mode 0600, atomically: a temporary
 // file in the same directory is written, synced and renamed over path.
 // The directory must exist.
 func Write(path string, e *totpseq.Enrollment) error {
+	s, err := Stage(path, e, nil)
+	if err != nil {
+		return err
+	}
+	return s.Commit()
+}
+
+// Staged is an enrollment file written and synced under a fresh temporary
+// name beside its final path, waiting for Commit or Abort.
+type Staged struct {
+	tmp, path string
+}
+
+// Stage writes e's URI, mode 0600, to a new temporary file (a random name,
+// created exclusively) in path's directory, which must exist. When owner
+// is not nil, the open file is given to owner (fchown) before it is
+// closed: whoever else may write the directory cannot swap in a link that
+// would make the caller chown another file. Nothing is at path until
+// Commit.
+func Stage(path string, e *totpseq.Enrollment, owner *Owner) (*Staged, error) {
 	if err := e.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -96,24 +119,51 @@ func Write(path string, e *totpseq.Enrollment) error {
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
 	if err != nil {
+		return nil, err
+	}
+	s := &Staged{tmp: f.Name(), path: path}
+	err = write(f, e, owner)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.Abort()
+		return nil, err
+	}
+	return s, nil
+}
+
+func write(f *os.File, e *totpseq.Enrollment, owner *Owner) error {
+	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename this fails harmlessly
-	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
-		f.Close()
-		return err
+	if owner != nil {
+		if err := f.Chown(owner.UID, owner.GID); err != nil {
+			return fmt.Errorf("give %s to uid %d gid %d: %w", f.Name(), owner.UID, owner.GID, err)
+		}
 	}
 	if _, err := io.WriteString(f, e.URI()+"\n"); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	return f.Sync()
+}
+
+// Commit renames the staged file to its final path, replacing what is
+// there.
+func (s *Staged) Commit() error {
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		s.Abort()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
+	s.tmp = ""
+	return nil
+}
+
+// Abort removes the staged file. It may be called after Commit, and does
+// nothing then.
+func (s *Staged) Abort() {
+	if s.tmp != "" {
+		os.Remove(s.tmp)
 	}
-	return os.Rename(tmp, path)
+	s.tmp = ""
 }
