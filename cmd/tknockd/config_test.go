@@ -213,7 +213,7 @@ func TestConfigErrors(t *testing.T) {
 		{"enroll exclude twice", minimal + "[enroll]\nexclude = [20000, 20000]\n", []string{"field enroll.exclude: a port is listed twice"}},
 		{"enroll proto", minimal + "[enroll]\nproto = \"icmp\"\n", []string{"f.toml: line 5: field enroll.proto: \"icmp\": want tcp or udp"}},
 		{"enroll v6prefix", minimal + "[enroll]\nv6prefix = 32\n", []string{"field enroll.v6prefix: 32: want 48..128"}},
-		{"enroll host", minimal + "[enroll]\nhost = \"a b\"\n", []string{"field enroll.host: \"a b\": not a host name"}},
+		{"enroll host", minimal + "[enroll]\nhost = \"a b\"\n", []string{"field enroll.host: \"a b\": ' ' at byte 1: not a host name"}},
 		{"firewall mode", minimal + "[firewall]\nmode = \"tabel\"\n", []string{"f.toml: line 5: field firewall.mode: \"tabel\": want \"table\""}},
 		{"firewall table name", minimal + "[firewall]\ntable = \"1x\"\n", []string{"field firewall.table: \"1x\": want a letter"}},
 		{"firewall priority zero", minimal + "[firewall]\npriority = 0\n", []string{"field firewall.priority: 0: leave it out"}},
