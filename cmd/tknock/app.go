@@ -38,7 +38,7 @@ const description = `Knock a tknock server's door open, then connect (ssh, say) 
   tknock enroll --qr code.png      store the enrollment the server's admin gave you
   tknock HOST                      knock for HOST's first service (same as: tknock knock HOST)
   tknock knock HOST web --wait 443 knock for service web, then wait until port 443 opens
-  ssh -o ProxyCommand='tknock ssh-proxy %h %p' HOST
+  ssh -o ProxyCommand='tknock ssh-proxy -- %h %p' HOST
 
 Profiles live in the user's config directory (tknock/ inside it), one file of
 mode 0600 per server; the windows already used live in the user's cache
