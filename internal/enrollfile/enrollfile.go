@@ -27,8 +27,8 @@ const MaxSize = 64 << 10
 var ErrLoosePermissions = errors.New("permissions are too open")
 
 // Read reads and parses the enrollment file at path. Errors start with the
-// path. On Windows, where Unix permission bits mean nothing, the mode is
-// not checked.
+// path. On Windows, where Unix permission bits mean nothing, the file's
+// access control list is checked instead.
 func Read(path string) (*totpseq.Enrollment, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -45,14 +45,16 @@ func Read(path string) (*totpseq.Enrollment, error) {
 	return parse(path, f)
 }
 
-// CheckMode returns an error when fi is not a regular file, or (except on
-// Windows) when its group or others have any access.
+// CheckMode returns an error when fi is not a regular file, or when its
+// group or others have any access: on Windows, when its access control
+// list lets anyone but its owner, the system and the administrators read
+// it.
 func CheckMode(path string, fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", path)
 	}
 	if runtime.GOOS == "windows" {
-		return nil
+		return checkACL(path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("%s: %w: mode %04o lets other users read the secret; fix it with: chmod 600 %s",
@@ -134,7 +136,11 @@ func Stage(path string, e *totpseq.Enrollment, owner *Owner) (*Staged, error) {
 }
 
 func write(f *os.File, e *totpseq.Enrollment, owner *Owner) error {
-	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+	if runtime.GOOS == "windows" {
+		if err := restrict(f.Name()); err != nil {
+			return fmt.Errorf("%s: make it private: %w", f.Name(), err)
+		}
+	} else if err := f.Chmod(0o600); err != nil {
 		return err
 	}
 	if owner != nil {
