@@ -76,6 +76,7 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		kong.Bind(a),
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Help(usageHelp),
 	)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "tknock: %v\n", err)

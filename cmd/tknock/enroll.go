@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/tknock/tknock/client"
 	"github.com/tknock/tknock/totpseq"
+	"golang.org/x/term"
 )
 
 // enrollCmd is `tknock enroll`: validate an enrollment and store it as a
@@ -70,7 +72,7 @@ func (c *enrollCmd) Run(_ context.Context, a *app) error {
 func (c *enrollCmd) read(a *app) (*totpseq.Enrollment, string, error) {
 	switch {
 	case c.URI == "-":
-		b, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
+		b, err := a.readURI()
 		if err != nil {
 			return nil, "", fmt.Errorf("standard input: %w", err)
 		}
@@ -101,4 +103,18 @@ func (c *enrollCmd) read(a *app) (*totpseq.Enrollment, string, error) {
 		return e, c.QR, nil
 	}
 	return nil, "", errors.New("give --uri, --file or --qr")
+}
+
+// readURI reads the pasted URI from standard input. On a terminal it asks
+// for it and reads one line without echo (the URI holds the secret, so it
+// should not stay on the screen); Enter finishes it. Otherwise it reads
+// everything up to end of file (a pipe or a file).
+func (a *app) readURI() ([]byte, error) {
+	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.stderr, "Paste the enrollment URI (otpauth://totp/...), then press Enter (it is not shown): ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(a.stdin, 64<<10))
 }
