@@ -38,6 +38,10 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 type Enrollment struct {
 	Name string // account name, a valid user name (ValidName)
 	Host string // DNS name or address the client knocks at; may be empty in a server's users file
+	// STUN lists the STUN servers (HOST:PORT, canonical as ParseSTUNServer
+	// returns them) a client behind NAT asks for the address the server
+	// sees. A hint for the client only: no sequence depends on it.
+	STUN []string
 	Params
 }
 
@@ -67,6 +71,11 @@ func (e *Enrollment) Validate() error {
 	}
 	if strings.ContainsAny(e.Host, " /?#@\t\r\n") {
 		return paramErr("host", strconv.Quote(e.Host), "not a host name or address")
+	}
+	if len(e.STUN) > 0 {
+		if _, err := checkSTUN(e.STUN); err != nil {
+			return err
+		}
 	}
 	return e.Params.Validate()
 }
@@ -136,6 +145,10 @@ func (e *Enrollment) URI() string {
 		add("exclude", strings.Join(ports, ","))
 	}
 	add("v6prefix", strconv.Itoa(e.V6Prefix))
+	if len(e.STUN) > 0 {
+		// A colon is legal in a query: HOST:PORT stays readable.
+		b.WriteString("&stun=" + strings.ReplaceAll(escape(strings.Join(e.STUN, ",")), "%3A", ":"))
+	}
 	return b.String()
 }
 
@@ -273,6 +286,7 @@ func ParseURI(s string) (*Enrollment, error) {
 		return nil
 	})
 	param("v6prefix", func(v string) (err error) { e.V6Prefix, err = atoi(v); return err })
+	param("stun", func(v string) (err error) { e.STUN, err = ParseSTUN(v); return err })
 	if first != nil {
 		return nil, first
 	}
