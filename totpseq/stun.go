@@ -67,11 +67,12 @@ func ParseSTUN(v string) ([]string, error) {
 	if v == "" {
 		return nil, paramErr("stun", `""`, "empty: leave the parameter out, or give HOST:PORT[,HOST:PORT...]")
 	}
-	return checkSTUN(strings.Split(v, ","))
+	return ParseSTUNList(strings.Split(v, ","))
 }
 
-// checkSTUN validates and canonicalizes a list of STUN servers.
-func checkSTUN(list []string) ([]string, error) {
+// ParseSTUNList checks a list of STUN servers as ParseSTUN does and returns
+// them in canonical form.
+func ParseSTUNList(list []string) ([]string, error) {
 	if len(list) > MaxSTUN {
 		return nil, paramErr("stun", "", "%d servers: want at most %d", len(list), MaxSTUN)
 	}

@@ -73,7 +73,7 @@ func (e *Enrollment) Validate() error {
 		return paramErr("host", strconv.Quote(e.Host), "not a host name or address")
 	}
 	if len(e.STUN) > 0 {
-		if _, err := checkSTUN(e.STUN); err != nil {
+		if _, err := ParseSTUNList(e.STUN); err != nil {
 			return err
 		}
 	}

@@ -54,6 +54,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 	if err != nil {
 		return fmt.Errorf("enroll %s: %w", cmd.Name, err)
 	}
+	en.STUN = c.Enroll.STUN
 	if err := writeUserFile(c.UsersDir, path, en); err != nil {
 		return err
 	}
