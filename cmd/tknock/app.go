@@ -268,6 +268,12 @@ func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *kno
 		sent = sent || r.Knocks > 0
 	}
 	switch {
+	case len(rs) == 0 && err == nil:
+		return nil, fmt.Errorf("%s: nothing was knocked", l.from)
+	case len(rs) == 0 && errors.Is(err, client.ErrWindowsUsed):
+		// Callers wait on the results of this error: without any, it is
+		// a plain failure.
+		return nil, fmt.Errorf("%s: %v", l.from, err)
 	case len(rs) == 0:
 		return nil, fmt.Errorf("%s: %w", l.from, err)
 	case err != nil && sent:
