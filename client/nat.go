@@ -73,7 +73,10 @@ func (k *Knocker) source(ctx context.Context, local, dst netip.Addr, servers []s
 	if s == nil {
 		s = &STUN{Resolver: k.resolver()}
 	}
+	start := time.Now()
 	mapped, server, err := s.Mapped(ctx, servers, local)
+	k.Log.Debug().Strs("servers", servers).Stringer("local", local).Str("answered", server).
+		Stringer("took", time.Since(start).Round(time.Microsecond)).Err(err).Msg("stun")
 	if err != nil {
 		return netip.Addr{}, "", fmt.Errorf("this machine's address %v is private (behind NAT) and no STUN server told the public one: %w; "+
 			"give the public address with --source, or another server with --stun HOST:PORT", local, err)
