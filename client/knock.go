@@ -28,6 +28,8 @@ type Knocker struct {
 	Now      func() time.Time                         // nil: time.Now
 	Delay    time.Duration                            // pause between two knocks; zero: none
 	Memory   *Memory                                  // windows used before; nil: always the current window
+	STUN     Mapper                                   // asks for the public source address behind NAT; nil: &STUN{Resolver: Resolver}
+	NATCache *NATCache                                // STUN answers per network; nil: ask every time
 	Log      zerolog.Logger                           // steps at debug level (zero value: none); never a secret or a port
 }
 
@@ -36,7 +38,11 @@ type Request struct {
 	Enrollment *totpseq.Enrollment // required, valid
 	Service    string              // "": the enrollment's first service
 	Host       string              // name or address to knock at; "": the enrollment's host
-	Source     netip.Addr          // source address the server sees; zero: the outbound address towards it
+	Source     netip.Addr          // source address the server sees; zero: the outbound address towards it, or behind NAT the address STUN reports
+	STUN       []string            // STUN servers (HOST:PORT) to ask before the enrollment's, behind NAT
+	Family     Family              // knock at an address of this family only; zero: any
+
+	addrs []netip.Addr // the host's addresses, resolved already (KnockFamilies); nil: resolve Host
 }
 
 // Result describes a knock that was sent, or was about to be.
@@ -44,6 +50,7 @@ type Result struct {
 	Host    string        // the host name or address knocked at
 	Addr    netip.Addr    // the address knocked at
 	Source  netip.Addr    // the source address bound into the sequence
+	From    string        // where Source came from: FromFlag, FromOutbound, "stun server HOST:PORT", "stun cache (...)"
 	Service string        // the service knocked for
 	Proto   totpseq.Proto // the knock protocol
 	Window  uint64        // the time window of the sequence
@@ -118,13 +125,13 @@ func (k *Knocker) Knock(ctx context.Context, req Request) (*Result, error) {
 	if host == "" {
 		return nil, errors.New("the enrollment has no host: name the host to knock at")
 	}
-	dst, src, err := k.target(ctx, host, req.Source)
+	dst, src, from, err := k.target(ctx, host, req)
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Host: host, Addr: dst, Source: src, Service: service, Proto: e.Proto}
+	r := &Result{Host: host, Addr: dst, Source: src, From: from, Service: service, Proto: e.Proto}
 	k.Log.Debug().Str("host", host).Stringer("addr", dst).Stringer("source", src).
-		Bool("source_given", req.Source.IsValid()).Msg("target")
+		Str("source_from", from).Msg("target")
 
 	now := k.now()
 	r.Window = totpseq.Window(now, e.Period)

@@ -126,7 +126,7 @@ func TestKnockSendsSequenceInOrderWithPacing(t *testing.T) {
 						t.Errorf("knock %d sent at +%v, want +%v", i, got, want)
 					}
 				}
-				wantR := &Result{Host: "ssh4.example.com", Addr: netip.MustParseAddr("192.0.2.10"), Source: f.src4,
+				wantR := &Result{Host: "ssh4.example.com", Addr: netip.MustParseAddr("192.0.2.10"), Source: f.src4, From: FromOutbound,
 					Service: "web", Proto: proto, Window: w, Knocks: 6}
 				if diff := cmp.Diff(wantR, r, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 					t.Errorf("Result (-want +got):\n%s", diff)

@@ -53,18 +53,22 @@ func resolve(ctx context.Context, r Resolver, host string) ([]netip.Addr, error)
 func sameFamily(a, b netip.Addr) bool { return a.Unmap().Is4() == b.Unmap().Is4() }
 
 // target picks the address of host to knock at and the source address to
-// bind into the sequence: the first address of host with a route (of the
-// family of source, when source is set), and source or else the outbound
-// address towards it.
-func (k *Knocker) target(ctx context.Context, host string, source netip.Addr) (dst, src netip.Addr, err error) {
-	addrs, err := resolve(ctx, k.resolver(), host)
-	if err != nil {
-		return dst, src, err
+// bind into the sequence: the first address of host (of req.Family, and of
+// the family of req.Source when it is set) with a route, and req.Source or
+// else the source that k.source chooses for the outbound address towards
+// it. from says where the source came from.
+func (k *Knocker) target(ctx context.Context, host string, req Request) (dst, src netip.Addr, from string, err error) {
+	source := req.Source
+	addrs := req.addrs
+	if addrs == nil {
+		if addrs, err = resolve(ctx, k.resolver(), host); err != nil {
+			return dst, src, "", err
+		}
 	}
 	var routeErr error
 	matched := 0
 	for _, a := range addrs {
-		if source.IsValid() && !sameFamily(a, source) {
+		if source.IsValid() && !sameFamily(a, source) || !req.Family.match(a) {
 			continue
 		}
 		matched++
@@ -76,16 +80,25 @@ func (k *Knocker) target(ctx context.Context, host string, source netip.Addr) (d
 			continue
 		}
 		if source.IsValid() {
-			return a, source.Unmap(), nil
+			return a, source.Unmap(), FromFlag, nil
 		}
-		return a, out, nil
+		var servers []string
+		if req.Enrollment != nil {
+			servers = joinServers(req.STUN, req.Enrollment.STUN)
+		} else {
+			servers = joinServers(req.STUN)
+		}
+		src, from, err := k.source(ctx, out, a, servers)
+		if err != nil {
+			return a, src, "", err
+		}
+		return a, src, from, nil
 	}
 	if matched == 0 {
-		fam := "IPv4"
-		if !source.Unmap().Is4() {
-			fam = "IPv6"
+		if source.IsValid() {
+			return dst, src, "", fmt.Errorf("host %s has no %s address to match the source address %v (it has %v)", host, familyName(source), source, addrs)
 		}
-		return dst, src, fmt.Errorf("host %s has no %s address to match the source address %v (it has %v)", host, fam, source, addrs)
+		return dst, src, "", fmt.Errorf("host %s has no %v address (it has %v)", host, req.Family, addrs)
 	}
-	return dst, src, routeErr
+	return dst, src, "", routeErr
 }

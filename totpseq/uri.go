@@ -38,6 +38,10 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 type Enrollment struct {
 	Name string // account name, a valid user name (ValidName)
 	Host string // DNS name or address the client knocks at; may be empty in a server's users file
+	// STUN lists the STUN servers (HOST:PORT, canonical as ParseSTUNServer
+	// returns them) a client behind NAT asks for the address the server
+	// sees. A hint for the client only: no sequence depends on it.
+	STUN []string
 	Params
 }
 
@@ -67,6 +71,11 @@ func (e *Enrollment) Validate() error {
 	}
 	if err := validHost(e.Host); err != nil {
 		return &ParamError{Param: "host", Value: strconv.Quote(e.Host), Err: err}
+	}
+	if len(e.STUN) > 0 {
+		if _, err := ParseSTUNList(e.STUN); err != nil {
+			return err
+		}
 	}
 	return e.Params.Validate()
 }
@@ -164,6 +173,10 @@ func (e *Enrollment) URI() string {
 		add("exclude", strings.Join(ports, ","))
 	}
 	add("v6prefix", strconv.Itoa(e.V6Prefix))
+	if len(e.STUN) > 0 {
+		// A colon is legal in a query: HOST:PORT stays readable.
+		b.WriteString("&stun=" + strings.ReplaceAll(escape(strings.Join(e.STUN, ",")), "%3A", ":"))
+	}
 	return b.String()
 }
 
@@ -309,6 +322,7 @@ func parseURI(s string) (*Enrollment, error) {
 		return nil
 	})
 	param("v6prefix", func(v string) (err error) { e.V6Prefix, err = atoi(v); return err })
+	param("stun", func(v string) (err error) { e.STUN, err = ParseSTUN(v); return err })
 	if first != nil {
 		return nil, first
 	}

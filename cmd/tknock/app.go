@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -27,6 +28,7 @@ type app struct {
 	dialer         client.Dialer
 	resolver       client.Resolver
 	route          func(netip.Addr) (netip.Addr, error)
+	stun           client.Mapper // nil: the real STUN client
 	now            func() time.Time
 
 	cli *cli
@@ -183,8 +185,35 @@ func (a *app) profile(arg string) (*loaded, error) {
 // knockFlags are the flags of the commands that knock.
 type knockFlags struct {
 	Enrollment string        `placeholder:"FILE" help:"Knock with this enrollment file (\"-\": standard input) instead of a profile."`
-	Source     string        `placeholder:"ADDR" help:"Source address bound into the sequence (default: this machine's outbound address towards the server; behind NAT, give the public one)."`
+	Source     string        `placeholder:"ADDR" help:"Source address bound into the sequence (default: this machine's outbound address towards the server; behind NAT, the public address a STUN server reports)."`
+	STUN       []string      `name:"stun" placeholder:"HOST:PORT" help:"STUN server to ask for the public address when this machine is behind NAT (repeat for more); asked along with the enrollment's."`
+	IPv4       bool          `name:"ipv4" short:"4" xor:"family" help:"Knock over IPv4 only (default: every family the host has and this machine can reach)."`
+	IPv6       bool          `name:"ipv6" short:"6" xor:"family" help:"Knock over IPv6 only."`
 	Delay      time.Duration `default:"25ms" help:"Pause between two knocks."`
+}
+
+// family returns the family -4 or -6 asks for.
+func (f *knockFlags) family() client.Family {
+	switch {
+	case f.IPv4:
+		return client.IPv4
+	case f.IPv6:
+		return client.IPv6
+	}
+	return client.AnyFamily
+}
+
+// stunServers checks the --stun flags and returns them in canonical form.
+func (f *knockFlags) stunServers() ([]string, error) {
+	out := make([]string, 0, len(f.STUN))
+	for _, s := range f.STUN {
+		c, err := totpseq.ParseSTUNServer(s)
+		if err != nil {
+			return nil, fmt.Errorf("--stun %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func parseSource(s string) (netip.Addr, error) {
@@ -198,10 +227,17 @@ func parseSource(s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-// knock sends the knocks for l. A result wrapped with ErrWindowsUsed comes
-// back with the error, for callers that go on to wait.
-func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *knockFlags) (*client.Result, error) {
+// knock sends the knocks for l, over every family the host has and this
+// machine reaches (client.KnockFamilies), and returns a result per family.
+// When no family sent a knock because their windows were used, the results
+// come back with an error wrapping ErrWindowsUsed, for callers that go on to
+// wait. A family that failed while another was knocked is a warning.
+func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *knockFlags) ([]*client.Result, error) {
 	src, err := parseSource(f.Source)
+	if err != nil {
+		return nil, err
+	}
+	servers, err := f.stunServers()
 	if err != nil {
 		return nil, err
 	}
@@ -219,35 +255,94 @@ func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *kno
 		Now:      a.time,
 		Delay:    f.Delay,
 		Memory:   a.memory(),
+		NATCache: a.natCache(),
+		STUN:     a.mapper(),
 		Log:      a.log,
 	}
 	a.log.Debug().Str("enrollment", l.from).Str("user", l.Name).Msg("knock")
-	r, err := k.Knock(ctx, client.Request{Enrollment: l.Enrollment, Service: service, Host: host, Source: src})
-	if err != nil && !errors.Is(err, client.ErrWindowsUsed) {
+	rs, err := k.KnockFamilies(ctx, client.Request{Enrollment: l.Enrollment, Service: service, Host: host, Source: src,
+		STUN: servers, Family: f.family()})
+	sent := false
+	for _, r := range rs {
+		a.log.Info().Stringer("family", familyOf(r.Addr)).Stringer("addr", r.Addr).Stringer("source", r.Source).
+			Str("source_from", r.From).Int("knocks", r.Knocks).Msg("knocked")
+		sent = sent || r.Knocks > 0
+	}
+	switch {
+	case len(rs) == 0 && err == nil:
+		return nil, fmt.Errorf("%s: nothing was knocked", l.from)
+	case len(rs) == 0 && errors.Is(err, client.ErrWindowsUsed):
+		// Callers wait on the results of this error: without any, it is
+		// a plain failure.
+		return nil, fmt.Errorf("%s: %v", l.from, err)
+	case len(rs) == 0:
+		return nil, fmt.Errorf("%s: %w", l.from, err)
+	case err != nil && sent:
+		// Another family got its knock: say why this one did not.
+		a.warn(fmt.Errorf("%s: %w", l.from, err))
+		return rs, nil
+	case err != nil && !errors.Is(err, client.ErrWindowsUsed):
 		return nil, fmt.Errorf("%s: %w", l.from, err)
 	}
-	return r, err
+	return rs, err
 }
 
-// wait waits for TCP port on the knocked address. note, if not empty, is
-// added to a failure (why no knock was sent).
-func (a *app) wait(ctx context.Context, l *loaded, r *client.Result, port uint16, timeout time.Duration, note error) (net.Conn, time.Duration, error) {
+// familyOf returns the family of a.
+func familyOf(a netip.Addr) client.Family {
+	if a.Unmap().Is4() {
+		return client.IPv4
+	}
+	return client.IPv6
+}
+
+// mapper is the injected STUN client, or the real one.
+func (a *app) mapper() client.Mapper {
+	if a.stun != nil {
+		return a.stun
+	}
+	return &client.STUN{Resolver: a.resolver}
+}
+
+// natCache is the STUN answer cache in the cache directory; nil when
+// there is no cache directory.
+func (a *app) natCache() *client.NATCache {
+	m := a.memory()
+	if m == nil {
+		return nil
+	}
+	return &client.NATCache{Path: filepath.Join(filepath.Dir(m.Path), client.NATCacheFile)}
+}
+
+// wait waits for TCP port on the knocked addresses (one per family, the
+// first to accept wins). note, if not empty, is added to a failure (why no
+// knock was sent).
+func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uint16, timeout time.Duration, note error) (net.Conn, time.Duration, error) {
 	if port == 0 {
 		return nil, 0, errors.New("port 0: want 1..65535")
 	}
 	if timeout <= 0 {
 		return nil, 0, fmt.Errorf("wait timeout %v: must be positive", timeout)
 	}
-	c, took, err := client.Wait(ctx, netip.AddrPortFrom(r.Addr, port), timeout)
+	dsts := make([]netip.AddrPort, len(rs))
+	bound := make([]string, len(rs))
+	for i, r := range rs {
+		dsts[i] = netip.AddrPortFrom(r.Addr, port)
+		bound[i] = fmt.Sprintf("%v (%s)", r.Source, r.From)
+	}
+	r := rs[0]
+	c, dst, took, err := client.WaitAny(ctx, dsts, timeout)
+	if err == nil {
+		a.log.Debug().Stringer("addr", dst.Addr()).Msg("port open")
+	}
 	switch {
 	case errors.Is(err, client.ErrNotOpen) && note != nil:
 		return nil, took, fmt.Errorf("the door did not open: %w\n  no knock was sent: %w", err, note)
 	case errors.Is(err, client.ErrNotOpen):
 		return nil, took, fmt.Errorf("the door did not open: %w\n"+
 			"  check the clock: the knock used time window %d (%d s each); a clock off by more than the server's skew opens nothing\n"+
-			"  check the source address: the knock was bound to %v; behind NAT, give the public one with --source\n"+
+			"  check the source address: the knock was bound to %s; behind NAT, the server sees the router's public address: give it with --source, or a STUN server with --stun\n"+
 			"  check that the server's tknockd lets user %s open service %s with %s knocks",
-			err, r.Window, l.Period, r.Source, l.Name, r.Service, r.Proto)
+			err, r.Window, l.Period, strings.Join(bound, ", "), l.Name, r.Service, r.Proto)
 	}
 	return c, took, err
 }

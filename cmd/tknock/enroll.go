@@ -17,12 +17,13 @@ import (
 // enrollCmd is `tknock enroll`: validate an enrollment and store it as a
 // profile.
 type enrollCmd struct {
-	URI   string `placeholder:"-" xor:"from" required:"" help:"Read the enrollment URI (otpauth://totp/...?tknock=1...) from standard input: give \"-\" and paste it. The URI holds the secret, so it is never taken from the command line, which other users see (ps, shell history)."`
-	File  string `placeholder:"FILE" xor:"from" required:"" help:"An enrollment file, as tknockd writes it (mode 0600)."`
-	QR    string `name:"qr" placeholder:"IMAGE" xor:"from" required:"" help:"A screenshot or photo of the enrollment QR code (PNG, JPEG or GIF)."`
-	Name  string `help:"Profile name (default: the host)."`
-	Host  string `help:"Host to knock at, when the enrollment has none or another name or address reaches the server from here."`
-	Force bool   `help:"Replace an existing profile of the same name."`
+	URI   string   `placeholder:"-" xor:"from" required:"" help:"Read the enrollment URI (otpauth://totp/...?tknock=1...) from standard input: give \"-\" and paste it. The URI holds the secret, so it is never taken from the command line, which other users see (ps, shell history)."`
+	File  string   `placeholder:"FILE" xor:"from" required:"" help:"An enrollment file, as tknockd writes it (mode 0600)."`
+	QR    string   `name:"qr" placeholder:"IMAGE" xor:"from" required:"" help:"A screenshot or photo of the enrollment QR code (PNG, JPEG or GIF)."`
+	Name  string   `help:"Profile name (default: the host)."`
+	Host  string   `help:"Host to knock at, when the enrollment has none or another name or address reaches the server from here."`
+	STUN  []string `name:"stun" placeholder:"HOST:PORT" help:"STUN server for this profile (repeat for more), instead of the enrollment's stun= list: asked for the public address when this machine is behind NAT."`
+	Force bool     `help:"Replace an existing profile of the same name."`
 }
 
 func (c *enrollCmd) Run(_ context.Context, a *app) error {
@@ -32,6 +33,12 @@ func (c *enrollCmd) Run(_ context.Context, a *app) error {
 	}
 	if c.Host != "" {
 		e.Host = c.Host
+	}
+	if len(c.STUN) > 0 {
+		f := knockFlags{STUN: c.STUN}
+		if e.STUN, err = f.stunServers(); err != nil {
+			return err
+		}
 	}
 	if e.Host == "" {
 		return fmt.Errorf("%s: the enrollment names no host to knock at: give one with --host", from)
@@ -63,8 +70,12 @@ func (c *enrollCmd) Run(_ context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "profile %s: user %s at %s, services %s; knock with: tknock %s\n",
-		p.Name, e.Name, e.Host, strings.Join(e.Services, ","), p.Name)
+	stun := ""
+	if len(e.STUN) > 0 {
+		stun = ", STUN " + strings.Join(e.STUN, ",")
+	}
+	fmt.Fprintf(a.stdout, "profile %s: user %s at %s, services %s%s; knock with: tknock %s\n",
+		p.Name, e.Name, e.Host, strings.Join(e.Services, ","), stun, p.Name)
 	return nil
 }
 

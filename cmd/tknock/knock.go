@@ -34,11 +34,11 @@ func (c *knockCmd) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	r, err := a.knock(ctx, l, host, c.Service, &c.knockFlags)
+	rs, err := a.knock(ctx, l, host, c.Service, &c.knockFlags)
 	var note error
 	if errors.Is(err, client.ErrWindowsUsed) {
 		if c.Wait == 0 {
-			return fmt.Errorf("%s: service %s: %w", l.from, r.Service, err)
+			return fmt.Errorf("%s: service %s: %w", l.from, rs[0].Service, err)
 		}
 		a.log.Debug().Err(err).Msg("no knock; waiting for the door opened before")
 		note = err
@@ -48,11 +48,11 @@ func (c *knockCmd) Run(ctx context.Context, a *app) error {
 	if c.Wait == 0 {
 		return nil
 	}
-	conn, took, err := a.wait(ctx, l, r, c.Wait, c.WaitTimeout, note)
+	conn, took, err := a.wait(ctx, l, rs, c.Wait, c.WaitTimeout, note)
 	if err != nil {
 		return err
 	}
 	conn.Close()
-	fmt.Fprintf(a.stdout, "%s port %d open after %v\n", r.Host, c.Wait, took.Round(time.Millisecond))
+	fmt.Fprintf(a.stdout, "%s port %d open after %v\n", rs[0].Host, c.Wait, took.Round(time.Millisecond))
 	return nil
 }

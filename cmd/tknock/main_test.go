@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pquerna/otp"
+	"github.com/tknock/tknock/client"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -83,6 +84,9 @@ type env struct {
 	// literalURI passes --uri arguments through unchanged.
 	literalURI bool
 	real       bool // the real network and clock: no fakes
+	// route and stun replace the fake route and add a STUN client when set.
+	route func(netip.Addr) (netip.Addr, error)
+	stun  client.Mapper
 }
 
 func newEnv(t *testing.T) *env {
@@ -120,6 +124,10 @@ func (e *env) run(args ...string) (int, string, string) {
 		dialer: e.net, resolver: e.net, route: route,
 		now: func() time.Time { return e.now },
 	}
+	if e.route != nil {
+		a.route = e.route
+	}
+	a.stun = e.stun
 	if e.real {
 		a.dialer, a.resolver, a.route, a.now = nil, nil, nil, nil
 	}

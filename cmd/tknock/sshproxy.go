@@ -41,7 +41,7 @@ func (c *sshProxyCmd) Run(ctx context.Context, a *app) error {
 	if service == "" && l.HasService("ssh") {
 		service = "ssh"
 	}
-	r, err := a.knock(ctx, l, host, service, &c.knockFlags)
+	rs, err := a.knock(ctx, l, host, service, &c.knockFlags)
 	var note error
 	if errors.Is(err, client.ErrWindowsUsed) {
 		// Two knocks in this window already: the door one of them opened
@@ -51,7 +51,7 @@ func (c *sshProxyCmd) Run(ctx context.Context, a *app) error {
 	} else if err != nil {
 		return err
 	}
-	conn, took, err := a.wait(ctx, l, r, c.Port, c.WaitTimeout, note)
+	conn, took, err := a.wait(ctx, l, rs, c.Port, c.WaitTimeout, note)
 	if err != nil {
 		return err
 	}

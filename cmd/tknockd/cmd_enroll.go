@@ -53,6 +53,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 	if err != nil {
 		return fmt.Errorf("enroll %s: %w", cmd.Name, err)
 	}
+	en.STUN = c.Enroll.STUN
 	// All or nothing: the user file is staged first, then the PNG is
 	// written, and only then is the user file put in place; a failure
 	// leaves neither behind.

@@ -69,6 +69,7 @@ type fileEnroll struct {
 	Proto    string   `toml:"proto"`
 	Exclude  []int    `toml:"exclude"`
 	V6Prefix *int     `toml:"v6prefix"`
+	STUN     []string `toml:"stun"`
 }
 
 type fileFirewall struct {
@@ -125,6 +126,7 @@ type Config struct {
 // EnrollDefaults are the parameters of new enrollments (tknockd enroll).
 type EnrollDefaults struct {
 	Host   string         // what clients knock at
+	STUN   []string       // STUN servers for clients behind NAT (the URI's stun parameter); nil: none
 	Params totpseq.Params // everything but the secret; Realm is the config's realm
 }
 
@@ -513,7 +515,7 @@ func (v *validator) services(c *Config, m map[string][]string) {
 var enrollParam = map[string]string{
 	"services": "enroll.services", "period": "enroll.period", "len": "enroll.length",
 	"range": "enroll.range", "exclude": "enroll.exclude", "proto": "enroll.proto",
-	"v6prefix": "enroll.v6prefix", "host": "enroll.host",
+	"v6prefix": "enroll.v6prefix", "host": "enroll.host", "stun": "enroll.stun",
 }
 
 func (v *validator) enroll(c *Config, fe *fileEnroll) {
@@ -576,8 +578,12 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 	if !ok {
 		return
 	}
-	e := totpseq.Enrollment{Name: "check", Host: c.Enroll.Host, Params: p}
+	e := totpseq.Enrollment{Name: "check", Host: c.Enroll.Host, STUN: fe.STUN, Params: p}
 	e.Secret = make(totpseq.Secret, totpseq.DefaultSecretSize)
+	if len(fe.STUN) > 0 {
+		// Canonical, as the URI will carry them.
+		c.Enroll.STUN, _ = totpseq.ParseSTUNList(fe.STUN)
+	}
 	if err := e.Validate(); err != nil {
 		var pe *totpseq.ParamError
 		if errors.As(err, &pe) {
