@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -27,7 +27,7 @@ func top(keys string) string {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := parseConfig("/etc/tknock/tknockd.toml", []byte(minimal))
+	c, err := Parse("/etc/tknock/tknockd.toml", []byte(minimal))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,19 +75,19 @@ func TestConfigDropKnocks(t *testing.T) {
 		{minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"s\"\n", false},
 	}
 	for _, tt := range tests {
-		c, err := parseConfig("f.toml", []byte(tt.file))
+		c, err := Parse("f.toml", []byte(tt.file))
 		if err != nil {
-			t.Fatalf("parseConfig(%q): %v", tt.file, err)
+			t.Fatalf("Parse(%q): %v", tt.file, err)
 		}
 		if c.Firewall.DropKnocks != tt.want {
-			t.Errorf("parseConfig(%q): DropKnocks = %v, want %v", tt.file, c.Firewall.DropKnocks, tt.want)
+			t.Errorf("Parse(%q): DropKnocks = %v, want %v", tt.file, c.Firewall.DropKnocks, tt.want)
 		}
 	}
 }
 
 func TestConfigExample(t *testing.T) {
 	path := filepath.Join("..", "..", "deploy", "tknockd.toml")
-	c, err := loadConfig(path)
+	c, err := Load(path)
 	if err != nil {
 		t.Fatalf("the documented example does not load: %v", err)
 	}
@@ -132,7 +132,7 @@ format = "json"
 [metrics]
 listen = "[::1]:9121"
 `
-	c, err := parseConfig("f.toml", []byte(doc))
+	c, err := Parse("f.toml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,9 +242,9 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseConfig("f.toml", []byte(tt.doc))
+			_, err := Parse("f.toml", []byte(tt.doc))
 			if err == nil {
-				t.Fatalf("parseConfig accepted:\n%s", tt.doc)
+				t.Fatalf("Parse accepted:\n%s", tt.doc)
 			}
 			msg := err.Error()
 			rest := msg
@@ -261,17 +261,17 @@ func TestConfigErrors(t *testing.T) {
 
 func TestConfigFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := loadConfig(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
 		t.Errorf("missing file: err = %v, want one naming the file", err)
 	}
 	big := filepath.Join(dir, "big.toml")
 	if err := os.WriteFile(big, make([]byte, maxConfigSize+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadConfig(big); err == nil || !strings.Contains(err.Error(), "big.toml: larger than") {
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "big.toml: larger than") {
 		t.Errorf("big file: err = %v", err)
 	}
-	if _, err := loadConfig(dir); err == nil {
+	if _, err := Load(dir); err == nil {
 		t.Errorf("a directory as config: no error")
 	}
 }
@@ -309,7 +309,7 @@ func FuzzConfig(f *testing.F) {
 	}
 	f.Add([]byte("[services]\nssh = [\"tcp/22\"]\n[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"ip\"\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		c, err := parseConfig("f.toml", doc)
+		c, err := Parse("f.toml", doc)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "f.toml") {
 				t.Fatalf("error does not name the file: %v", err)

@@ -1,4 +1,9 @@
-package main
+// Package config loads tknockd's configuration file (TOML, documented in
+// deploy/tknockd.toml) and its users directory. It validates them by
+// calling the libraries' own validators (listener.Config, nft.Config,
+// totpseq.Params) and names the file, line and field of every problem; it
+// states no limit or default of its own that a library already has.
+package config
 
 import (
 	"bytes"
@@ -96,7 +101,7 @@ type fileMetrics struct {
 }
 
 // Config is a validated configuration: every field holds a usable value,
-// defaults filled in. It is never modified after loadConfig returns; a
+// defaults filled in. It is never modified after Load returns; a
 // reload builds a new one.
 type Config struct {
 	Path       string   // the file it came from
@@ -173,17 +178,17 @@ func (e *fieldError) Error() string {
 	return b.String()
 }
 
-// loadConfig reads, decodes and validates the configuration file at path.
+// Load reads, decodes and validates the configuration file at path.
 // The error lists every problem found, one per line, each naming the file,
 // the line where known, the field and the problem:
 //
 //	/etc/tknock/tknockd.toml: line 7: field open_for: "soon" is not a duration: ...
-func loadConfig(path string) (*Config, error) {
+func Load(path string) (*Config, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return parseConfig(path, data)
+	return Parse(path, data)
 }
 
 func readConfigFile(path string) ([]byte, error) {
@@ -202,9 +207,9 @@ func readConfigFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// parseConfig decodes and validates a configuration file's content; path
+// Parse decodes and validates a configuration file's content; path
 // is used in errors and to resolve a relative users_dir.
-func parseConfig(path string, data []byte) (*Config, error) {
+func Parse(path string, data []byte) (*Config, error) {
 	var fc fileConfig
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
@@ -259,7 +264,7 @@ func tomlType(goType string) string {
 	case "[]int":
 		return "a list of integers, as in [1, 2]"
 	}
-	if strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "main.") || strings.HasPrefix(goType, "*main.") {
+	if strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "config.") || strings.HasPrefix(goType, "*config.") {
 		return "a table"
 	}
 	return goType

@@ -1,4 +1,9 @@
-package main
+// Package daemon runs tknockd: the capture feeding the tracker, the
+// firewall it opens, reloads, and the metrics endpoint. It owns the state
+// of a running daemon and the flows between its parts: the tracker's knock
+// ranges to the decoder and the captures, its anchor ports to the eBPF
+// prefilter, its openings to the firewall.
+package daemon
 
 import (
 	"context"
@@ -15,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
@@ -26,10 +32,18 @@ type deps struct {
 	openCapture     func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error)
 	openPrefilter   func(hold time.Duration) (*listener.Prefilter, error)      // nil: never a prefilter
 	openFirewall    func(cfg nft.Config, log zerolog.Logger) (firewall, error) // opens, changes nothing
-	checkInterfaces func(c *Config) error
+	checkInterfaces func(c *config.Config) error
 	listen          func(network, addr string) (net.Listener, error)
 	now             func() time.Time
 	hup             <-chan os.Signal // each receive is a reload request
+}
+
+// Run runs the daemon for c and users until ctx is done, reloading the
+// configuration file and the users directory at each receive from hup. It
+// logs "ready" when knocks can open, and returns nil when ctx ends, or the
+// error that stopped it (logged by the caller).
+func Run(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, hup <-chan os.Signal, log zerolog.Logger) error {
+	return runDaemon(ctx, c, users, productionDeps(hup), log)
 }
 
 func productionDeps(hup <-chan os.Signal) deps {
@@ -49,7 +63,7 @@ func productionDeps(hup <-chan os.Signal) deps {
 			}
 			return t, nil
 		},
-		checkInterfaces: checkInterfaces,
+		checkInterfaces: (*config.Config).CheckInterfaces,
 		listen:          net.Listen,
 		now:             time.Now,
 		hup:             hup,
@@ -73,7 +87,7 @@ type daemon struct {
 	// reload. Between a reload and the run loop's next knock, the
 	// tracker may still report openings of the old users, whose services
 	// the new configuration may lack: emit looks in prev for those.
-	cfg, prev atomic.Pointer[Config]
+	cfg, prev atomic.Pointer[config.Config]
 	users     atomic.Pointer[[]*totpseq.Enrollment] // in force
 	started   time.Time
 
@@ -84,26 +98,11 @@ type daemon struct {
 	lastReload                           atomic.Int64 // Unix seconds of the latest successful (re)load
 }
 
-// trackerConfig is the tracker configuration of c.
-func trackerConfig(c *Config, now func() time.Time) listener.Config {
-	tc := listener.DefaultConfig()
-	tc.Skew = c.Skew
-	tc.GapMax = c.GapMax
-	tc.SeqTimeout = c.SeqTimeout
-	if c.StateCapacity != 0 {
-		tc.Capacity = c.StateCapacity
-	}
-	if c.ReplayCapacity != 0 {
-		tc.ReplayCapacity = c.ReplayCapacity
-	}
-	tc.Now = now
-	return tc
-}
-
-// trackerConfig is trackerConfig(c) with the anchors published to the
+// trackerConfig is c.Tracker() with the daemon's clock and the anchors published to the
 // prefilter.
-func (d *daemon) trackerConfig(c *Config) listener.Config {
-	tc := trackerConfig(c, d.deps.now)
+func (d *daemon) trackerConfig(c *config.Config) listener.Config {
+	tc := c.Tracker()
+	tc.Now = d.deps.now
 	if d.pf != nil {
 		tc.Anchors = d.publishAnchors
 	}
@@ -123,7 +122,7 @@ func (d *daemon) publishAnchors(a listener.AnchorPorts) {
 
 // openPrefilter opens the eBPF prefilter as c.Prefilter says: nil with
 // "off", or with "auto" when the kernel refuses it (logged).
-func openPrefilter(c *Config, dp deps, log zerolog.Logger) (*listener.Prefilter, error) {
+func openPrefilter(c *config.Config, dp deps, log zerolog.Logger) (*listener.Prefilter, error) {
 	if c.Prefilter == "off" || dp.openPrefilter == nil {
 		return nil, nil
 	}
@@ -152,7 +151,7 @@ func trackerUsers(users []*totpseq.Enrollment) []listener.User {
 // place: the tracker (validating the users once more), the interfaces and
 // the capture, the metrics listener, and only then the firewall. It logs
 // "ready" when knocks can open, and returns nil when ctx ends.
-func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp deps, log zerolog.Logger) error {
+func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, dp deps, log zerolog.Logger) error {
 	d := &daemon{
 		log:      log,
 		rejects:  log.Sample(newSampler()),
@@ -200,7 +199,7 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 		defer metricsLn.Close()
 	}
 
-	d.fw, err = dp.openFirewall(nftConfig(c, users), log)
+	d.fw, err = dp.openFirewall(c.NFT(users), log)
 	if err != nil {
 		return err
 	}
@@ -315,11 +314,11 @@ func (d *daemon) reload() {
 func (d *daemon) applyReload() error {
 	old := d.cfg.Load()
 	oldUsers := *d.users.Load()
-	c, err := loadConfig(old.Path)
+	c, err := config.Load(old.Path)
 	if err != nil {
 		return err
 	}
-	users, err := loadUsers(c)
+	users, err := config.LoadUsers(c)
 	if err != nil {
 		return err
 	}
@@ -330,7 +329,7 @@ func (d *daemon) applyReload() error {
 
 	// The firewall first: its update is atomic and keeps the old rules on
 	// error. It refuses a change of mode or table.
-	if err := d.fw.Update(nftConfig(c, users)); err != nil {
+	if err := d.fw.Update(c.NFT(users)); err != nil {
 		return err
 	}
 	// The new services are in place before the tracker can report the new
@@ -339,7 +338,7 @@ func (d *daemon) applyReload() error {
 	d.cfg.Store(c)
 	rollback := func(err error) error {
 		d.cfg.Store(old)
-		if ferr := d.fw.Update(nftConfig(old, oldUsers)); ferr != nil {
+		if ferr := d.fw.Update(old.NFT(oldUsers)); ferr != nil {
 			err = errors.Join(err, fmt.Errorf("restore the firewall: %w", ferr))
 		}
 		return err
@@ -377,7 +376,7 @@ func (d *daemon) applyReload() error {
 }
 
 // restartOnly warns about settings a reload does not change.
-func (d *daemon) restartOnly(old, c *Config) {
+func (d *daemon) restartOnly(old, c *config.Config) {
 	var keys []string
 	if !slices.Equal(old.Interfaces, c.Interfaces) {
 		keys = append(keys, "interfaces")
@@ -452,26 +451,4 @@ func (d *daemon) collect(e *expo) {
 	e.sample("tknock_reloads_total", float64(d.reloadsFailed.Load()), "result", "error")
 	e.gauge("tknock_last_reload_success_timestamp_seconds", "When the configuration in force was loaded.", float64(d.lastReload.Load()))
 	e.gauge("tknock_start_time_seconds", "When the daemon started.", float64(d.started.Unix()))
-}
-
-// logLevel parses a --log-level value; "" means def.
-func logLevel(s string, def zerolog.Level) (zerolog.Level, error) {
-	switch s {
-	case "":
-		return def, nil
-	case "debug", "info", "warn", "error":
-		return zerolog.ParseLevel(s)
-	}
-	return def, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-}
-
-// logFormat checks a --log-format value; "" means def.
-func logFormat(s, def string) (string, error) {
-	switch s {
-	case "":
-		return def, nil
-	case "auto", "json", "console":
-		return s, nil
-	}
-	return def, fmt.Errorf("--log-format %q: want json, console or auto", s)
 }
