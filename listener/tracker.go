@@ -491,6 +491,44 @@ func (t *Tracker) SetConfig(cfg Config, now time.Time) error {
 	return nil
 }
 
+// Staged is a tracker state that Prepare built for a reload: validated,
+// its anchor table built, not yet in use.
+type Staged struct{ st *trackerState }
+
+// Ranges returns the knock ranges of the staged users (see Tracker.Ranges).
+func (s *Staged) Ranges() []PortRange { return slices.Clone(s.st.ranges) }
+
+// Prepare builds the state for cfg and users that SetConfig and SetUsers
+// would, in one step and without changing the tracker: on error nothing
+// changed, and the state is put in use by Commit. cfg.Anchors is called
+// with the staged table's anchors already. Safe from any goroutine.
+func (t *Tracker) Prepare(cfg Config, users []User, now time.Time) (*Staged, error) {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	cur := t.latest.Load()
+	if cfg.Capacity == 0 {
+		cfg.Capacity = DefaultCapacity
+	}
+	if cfg.Capacity != cur.cfg.Capacity {
+		return nil, fmt.Errorf("tracker: capacity %d: cannot change from %d without a restart", cfg.Capacity, cur.cfg.Capacity)
+	}
+	st, err := newTrackerState(cfg, users, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Staged{st: st}, nil
+}
+
+// Commit puts s in use: the goroutine that calls Knock takes it at its
+// next knock, keeping the in-progress sequences of users that remain with
+// the same parameters, and the replay record (as SetUsers). It cannot
+// fail. Safe from any goroutine.
+func (t *Tracker) Commit(s *Staged) {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	t.stage(s.st)
+}
+
 // userList returns the users of st as given to SetUsers.
 func (st *trackerState) userList() []User {
 	us := make([]User, len(st.users))
