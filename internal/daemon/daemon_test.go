@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/gopacket"
@@ -138,7 +139,11 @@ func logLines(t testing.TB, buf *syncBuffer) []map[string]any {
 	return out
 }
 
-// harness runs runDaemon with a fake capture and a fake firewall.
+// harness runs runDaemon with a fake capture, a fake firewall and an
+// in-memory metrics listener. Tests that use it run inside a synctest
+// bubble: its waits (the polls of waitLogFrom and waitMetric,
+// awayFromBoundary) pass on synctest's clock, at once and the same way on
+// every run.
 type harness struct {
 	t    *testing.T
 	cfg  *config.Config
@@ -149,7 +154,7 @@ type harness struct {
 	cap  *fakeCapture // the capture on all interfaces
 	done chan error   // runDaemon's result
 	stop context.CancelFunc
-	addr string // metrics address
+	http *http.Client // to the metrics endpoint
 }
 
 // server is the address knocks go to.
@@ -173,7 +178,7 @@ func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*tot
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ln net.Listener
+	ln := newPipeListener()
 	dp := h.deps()
 	if mod != nil {
 		mod(&dp)
@@ -182,18 +187,18 @@ func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*tot
 		if addr != "127.0.0.1:9121" {
 			return nil, fmt.Errorf("metrics on %s, want the configured 127.0.0.1:9121", addr)
 		}
-		var err error
-		ln, err = net.Listen(network, "127.0.0.1:0") // a free port
-		return ln, err
+		return ln, nil
 	}
+	tr := &http.Transport{DialContext: ln.dial}
+	h.http = &http.Client{Transport: tr}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stop = cancel
 	log := zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	go func() { h.done <- runDaemon(ctx, h.cfg, loaded, dp, log) }()
 	h.waitLog("the ready line", func(l map[string]any) bool { return l["message"] == "ready" })
 	h.cap = h.net.waitOpen(t)
-	h.addr = ln.Addr().String()
 	t.Cleanup(func() {
+		tr.CloseIdleConnections()
 		h.stop()
 		select {
 		case err := <-h.done:
@@ -216,8 +221,7 @@ func (h *harness) deps() deps {
 		openCapture:     h.net.openWith,
 		openFirewall:    h.fw.open,
 		checkInterfaces: func(*config.Config) error { return nil },
-		listen:          net.Listen,
-		now:             time.Now,
+		now:             time.Now, // synctest's clock
 		hup:             h.hup,
 	}
 }
@@ -374,7 +378,7 @@ func (h *harness) waitAllow(n int) string {
 // metrics fetches /metrics.
 func (h *harness) metrics() string {
 	h.t.Helper()
-	resp, err := http.Get("http://" + h.addr + "/metrics")
+	resp, err := h.http.Get("http://metrics/metrics")
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -444,7 +448,9 @@ var (
 )
 
 // TestDaemonOpenAndReject: knocks in, grants out, log lines and metrics.
-func TestDaemonOpenAndReject(t *testing.T) {
+func TestDaemonOpenAndReject(t *testing.T) { synctest.Test(t, testDaemonOpenAndReject) }
+
+func testDaemonOpenAndReject(t *testing.T) {
 	c0 := configtest.New(t, "")
 	alice := configtest.Enrollment(t, c0, "alice", "ssh", "web")
 	awayFromBoundary(alice.Period, 5*time.Second)
@@ -535,7 +541,9 @@ func TestDaemonOpenAndReject(t *testing.T) {
 }
 
 // TestDaemonAllowFails: a firewall error is logged, the daemon runs on.
-func TestDaemonAllowFails(t *testing.T) {
+func TestDaemonAllowFails(t *testing.T) { synctest.Test(t, testDaemonAllowFails) }
+
+func testDaemonAllowFails(t *testing.T) {
 	c0 := configtest.New(t, "")
 	alice := configtest.Enrollment(t, c0, "alice")
 	awayFromBoundary(alice.Period, 5*time.Second)
@@ -554,7 +562,9 @@ func TestDaemonAllowFails(t *testing.T) {
 // TestDaemonReload: SIGHUP adds a user, keeps a knock in progress, live
 // grants and the replay record; a broken reload keeps the daemon on its
 // old configuration.
-func TestDaemonReload(t *testing.T) {
+func TestDaemonReload(t *testing.T) { synctest.Test(t, testDaemonReload) }
+
+func testDaemonReload(t *testing.T) {
 	c0 := configtest.New(t, "")
 	alice := configtest.Enrollment(t, c0, "alice", "ssh")
 	bob := configtest.Enrollment(t, c0, "bob", "web")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -70,7 +71,9 @@ func TestOpenPrefilter(t *testing.T) {
 // it in the metrics, and a reload that changes seq_timeout changes the
 // hold; a reload that turns the prefilter off warns that it takes effect
 // at the next restart.
-func TestDaemonPrefilterReload(t *testing.T) {
+func TestDaemonPrefilterReload(t *testing.T) { synctest.Test(t, testDaemonPrefilterReload) }
+
+func testDaemonPrefilterReload(t *testing.T) {
 	nstest.RequireRoot(t)
 	c0 := configtest.New(t, "")
 	alice := configtest.Enrollment(t, c0, "alice", "ssh")
