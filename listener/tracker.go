@@ -476,19 +476,24 @@ func (t *Tracker) SetUsers(users []User, now time.Time) error {
 func (t *Tracker) SetConfig(cfg Config, now time.Time) error {
 	t.reloadMu.Lock()
 	defer t.reloadMu.Unlock()
-	cur := t.latest.Load()
-	if cfg.Capacity == 0 {
-		cfg.Capacity = DefaultCapacity
-	}
-	if cfg.Capacity != cur.cfg.Capacity {
-		return fmt.Errorf("tracker: capacity %d: cannot change from %d without a restart", cfg.Capacity, cur.cfg.Capacity)
-	}
-	st, err := newTrackerState(cfg, cur.userList(), now)
+	st, err := t.stateFor(cfg, t.latest.Load().userList(), now)
 	if err != nil {
 		return err
 	}
 	t.stage(st)
 	return nil
+}
+
+// stateFor builds the state for cfg and users; t.reloadMu is held.
+func (t *Tracker) stateFor(cfg Config, users []User, now time.Time) (*trackerState, error) {
+	cur := t.latest.Load()
+	if cfg.Capacity == 0 {
+		cfg.Capacity = DefaultCapacity
+	}
+	if cfg.Capacity != cur.cfg.Capacity {
+		return nil, fmt.Errorf("tracker: capacity %d: cannot change from %d without a restart", cfg.Capacity, cur.cfg.Capacity)
+	}
+	return newTrackerState(cfg, users, now)
 }
 
 // Staged is a tracker state that Prepare built for a reload: validated,
@@ -505,14 +510,7 @@ func (s *Staged) Ranges() []PortRange { return slices.Clone(s.st.ranges) }
 func (t *Tracker) Prepare(cfg Config, users []User, now time.Time) (*Staged, error) {
 	t.reloadMu.Lock()
 	defer t.reloadMu.Unlock()
-	cur := t.latest.Load()
-	if cfg.Capacity == 0 {
-		cfg.Capacity = DefaultCapacity
-	}
-	if cfg.Capacity != cur.cfg.Capacity {
-		return nil, fmt.Errorf("tracker: capacity %d: cannot change from %d without a restart", cfg.Capacity, cur.cfg.Capacity)
-	}
-	st, err := newTrackerState(cfg, users, now)
+	st, err := t.stateFor(cfg, users, now)
 	if err != nil {
 		return nil, err
 	}
