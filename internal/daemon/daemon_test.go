@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -675,6 +676,52 @@ func testDaemonReload(t *testing.T) {
 	if got := h.linesFrom(m, event("open")); len(got) != 0 {
 		t.Errorf("bob, revoked, still opens: %v", got)
 	}
+}
+
+// TestDaemonReloadAllOrNothing: a reload that the tracker refuses (here:
+// a clock it cannot take) leaves the firewall untouched, not updated and
+// then restored, and the users in force as they were.
+func TestDaemonReloadAllOrNothing(t *testing.T) { synctest.Test(t, testDaemonReloadAllOrNothing) }
+
+func testDaemonReloadAllOrNothing(t *testing.T) {
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice", "ssh")
+	bob := configtest.Enrollment(t, c0, "bob", "web")
+	awayFromBoundary(alice.Period, 8*time.Second)
+	var badClock atomic.Bool
+	h := startHarnessDeps(t, "", func(dp *deps) {
+		dp.now = func() time.Time {
+			if badClock.Load() {
+				return time.Unix(-1, 0) // before 1970: the tracker refuses it
+			}
+			return time.Now()
+		}
+	}, alice)
+
+	configtest.WriteUser(t, h.cfg, bob)
+	before := h.fw.all()
+	badClock.Store(true)
+	m := h.mark()
+	h.hup <- os.Interrupt
+	l := h.waitLogFrom(m, "a reload error", event("reload_failed"))
+	badClock.Store(false)
+	if !strings.Contains(fmt.Sprint(l["error"]), "tracker: time") {
+		t.Errorf("reload_failed line: %v, want the tracker's error", l)
+	}
+	if got := h.fw.all(); !slices.Equal(got, before) {
+		t.Errorf("firewall after a reload the tracker refused:\n%s\nwant it untouched:\n%s", strings.Join(got, "\n"), strings.Join(before, "\n"))
+	}
+	h.wantMetrics(`tknock_reloads_total{result="error"} 1`, "tknock_users 1")
+	// bob was not taken in: his knock opens nothing; alice's still does.
+	m = h.mark()
+	frames := h.metricValue("tknock_frames_total")
+	h.knock(bob, "web", 0, other)
+	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", frames+4))
+	if got := h.linesFrom(m, event("open")); len(got) != 0 {
+		t.Errorf("bob opened after a failed reload: %v", got)
+	}
+	h.knock(alice, "ssh", 0, client)
+	h.waitAllow(1)
 }
 
 // TestDaemonStartErrors: every failure before the firewall leaves it
