@@ -96,6 +96,33 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate checks c as NewTracker and SetConfig would, the zero fields
+// taking their defaults. The error joins a *ConfigError for every field
+// out of its limits.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
+// ConfigError is a Config field out of its limits.
+type ConfigError struct {
+	Field string // the Config field, e.g. "GapMax"
+	Value string // the value refused, e.g. "2m0s"
+	Err   error  // what is wrong with it
+}
+
+func (e *ConfigError) Error() string {
+	return "tracker: " + configWords[e.Field] + " " + e.Value + ": " + e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configWords names the fields of Config in messages.
+var configWords = map[string]string{
+	"Skew": "skew", "SkewDetect": "skew detection", "GapMax": "gap max", "SeqTimeout": "sequence timeout",
+	"Capacity": "capacity", "ReplayCapacity": "replay capacity",
+}
+
 // withDefaults fills the zero fields and checks the others.
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
@@ -114,21 +141,30 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	switch {
-	case c.Skew < 0 || c.Skew > MaxSkew:
-		return c, fmt.Errorf("tracker: skew %d: want 0..%d windows", c.Skew, MaxSkew)
-	case c.SkewDetect < 0 || c.SkewDetect > MaxSkewDetect:
-		return c, fmt.Errorf("tracker: skew detection %d: want 0..%d windows", c.SkewDetect, MaxSkewDetect)
-	case c.GapMax < 0 || c.GapMax > MaxGap:
-		return c, fmt.Errorf("tracker: gap max %v: want more than 0, at most %v", c.GapMax, MaxGap)
-	case c.SeqTimeout < c.GapMax || c.SeqTimeout > MaxSeqTimeout:
-		return c, fmt.Errorf("tracker: sequence timeout %v: want %v (gap max)..%v", c.SeqTimeout, c.GapMax, MaxSeqTimeout)
-	case c.Capacity < MinCapacity || c.Capacity > MaxCapacity:
-		return c, fmt.Errorf("tracker: capacity %d: want %d..%d sources", c.Capacity, MinCapacity, MaxCapacity)
-	case c.ReplayCapacity < 1 || c.ReplayCapacity > MaxCapacity:
-		return c, fmt.Errorf("tracker: replay capacity %d: want 1..%d records", c.ReplayCapacity, MaxCapacity)
+	var errs []error
+	bad := func(field string, value any, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Value: fmt.Sprint(value), Err: fmt.Errorf(format, args...)})
 	}
-	return c, nil
+	if c.Skew < 0 || c.Skew > MaxSkew {
+		bad("Skew", c.Skew, "want 0..%d windows", MaxSkew)
+	}
+	if c.SkewDetect < 0 || c.SkewDetect > MaxSkewDetect {
+		bad("SkewDetect", c.SkewDetect, "want 0..%d windows", MaxSkewDetect)
+	}
+	gapOK := c.GapMax >= 0 && c.GapMax <= MaxGap
+	if !gapOK {
+		bad("GapMax", c.GapMax, "want more than 0, at most %v", MaxGap)
+	}
+	if gapOK && c.SeqTimeout < c.GapMax || c.SeqTimeout > MaxSeqTimeout {
+		bad("SeqTimeout", c.SeqTimeout, "want %v (gap max)..%v", c.GapMax, MaxSeqTimeout)
+	}
+	if c.Capacity < MinCapacity || c.Capacity > MaxCapacity {
+		bad("Capacity", c.Capacity, "want %d..%d sources", MinCapacity, MaxCapacity)
+	}
+	if c.ReplayCapacity < 1 || c.ReplayCapacity > MaxCapacity {
+		bad("ReplayCapacity", c.ReplayCapacity, "want 1..%d records", MaxCapacity)
+	}
+	return c, errors.Join(errs...)
 }
 
 // depth is the number of windows on each side of the current one that the
@@ -440,19 +476,55 @@ func (t *Tracker) SetUsers(users []User, now time.Time) error {
 func (t *Tracker) SetConfig(cfg Config, now time.Time) error {
 	t.reloadMu.Lock()
 	defer t.reloadMu.Unlock()
-	cur := t.latest.Load()
-	if cfg.Capacity == 0 {
-		cfg.Capacity = DefaultCapacity
-	}
-	if cfg.Capacity != cur.cfg.Capacity {
-		return fmt.Errorf("tracker: capacity %d: cannot change from %d without a restart", cfg.Capacity, cur.cfg.Capacity)
-	}
-	st, err := newTrackerState(cfg, cur.userList(), now)
+	st, err := t.stateFor(cfg, t.latest.Load().userList(), now)
 	if err != nil {
 		return err
 	}
 	t.stage(st)
 	return nil
+}
+
+// stateFor builds the state for cfg and users; t.reloadMu is held.
+func (t *Tracker) stateFor(cfg Config, users []User, now time.Time) (*trackerState, error) {
+	cur := t.latest.Load()
+	if cfg.Capacity == 0 {
+		cfg.Capacity = DefaultCapacity
+	}
+	if cfg.Capacity != cur.cfg.Capacity {
+		return nil, fmt.Errorf("tracker: capacity %d: cannot change from %d without a restart", cfg.Capacity, cur.cfg.Capacity)
+	}
+	return newTrackerState(cfg, users, now)
+}
+
+// Staged is a tracker state that Prepare built for a reload: validated,
+// its anchor table built, not yet in use.
+type Staged struct{ st *trackerState }
+
+// Ranges returns the knock ranges of the staged users (see Tracker.Ranges).
+func (s *Staged) Ranges() []PortRange { return slices.Clone(s.st.ranges) }
+
+// Prepare builds the state for cfg and users that SetConfig and SetUsers
+// would, in one step and without changing the tracker: on error nothing
+// changed, and the state is put in use by Commit. cfg.Anchors is called
+// with the staged table's anchors already. Safe from any goroutine.
+func (t *Tracker) Prepare(cfg Config, users []User, now time.Time) (*Staged, error) {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	st, err := t.stateFor(cfg, users, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Staged{st: st}, nil
+}
+
+// Commit puts s in use: the goroutine that calls Knock takes it at its
+// next knock, keeping the in-progress sequences of users that remain with
+// the same parameters, and the replay record (as SetUsers). It cannot
+// fail. Safe from any goroutine.
+func (t *Tracker) Commit(s *Staged) {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	t.stage(s.st)
 }
 
 // userList returns the users of st as given to SetUsers.

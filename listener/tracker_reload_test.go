@@ -310,3 +310,48 @@ func TestTrackerMixedPeriods(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackerPrepareCommit: Prepare builds a new configuration and users
+// in one step and changes nothing, on error or not; Commit puts the
+// prepared state in use, keeping the replay record.
+func TestTrackerPrepareCommit(t *testing.T) {
+	tr, rec := trkNew(t, DefaultConfig(), alice)
+	udp := trkUser("bob", func(p *totpseq.Params) { p.Proto = totpseq.UDP })
+	before := tr.Ranges()
+
+	bad := DefaultConfig()
+	bad.GapMax = 2 * time.Minute
+	if _, err := tr.Prepare(bad, []User{alice, udp}, trkAt(trkMid)); err == nil || !strings.Contains(err.Error(), "gap max 2m0s") {
+		t.Errorf("Prepare(gap max 2m): %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.Capacity = 5
+	if _, err := tr.Prepare(cfg, []User{alice}, trkAt(trkMid)); err == nil || !strings.Contains(err.Error(), "capacity 5: cannot change") {
+		t.Errorf("Prepare(capacity 5): %v", err)
+	}
+	st, err := tr.Prepare(DefaultConfig(), []User{alice, udp}, trkAt(trkMid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Ranges(); !gocmp.Equal(got, before) {
+		t.Errorf("ranges after Prepare: %v, want still %v", got, before)
+	}
+	want := []PortRange{before[0], {Proto: totpseq.UDP, Lo: before[0].Lo, Hi: before[0].Hi}}
+	if got := st.Ranges(); !gocmp.Equal(got, want) {
+		t.Errorf("staged ranges %v, want %v", got, want)
+	}
+	seq := trkSeq(t, alice, "ssh", trkW0-1, trkA)
+	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, trkAt(trkMid), 25*time.Millisecond) {
+		tr.Knock(k)
+	}
+	tr.Commit(st)
+	if got := tr.Ranges(); !gocmp.Equal(got, want) {
+		t.Errorf("ranges after Commit: %v, want %v", got, want)
+	}
+	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, trkAt(trkMid+time.Second), 25*time.Millisecond) {
+		tr.Knock(k)
+	}
+	if len(rec.events) != 2 || rec.events[0].Kind != Opened || rec.events[1].Kind != Replay {
+		t.Errorf("events %+v, want an opening, then a replay after Commit", rec.events)
+	}
+}

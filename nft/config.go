@@ -160,6 +160,28 @@ func checkName(what, name string) error {
 	return nil
 }
 
+// Validate checks c as Open and Update do. The error is a *ConfigError
+// naming the field at fault.
+func (c Config) Validate() error {
+	_, err := c.normalize()
+	return err
+}
+
+// ConfigError is a Config field that Validate, Open or Update refuses.
+type ConfigError struct {
+	// Field is the field at fault: "Table", "Priority", "Protected",
+	// "Knocks", "External" (no set named), "External.Family",
+	// "External.Table", "External.Set4" or "External.Set6".
+	Field string
+	Err   error // the problem, naming the field and the value
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func fieldErr(field string, err error) error { return &ConfigError{Field: field, Err: err} }
+
 // normalize returns a validated copy of c with defaults filled in, Protected
 // sorted without duplicates and Knocks merged, so that equal configurations
 // build byte-identical rulesets.
@@ -175,20 +197,20 @@ func (c Config) normalize() (Config, error) {
 	}
 	n.Table = cmp.Or(c.Table, DefaultTable)
 	if err := checkName("table", n.Table); err != nil {
-		return Config{}, err
+		return Config{}, fieldErr("Table", err)
 	}
 	if n.Priority == 0 {
 		n.Priority = DefaultPriority
 	}
 	if n.Priority <= conntrackPriority {
-		return Config{}, fmt.Errorf("priority %d: must be above %d (conntrack) so the chain sees connection state", n.Priority, conntrackPriority)
+		return Config{}, fieldErr("Priority", fmt.Errorf("priority %d: must be above %d (conntrack) so the chain sees connection state", n.Priority, conntrackPriority))
 	}
 	if len(c.Protected) == 0 {
-		return Config{}, errors.New("protected: no endpoints: the table would protect nothing")
+		return Config{}, fieldErr("Protected", errors.New("protected: no endpoints: the table would protect nothing"))
 	}
 	for _, e := range c.Protected {
 		if err := e.validate(); err != nil {
-			return Config{}, fmt.Errorf("protected: %w", err)
+			return Config{}, fieldErr("Protected", fmt.Errorf("protected: %w", err))
 		}
 	}
 	n.Protected = slices.Clone(c.Protected)
@@ -196,7 +218,7 @@ func (c Config) normalize() (Config, error) {
 	n.Protected = slices.Compact(n.Protected)
 	ranges, err := mergeRanges(c.Knocks)
 	if err != nil {
-		return Config{}, err
+		return Config{}, fieldErr("Knocks", err)
 	}
 	n.Knocks = ranges
 	return n, nil
@@ -206,28 +228,28 @@ func (e ExternalSets) validate() error {
 	switch e.Family {
 	case "inet", "ip", "ip6":
 	default:
-		return fmt.Errorf("external: family %q: want inet, ip or ip6", e.Family)
+		return fieldErr("External.Family", fmt.Errorf("external: family %q: want inet, ip or ip6", e.Family))
 	}
 	if err := checkName("external: table", e.Table); err != nil {
-		return err
+		return fieldErr("External.Table", err)
 	}
 	if e.Set4 == "" && e.Set6 == "" {
-		return errors.New("external: no set named: give set4, set6 or both")
+		return fieldErr("External", errors.New("external: no set named: give set4, set6 or both"))
 	}
 	if e.Set4 != "" {
 		if e.Family == "ip6" {
-			return fmt.Errorf("external: set4 %q: an ip6 table sees no IPv4 packets", e.Set4)
+			return fieldErr("External.Set4", fmt.Errorf("external: set4 %q: an ip6 table sees no IPv4 packets", e.Set4))
 		}
 		if err := checkName("external: set4", e.Set4); err != nil {
-			return err
+			return fieldErr("External.Set4", err)
 		}
 	}
 	if e.Set6 != "" {
 		if e.Family == "ip" {
-			return fmt.Errorf("external: set6 %q: an ip table sees no IPv6 packets", e.Set6)
+			return fieldErr("External.Set6", fmt.Errorf("external: set6 %q: an ip table sees no IPv6 packets", e.Set6))
 		}
 		if err := checkName("external: set6", e.Set6); err != nil {
-			return err
+			return fieldErr("External.Set6", err)
 		}
 	}
 	return nil

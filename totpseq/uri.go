@@ -69,6 +69,11 @@ func (e *Enrollment) Validate() error {
 	if !ValidName(e.Name) {
 		return fmt.Errorf("name %q: want [A-Za-z0-9][A-Za-z0-9._@-]{0,63}", e.Name)
 	}
+	// The parameters first: a host often defaults to the realm, and the
+	// realm's error says more.
+	if err := e.Params.Validate(); err != nil {
+		return err
+	}
 	if err := validHost(e.Host); err != nil {
 		return &ParamError{Param: "host", Value: strconv.Quote(e.Host), Err: err}
 	}
@@ -77,7 +82,7 @@ func (e *Enrollment) Validate() error {
 			return err
 		}
 	}
-	return e.Params.Validate()
+	return nil
 }
 
 // validHost checks an enrollment's host: empty, or a DNS name or an address

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -30,7 +31,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 	if !totpseq.ValidName(cmd.Name) {
 		return fmt.Errorf("user name %q: want [A-Za-z0-9][A-Za-z0-9._@-]{0,63}", cmd.Name)
 	}
-	c, err := loadConfig(e.cli.Config)
+	c, err := config.Load(e.cli.Config)
 	if err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 			return fmt.Errorf("service %q is not in [services] of %s (known: %s)", s, c.Path, strings.Join(c.ServiceNames(), ", "))
 		}
 	}
-	path := userFile(c.UsersDir, cmd.Name)
+	path := config.UserFile(c.UsersDir, cmd.Name)
 	if _, err := os.Lstat(path); err == nil && !cmd.Force {
 		return fmt.Errorf("user %q is enrolled already (%s): revoke it first, or give --force for a new secret", cmd.Name, path)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {

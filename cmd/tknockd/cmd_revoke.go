@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -19,11 +20,11 @@ func (cmd *revokeCmd) Run(e *env) error {
 	if !totpseq.ValidName(cmd.Name) {
 		return fmt.Errorf("user name %q: want [A-Za-z0-9][A-Za-z0-9._@-]{0,63}", cmd.Name)
 	}
-	c, err := loadConfig(e.cli.Config)
+	c, err := config.Load(e.cli.Config)
 	if err != nil {
 		return err
 	}
-	path := userFile(c.UsersDir, cmd.Name)
+	path := config.UserFile(c.UsersDir, cmd.Name)
 	if err := os.Remove(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("no user %q: %s does not exist", cmd.Name, path)

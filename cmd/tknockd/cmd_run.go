@@ -6,6 +6,9 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tknock/tknock/internal/config"
+	"github.com/tknock/tknock/internal/daemon"
 )
 
 type runCmd struct{}
@@ -23,7 +26,7 @@ func (cmd *runCmd) Run(e *env) error {
 	}
 	log := newLogger(e.stderr, format, level)
 
-	c, err := loadConfig(e.cli.Config)
+	c, err := config.Load(e.cli.Config)
 	if err != nil {
 		log.Error().Err(err).Str("event", "exit").Msg("configuration rejected")
 		return silentError{err}
@@ -32,7 +35,7 @@ func (cmd *runCmd) Run(e *env) error {
 	level, _ = logLevel(e.cli.LogLevel, c.LogLevel)
 	log = newLogger(e.stderr, format, level)
 
-	users, err := loadUsers(c)
+	users, err := config.LoadUsers(c)
 	if err != nil {
 		log.Error().Err(err).Str("event", "exit").Msg("users directory rejected")
 		return silentError{err}
@@ -41,7 +44,7 @@ func (cmd *runCmd) Run(e *env) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := runDaemon(e.ctx, c, users, productionDeps(hup), log); err != nil {
+	if err := daemon.Run(e.ctx, c, users, hup, log); err != nil {
 		log.Error().Err(err).Str("event", "exit").Msg("stopped on an error")
 		return silentError{err}
 	}

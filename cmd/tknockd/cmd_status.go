@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/nft"
 )
 
@@ -15,11 +16,11 @@ type statusCmd struct{}
 
 // Run prints the live grants as the kernel holds them, with the time left.
 func (cmd *statusCmd) Run(e *env) error {
-	c, err := loadConfig(e.cli.Config)
+	c, err := config.Load(e.cli.Config)
 	if err != nil {
 		return err
 	}
-	t, err := nft.Open(nftConfig(c, nil))
+	t, err := nft.Open(c.NFT(nil))
 	if err != nil {
 		return err
 	}
@@ -31,7 +32,7 @@ func (cmd *statusCmd) Run(e *env) error {
 	return writeGrants(e, c, grants)
 }
 
-func writeGrants(e *env, c *Config, grants []nft.Grant) error {
+func writeGrants(e *env, c *config.Config, grants []nft.Grant) error {
 	if len(grants) == 0 {
 		fmt.Fprintln(e.stdout, "no live grants")
 		return nil

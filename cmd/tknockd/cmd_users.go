@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/tknock/tknock/internal/config"
 )
 
 type usersCmd struct{}
@@ -13,11 +15,11 @@ type usersCmd struct{}
 // the secret. Bad files are listed after the table, and make the command
 // fail.
 func (cmd *usersCmd) Run(e *env) error {
-	c, err := loadConfig(e.cli.Config)
+	c, err := config.Load(e.cli.Config)
 	if err != nil {
 		return err
 	}
-	users, uerr := loadUsers(c)
+	users, uerr := config.LoadUsers(c)
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSERVICES\tPROTO\tRANGE\tLENGTH\tPERIOD\tV6PREFIX")
 	for _, u := range users {

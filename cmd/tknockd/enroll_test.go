@@ -13,6 +13,8 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/tknock/tknock/internal/config"
+	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -23,7 +25,7 @@ func b32(b []byte) string { return base32.StdEncoding.WithPadding(base32.NoPaddi
 // the enrollment back the ways a client does: the file with the client's
 // parser, the terminal QR code rendered back to pixels, and the PNG.
 func TestEnrollRoundTrip(t *testing.T) {
-	c := testConfig(t, "[enroll]\nhost = \"knock.example.org\"\nrange = \"40000-40999\"\nexclude = [40022]\nproto = \"udp\"\nlength = 5")
+	c := configtest.New(t, "[enroll]\nhost = \"knock.example.org\"\nrange = \"40000-40999\"\nexclude = [40022]\nproto = \"udp\"\nlength = 5")
 	pngPath := filepath.Join(t.TempDir(), "alice.png")
 	code, out, errOut := runCLI(t, "enroll", "alice", "--service", "ssh,web", "--png", pngPath, "-c", c.Path)
 	if code != 0 {
@@ -32,7 +34,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 
 	// The file: mode 0600, parsed by the client's parser, with the
 	// configured parameters, and accepted by the daemon's loader.
-	path := userFile(c.UsersDir, "alice")
+	path := config.UserFile(c.UsersDir, "alice")
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +51,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 		e.Proto != totpseq.UDP || e.Length != 5 || len(e.Exclude) != 1 || len(e.Secret) != totpseq.DefaultSecretSize {
 		t.Errorf("enrollment file read as %+v", e)
 	}
-	users, err := loadUsers(c)
+	users, err := config.LoadUsers(c)
 	if err != nil || len(users) != 1 {
 		t.Fatalf("loadUsers after enroll: %d users, %v", len(users), err)
 	}
@@ -120,7 +122,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 }
 
 func TestEnrollErrors(t *testing.T) {
-	c := testConfig(t, "")
+	c := configtest.New(t, "")
 	tests := []struct {
 		args []string
 		want string
@@ -147,7 +149,7 @@ func TestEnrollErrors(t *testing.T) {
 // TestEnrollAllOrNothing: an enrollment whose PNG cannot be written leaves
 // no user file behind, so the same command works once the path is fixed.
 func TestEnrollAllOrNothing(t *testing.T) {
-	c := testConfig(t, "")
+	c := configtest.New(t, "")
 	bad := filepath.Join(t.TempDir(), "missing", "erin.png")
 	code, _, errOut := runCLI(t, "enroll", "erin", "--png", bad, "--no-qr", "-c", c.Path)
 	if code != 1 || !strings.Contains(errOut, "nothing was written") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"time"
@@ -25,20 +26,24 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
-// Sampling of lines that an attacker can provoke at will, so a flood
-// cannot fill a disk: per source-triggered line kind, the first
-// sampleBurst lines of each sampleWindow are written, then one in
-// sampleEvery. fail2ban still sees every source that keeps trying.
-const (
-	sampleBurst  = 50
-	sampleWindow = time.Second
-	sampleEvery  = 100
-)
-
-func newSampler() zerolog.Sampler {
-	return &zerolog.BurstSampler{
-		Burst:       sampleBurst,
-		Period:      sampleWindow,
-		NextSampler: &zerolog.BasicSampler{N: sampleEvery},
+// logLevel parses a --log-level value; "" means def.
+func logLevel(s string, def zerolog.Level) (zerolog.Level, error) {
+	switch s {
+	case "":
+		return def, nil
+	case "debug", "info", "warn", "error":
+		return zerolog.ParseLevel(s)
 	}
+	return def, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}
+
+// logFormat checks a --log-format value; "" means def.
+func logFormat(s, def string) (string, error) {
+	switch s {
+	case "":
+		return def, nil
+	case "auto", "json", "console":
+		return s, nil
+	}
+	return def, fmt.Errorf("--log-format %q: want json, console or auto", s)
 }

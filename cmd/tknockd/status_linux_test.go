@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/nft"
 )
@@ -16,11 +17,11 @@ import (
 // time left.
 func TestStatusCommand(t *testing.T) {
 	ns := nstest.New(t)
-	c := testConfig(t, "")
+	c := configtest.New(t, "")
 	var out, errOut strings.Builder
 	var code int
 	err := ns.Do(func() error {
-		tab, err := nft.Open(nftConfig(c, nil))
+		tab, err := nft.Open(c.NFT(nil))
 		if err != nil {
 			return err
 		}

@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/nft"
 )
 
 func TestWriteGrants(t *testing.T) {
-	c := testConfig(t, "")
+	c := configtest.New(t, "")
 	var out strings.Builder
 	e := &env{stdout: &out}
 	if err := writeGrants(e, c, nil); err != nil || out.String() != "no live grants\n" {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -14,13 +14,17 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/internal/config"
+	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
@@ -136,10 +140,14 @@ func logLines(t testing.TB, buf *syncBuffer) []map[string]any {
 	return out
 }
 
-// harness runs runDaemon with a fake capture and a fake firewall.
+// harness runs runDaemon with a fake capture, a fake firewall and an
+// in-memory metrics listener. Tests that use it run inside a synctest
+// bubble: its waits (the polls of waitLogFrom and waitMetric,
+// awayFromBoundary) pass on synctest's clock, at once and the same way on
+// every run.
 type harness struct {
 	t    *testing.T
-	cfg  *Config
+	cfg  *config.Config
 	net  *fakeNet
 	fw   *fakeFirewall
 	log  *syncBuffer
@@ -147,7 +155,7 @@ type harness struct {
 	cap  *fakeCapture // the capture on all interfaces
 	done chan error   // runDaemon's result
 	stop context.CancelFunc
-	addr string // metrics address
+	http *http.Client // to the metrics endpoint
 }
 
 // server is the address knocks go to.
@@ -162,16 +170,16 @@ func startHarness(t *testing.T, extra string, users ...*totpseq.Enrollment) *har
 func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*totpseq.Enrollment) *harness {
 	t.Helper()
 	h := &harness{t: t, net: newFakeNet(), fw: newFakeFirewall(), log: &syncBuffer{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
-	h.cfg = testConfig(t, extra+"\n[metrics]\nlisten = \"127.0.0.1:9121\"")
+	h.cfg = configtest.New(t, extra+"\n[metrics]\nlisten = \"127.0.0.1:9121\"")
 	for _, u := range users {
 		u.Realm = h.cfg.Realm
-		writeUser(t, h.cfg, u)
+		configtest.WriteUser(t, h.cfg, u)
 	}
-	loaded, err := loadUsers(h.cfg)
+	loaded, err := config.LoadUsers(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ln net.Listener
+	ln := newPipeListener()
 	dp := h.deps()
 	if mod != nil {
 		mod(&dp)
@@ -180,18 +188,18 @@ func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*tot
 		if addr != "127.0.0.1:9121" {
 			return nil, fmt.Errorf("metrics on %s, want the configured 127.0.0.1:9121", addr)
 		}
-		var err error
-		ln, err = net.Listen(network, "127.0.0.1:0") // a free port
-		return ln, err
+		return ln, nil
 	}
+	tr := &http.Transport{DialContext: ln.dial}
+	h.http = &http.Client{Transport: tr}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stop = cancel
 	log := zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	go func() { h.done <- runDaemon(ctx, h.cfg, loaded, dp, log) }()
 	h.waitLog("the ready line", func(l map[string]any) bool { return l["message"] == "ready" })
 	h.cap = h.net.waitOpen(t)
-	h.addr = ln.Addr().String()
 	t.Cleanup(func() {
+		tr.CloseIdleConnections()
 		h.stop()
 		select {
 		case err := <-h.done:
@@ -213,9 +221,8 @@ func (h *harness) deps() deps {
 	return deps{
 		openCapture:     h.net.openWith,
 		openFirewall:    h.fw.open,
-		checkInterfaces: func(*Config) error { return nil },
-		listen:          net.Listen,
-		now:             time.Now,
+		checkInterfaces: func(*config.Config) error { return nil },
+		now:             time.Now, // synctest's clock
 		hup:             h.hup,
 	}
 }
@@ -267,7 +274,7 @@ func (h *harness) checkLog() {
 	text := h.log.String()
 	entries, _ := os.ReadDir(h.cfg.UsersDir)
 	for _, ent := range entries {
-		b, _ := os.ReadFile(userFile(h.cfg.UsersDir, strings.TrimSuffix(ent.Name(), userExt)))
+		b, _ := os.ReadFile(filepath.Join(h.cfg.UsersDir, ent.Name()))
 		if secret := uriSecret(string(b)); secret != "" && strings.Contains(text, secret) {
 			h.t.Errorf("the log shows the secret of %s", ent.Name())
 		}
@@ -372,7 +379,7 @@ func (h *harness) waitAllow(n int) string {
 // metrics fetches /metrics.
 func (h *harness) metrics() string {
 	h.t.Helper()
-	resp, err := http.Get("http://" + h.addr + "/metrics")
+	resp, err := h.http.Get("http://metrics/metrics")
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -442,9 +449,11 @@ var (
 )
 
 // TestDaemonOpenAndReject: knocks in, grants out, log lines and metrics.
-func TestDaemonOpenAndReject(t *testing.T) {
-	c0 := testConfig(t, "")
-	alice := enrollment(t, c0, "alice", "ssh", "web")
+func TestDaemonOpenAndReject(t *testing.T) { synctest.Test(t, testDaemonOpenAndReject) }
+
+func testDaemonOpenAndReject(t *testing.T) {
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice", "ssh", "web")
 	awayFromBoundary(alice.Period, 5*time.Second)
 	h := startHarness(t, "", alice)
 
@@ -533,9 +542,11 @@ func TestDaemonOpenAndReject(t *testing.T) {
 }
 
 // TestDaemonAllowFails: a firewall error is logged, the daemon runs on.
-func TestDaemonAllowFails(t *testing.T) {
-	c0 := testConfig(t, "")
-	alice := enrollment(t, c0, "alice")
+func TestDaemonAllowFails(t *testing.T) { synctest.Test(t, testDaemonAllowFails) }
+
+func testDaemonAllowFails(t *testing.T) {
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice")
 	awayFromBoundary(alice.Period, 5*time.Second)
 	h := startHarness(t, "", alice)
 	h.fw.mu.Lock()
@@ -552,10 +563,12 @@ func TestDaemonAllowFails(t *testing.T) {
 // TestDaemonReload: SIGHUP adds a user, keeps a knock in progress, live
 // grants and the replay record; a broken reload keeps the daemon on its
 // old configuration.
-func TestDaemonReload(t *testing.T) {
-	c0 := testConfig(t, "")
-	alice := enrollment(t, c0, "alice", "ssh")
-	bob := enrollment(t, c0, "bob", "web")
+func TestDaemonReload(t *testing.T) { synctest.Test(t, testDaemonReload) }
+
+func testDaemonReload(t *testing.T) {
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice", "ssh")
+	bob := configtest.Enrollment(t, c0, "bob", "web")
 	awayFromBoundary(alice.Period, 8*time.Second)
 	h := startHarness(t, "", alice)
 
@@ -566,7 +579,7 @@ func TestDaemonReload(t *testing.T) {
 	// not a replay) when bob is added and the daemon reloads.
 	seq := h.sequence(alice, "ssh", 1, other)
 	h.knockPorts(alice, other, seq[:2])
-	writeUser(t, h.cfg, bob)
+	configtest.WriteUser(t, h.cfg, bob)
 	m := h.mark()
 	h.hup <- os.Interrupt
 	l := h.waitLogFrom(m, "a reload line", event("reload"))
@@ -606,8 +619,8 @@ func TestDaemonReload(t *testing.T) {
 			os.WriteFile(h.cfg.Path, []byte(strings.Replace(string(good), "realm", "skew = 9\nrealm", 1)), 0o600)
 		}, func() { os.WriteFile(h.cfg.Path, good, 0o600) }, "field skew: 9"},
 		{"users", func() {
-			os.WriteFile(userFile(h.cfg.UsersDir, "mallory"), []byte("otpauth://totp/tknock:mallory?secret=NOT!&tknock=1\n"), 0o600)
-		}, func() { os.Remove(userFile(h.cfg.UsersDir, "mallory")) }, "mallory.uri"},
+			os.WriteFile(config.UserFile(h.cfg.UsersDir, "mallory"), []byte("otpauth://totp/tknock:mallory?secret=NOT!&tknock=1\n"), 0o600)
+		}, func() { os.Remove(config.UserFile(h.cfg.UsersDir, "mallory")) }, "mallory.uri"},
 		{"firewall", func() {
 			h.fw.mu.Lock()
 			h.fw.failUpd = errors.New("nft: update: the table name changed")
@@ -620,7 +633,7 @@ func TestDaemonReload(t *testing.T) {
 	} {
 		srcs := map[string]netip.Addr{"config": client6, "users": netip.MustParseAddr("2001:db8:77::8"), "firewall": netip.MustParseAddr("2001:db8:77::9")}
 		tc.break_()
-		os.Remove(userFile(h.cfg.UsersDir, "bob")) // would be applied, were the reload good
+		os.Remove(config.UserFile(h.cfg.UsersDir, "bob")) // would be applied, were the reload good
 		m := h.mark()
 		h.hup <- os.Interrupt
 		l := h.waitLogFrom(m, "a reload error", func(l map[string]any) bool { return l["level"] == "error" })
@@ -628,7 +641,7 @@ func TestDaemonReload(t *testing.T) {
 			t.Errorf("broken reload (%s): %v, want an error naming %q", tc.name, l, tc.want)
 		}
 		tc.fix()
-		writeUser(t, h.cfg, bob)
+		configtest.WriteUser(t, h.cfg, bob)
 		// bob is still enrolled: the old users are in force.
 		n := len(h.fw.matching("allow "))
 		h.knock(bob, "web", 1, srcs[tc.name])
@@ -640,7 +653,7 @@ func TestDaemonReload(t *testing.T) {
 	h.wantMetrics(`tknock_reloads_total{result="ok"} 1`, `tknock_reloads_total{result="error"} 3`, "tknock_users 2")
 
 	// A good reload that removes bob and changes open_for and a service.
-	os.Remove(userFile(h.cfg.UsersDir, "bob"))
+	os.Remove(config.UserFile(h.cfg.UsersDir, "bob"))
 	os.WriteFile(h.cfg.Path, []byte(strings.Replace(string(good), "realm", "open_for = \"5s\"\ninterfaces = [\"eth9\"]\nrealm", 1)), 0o600)
 	m = h.mark()
 	h.hup <- os.Interrupt
@@ -665,13 +678,59 @@ func TestDaemonReload(t *testing.T) {
 	}
 }
 
+// TestDaemonReloadAllOrNothing: a reload that the tracker refuses (here:
+// a clock it cannot take) leaves the firewall untouched, not updated and
+// then restored, and the users in force as they were.
+func TestDaemonReloadAllOrNothing(t *testing.T) { synctest.Test(t, testDaemonReloadAllOrNothing) }
+
+func testDaemonReloadAllOrNothing(t *testing.T) {
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice", "ssh")
+	bob := configtest.Enrollment(t, c0, "bob", "web")
+	awayFromBoundary(alice.Period, 8*time.Second)
+	var badClock atomic.Bool
+	h := startHarnessDeps(t, "", func(dp *deps) {
+		dp.now = func() time.Time {
+			if badClock.Load() {
+				return time.Unix(-1, 0) // before 1970: the tracker refuses it
+			}
+			return time.Now()
+		}
+	}, alice)
+
+	configtest.WriteUser(t, h.cfg, bob)
+	before := h.fw.all()
+	badClock.Store(true)
+	m := h.mark()
+	h.hup <- os.Interrupt
+	l := h.waitLogFrom(m, "a reload error", event("reload_failed"))
+	badClock.Store(false)
+	if !strings.Contains(fmt.Sprint(l["error"]), "tracker: time") {
+		t.Errorf("reload_failed line: %v, want the tracker's error", l)
+	}
+	if got := h.fw.all(); !slices.Equal(got, before) {
+		t.Errorf("firewall after a reload the tracker refused:\n%s\nwant it untouched:\n%s", strings.Join(got, "\n"), strings.Join(before, "\n"))
+	}
+	h.wantMetrics(`tknock_reloads_total{result="error"} 1`, "tknock_users 1")
+	// bob was not taken in: his knock opens nothing; alice's still does.
+	m = h.mark()
+	frames := h.metricValue("tknock_frames_total")
+	h.knock(bob, "web", 0, other)
+	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", frames+4))
+	if got := h.linesFrom(m, event("open")); len(got) != 0 {
+		t.Errorf("bob opened after a failed reload: %v", got)
+	}
+	h.knock(alice, "ssh", 0, client)
+	h.waitAllow(1)
+}
+
 // TestDaemonStartErrors: every failure before the firewall leaves it
 // untouched; the error names the problem.
 func TestDaemonStartErrors(t *testing.T) {
-	c := testConfig(t, "interfaces = [\"eth0\", \"eth1\"]\n[metrics]\nlisten = \"127.0.0.1:9121\"")
-	alice := enrollment(t, c, "alice")
-	writeUser(t, c, alice)
-	users, err := loadUsers(c)
+	c := configtest.New(t, "interfaces = [\"eth0\", \"eth1\"]\n[metrics]\nlisten = \"127.0.0.1:9121\"")
+	alice := configtest.Enrollment(t, c, "alice")
+	configtest.WriteUser(t, c, alice)
+	users, err := config.LoadUsers(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,7 +741,7 @@ func TestDaemonStartErrors(t *testing.T) {
 		fwUsed bool
 	}{
 		{"missing interface", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
-			d.checkInterfaces = func(c *Config) error { return checkInterfaces(c) }
+			d.checkInterfaces = (*config.Config).CheckInterfaces
 		}, `interface "eth1" does not exist`, false},
 		{"capture fails", func(_ *deps, n *fakeNet, _ *fakeFirewall) { n.setMissing("eth1", true) }, "capture on interface eth1", false},
 		{"metrics port taken", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
@@ -695,7 +754,7 @@ func TestDaemonStartErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n, fw := newFakeNet(), newFakeFirewall()
-			d := deps{openCapture: n.openWith, openFirewall: fw.open, checkInterfaces: func(*Config) error { return nil },
+			d := deps{openCapture: n.openWith, openFirewall: fw.open, checkInterfaces: func(*config.Config) error { return nil },
 				listen: func(string, string) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }, now: time.Now, hup: make(chan os.Signal)}
 			if tt.name == "missing interface" {
 				// eth0 exists nowhere here either; only eth1 is named below.
@@ -725,28 +784,32 @@ func TestDaemonStartErrors(t *testing.T) {
 	}
 }
 
-// TestRunCommandBadConfig: `tknockd run` with a bad configuration exits 1
-// and logs one JSON error line naming the file, the field and the problem.
-func TestRunCommandBadConfig(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "t.toml")
-	os.WriteFile(path, []byte("realm = \"x\"\nopen_for = \"soon\"\n[services]\nssh = [\"tcp/22\"]\n"), 0o600)
-	code, out, errOut := runCLI(t, "run", "--config", path, "--log-format", "json")
-	if code != 1 || out != "" {
-		t.Fatalf("run: exit %d, stdout %q", code, out)
+// TestRejectFloodIsSampled: a flood of rejected sequences (a replay from
+// spoofed sources, say) writes a bounded number of lines; openings are
+// never sampled.
+func TestRejectFloodIsSampled(t *testing.T) {
+	var buf syncBuffer
+	log := zerolog.New(&buf)
+	d := &daemon{log: log, rejects: log.Sample(newSampler()), fw: newFakeFirewall(), openings: map[string]uint64{}, deps: deps{now: time.Now}}
+	c := configtest.New(t, "")
+	d.cfg.Store(c)
+	d.prev.Store(c)
+	const n = 10000
+	src := netip.MustParseAddr("192.0.2.7")
+	for range n {
+		d.emit(listener.Event{Kind: listener.Replay, User: "alice", Service: "ssh", Src: src, Time: time.Now()})
 	}
-	var l map[string]any
-	if err := json.Unmarshal([]byte(errOut), &l); err != nil {
-		t.Fatalf("stderr is not one JSON line: %q", errOut)
+	rejects := strings.Count(buf.String(), `"event":"reject"`)
+	if hi := sampleBurst*2 + n/sampleEvery; rejects > hi || rejects < sampleBurst {
+		t.Errorf("%d reject lines for %d rejections, want %d..%d", rejects, n, sampleBurst, hi)
 	}
-	if l["level"] != "error" || !strings.Contains(fmt.Sprint(l["error"]), path+": line 2: field open_for: \"soon\"") {
-		t.Errorf("error line: %v", l)
+	for range 300 {
+		d.emit(listener.Event{Kind: listener.Opened, User: "alice", Service: "ssh", Src: src, Time: time.Now()})
 	}
-	code, _, errOut = runCLI(t, "run", "--config", path, "--log-format", "xml")
-	if code != 1 || !strings.Contains(errOut, "--log-format \"xml\"") {
-		t.Errorf("bad --log-format: exit %d, %q", code, errOut)
+	if opens := strings.Count(buf.String(), `"event":"open"`); opens != 300 {
+		t.Errorf("%d open lines for 300 openings: openings must all be logged", opens)
 	}
-	code, _, errOut = runCLI(t, "run", "--config", path, "--log-level", "loud")
-	if code != 1 || !strings.Contains(errOut, "--log-level \"loud\"") {
-		t.Errorf("bad --log-level: exit %d, %q", code, errOut)
+	if delays := strings.Count(buf.String(), `"delay_ms":`); delays != 300 {
+		t.Errorf("%d of 300 open lines give the delay since the last knock", delays)
 	}
 }

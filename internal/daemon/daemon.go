@@ -1,10 +1,13 @@
-package main
+// Package daemon runs tknockd: the capture feeding the tracker, the
+// firewall it opens, reloads, and the metrics endpoint. It owns the state
+// of a running daemon and the flows between its parts: the tracker's knock
+// ranges to the decoder and the captures, its anchor ports to the eBPF
+// prefilter, its openings to the firewall.
+package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"slices"
@@ -15,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
@@ -26,10 +30,18 @@ type deps struct {
 	openCapture     func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error)
 	openPrefilter   func(hold time.Duration) (*listener.Prefilter, error)      // nil: never a prefilter
 	openFirewall    func(cfg nft.Config, log zerolog.Logger) (firewall, error) // opens, changes nothing
-	checkInterfaces func(c *Config) error
+	checkInterfaces func(c *config.Config) error
 	listen          func(network, addr string) (net.Listener, error)
 	now             func() time.Time
 	hup             <-chan os.Signal // each receive is a reload request
+}
+
+// Run runs the daemon for c and users until ctx is done, reloading the
+// configuration file and the users directory at each receive from hup. It
+// logs "ready" when knocks can open, and returns nil when ctx ends, or the
+// error that stopped it (logged by the caller).
+func Run(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, hup <-chan os.Signal, log zerolog.Logger) error {
+	return runDaemon(ctx, c, users, productionDeps(hup), log)
 }
 
 func productionDeps(hup <-chan os.Signal) deps {
@@ -49,7 +61,7 @@ func productionDeps(hup <-chan os.Signal) deps {
 			}
 			return t, nil
 		},
-		checkInterfaces: checkInterfaces,
+		checkInterfaces: (*config.Config).CheckInterfaces,
 		listen:          net.Listen,
 		now:             time.Now,
 		hup:             hup,
@@ -63,17 +75,15 @@ type daemon struct {
 	rejects zerolog.Logger // log for reject lines, sampled
 	deps    deps
 
-	fw   firewall
-	pf   *listener.Prefilter // nil: the captures have the classic filter
-	tr   *listener.Tracker
-	dec  *listener.Decoder
-	feed *feed
+	fw firewall
+	tr *listener.Tracker
+	f  filters // what the tracker's anchors and ranges steer
 
 	// cfg is the configuration in force; prev the one before the latest
 	// reload. Between a reload and the run loop's next knock, the
 	// tracker may still report openings of the old users, whose services
 	// the new configuration may lack: emit looks in prev for those.
-	cfg, prev atomic.Pointer[Config]
+	cfg, prev atomic.Pointer[config.Config]
 	users     atomic.Pointer[[]*totpseq.Enrollment] // in force
 	started   time.Time
 
@@ -84,46 +94,20 @@ type daemon struct {
 	lastReload                           atomic.Int64 // Unix seconds of the latest successful (re)load
 }
 
-// trackerConfig is the tracker configuration of c.
-func trackerConfig(c *Config, now func() time.Time) listener.Config {
-	tc := listener.DefaultConfig()
-	tc.Skew = c.Skew
-	tc.GapMax = c.GapMax
-	tc.SeqTimeout = c.SeqTimeout
-	if c.StateCapacity != 0 {
-		tc.Capacity = c.StateCapacity
-	}
-	if c.ReplayCapacity != 0 {
-		tc.ReplayCapacity = c.ReplayCapacity
-	}
-	tc.Now = now
-	return tc
-}
-
-// trackerConfig is trackerConfig(c) with the anchors published to the
-// prefilter.
-func (d *daemon) trackerConfig(c *Config) listener.Config {
-	tc := trackerConfig(c, d.deps.now)
-	if d.pf != nil {
-		tc.Anchors = d.publishAnchors
+// trackerConfig is c.Tracker() with the daemon's clock, and the anchors
+// going to the prefilter if there is one.
+func (d *daemon) trackerConfig(c *config.Config) listener.Config {
+	tc := c.Tracker()
+	tc.Now = d.deps.now
+	if d.f.pf != nil {
+		tc.Anchors = d.f.anchors
 	}
 	return tc
-}
-
-// publishAnchors hands the anchors of a new anchor table to the
-// prefilter. Publish writes them to memory the kernel shares with the
-// process and has no error short of a bug; should one come, the prefilter
-// keeps the anchors it had, knocks at the new ones are dropped until the
-// next table, and it is logged as an error.
-func (d *daemon) publishAnchors(a listener.AnchorPorts) {
-	if err := d.pf.Publish(a); err != nil {
-		d.log.Error().Err(err).Msg("prefilter: anchors not updated")
-	}
 }
 
 // openPrefilter opens the eBPF prefilter as c.Prefilter says: nil with
 // "off", or with "auto" when the kernel refuses it (logged).
-func openPrefilter(c *Config, dp deps, log zerolog.Logger) (*listener.Prefilter, error) {
+func openPrefilter(c *config.Config, dp deps, log zerolog.Logger) (*listener.Prefilter, error) {
 	if c.Prefilter == "off" || dp.openPrefilter == nil {
 		return nil, nil
 	}
@@ -152,7 +136,7 @@ func trackerUsers(users []*totpseq.Enrollment) []listener.User {
 // place: the tracker (validating the users once more), the interfaces and
 // the capture, the metrics listener, and only then the firewall. It logs
 // "ready" when knocks can open, and returns nil when ctx ends.
-func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp deps, log zerolog.Logger) error {
+func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, dp deps, log zerolog.Logger) error {
 	d := &daemon{
 		log:      log,
 		rejects:  log.Sample(newSampler()),
@@ -173,23 +157,23 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 	}
 	if pf != nil {
 		defer pf.Close()
-		d.pf = pf
 	}
+	d.f = filters{log: log, pf: pf}
 	tr, err := listener.NewTracker(d.trackerConfig(c), trackerUsers(users), dp.now(), d.emit)
 	if err != nil {
 		return err
 	}
 	d.tr = tr
 	ranges := tr.Ranges()
-	d.dec = listener.NewDecoder(ranges)
+	d.f.dec = listener.NewDecoder(ranges)
 	open := func(iface string, ranges []listener.PortRange) (capture, error) {
 		return dp.openCapture(iface, ranges, pf)
 	}
-	d.feed, err = openFeed(c.Interfaces, ranges, open, log)
+	d.f.feed, err = openFeed(c.Interfaces, ranges, open, log)
 	if err != nil {
 		return err
 	}
-	defer d.feed.Close()
+	defer d.f.feed.Close()
 
 	var metricsLn net.Listener
 	if c.MetricsListen != "" {
@@ -200,7 +184,7 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 		defer metricsLn.Close()
 	}
 
-	d.fw, err = dp.openFirewall(nftConfig(c, users), log)
+	d.fw, err = dp.openFirewall(c.NFT(users), log)
 	if err != nil {
 		return err
 	}
@@ -222,7 +206,7 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer cancel() // the capture ended: stop the rest too
-		return listener.Run(gctx, d.feed, d.dec, d.tr)
+		return listener.Run(gctx, d.f.feed, d.f.dec, d.tr)
 	})
 	if metricsLn != nil {
 		g.Go(func() error {
@@ -300,84 +284,76 @@ func (d *daemon) emit(ev listener.Event) {
 		Float64("delay_ms", float64(delay.Microseconds())/1000).Msg("access opened")
 }
 
+// generation is what one (re)load of the configuration file and the users
+// directory gives. A reload builds and checks the whole of it before any
+// part is put in use, so it applies all of it or nothing.
+type generation struct {
+	cfg     *config.Config
+	users   []*totpseq.Enrollment
+	fw      nft.Config
+	tracker *listener.Staged // the tracker's state for cfg and users
+}
+
 // reload re-reads the configuration file and the users directory and
 // applies them, keeping in-progress knocks, live grants and the replay
-// record. Anything that fails before the change is applied leaves the
-// daemon as it was, and is logged.
+// record. It is called from one goroutine only (the reload loop of
+// runDaemon), the owner of every change to the daemon's configuration. A
+// reload that fails leaves the daemon as it was, and is logged.
 func (d *daemon) reload() {
-	if err := d.applyReload(); err != nil {
+	next, err := d.prepare()
+	if err == nil {
+		// The one step that changes the kernel. The update is atomic: on
+		// error the old rules stay. It refuses a change of mode or table.
+		err = d.fw.Update(next.fw)
+	}
+	if err != nil {
 		d.reloadsFailed.Add(1)
 		d.log.Error().Err(err).Str("event", "reload_failed").
 			Msg("reload failed; running on the configuration loaded before")
+		return
 	}
+	d.commit(next)
 }
 
-func (d *daemon) applyReload() error {
+// prepare loads and checks the next generation, the tracker's state
+// included. Nothing in use changes.
+func (d *daemon) prepare() (*generation, error) {
 	old := d.cfg.Load()
-	oldUsers := *d.users.Load()
-	c, err := loadConfig(old.Path)
+	c, err := config.Load(old.Path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	users, err := loadUsers(c)
+	users, err := config.LoadUsers(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d.restartOnly(old, c)
 	c.StateCapacity = old.StateCapacity // the tracker's table is sized once
-	now := d.deps.now()
-	tc := d.trackerConfig(c)
-
-	// The firewall first: its update is atomic and keeps the old rules on
-	// error. It refuses a change of mode or table.
-	if err := d.fw.Update(nftConfig(c, users)); err != nil {
-		return err
+	st, err := d.tr.Prepare(d.trackerConfig(c), trackerUsers(users), d.deps.now())
+	if err != nil {
+		return nil, err
 	}
+	return &generation{cfg: c, users: users, fw: c.NFT(users), tracker: st}, nil
+}
+
+// commit puts a prepared generation in use, the firewall already updated.
+// It cannot fail.
+func (d *daemon) commit(g *generation) {
 	// The new services are in place before the tracker can report the new
 	// users (see emit).
-	d.prev.Store(old)
-	d.cfg.Store(c)
-	rollback := func(err error) error {
-		d.cfg.Store(old)
-		if ferr := d.fw.Update(nftConfig(old, oldUsers)); ferr != nil {
-			err = errors.Join(err, fmt.Errorf("restore the firewall: %w", ferr))
-		}
-		return err
-	}
-	if err := d.tr.SetConfig(tc, now); err != nil {
-		return rollback(err)
-	}
-	if d.pf != nil {
-		// Sources are held for at least the longest sequence. A shorter
-		// hold takes effect at the next generation; until then sources are
-		// held as long as before.
-		if err := d.pf.SetHold(c.SeqTimeout); err != nil {
-			d.log.Error().Err(err).Msg("reload: prefilter hold not updated")
-		}
-	}
-	if err := d.tr.SetUsers(trackerUsers(users), now); err != nil {
-		if terr := d.tr.SetConfig(d.trackerConfig(old), now); terr != nil {
-			err = errors.Join(err, terr)
-		}
-		return rollback(err)
-	}
-	d.users.Store(&users)
-	ranges := d.tr.Ranges()
-	d.dec.SetRanges(ranges)
-	if err := d.feed.SetRanges(ranges); err != nil {
-		// The users are in; the kernel filter may still pass the old
-		// ranges only. Rare (the kernel refused a filter it took before).
-		d.log.Error().Err(err).Msg("reload: capture filter not updated")
-	}
-	d.lastReload.Store(now.Unix())
+	d.prev.Store(d.cfg.Load())
+	d.cfg.Store(g.cfg)
+	d.users.Store(&g.users)
+	d.tr.Commit(g.tracker)
+	d.f.follow(g.cfg.SeqTimeout, g.tracker.Ranges())
+	d.lastReload.Store(d.deps.now().Unix())
 	d.reloadsOK.Add(1)
-	d.log.Info().Str("event", "reload").Int("users", len(users)).Strs("services", c.ServiceNames()).
+	d.log.Info().Str("event", "reload").Int("users", len(g.users)).Strs("services", g.cfg.ServiceNames()).
 		Msg("configuration reloaded")
-	return nil
 }
 
 // restartOnly warns about settings a reload does not change.
-func (d *daemon) restartOnly(old, c *Config) {
+func (d *daemon) restartOnly(old, c *config.Config) {
 	var keys []string
 	if !slices.Equal(old.Interfaces, c.Interfaces) {
 		keys = append(keys, "interfaces")
@@ -397,81 +373,4 @@ func (d *daemon) restartOnly(old, c *Config) {
 	if len(keys) > 0 {
 		d.log.Warn().Strs("fields", keys).Msg("reload: these settings changed and take effect at the next restart")
 	}
-}
-
-// collect writes the metrics.
-func (d *daemon) collect(e *expo) {
-	ds := d.dec.Stats()
-	cs := d.feed.Stats()
-	ts := d.tr.Stats()
-	e.counter("tknock_capture_packets_total", "Frames that passed the kernel's knock filter (PACKET_STATISTICS).", cs.Packets)
-	e.counter("tknock_capture_drops_total", "Frames the kernel dropped because the capture ring was full.", cs.Drops)
-	e.counter("tknock_capture_express_frames_total", "Frames read through the capture's express socket (light traffic, no ring delay) rather than the ring.", cs.Express)
-	if d.pf != nil {
-		if ps, err := d.pf.Stats(); err == nil {
-			e.family("tknock_prefilter_passed_total", "counter", "Knocks the eBPF prefilter passed in the kernel, by reason: at an anchor port (its source then marked as seen), or from a source marked as seen.")
-			e.sample("tknock_prefilter_passed_total", float64(ps.Anchors), "reason", "anchor")
-			e.sample("tknock_prefilter_passed_total", float64(ps.Tracked), "reason", "tracked")
-			e.gauge("tknock_prefilter_hold_seconds", "How long the prefilter remembers a source seen at an anchor port, at least: seq_timeout.", d.pf.Hold().Seconds())
-			e.counter("tknock_prefilter_dropped_total", "Knocks the eBPF prefilter dropped in the kernel: not at an anchor port, from a source not seen at one within seq_timeout (rule 1).", ps.Dropped)
-		}
-	}
-	e.counter("tknock_frames_total", "Frames read from the capture.", ds.Frames)
-	e.counter("tknock_knock_packets_total", "Knock packets seen (frames that decoded as knocks).", ds.Knocks)
-	e.counter("tknock_frames_ignored_total", "Well-formed frames that are not knocks.", ds.Ignored)
-	e.counter("tknock_frames_malformed_total", "Frames that could not be decoded.", ds.Malformed)
-	e.counter("tknock_sequences_started_total", "Knocks that matched the first port of a sequence.", ts.Started)
-	e.counter("tknock_sequence_resets_total", "Knocks that broke every sequence a source was following.", ts.Resets)
-	e.counter("tknock_sequence_timeouts_total", "Sequences dropped for gap_max or seq_timeout.", ts.Timeouts)
-	e.counter("tknock_sequences_completed_total", "Sequences completed, opened or rejected.",
-		ts.Opened+ts.Replays+ts.Expired+ts.ClockSkews+ts.ReplayFull)
-	e.family("tknock_sequences_rejected_total", "counter", "Completed sequences that opened nothing, by reason.")
-	for _, r := range []struct {
-		reason string
-		n      uint64
-	}{{"replay", ts.Replays}, {"expired", ts.Expired}, {"clock_skew", ts.ClockSkews}, {"replay_full", ts.ReplayFull}} {
-		e.sample("tknock_sequences_rejected_total", float64(r.n), "reason", r.reason)
-	}
-	d.mu.Lock()
-	openings := maps.Clone(d.openings)
-	d.mu.Unlock()
-	e.family("tknock_openings_total", "counter", "Accesses opened in the firewall, by service.")
-	for _, svc := range slices.Sorted(maps.Keys(openings)) {
-		e.sample("tknock_openings_total", float64(openings[svc]), "service", svc)
-	}
-	e.counter("tknock_opening_errors_total", "Completed sequences the firewall failed to open.", d.openErrors.Load())
-	e.gauge("tknock_tracked_sources", "Sources part-way through a sequence.", float64(ts.Tracked))
-	e.gauge("tknock_tracked_sources_capacity", "Sources that can be tracked at once.", float64(ts.Capacity))
-	e.counter("tknock_source_evictions_total", "Sources pushed out of the full table.", ts.Evictions)
-	e.counter("tknock_anchor_table_builds_total", "Anchor tables built.", ts.TableBuilds)
-	e.gauge("tknock_anchor_table_rebuild_seconds", "Time the latest anchor table build took.", ts.TableBuild.Seconds())
-	e.gauge("tknock_anchor_table_candidates", "Entries of the current anchor table.", float64(ts.Candidates))
-	e.gauge("tknock_users", "Enrolled users.", float64(len(*d.users.Load())))
-	e.family("tknock_reloads_total", "counter", "Reloads (SIGHUP), by result.")
-	e.sample("tknock_reloads_total", float64(d.reloadsOK.Load()), "result", "ok")
-	e.sample("tknock_reloads_total", float64(d.reloadsFailed.Load()), "result", "error")
-	e.gauge("tknock_last_reload_success_timestamp_seconds", "When the configuration in force was loaded.", float64(d.lastReload.Load()))
-	e.gauge("tknock_start_time_seconds", "When the daemon started.", float64(d.started.Unix()))
-}
-
-// logLevel parses a --log-level value; "" means def.
-func logLevel(s string, def zerolog.Level) (zerolog.Level, error) {
-	switch s {
-	case "":
-		return def, nil
-	case "debug", "info", "warn", "error":
-		return zerolog.ParseLevel(s)
-	}
-	return def, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-}
-
-// logFormat checks a --log-format value; "" means def.
-func logFormat(s, def string) (string, error) {
-	switch s {
-	case "":
-		return def, nil
-	case "auto", "json", "console":
-		return s, nil
-	}
-	return def, fmt.Errorf("--log-format %q: want json, console or auto", s)
 }

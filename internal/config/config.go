@@ -1,4 +1,9 @@
-package main
+// Package config loads tknockd's configuration file (TOML, documented in
+// deploy/tknockd.toml) and its users directory. It validates them by
+// calling the libraries' own validators (listener.Config, nft.Config,
+// totpseq.Params) and names the file, line and field of every problem; it
+// states no limit or default of its own that a library already has.
+package config
 
 import (
 	"bytes"
@@ -7,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -21,22 +27,21 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
 
-// Defaults and limits of the configuration file (deploy/tknockd.toml
-// documents every key).
+// Defaults and limits of the configuration file that no library has
+// (deploy/tknockd.toml documents every key). The tracker's settings take
+// listener's defaults and limits, the firewall's nft's, enrollments
+// totpseq's.
 const (
-	defaultSkew       = 1
-	maxSkew           = 5
-	defaultOpenFor    = 30 * time.Second
-	defaultGapMax     = 3 * time.Second
-	defaultSeqTimeout = 10 * time.Second
-	maxSeqTimeout     = 10 * time.Minute
-	maxCapacity       = 1 << 24
-	defaultUsersDir   = "users"
-	maxConfigSize     = 1 << 20
+	defaultOpenFor  = 30 * time.Second
+	minOpenFor      = time.Second // up to nft.MaxTTL
+	minTimeout      = 10 * time.Millisecond
+	defaultUsersDir = "users"
+	maxConfigSize   = 1 << 20
 )
 
 // fileConfig is the configuration file as decoded, before validation. Keys
@@ -97,7 +102,7 @@ type fileMetrics struct {
 }
 
 // Config is a validated configuration: every field holds a usable value,
-// defaults filled in. It is never modified after loadConfig returns; a
+// defaults filled in. It is never modified after Load returns; a
 // reload builds a new one.
 type Config struct {
 	Path       string   // the file it came from
@@ -109,7 +114,8 @@ type Config struct {
 	GapMax     time.Duration
 	SeqTimeout time.Duration
 	// StateCapacity and ReplayCapacity size the tracker's tables; 0 means
-	// the tracker's default.
+	// the tracker's default. Skew, GapMax and SeqTimeout hold the
+	// tracker's defaults when the file leaves them out.
 	StateCapacity  int
 	ReplayCapacity int
 	// Prefilter is "auto" (the eBPF prefilter when the kernel takes it,
@@ -133,7 +139,7 @@ type EnrollDefaults struct {
 // FirewallConfig is the [firewall] section.
 type FirewallConfig struct {
 	Mode       string // "table" or "external"
-	Table      string // own-table mode: the table's name
+	Table      string // own-table mode: the table's name; "" means nft.DefaultTable
 	DropKnocks bool
 	Priority   int32             // own-table mode: 0 means nft's default
 	External   *nft.ExternalSets // external mode only
@@ -175,17 +181,17 @@ func (e *fieldError) Error() string {
 	return b.String()
 }
 
-// loadConfig reads, decodes and validates the configuration file at path.
+// Load reads, decodes and validates the configuration file at path.
 // The error lists every problem found, one per line, each naming the file,
 // the line where known, the field and the problem:
 //
 //	/etc/tknock/tknockd.toml: line 7: field open_for: "soon" is not a duration: ...
-func loadConfig(path string) (*Config, error) {
+func Load(path string) (*Config, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return parseConfig(path, data)
+	return Parse(path, data)
 }
 
 func readConfigFile(path string) ([]byte, error) {
@@ -204,9 +210,9 @@ func readConfigFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// parseConfig decodes and validates a configuration file's content; path
+// Parse decodes and validates a configuration file's content; path
 // is used in errors and to resolve a relative users_dir.
-func parseConfig(path string, data []byte) (*Config, error) {
+func Parse(path string, data []byte) (*Config, error) {
 	var fc fileConfig
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
@@ -261,7 +267,7 @@ func tomlType(goType string) string {
 	case "[]int":
 		return "a list of integers, as in [1, 2]"
 	}
-	if strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "main.") || strings.HasPrefix(goType, "*main.") {
+	if strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "config.") || strings.HasPrefix(goType, "*config.") {
 		return "a table"
 	}
 	return goType
@@ -320,6 +326,64 @@ func (v *validator) addf(field, format string, args ...any) {
 	v.errs = append(v.errs, &fieldError{file: v.file, line: v.lines[field], field: field, msg: fmt.Sprintf(format, args...)})
 }
 
+// has reports whether a problem with field is recorded already.
+func (v *validator) has(field string) bool {
+	return slices.ContainsFunc(v.errs, func(e error) bool { return e.(*fieldError).field == field })
+}
+
+// trackerKey maps the fields of listener.Config to the keys of the file.
+var trackerKey = map[string]string{
+	"Skew": "skew", "GapMax": "gap_max", "SeqTimeout": "seq_timeout",
+	"Capacity": "state_capacity", "ReplayCapacity": "replay_capacity",
+}
+
+// nftKey maps the fields of nft.Config to the keys of the file.
+var nftKey = map[string]string{
+	"Table": "firewall.table", "Priority": "firewall.priority", "Protected": "services",
+	"External": "firewall.external", "External.Family": "firewall.external.family",
+	"External.Table": "firewall.external.table", "External.Set4": "firewall.external.set4",
+	"External.Set6": "firewall.external.set6",
+}
+
+// library records the problems a library's validator found, each under
+// the key of the file it comes from, unless that key has a problem
+// already (a value that did not parse is not reported twice).
+func (v *validator) library(err error) {
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, err := range errs {
+		var field, msg string
+		var te *listener.ConfigError
+		var ne *nft.ConfigError
+		var pe *totpseq.ParamError
+		switch {
+		case errors.As(err, &te):
+			field, msg = trackerKey[te.Field], te.Value+": "+te.Err.Error()
+			if _, set := v.lines[field]; !set && te.Field == "SeqTimeout" {
+				// The default seq_timeout is shorter than the gap_max set.
+				field, msg = "gap_max", "longer than seq_timeout ("+te.Value+", the default)"
+			}
+		case errors.As(err, &ne):
+			field, msg = nftKey[ne.Field], ne.Err.Error()
+		case errors.As(err, &pe):
+			field, msg = enrollParam[pe.Param], pe.Err.Error()
+			if pe.Value != "" {
+				msg = pe.Value + ": " + msg
+			}
+		default:
+			field, msg = "", err.Error()
+		}
+		if field == "" || !v.has(field) {
+			v.addf(field, "%s", msg)
+		}
+	}
+}
+
 // err returns every problem, in the order of the lines of the file.
 func (v *validator) err() error {
 	slices.SortStableFunc(v.errs, func(a, b error) int {
@@ -330,10 +394,6 @@ func (v *validator) err() error {
 
 var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
 
-// nftNameRE is what nftables accepts as a table or set name (the nft
-// package checks the same when it opens the table).
-var nftNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
-
 func (v *validator) validate(fc *fileConfig) *Config {
 	c := &Config{Path: v.file}
 
@@ -343,9 +403,6 @@ func (v *validator) validate(fc *fileConfig) *Config {
 		if h, err := os.Hostname(); err == nil {
 			c.Realm = h
 		}
-	}
-	if n := len(c.Realm); n < 1 || n > totpseq.MaxRealm {
-		v.addf("realm", "%d bytes: want 1..%d (the realm names this server in every enrollment)", n, totpseq.MaxRealm)
 	}
 
 	c.UsersDir = cmp.Or(fc.UsersDir, defaultUsersDir)
@@ -358,6 +415,9 @@ func (v *validator) validate(fc *fileConfig) *Config {
 	v.services(c, fc.Services)
 	v.enroll(c, &fc.Enroll)
 	v.firewall(c, &fc.Firewall)
+	if len(c.Services) > 0 {
+		v.library(c.NFT(nil).Validate())
+	}
 
 	switch fc.Log.Level {
 	case "":
@@ -427,14 +487,13 @@ func (v *validator) interfaces(c *Config, ifs []string) {
 }
 
 func (v *validator) timing(c *Config, fc *fileConfig) {
-	c.Skew = defaultSkew
+	d := listener.DefaultConfig()
+	c.Skew = d.Skew
 	if fc.Skew != nil {
 		c.Skew = *fc.Skew
-		if c.Skew < 0 || c.Skew > maxSkew {
-			v.addf("skew", "%d: want 0..%d windows", c.Skew, maxSkew)
-		}
 	}
 	// Durations are strings with a unit: a bare number would be ambiguous.
+	// hi 0: the library checks the upper limit.
 	dur := func(field string, p *string, def, lo, hi time.Duration) time.Duration {
 		if p == nil {
 			return def
@@ -444,29 +503,32 @@ func (v *validator) timing(c *Config, fc *fileConfig) {
 			v.addf(field, "%q is not a duration: want a number with a unit, as in \"30s\" or \"1m30s\"", *p)
 			return def
 		}
-		if d < lo || d > hi {
-			v.addf(field, "%v: want %v to %v", d, lo, hi)
+		if d < lo || hi > 0 && d > hi {
+			if hi > 0 {
+				v.addf(field, "%v: want %v to %v", d, lo, hi)
+			} else {
+				v.addf(field, "%v: want at least %v", d, lo)
+			}
 			return def
 		}
 		return d
 	}
-	c.OpenFor = dur("open_for", fc.OpenFor, defaultOpenFor, time.Second, nft.MaxTTL)
-	c.GapMax = dur("gap_max", fc.GapMax, defaultGapMax, 10*time.Millisecond, maxSeqTimeout)
-	c.SeqTimeout = dur("seq_timeout", fc.SeqTimeout, defaultSeqTimeout, 10*time.Millisecond, maxSeqTimeout)
-	if c.GapMax > c.SeqTimeout {
-		v.addf("gap_max", "%v is longer than seq_timeout %v", c.GapMax, c.SeqTimeout)
-	}
+	c.OpenFor = dur("open_for", fc.OpenFor, defaultOpenFor, minOpenFor, nft.MaxTTL)
+	c.GapMax = dur("gap_max", fc.GapMax, d.GapMax, minTimeout, 0)
+	c.SeqTimeout = dur("seq_timeout", fc.SeqTimeout, d.SeqTimeout, minTimeout, 0)
+	// 0 is the tracker's "default": the file says that by leaving the key out.
 	capacity := func(field string, p *int) int {
 		if p == nil {
 			return 0
 		}
-		if *p < 1 || *p > maxCapacity {
-			v.addf(field, "%d: want 1..%d", *p, maxCapacity)
+		if *p == 0 {
+			v.addf(field, "0: leave it out for the default")
 		}
 		return *p
 	}
 	c.StateCapacity = capacity("state_capacity", fc.StateCapacity)
 	c.ReplayCapacity = capacity("replay_capacity", fc.ReplayCapacity)
+	v.library(c.Tracker().Validate())
 	c.Prefilter = "auto"
 	if fc.Prefilter != nil {
 		switch *fc.Prefilter {
@@ -516,6 +578,7 @@ var enrollParam = map[string]string{
 	"services": "enroll.services", "period": "enroll.period", "len": "enroll.length",
 	"range": "enroll.range", "exclude": "enroll.exclude", "proto": "enroll.proto",
 	"v6prefix": "enroll.v6prefix", "host": "enroll.host", "stun": "enroll.stun",
+	"realm": "realm",
 }
 
 func (v *validator) enroll(c *Config, fe *fileEnroll) {
@@ -525,7 +588,6 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 	if fe.Services != nil {
 		p.Services = fe.Services
 	}
-	ok := true
 	for _, s := range p.Services {
 		if _, known := c.Services[s]; !known && totpseq.ValidService(s) {
 			if fe.Services == nil {
@@ -533,7 +595,6 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 			} else {
 				v.addf("enroll.services", "%q is not in [services]", s)
 			}
-			ok = false
 		}
 	}
 	if fe.Period != nil {
@@ -549,7 +610,6 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 		r, err := totpseq.ParseRange(fe.Range)
 		if err != nil {
 			v.addf("enroll.range", "%v", err)
-			ok = false
 		}
 		p.Range = r
 	}
@@ -557,49 +617,25 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 		proto, err := totpseq.ParseProto(fe.Proto)
 		if err != nil {
 			v.addf("enroll.proto", "%v", err)
-			ok = false
 		}
 		p.Proto = proto
 	}
 	for _, x := range fe.Exclude {
 		if x < 1 || x > 65535 {
 			v.addf("enroll.exclude", "%d is not a port (1..65535)", x)
-			ok = false
 			continue
 		}
 		p.Exclude = append(p.Exclude, uint16(x))
 	}
-	slices.Sort(p.Exclude)
-	if n := len(p.Exclude); n > 0 && len(slices.Compact(slices.Clone(p.Exclude))) != n {
-		v.addf("enroll.exclude", "a port is listed twice")
-		ok = false
-	}
+	slices.Sort(p.Exclude) // totpseq refuses a port listed twice
 	c.Enroll.Params = p
-	if !ok {
-		return
-	}
 	e := totpseq.Enrollment{Name: "check", Host: c.Enroll.Host, STUN: fe.STUN, Params: p}
 	e.Secret = make(totpseq.Secret, totpseq.DefaultSecretSize)
 	if len(fe.STUN) > 0 {
 		// Canonical, as the URI will carry them.
 		c.Enroll.STUN, _ = totpseq.ParseSTUNList(fe.STUN)
 	}
-	if err := e.Validate(); err != nil {
-		var pe *totpseq.ParamError
-		if errors.As(err, &pe) {
-			if field, ok := enrollParam[pe.Param]; ok {
-				msg := pe.Err.Error()
-				if pe.Value != "" {
-					msg = pe.Value + ": " + msg
-				}
-				v.addf(field, "%s", msg)
-				return
-			}
-		}
-		if c.Realm != "" {
-			v.addf("enroll", "%v", err)
-		}
-	}
+	v.library(e.Validate())
 }
 
 func (v *validator) firewall(c *Config, ff *fileFirewall) {
@@ -607,21 +643,24 @@ func (v *validator) firewall(c *Config, ff *fileFirewall) {
 	fw.Mode = cmp.Or(ff.Mode, "table")
 	// Knock ports look filtered by default in table mode (nil: not set).
 	fw.DropKnocks = ff.DropKnocks == nil || *ff.DropKnocks
+	// Names, families and the priority's lower limit are nft's to check
+	// (nft.Config.Validate, called by validate).
 	switch fw.Mode {
 	case "table":
-		fw.Table = cmp.Or(ff.Table, nft.DefaultTable)
-		if !nftNameRE.MatchString(fw.Table) {
-			v.addf("firewall.table", "%q: want a letter then up to 63 letters, digits, '_', '.' or '-'", fw.Table)
-		}
+		fw.Table = ff.Table
 		if ff.Priority != nil {
 			p := *ff.Priority
 			switch {
 			case p == 0:
+				// nft reads 0 as its default.
 				v.addf("firewall.priority", "0: leave it out for the default (%d), or take 1 or -1", nft.DefaultPriority)
-			case p <= -200 || p > 1<<20:
-				v.addf("firewall.priority", "%d: want above -200 (conntrack runs at -200)", p)
+			case p > 1<<20:
+				v.addf("firewall.priority", "%d: want at most %d", p, 1<<20)
+			case p < math.MinInt32:
+				v.addf("firewall.priority", "%d: not a priority", p)
+			default:
+				fw.Priority = int32(p)
 			}
-			fw.Priority = int32(p)
 		}
 		if ff.External != nil {
 			v.addf("firewall.external", "only with mode = \"external\"")
@@ -643,30 +682,6 @@ func (v *validator) firewall(c *Config, ff *fileFirewall) {
 			return
 		}
 		fw.External = &nft.ExternalSets{Family: ext.Family, Table: ext.Table, Set4: ext.Set4, Set6: ext.Set6}
-		switch ext.Family {
-		case "inet", "ip", "ip6":
-		default:
-			v.addf("firewall.external.family", "%q: want inet, ip or ip6", ext.Family)
-		}
-		if !nftNameRE.MatchString(ext.Table) {
-			v.addf("firewall.external.table", "%q: want a letter then up to 63 letters, digits, '_', '.' or '-'", ext.Table)
-		}
-		if ext.Set4 == "" && ext.Set6 == "" {
-			v.addf("firewall.external", "no set named: give set4, set6 or both")
-		}
-		for _, s := range []struct{ field, name, badFamily string }{
-			{"firewall.external.set4", ext.Set4, "ip6"},
-			{"firewall.external.set6", ext.Set6, "ip"},
-		} {
-			if s.name == "" {
-				continue
-			}
-			if !nftNameRE.MatchString(s.name) {
-				v.addf(s.field, "%q: want a letter then up to 63 letters, digits, '_', '.' or '-'", s.name)
-			} else if ext.Family == s.badFamily {
-				v.addf(s.field, "an %s table never sees these packets", s.badFamily)
-			}
-		}
 	default:
 		v.addf("firewall.mode", "%q: want \"table\" (tknockd owns a table) or \"external\" (sets in your table)", fw.Mode)
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -7,10 +7,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/internal/config"
+	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/listener"
 )
@@ -39,7 +42,7 @@ func TestOpenPrefilter(t *testing.T) {
 				tried, hold = true, h
 				return nil, refused
 			}}
-			cfg := &Config{Prefilter: c.setting, SeqTimeout: 7 * time.Second}
+			cfg := &config.Config{Prefilter: c.setting, SeqTimeout: 7 * time.Second}
 			pf, err := openPrefilter(cfg, dp, zerolog.New(&logBuf))
 			if pf != nil {
 				t.Errorf("prefilter %v, want none", pf)
@@ -68,10 +71,12 @@ func TestOpenPrefilter(t *testing.T) {
 // it in the metrics, and a reload that changes seq_timeout changes the
 // hold; a reload that turns the prefilter off warns that it takes effect
 // at the next restart.
-func TestDaemonPrefilterReload(t *testing.T) {
+func TestDaemonPrefilterReload(t *testing.T) { synctest.Test(t, testDaemonPrefilterReload) }
+
+func testDaemonPrefilterReload(t *testing.T) {
 	nstest.RequireRoot(t)
-	c0 := testConfig(t, "")
-	alice := enrollment(t, c0, "alice", "ssh")
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice", "ssh")
 	var pf *listener.Prefilter
 	h := startHarnessDeps(t, "", func(dp *deps) {
 		dp.openPrefilter = func(hold time.Duration) (*listener.Prefilter, error) {

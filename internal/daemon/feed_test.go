@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -167,7 +168,9 @@ func (n *fakeNet) waitOpen(t *testing.T) *fakeCapture {
 
 func frame(b byte) listener.Frame { return listener.Frame{Data: []byte{b}} }
 
-func TestFeedMergesInterfaces(t *testing.T) {
+func TestFeedMergesInterfaces(t *testing.T) { synctest.Test(t, testFeedMergesInterfaces) }
+
+func testFeedMergesInterfaces(t *testing.T) {
 	n := newFakeNet()
 	ranges := []listener.PortRange{{Proto: 6, Lo: 10000, Hi: 10999}}
 	f, err := openFeed([]string{"eth0", "eth1"}, ranges, n.open, zerolog.Nop())
@@ -211,7 +214,7 @@ func TestFeedMergesInterfaces(t *testing.T) {
 		_, err := f.ReadFrame()
 		errc <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	synctest.Wait() // ReadFrame is blocked
 	f.Close()
 	if err := <-errc; !errors.Is(err, listener.ErrClosed) {
 		t.Errorf("ReadFrame after Close: %v, want ErrClosed", err)
@@ -349,8 +352,10 @@ func TestFeedOpenFails(t *testing.T) {
 
 // TestFeedReattach: when an interface's capture fails, the feed reopens it,
 // retrying while the interface is missing, and frames flow again; the run
-// loop never sees the error.
-func TestFeedReattach(t *testing.T) {
+// loop never sees the error. The backoff runs on synctest's clock.
+func TestFeedReattach(t *testing.T) { synctest.Test(t, testFeedReattach) }
+
+func testFeedReattach(t *testing.T) {
 	n := newFakeNet()
 	var logBuf syncBuffer
 	f, err := openFeed([]string{"eth0"}, nil, n.open, zerolog.New(&logBuf))
@@ -378,13 +383,19 @@ func TestFeedReattach(t *testing.T) {
 
 	n.setMissing("eth0", true)
 	first.errs <- fmt.Errorf("capture eth0: %w", syscall.ENETDOWN)
-	// Two failed reopens, then the interface is back.
-	deadline := time.Now().Add(10 * time.Second)
+	// Two failed reopens, after the backoff's first two waits, then the
+	// interface is back.
+	start := time.Now()
+	synctest.Wait()
 	for strings.Count(logBuf.String(), "capture reopen failed") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed reopen logged:\n%s", logBuf.String())
+		if time.Since(start) > reattachMax {
+			t.Fatalf("no second failed reopen within %v:\n%s", reattachMax, logBuf.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(reattachMin / 10)
+		synctest.Wait()
+	}
+	if took := time.Since(start); took < 3*reattachMin {
+		t.Errorf("two failed reopens after %v: want the backoff's %v and %v first", took, reattachMin, 2*reattachMin)
 	}
 	n.setMissing("eth0", false)
 	second := n.waitOpen(t)

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/internal/config"
+	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -89,10 +91,10 @@ func BenchmarkFeed(b *testing.B) {
 // BenchmarkDaemon runs the whole daemon (feed, decoder, tracker with 1000
 // users, fake firewall) over stray knocks and reports frames per second.
 func BenchmarkDaemon(b *testing.B) {
-	c := testConfig(b, "")
+	c := configtest.New(b, "")
 	var users []*totpseq.Enrollment
 	for i := range 1000 {
-		u := enrollment(b, c, fmt.Sprintf("user%04d", i))
+		u := configtest.Enrollment(b, c, fmt.Sprintf("user%04d", i))
 		users = append(users, u)
 	}
 	lc := &loopCapture{frames: strayFrames(b, 4096), n: int64(b.N), done: make(chan struct{})}
@@ -101,7 +103,7 @@ func BenchmarkDaemon(b *testing.B) {
 	d := deps{
 		openCapture:     func(string, []listener.PortRange, *listener.Prefilter) (capture, error) { return lc, nil },
 		openFirewall:    fw.open,
-		checkInterfaces: func(*Config) error { return nil },
+		checkInterfaces: func(*config.Config) error { return nil },
 		listen:          func(string, string) (net.Listener, error) { return ln, nil },
 		now:             time.Now,
 		hup:             make(chan os.Signal),

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -27,7 +27,7 @@ func top(keys string) string {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := parseConfig("/etc/tknock/tknockd.toml", []byte(minimal))
+	c, err := Parse("/etc/tknock/tknockd.toml", []byte(minimal))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"StateCapacity", c.StateCapacity, 0},
 		{"Prefilter", c.Prefilter, "auto"},
 		{"Enroll.Host", c.Enroll.Host, "gw.example.org"},
-		{"Firewall", c.Firewall, FirewallConfig{Mode: "table", Table: "tknock", DropKnocks: true}},
+		{"Firewall", c.Firewall, FirewallConfig{Mode: "table", Table: "", DropKnocks: true}},
 		{"LogLevel", c.LogLevel, zerolog.InfoLevel},
 		{"LogFormat", c.LogFormat, "auto"},
 		{"MetricsListen", c.MetricsListen, ""},
@@ -75,19 +75,19 @@ func TestConfigDropKnocks(t *testing.T) {
 		{minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"s\"\n", false},
 	}
 	for _, tt := range tests {
-		c, err := parseConfig("f.toml", []byte(tt.file))
+		c, err := Parse("f.toml", []byte(tt.file))
 		if err != nil {
-			t.Fatalf("parseConfig(%q): %v", tt.file, err)
+			t.Fatalf("Parse(%q): %v", tt.file, err)
 		}
 		if c.Firewall.DropKnocks != tt.want {
-			t.Errorf("parseConfig(%q): DropKnocks = %v, want %v", tt.file, c.Firewall.DropKnocks, tt.want)
+			t.Errorf("Parse(%q): DropKnocks = %v, want %v", tt.file, c.Firewall.DropKnocks, tt.want)
 		}
 	}
 }
 
 func TestConfigExample(t *testing.T) {
 	path := filepath.Join("..", "..", "deploy", "tknockd.toml")
-	c, err := loadConfig(path)
+	c, err := Load(path)
 	if err != nil {
 		t.Fatalf("the documented example does not load: %v", err)
 	}
@@ -132,7 +132,7 @@ format = "json"
 [metrics]
 listen = "[::1]:9121"
 `
-	c, err := parseConfig("f.toml", []byte(doc))
+	c, err := Parse("f.toml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,11 +177,15 @@ func TestConfigErrors(t *testing.T) {
 		{"open_for short", top("open_for = \"10ms\"\n"), []string{"f.toml: line 2: field open_for: 10ms: want 1s to 24h0m0s"}},
 		{"open_for long", top("open_for = \"25h\"\n"), []string{"field open_for: 25h0m0s: want 1s to 24h0m0s"}},
 		{"open_for negative", top("open_for = \"-1s\"\n"), []string{"field open_for: -1s"}},
-		{"gap over seq", top("gap_max = \"20s\"\n"), []string{"f.toml: line 2: field gap_max: 20s is longer than seq_timeout 10s"}},
-		{"seq_timeout long", top("seq_timeout = \"1h\"\n"), []string{"field seq_timeout: 1h0m0s: want 10ms to 10m0s"}},
+		{"gap over seq", top("gap_max = \"20s\"\n"), []string{"f.toml: line 2: field gap_max: longer than seq_timeout (10s, the default)"}},
+		{"seq_timeout long", top("seq_timeout = \"1h\"\n"), []string{"field seq_timeout: 1h0m0s: want 3s (gap max)..10m0s"}},
 		{"skew negative", top("skew = -1\n"), []string{"f.toml: line 2: field skew: -1: want 0..5"}},
 		{"skew big", top("skew = 6\n"), []string{"field skew: 6: want 0..5"}},
-		{"capacity zero", top("state_capacity = 0\n"), []string{"f.toml: line 2: field state_capacity: 0: want 1..16777216"}},
+		// Drift: the limits are the tracker's (listener.Config.Validate), so
+		// check-config refuses what run would refuse.
+		{"gap_max over the tracker's", top("gap_max = \"2m\"\nseq_timeout = \"5m\"\n"), []string{"f.toml: line 2: field gap_max: 2m0s: want more than 0, at most 1m0s"}},
+		{"capacity one", top("state_capacity = 1\n"), []string{"f.toml: line 2: field state_capacity: 1: want 2..16777216"}},
+		{"capacity zero", top("state_capacity = 0\n"), []string{"f.toml: line 2: field state_capacity: 0: leave it out for the default"}},
 		{"capacity huge", top("replay_capacity = 100000000\n"), []string{"field replay_capacity: 100000000"}},
 		{"prefilter word", top("prefilter = \"yes\"\n"), []string{"f.toml: line 2: field prefilter: \"yes\": want \"auto\", \"on\" or \"off\""}},
 		{"prefilter bool", top("prefilter = true\n"), []string{"f.toml: line 2: field prefilter: got a TOML boolean, want a string"}},
@@ -210,14 +214,14 @@ func TestConfigErrors(t *testing.T) {
 		{"enroll range small", minimal + "[enroll]\nrange = \"1000-1010\"\n", []string{"field enroll.range: 1000-1010: 11 usable ports"}},
 		{"enroll exclude outside", minimal + "[enroll]\nexclude = [80]\n", []string{"field enroll.exclude: 80: port outside range"}},
 		{"enroll exclude not port", minimal + "[enroll]\nexclude = [70000]\n", []string{"field enroll.exclude: 70000 is not a port"}},
-		{"enroll exclude twice", minimal + "[enroll]\nexclude = [20000, 20000]\n", []string{"field enroll.exclude: a port is listed twice"}},
+		{"enroll exclude twice", minimal + "[enroll]\nexclude = [20000, 20000]\n", []string{"field enroll.exclude: 20000: ports must be sorted and distinct"}},
 		{"enroll proto", minimal + "[enroll]\nproto = \"icmp\"\n", []string{"f.toml: line 5: field enroll.proto: \"icmp\": want tcp or udp"}},
 		{"enroll v6prefix", minimal + "[enroll]\nv6prefix = 32\n", []string{"field enroll.v6prefix: 32: want 48..128"}},
 		{"enroll host", minimal + "[enroll]\nhost = \"a b\"\n", []string{"field enroll.host: \"a b\": ' ' at byte 1: not a host name"}},
 		{"firewall mode", minimal + "[firewall]\nmode = \"tabel\"\n", []string{"f.toml: line 5: field firewall.mode: \"tabel\": want \"table\""}},
-		{"firewall table name", minimal + "[firewall]\ntable = \"1x\"\n", []string{"field firewall.table: \"1x\": want a letter"}},
+		{"firewall table name", minimal + "[firewall]\ntable = \"1x\"\n", []string{"field firewall.table: table \"1x\": want a letter"}},
 		{"firewall priority zero", minimal + "[firewall]\npriority = 0\n", []string{"field firewall.priority: 0: leave it out"}},
-		{"firewall priority low", minimal + "[firewall]\npriority = -200\n", []string{"field firewall.priority: -200: want above -200"}},
+		{"firewall priority low", minimal + "[firewall]\npriority = -200\n", []string{"field firewall.priority: priority -200: must be above -200"}},
 		{"firewall external in table mode", minimal + "[firewall.external]\nfamily = \"inet\"\n", []string{"field firewall.external: only with mode = \"external\""}},
 		{"external missing", minimal + "[firewall]\nmode = \"external\"\n", []string{"field firewall.external: missing"}},
 		{"external with table", minimal + "[firewall]\nmode = \"external\"\ntable = \"t\"\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"s\"\n",
@@ -225,13 +229,13 @@ func TestConfigErrors(t *testing.T) {
 		{"external drop_knocks", minimal + "[firewall]\nmode = \"external\"\ndrop_knocks = true\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"s\"\n",
 			[]string{"field firewall.drop_knocks: not with mode = \"external\""}},
 		{"external family", minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"bridge\"\ntable = \"filter\"\nset4 = \"s\"\n",
-			[]string{"f.toml: line 7: field firewall.external.family: \"bridge\""}},
+			[]string{"f.toml: line 7: field firewall.external.family: external: family \"bridge\""}},
 		{"external no sets", minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\n",
-			[]string{"field firewall.external: no set named"}},
+			[]string{"field firewall.external: external: no set named"}},
 		{"external set6 in ip", minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"ip\"\ntable = \"filter\"\nset6 = \"s6\"\n",
-			[]string{"field firewall.external.set6: an ip table never sees these packets"}},
+			[]string{"field firewall.external.set6: external: set6 \"s6\": an ip table sees no IPv6 packets"}},
 		{"external bad set name", minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"a b\"\n",
-			[]string{"field firewall.external.set4: \"a b\""}},
+			[]string{"field firewall.external.set4: external: set4 \"a b\": want a letter"}},
 		{"log level", minimal + "[log]\nlevel = \"trace\"\n", []string{"f.toml: line 5: field log.level: \"trace\": want debug, info, warn or error"}},
 		{"log format", minimal + "[log]\nformat = \"xml\"\n", []string{"field log.format: \"xml\""}},
 		{"metrics form", minimal + "[metrics]\nlisten = \"9121\"\n", []string{"f.toml: line 5: field metrics.listen: \"9121\": want host:port"}},
@@ -242,9 +246,9 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseConfig("f.toml", []byte(tt.doc))
+			_, err := Parse("f.toml", []byte(tt.doc))
 			if err == nil {
-				t.Fatalf("parseConfig accepted:\n%s", tt.doc)
+				t.Fatalf("Parse accepted:\n%s", tt.doc)
 			}
 			msg := err.Error()
 			rest := msg
@@ -261,17 +265,17 @@ func TestConfigErrors(t *testing.T) {
 
 func TestConfigFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := loadConfig(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
 		t.Errorf("missing file: err = %v, want one naming the file", err)
 	}
 	big := filepath.Join(dir, "big.toml")
 	if err := os.WriteFile(big, make([]byte, maxConfigSize+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadConfig(big); err == nil || !strings.Contains(err.Error(), "big.toml: larger than") {
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "big.toml: larger than") {
 		t.Errorf("big file: err = %v", err)
 	}
-	if _, err := loadConfig(dir); err == nil {
+	if _, err := Load(dir); err == nil {
 		t.Errorf("a directory as config: no error")
 	}
 }
@@ -307,18 +311,26 @@ func FuzzConfig(f *testing.F) {
 	if b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "tknockd.toml")); err == nil {
 		f.Add(b)
 	}
+	f.Add([]byte(top("gap_max = \"2m\"\nseq_timeout = \"5m\"\nstate_capacity = 1\n")))
 	f.Add([]byte("[services]\nssh = [\"tcp/22\"]\n[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"ip\"\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		c, err := parseConfig("f.toml", doc)
+		c, err := Parse("f.toml", doc)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "f.toml") {
 				t.Fatalf("error does not name the file: %v", err)
 			}
 			return
 		}
-		// A configuration that loads is usable as it is.
-		if c.Skew < 0 || c.Skew > maxSkew || c.OpenFor < time.Second || len(c.Services) == 0 || c.GapMax > c.SeqTimeout {
+		// A configuration that loads is usable as it is: the tracker and
+		// the firewall take it.
+		if c.OpenFor < time.Second || len(c.Services) == 0 {
 			t.Fatalf("invalid configuration accepted: %+v", c)
+		}
+		if err := c.Tracker().Validate(); err != nil {
+			t.Fatalf("configuration accepted, tracker refuses it: %v", err)
+		}
+		if err := c.NFT(nil).Validate(); err != nil {
+			t.Fatalf("configuration accepted, firewall refuses it: %v", err)
 		}
 		e := totpseq.Enrollment{Name: "x", Host: c.Enroll.Host, Params: c.Enroll.Params}
 		e.Secret = make(totpseq.Secret, 16)
@@ -326,4 +338,19 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("enroll defaults accepted but invalid: %v", err)
 		}
 	})
+}
+
+// TestConfigSTUNErrors: a bad [enroll] stun server is an error that names
+// enroll.stun and the server.
+func TestConfigSTUNErrors(t *testing.T) {
+	for _, tt := range []struct{ stun, want string }{
+		{`["stun.example.org"]`, `field enroll.stun: "stun.example.org": want HOST:PORT`},
+		{`["a.example:1", "a.example:1"]`, `field enroll.stun: "a.example:1": listed twice`},
+		{`["a.example:99999"]`, `field enroll.stun: "a.example:99999": "99999" is not a port`},
+	} {
+		_, err := Parse("f.toml", []byte(minimal+"[enroll]\nstun = "+tt.stun+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("stun = %s: error %v, want one containing %q", tt.stun, err, tt.want)
+		}
+	}
 }

@@ -1,32 +1,18 @@
-package main
+package config
 
 import (
-	"net/netip"
-	"time"
+	"errors"
+	"fmt"
+	"net"
 
+	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
 
-// firewall is what the daemon needs from nftables (*nft.Table in
-// production, a fake that records text lines in tests). Its methods are
-// called from more than one goroutine.
-type firewall interface {
-	// Ensure makes the kernel state match the configuration given when
-	// the firewall was opened, keeping live grants.
-	Ensure() error
-	// Update applies a new configuration (a reload), keeping live grants;
-	// on error the old one stays in force.
-	Update(cfg nft.Config) error
-	// Allow lets src open new connections to every endpoint of svc for
-	// ttl.
-	Allow(src netip.Addr, svc nft.Service, ttl time.Duration) error
-	// Close releases the handle and leaves the kernel state as it is.
-	Close() error
-}
-
-// nftConfig is the firewall configuration for c and its users.
-func nftConfig(c *Config, users []*totpseq.Enrollment) nft.Config {
+// NFT returns the firewall configuration for c and its users (the knock
+// ranges to drop come from the users; nil users give none).
+func (c *Config) NFT(users []*totpseq.Enrollment) nft.Config {
 	fc := nft.Config{
 		Table:      c.Firewall.Table,
 		Protected:  c.Protected(),
@@ -88,4 +74,32 @@ func knockRanges(users []*totpseq.Enrollment) []nft.KnockRange {
 		}
 	}
 	return out
+}
+
+// Tracker returns the tracker configuration of c: the listener's defaults
+// with the file's settings. Now and Anchors are left for the caller.
+func (c *Config) Tracker() listener.Config {
+	tc := listener.DefaultConfig()
+	tc.Skew = c.Skew
+	tc.GapMax = c.GapMax
+	tc.SeqTimeout = c.SeqTimeout
+	if c.StateCapacity != 0 {
+		tc.Capacity = c.StateCapacity
+	}
+	if c.ReplayCapacity != 0 {
+		tc.ReplayCapacity = c.ReplayCapacity
+	}
+	return tc
+}
+
+// CheckInterfaces returns an error naming every configured interface that
+// does not exist on this host.
+func (c *Config) CheckInterfaces() error {
+	var errs []error
+	for _, name := range c.Interfaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: field interfaces: interface %q does not exist", c.Path, name))
+		}
+	}
+	return errors.Join(errs...)
 }

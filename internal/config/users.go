@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -17,15 +17,15 @@ import (
 // hidden files (enrollfile.Write's temporary files start with a dot).
 const userExt = ".uri"
 
-// userFile is the path of user name's enrollment file in dir.
-func userFile(dir, name string) string { return filepath.Join(dir, name+userExt) }
+// UserFile is the path of user name's enrollment file in dir.
+func UserFile(dir, name string) string { return filepath.Join(dir, name+userExt) }
 
-// loadUsers reads every enrollment file of c's users directory and checks
+// LoadUsers reads every enrollment file of c's users directory and checks
 // it against c: the file's name is the user's name, the realm is c's, and
 // every service is in c's service map. The error lists every bad file,
 // each naming it; the users of the good files come back in every case,
 // sorted by name.
-func loadUsers(c *Config) ([]*totpseq.Enrollment, error) {
+func LoadUsers(c *Config) ([]*totpseq.Enrollment, error) {
 	entries, err := os.ReadDir(c.UsersDir)
 	if err != nil {
 		return nil, fmt.Errorf("users directory: %w (set users_dir in %s, or create it)", err, c.Path)
