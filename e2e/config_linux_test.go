@@ -135,6 +135,7 @@ func TestBadConfig(t *testing.T) {
 	writeUser := func(dir string, mutate func(*totpseq.Params), mode os.FileMode) {
 		p := totpseq.Defaults()
 		p.Realm = realm
+		p.Length = 5 // over the default range: 53.3 bits, above totpseq.MinBits
 		mutate(&p)
 		enr, err := totpseq.NewEnrollment("mallory", "", p, nil)
 		if err != nil {

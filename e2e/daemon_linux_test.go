@@ -71,6 +71,9 @@ const (
 	webPort uint16 = 8080
 	knockLo uint16 = 40000
 	knockHi uint16 = 40999
+	// knockLen is the tests' sequence length: over 1 000 ports, 7 knocks
+	// give 50.3 bits, above totpseq.MinBits (the default 5 gives 35.3).
+	knockLen = 7
 )
 
 // toml renders the configuration file for a users directory. The keys are
@@ -85,7 +88,7 @@ func (c config) toml(usersDir string) string {
 	fmt.Fprintf(&b, "open_for = %q\n", c.OpenFor)
 	fmt.Fprintf(&b, "gap_max = %q\n", c.GapMax)
 	fmt.Fprintf(&b, "seq_timeout = %q\n", c.SeqTimeout)
-	fmt.Fprintf(&b, "\n[enroll]\nrange = \"%d-%d\"\n", knockLo, knockHi)
+	fmt.Fprintf(&b, "\n[enroll]\nrange = \"%d-%d\"\nlength = %d\n", knockLo, knockHi, knockLen)
 	fmt.Fprintf(&b, "\n[services]\n")
 	names := make([]string, 0, len(c.Services))
 	for name := range c.Services {
@@ -145,6 +148,7 @@ func (e *env) enroll(name string, p params) *user {
 	pp.Realm = realm
 	pp.Proto = p.Proto
 	pp.Range = totpseq.Range{Lo: knockLo, Hi: knockHi}
+	pp.Length = knockLen
 	if p.Period != 0 {
 		pp.Period = p.Period
 	}

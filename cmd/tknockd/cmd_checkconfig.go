@@ -30,5 +30,6 @@ func (cmd *checkConfigCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s, services %s, interfaces %s, firewall %s\n",
 		c.Path, c.Realm, len(users), c.UsersDir, strings.Join(c.ServiceNames(), ","), ifaces, c.Firewall.Mode)
+	writeStrength(e.stdout, c, users)
 	return nil
 }

@@ -25,7 +25,7 @@ func b32(b []byte) string { return base32.StdEncoding.WithPadding(base32.NoPaddi
 // the enrollment back the ways a client does: the file with the client's
 // parser, the terminal QR code rendered back to pixels, and the PNG.
 func TestEnrollRoundTrip(t *testing.T) {
-	c := configtest.New(t, "[enroll]\nhost = \"knock.example.org\"\nrange = \"40000-40999\"\nexclude = [40022]\nproto = \"udp\"\nlength = 5")
+	c := configtest.New(t, "[enroll]\nhost = \"knock.example.org\"\nrange = \"40000-40999\"\nexclude = [40022]\nproto = \"udp\"\nlength = 8")
 	pngPath := filepath.Join(t.TempDir(), "alice.png")
 	code, out, errOut := runCLI(t, "enroll", "alice", "--service", "ssh,web", "--png", pngPath, "-c", c.Path)
 	if code != 0 {
@@ -48,7 +48,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 	}
 	if e.Name != "alice" || e.Host != "knock.example.org" || e.Realm != "gw.example.org" ||
 		strings.Join(e.Services, ",") != "ssh,web" || e.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
-		e.Proto != totpseq.UDP || e.Length != 5 || len(e.Exclude) != 1 || len(e.Secret) != totpseq.DefaultSecretSize {
+		e.Proto != totpseq.UDP || e.Length != 8 || len(e.Exclude) != 1 || len(e.Secret) != totpseq.DefaultSecretSize {
 		t.Errorf("enrollment file read as %+v", e)
 	}
 	users, err := config.LoadUsers(c)

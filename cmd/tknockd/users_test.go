@@ -60,6 +60,12 @@ func TestCheckConfigCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, ": ok: realm \"gw.example.org\", 1 users") {
 		t.Errorf("check-config: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// The odds: 3 candidates (1 user, 1 service, 3 windows) of 53.3 bits:
+	// 3 * 2^-53.3 = 2.7e-16.
+	if want := "strength: weakest user alice, 53.3 bits per sequence (len 5, range 10000-32767); " +
+		"one guessed attempt opens a door with probability at most 2.7e-16 (3 candidates: users x services x 3 windows)"; !strings.Contains(out, want) {
+		t.Errorf("check-config output lacks %q:\n%s", want, out)
+	}
 
 	c = configtest.New(t, "interfaces = [\"lo\", \"tknockd-nx0\"]")
 	code, _, errOut = runCLI(t, "check-config", "--config", c.Path)

@@ -581,8 +581,14 @@ var enrollParam = map[string]string{
 	"realm": "realm",
 }
 
+// EnrollLength is the default length of new enrollments: the protocol's
+// default (4) over its default range gives 40.8 bits, under
+// totpseq.MinBits; 5 gives 53.3.
+const EnrollLength = 5
+
 func (v *validator) enroll(c *Config, fe *fileEnroll) {
 	p := totpseq.Defaults()
+	p.Length = EnrollLength
 	p.Realm = c.Realm
 	c.Enroll.Host = cmp.Or(fe.Host, c.Realm)
 	if fe.Services != nil {
@@ -635,7 +641,11 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 		// Canonical, as the URI will carry them.
 		c.Enroll.STUN, _ = totpseq.ParseSTUNList(fe.STUN)
 	}
-	v.library(e.Validate())
+	if err := e.Validate(); err != nil {
+		v.library(err)
+		return
+	}
+	v.library(p.CheckStrength())
 }
 
 func (v *validator) firewall(c *Config, ff *fileFirewall) {

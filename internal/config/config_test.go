@@ -33,6 +33,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	want := totpseq.Defaults()
 	want.Realm = "gw.example.org"
+	want.Length = EnrollLength // the protocol's default 4 is under totpseq.MinBits
 	if diff := cmp.Diff(want, c.Enroll.Params); diff != "" {
 		t.Errorf("enroll params (-want +got):\n%s", diff)
 	}
@@ -112,7 +113,7 @@ prefilter = "on"
 host = "203.0.113.1"
 services = ["ssh", "web"]
 period = 60
-length = 6
+length = 8
 range = "40000-40999"
 exclude = [40500, 40001]
 proto = "udp"
@@ -140,7 +141,7 @@ listen = "[::1]:9121"
 	if c.Skew != 0 || c.OpenFor != 2*time.Minute || c.GapMax != 500*time.Millisecond || c.SeqTimeout != 5*time.Second ||
 		c.StateCapacity != 1000 || c.ReplayCapacity != 500 || c.Prefilter != "on" || c.UsersDir != "/var/lib/tknock/users" ||
 		!cmp.Equal(c.Interfaces, []string{"eth0", "wg0"}) || c.Enroll.Host != "203.0.113.1" ||
-		p.Period != 60 || p.Length != 6 || p.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
+		p.Period != 60 || p.Length != 8 || p.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
 		!cmp.Equal(p.Exclude, []uint16{40001, 40500}) || p.Proto != totpseq.UDP || p.V6Prefix != 64 ||
 		!cmp.Equal(p.Services, []string{"ssh", "web"}) || c.LogLevel != zerolog.DebugLevel || c.LogFormat != "json" ||
 		c.MetricsListen != "[::1]:9121" {
@@ -351,6 +352,20 @@ func TestConfigSTUNErrors(t *testing.T) {
 		_, err := Parse("f.toml", []byte(minimal+"[enroll]\nstun = "+tt.stun+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("stun = %s: error %v, want one containing %q", tt.stun, err, tt.want)
+		}
+	}
+}
+
+// TestConfigWeakEnroll: [enroll] parameters under totpseq.MinBits are
+// refused, naming length and range.
+func TestConfigWeakEnroll(t *testing.T) {
+	for _, tt := range []struct{ enroll, want string }{
+		{"length = 4", "field enroll.length: 4: with range 10000-32767 (22768 usable ports) a sequence has 40.8 bits: want at least 48"},
+		{"length = 2\nrange = \"10000-10063\"", "field enroll.length: 2: with range 10000-10063 (64 usable ports) a sequence has 6.0 bits"},
+	} {
+		_, err := Parse("f.toml", []byte(minimal+"[enroll]\n"+tt.enroll+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("[enroll] %s: error %v, want one containing %q", tt.enroll, err, tt.want)
 		}
 	}
 }

@@ -63,6 +63,9 @@ func checkUser(c *Config, path, name string, e *totpseq.Enrollment) error {
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	if err := e.CheckStrength(); err != nil {
+		return fmt.Errorf("%s: %w (enroll the user again: tknockd enroll --force %s)", path, err, e.Name)
+	}
 	if e.Realm != c.Realm {
 		return fmt.Errorf("%s: parameter realm: %q differs from the configured realm %q", path, e.Realm, c.Realm)
 	}

@@ -56,9 +56,13 @@ func TestLoadUsersErrors(t *testing.T) {
 			os.WriteFile(config.UserFile(c.UsersDir, "alice"), []byte("hello\n"), 0o600)
 		}, []string{"alice.uri: enrollment URI"}},
 		{"bad parameter", func(t *testing.T, c *config.Config) {
-			uri := strings.Replace(configtest.Enrollment(t, c, "alice").URI(), "len=4", "len=99", 1)
+			uri := strings.Replace(configtest.Enrollment(t, c, "alice").URI(), "len=5", "len=99", 1)
 			os.WriteFile(config.UserFile(c.UsersDir, "alice"), []byte(uri), 0o600)
 		}, []string{"alice.uri: parameter len: 99"}},
+		{"weak parameters", func(t *testing.T, c *config.Config) {
+			uri := strings.Replace(configtest.Enrollment(t, c, "alice").URI(), "len=5", "len=3", 1)
+			os.WriteFile(config.UserFile(c.UsersDir, "alice"), []byte(uri), 0o600)
+		}, []string{"alice.uri: parameter len: 3: with range 10000-32767 (22768 usable ports) a sequence has 27.9 bits: want at least 48", "tknockd enroll --force alice"}},
 		{"plain otp key", func(t *testing.T, c *config.Config) {
 			os.WriteFile(config.UserFile(c.UsersDir, "alice"), []byte("otpauth://totp/x:alice?secret=JBSWY3DPEHPK3PXP&issuer=x"), 0o600)
 		}, []string{"alice.uri: parameter tknock: missing"}},

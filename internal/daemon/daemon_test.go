@@ -516,13 +516,13 @@ func testDaemonOpenAndReject(t *testing.T) {
 	// nothing.
 	seq := h.sequence(alice, "ssh", 0, client6)
 	h.knockPorts(alice, other, seq)
-	h.waitMetric("tknock_frames_total 28")
+	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", 7*alice.Length))
 
 	if got := len(h.fw.matching("allow ")); got != 3 {
 		t.Errorf("%d allows, want 3: %v", got, h.fw.all())
 	}
 	h.wantMetrics(
-		"tknock_knock_packets_total 28",
+		fmt.Sprintf("tknock_knock_packets_total %d", 7*alice.Length),
 		`tknock_openings_total{service="ssh"} 2`,
 		`tknock_openings_total{service="web"} 1`,
 		`tknock_sequences_rejected_total{reason="replay"} 1`,
@@ -672,7 +672,7 @@ func testDaemonReload(t *testing.T) {
 	m = h.mark()
 	frames := h.metricValue("tknock_frames_total")
 	h.knock(bob, "web", -1, client)
-	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", frames+4))
+	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", frames+bob.Length))
 	if got := h.linesFrom(m, event("open")); len(got) != 0 {
 		t.Errorf("bob, revoked, still opens: %v", got)
 	}
@@ -716,7 +716,7 @@ func testDaemonReloadAllOrNothing(t *testing.T) {
 	m = h.mark()
 	frames := h.metricValue("tknock_frames_total")
 	h.knock(bob, "web", 0, other)
-	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", frames+4))
+	h.waitMetric(fmt.Sprintf("tknock_frames_total %d", frames+bob.Length))
 	if got := h.linesFrom(m, event("open")); len(got) != 0 {
 		t.Errorf("bob opened after a failed reload: %v", got)
 	}
