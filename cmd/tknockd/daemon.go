@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,7 +133,16 @@ func openPrefilter(c *Config, dp deps, log zerolog.Logger) (*listener.Prefilter,
 		if c.Prefilter == "on" {
 			return nil, fmt.Errorf("%w (prefilter = \"on\"; \"auto\" would fall back to the classic filter)", err)
 		}
-		log.Warn().Err(err).Msg("prefilter unavailable: the captures use the classic filter, which passes every knock into the ranges")
+		// The verifier's log, when there is one, follows the first line:
+		// a warning carries the reason, debug the rest.
+		reason, detail, _ := strings.Cut(err.Error(), "\n")
+		log.Warn().Str("error", reason).
+			Str("cost", "rule 1 is no longer applied in the kernel: every knock into the knock ranges, a flood's too, is copied to the daemon and decoded there").
+			Str("fix", "run with CAP_BPF (deploy/tknockd.service gives it); prefilter = \"on\" refuses to start without it").
+			Msg("prefilter unavailable: falling back to the classic filter")
+		if detail != "" {
+			log.Debug().Str("detail", detail).Msg("prefilter unavailable: the kernel's answer")
+		}
 		return nil, nil
 	}
 	log.Info().Str("hold", c.SeqTimeout.String()).Msg("prefilter loaded: knocks that cannot start or continue a sequence are dropped in the kernel")
@@ -215,7 +225,7 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 		ifaces = []string{"any"}
 	}
 	log.Info().Str("event", "ready").Int("users", len(users)).Strs("interfaces", ifaces).
-		Str("firewall", c.Firewall.Mode).Str("realm", c.Realm).Msg("ready")
+		Str("firewall", c.Firewall.Mode).Bool("prefilter", d.pf != nil).Str("realm", c.Realm).Msg("ready")
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -407,6 +417,11 @@ func (d *daemon) collect(e *expo) {
 	e.counter("tknock_capture_packets_total", "Frames that passed the kernel's knock filter (PACKET_STATISTICS).", cs.Packets)
 	e.counter("tknock_capture_drops_total", "Frames the kernel dropped because the capture ring was full.", cs.Drops)
 	e.counter("tknock_capture_express_frames_total", "Frames read through the capture's express socket (light traffic, no ring delay) rather than the ring.", cs.Express)
+	active := 0.0
+	if d.pf != nil {
+		active = 1
+	}
+	e.gauge("tknock_prefilter_active", "1 when the captures filter with the eBPF prefilter, 0 when with the classic filter (prefilter = \"off\", or \"auto\" and the kernel refused it: see the log).", active)
 	if d.pf != nil {
 		if ps, err := d.pf.Stats(); err == nil {
 			e.family("tknock_prefilter_passed_total", "counter", "Knocks the eBPF prefilter passed in the kernel, by reason: at an anchor port (its source then marked as seen), or from a source marked as seen.")
