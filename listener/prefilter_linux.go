@@ -47,8 +47,10 @@ import (
 //
 // The bitmaps live in one array map that the process maps into memory
 // (BPF_F_MMAPABLE) and writes directly. It needs CAP_BPF (or
-// CAP_SYS_ADMIN) besides CAP_NET_RAW; 290 KiB of kernel memory. Its
-// methods may be called from any goroutine.
+// CAP_SYS_ADMIN) besides CAP_NET_RAW, not CAP_PERFMON: the programs pass
+// the verifier's checks for an unprivileged loader, at the cost of a
+// privileged one (TestPrefilterUnitCaps, BenchmarkPrefilterRun); 290 KiB
+// of kernel memory. Its methods may be called from any goroutine.
 type Prefilter struct {
 	bits   *ebpf.Map    // one value: pfWords words (the layout at pfRangeOff...)
 	mem    *ebpf.Memory // bits' value, mapped
