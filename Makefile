@@ -40,7 +40,7 @@ unit:
 test: tools lint cross unit
 
 # The programs the tests use; missing ones are installed when we can.
-TOOLS := ip nft nmap hping3 trafgen tcpdump zbarimg turnserver
+TOOLS := ip nft nmap hping3 trafgen tcpdump zbarimg turnserver setpriv strace systemd-analyze
 tools:
 	@missing=$$(for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || echo $$t; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -61,7 +61,8 @@ fuzz:
 deps:
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		iproute2 nftables nmap hping3 netsniff-ng tcpdump zbar-tools procps psmisc coturn
+		iproute2 nftables nmap hping3 netsniff-ng tcpdump zbar-tools procps psmisc coturn \
+		util-linux strace systemd
 	$(GO) mod download
 
 clean:

@@ -37,6 +37,7 @@ type config struct {
 	Services   map[string][]string // name -> ["tcp/2222"]
 	DropKnocks *bool               // nil: the daemon's default
 	Metrics    bool                // serve metrics on metricsAddr in the server namespace
+	Prefilter  string              // "": the daemon's default
 	Extra      string              // raw TOML appended at the end (bad-configuration tests)
 }
 
@@ -88,6 +89,9 @@ func (c config) toml(usersDir string) string {
 	fmt.Fprintf(&b, "open_for = %q\n", c.OpenFor)
 	fmt.Fprintf(&b, "gap_max = %q\n", c.GapMax)
 	fmt.Fprintf(&b, "seq_timeout = %q\n", c.SeqTimeout)
+	if c.Prefilter != "" {
+		fmt.Fprintf(&b, "prefilter = %q\n", c.Prefilter)
+	}
 	fmt.Fprintf(&b, "\n[enroll]\nrange = \"%d-%d\"\nlength = %d\n", knockLo, knockHi, knockLen)
 	fmt.Fprintf(&b, "\n[services]\n")
 	names := make([]string, 0, len(c.Services))
@@ -265,7 +269,7 @@ func (e *env) spawnDaemon(configPath string, args ...string) *daemon {
 	t := e.t
 	t.Helper()
 	d := &daemon{e: e, config: configPath, notify: make(chan struct{}), done: make(chan struct{})}
-	d.cmd = e.server.Command(context.Background(), tknockdBin(e.t), append([]string{"run", "--config", configPath}, args...)...)
+	d.cmd = e.serverTknockd(context.Background(), append([]string{"run", "--config", configPath}, args...)...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -463,14 +467,25 @@ func isReject(reason string) func(logLine) bool {
 	return func(l logLine) bool { return l.event() == "reject" && l.str("reason") == reason }
 }
 
+// serverTknockd returns a command that runs tknockd with args in the
+// server namespace, under e.sandbox when the test set one.
+func (e *env) serverTknockd(ctx context.Context, args ...string) *exec.Cmd {
+	argv := append(slices.Clone(e.sandbox), tknockdBin(e.t))
+	argv = append(argv, args...)
+	cmd := e.server.Command(ctx, argv[0], argv[1:]...)
+	cmd.ExtraFiles = e.sandboxFiles
+	return cmd
+}
+
 // tknockd runs a tknockd command other than run (check-config, status,
 // enroll...) inside the server namespace and returns its output and exit
 // code.
 func (e *env) tknockd(args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
+	tknockdBin(e.t) // built before the time limit starts
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	cmd := e.server.Command(ctx, tknockdBin(e.t), args...)
+	cmd := e.serverTknockd(ctx, args...)
 	var o, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &se
 	err := cmd.Run()

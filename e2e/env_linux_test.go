@@ -63,6 +63,9 @@ type env struct {
 	serverAddr, clientAddr, strangerAddr, spoofedAddr netip.Addr
 
 	secrets *[]string // base32 secrets of the test's users, shared with subtests: no log may show them
+
+	sandbox      []string   // a command and its arguments that the server's tknockd runs under (the unit's sandbox); nil: none
+	sandboxFiles []*os.File // files the sandbox gets as descriptors 3 and up
 }
 
 // newEnv builds the namespaces and links of one test. The namespaces, and

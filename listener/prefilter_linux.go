@@ -47,8 +47,10 @@ import (
 //
 // The bitmaps live in one array map that the process maps into memory
 // (BPF_F_MMAPABLE) and writes directly. It needs CAP_BPF (or
-// CAP_SYS_ADMIN) besides CAP_NET_RAW; 290 KiB of kernel memory. Its
-// methods may be called from any goroutine.
+// CAP_SYS_ADMIN) besides CAP_NET_RAW, not CAP_PERFMON: the programs pass
+// the verifier's checks for an unprivileged loader, at the cost of a
+// privileged one (TestPrefilterUnitCaps, BenchmarkPrefilterRun); 290 KiB
+// of kernel memory. Its methods may be called from any goroutine.
 type Prefilter struct {
 	bits   *ebpf.Map    // one value: pfWords words (the layout at pfRangeOff...)
 	mem    *ebpf.Memory // bits' value, mapped
@@ -353,7 +355,8 @@ func (p *Prefilter) Stats() (PrefilterStats, error) {
 // The stack holds the source address at fp-16 (IPv4 as IPv4-mapped IPv6,
 // so both spellings of an address are one source; the words in host order,
 // as LD_IND leaves them: the hash only has to be the same on every frame),
-// the bitmap map's key at fp-20 and a counter's index at fp-28.
+// the bitmap map's key at fp-20 and a counter's index at fp-28, all inside
+// the bytes fastIPv4's copy wrote first.
 func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 	const (
 		etherIPv4   = 0x0800
@@ -452,6 +455,13 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 	}
 
 	// The bitmaps, at R9: the range word of (R8, R7) at R3, its bit in R2.
+	// The word's offset within a protocol's bitmap is added to the
+	// pointer as a scalar, the protocol's bitmap as an immediate: an
+	// unprivileged verifier (CAP_BPF without CAP_PERFMON, as the unit
+	// runs) masks a scalar added to a pointer against Spectre v1, and
+	// refuses the add unless the scalar has the same bounds on every path
+	// that reaches it (R8 is a different constant on the TCP and UDP
+	// paths: "tried to add from different maps, paths or scalars").
 	emit(label("bitmaps", easm.StoreImm(easm.RFP, -20, 0, easm.Word)),
 		easm.LoadMapPtr(easm.R1, p.bits.FD()),
 		easm.Mov.Reg(easm.R2, easm.RFP),
@@ -460,13 +470,12 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 		easm.JEq.Imm(easm.R0, 0, "drop"),
 		easm.Mov.Reg(easm.R9, easm.R0))
 	bit(easm.R7, easm.R1, easm.R2, easm.R5)
-	emit(easm.Mov.Reg(easm.R4, easm.R8),
-		easm.LSh.Imm(easm.R4, 10),
-		easm.Add.Reg(easm.R1, easm.R4),
-		easm.And.Imm(easm.R1, 2047),
+	emit(easm.And.Imm(easm.R1, 1023),
 		easm.LSh.Imm(easm.R1, 3),
 		easm.Mov.Reg(easm.R3, easm.R9),
-		easm.Add.Reg(easm.R3, easm.R1),
+		easm.JEq.Imm(easm.R8, 0, "rangeword"),
+		easm.Add.Imm(easm.R3, 1024*8),
+		label("rangeword", easm.Add.Reg(easm.R3, easm.R1)),
 		easm.LoadMem(easm.R4, easm.R3, pfRangeOff*8, easm.DWord),
 		easm.And.Reg(easm.R4, easm.R2),
 		easm.JEq.Imm(easm.R4, 0, "drop"),
@@ -570,12 +579,16 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 // walk from the start; the fast path leaves the same registers and key as
 // the slow one (see program) and jumps to "bitmaps", or to "drop".
 func (p *Prefilter) fastIPv4(in *easm.Instructions, link LinkType) {
-	// The copy goes on the stack below the key and the indexes, where the
-	// IPv4 source lands on a 4-byte boundary (the verifier wants stack
-	// loads aligned).
-	buf, ip, n := int16(-88), int16(0), int32(40)
+	// The copy ends at the frame pointer, where the IPv4 source lands on a
+	// 4-byte boundary (the verifier wants stack loads aligned), below the
+	// key. It covers the key and the indexes: the copy runs first on every
+	// path, so every later store to the stack goes to bytes a helper has
+	// written. An unprivileged verifier (the unit's CAP_BPF without
+	// CAP_PERFMON) puts a speculation barrier after each store to stack
+	// bytes nothing wrote before (Spectre v4); here it puts none.
+	buf, ip, n := int16(-40), int16(0), int32(40)
 	if link == LinkEthernet {
-		buf, ip, n = -90, 14, 54
+		buf, ip, n = -54, 14, 54
 	}
 	b := buf + ip // the IPv4 header on the stack
 	emit := func(is ...easm.Instruction) { *in = append(*in, is...) }

@@ -9,7 +9,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/google/gopacket/layers"
 
-	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -22,12 +21,14 @@ func newTestPrefilter(t testing.TB, ranges []PortRange) *Prefilter {
 // newTestPrefilterHold is newTestPrefilter with a hold.
 func newTestPrefilterHold(t testing.TB, ranges []PortRange, hold time.Duration) *Prefilter {
 	t.Helper()
-	nstest.RequireRoot(t)
-	p, err := NewPrefilter(hold)
-	if err != nil {
-		t.Fatalf("NewPrefilter: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
+	return newTestPrefilterAs(t, ranges, hold, false)
+}
+
+// newTestPrefilterAs is newTestPrefilterHold loaded with root's
+// capabilities or, asUnit, with the shipped unit's (see loadPrefilter).
+func newTestPrefilterAs(t testing.TB, ranges []PortRange, hold time.Duration, asUnit bool) *Prefilter {
+	t.Helper()
+	p := loadPrefilter(t, hold, asUnit)
 	if err := p.SetRanges(ranges); err != nil {
 		t.Fatalf("SetRanges: %v", err)
 	}
@@ -88,7 +89,12 @@ func publish(t testing.TB, p *Prefilter, a AnchorPorts) {
 // then passes exactly the frames the classic Filter passes (the same
 // header walk), for every fixture frame.
 func TestPrefilterAllAnchored(t *testing.T) {
-	p := newTestPrefilter(t, testRanges)
+	checkAllAnchored(t, newTestPrefilter(t, testRanges))
+}
+
+// checkAllAnchored is TestPrefilterAllAnchored for the fresh prefilter p.
+func checkAllAnchored(t *testing.T, p *Prefilter) {
+	t.Helper()
 	var all AnchorPorts
 	for pi := range 2 {
 		for i := range all.Ports[pi] {
@@ -153,7 +159,8 @@ func pfApply(t *testing.T, p *Prefilter, checks []pfCheck) {
 // IPv4 and IPv6, TCP and UDP: a knock from a new source passes only at an
 // anchor, which marks the source; a marked source's knocks pass at any
 // port of a range, never outside the ranges nor as a TCP segment that is
-// no SYN; another source is still dropped.
+// no SYN; another source is still dropped. It runs the programs loaded
+// with root's capabilities and with the shipped unit's.
 func TestPrefilterRule1(t *testing.T) {
 	type family struct{ name, a, b, dst string }
 	families := []family{
@@ -168,38 +175,40 @@ func TestPrefilterRule1(t *testing.T) {
 		{totpseq.TCP, 40100, 40200, 40900, 41500},
 		{totpseq.UDP, 50010, 50020, 50250, 50150},
 	}
-	for _, link := range []LinkType{LinkEthernet, LinkIP} {
-		for _, fam := range families {
-			for _, pr := range protos {
-				t.Run(fmt.Sprintf("%v/%s/%v", link, fam.name, pr.proto), func(t *testing.T) {
-					p := newTestPrefilter(t, testRanges)
-					publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
-					k := func(src string, port uint16) pkt {
-						return pkt{link: link, src: src, dst: fam.dst, proto: pr.proto, syn: true, dport: port}
-					}
-					checks := []pfCheck{
-						{what: "new source, non-anchor", p: k(fam.a, pr.other), dropped: 1},
-						{what: "new source, outside the ranges", p: k(fam.a, pr.out)},
-						{what: "new source, anchor", p: k(fam.a, pr.anchor), pass: true, anchors: 1},
-						{what: "marked source, non-anchor", p: k(fam.a, pr.other), pass: true, tracked: 1},
-						{what: "marked source, other range", p: k(fam.a, pr.far), pass: true, tracked: 1},
-						{what: "marked source, anchor again", p: k(fam.a, pr.anchor), pass: true, anchors: 1},
-						{what: "marked source twice, non-anchor", p: k(fam.a, pr.other), pass: true, tracked: 1},
-						{what: "marked source, outside the ranges", p: k(fam.a, pr.out)},
-						{what: "other source, non-anchor", p: k(fam.b, pr.other), dropped: 1},
-						{what: "other source, other range", p: k(fam.b, pr.far), dropped: 1},
-					}
-					if pr.proto == totpseq.TCP {
-						synAck := k(fam.a, pr.other)
-						synAck.ack = true
-						plain := k(fam.a, pr.other)
-						plain.syn, plain.ack = false, true
-						checks = append(checks,
-							pfCheck{what: "marked source, SYN-ACK", p: synAck},
-							pfCheck{what: "marked source, ACK", p: plain})
-					}
-					pfApply(t, p, checks)
-				})
+	for _, asUnit := range []bool{false, true} {
+		for _, link := range []LinkType{LinkEthernet, LinkIP} {
+			for _, fam := range families {
+				for _, pr := range protos {
+					t.Run(fmt.Sprintf("%s/%v/%s/%v", loadName(asUnit), link, fam.name, pr.proto), func(t *testing.T) {
+						p := newTestPrefilterAs(t, testRanges, time.Second, asUnit)
+						publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
+						k := func(src string, port uint16) pkt {
+							return pkt{link: link, src: src, dst: fam.dst, proto: pr.proto, syn: true, dport: port}
+						}
+						checks := []pfCheck{
+							{what: "new source, non-anchor", p: k(fam.a, pr.other), dropped: 1},
+							{what: "new source, outside the ranges", p: k(fam.a, pr.out)},
+							{what: "new source, anchor", p: k(fam.a, pr.anchor), pass: true, anchors: 1},
+							{what: "marked source, non-anchor", p: k(fam.a, pr.other), pass: true, tracked: 1},
+							{what: "marked source, other range", p: k(fam.a, pr.far), pass: true, tracked: 1},
+							{what: "marked source, anchor again", p: k(fam.a, pr.anchor), pass: true, anchors: 1},
+							{what: "marked source twice, non-anchor", p: k(fam.a, pr.other), pass: true, tracked: 1},
+							{what: "marked source, outside the ranges", p: k(fam.a, pr.out)},
+							{what: "other source, non-anchor", p: k(fam.b, pr.other), dropped: 1},
+							{what: "other source, other range", p: k(fam.b, pr.far), dropped: 1},
+						}
+						if pr.proto == totpseq.TCP {
+							synAck := k(fam.a, pr.other)
+							synAck.ack = true
+							plain := k(fam.a, pr.other)
+							plain.syn, plain.ack = false, true
+							checks = append(checks,
+								pfCheck{what: "marked source, SYN-ACK", p: synAck},
+								pfCheck{what: "marked source, ACK", p: plain})
+						}
+						pfApply(t, p, checks)
+					})
+				}
 			}
 		}
 	}
@@ -368,7 +377,16 @@ func TestPrefilterGenerations(t *testing.T) {
 // path is found on the other, and each path drops a non-first fragment.
 func TestPrefilterFastSlow(t *testing.T) {
 	p := newTestPrefilter(t, testRanges)
-	publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
+	publish(t, p, fastSlowAnchors)
+	pfApply(t, p, fastSlowChecks())
+}
+
+// fastSlowAnchors are the anchors fastSlowChecks expect.
+var fastSlowAnchors = anchorSet([]uint16{40100}, []uint16{50010})
+
+// fastSlowChecks are the checks of TestPrefilterFastSlow, for a fresh
+// prefilter with testRanges and fastSlowAnchors.
+func fastSlowChecks() []pfCheck {
 	fast := func(src string, port uint16) pkt {
 		return pkt{src: src, dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: port}
 	}
@@ -383,7 +401,7 @@ func TestPrefilterFastSlow(t *testing.T) {
 	}
 	frag := func(v pkt) pkt { v.fragOff = 8; return v }
 	ipLink := func(v pkt) pkt { v.link = LinkIP; return v }
-	pfApply(t, p, []pfCheck{
+	return []pfCheck{
 		{what: "fast, anchor", p: fast("192.0.2.1", 40100), pass: true, anchors: 1},
 		{what: "slow (options) after a fast anchor", p: opts("192.0.2.1", 40200), pass: true, tracked: 1},
 		{what: "slow (VLAN) after a fast anchor", p: vlan("192.0.2.1", 40300), pass: true, tracked: 1},
@@ -397,5 +415,5 @@ func TestPrefilterFastSlow(t *testing.T) {
 		{what: "fast, non-first fragment of a marked source", p: frag(fast("192.0.2.1", 40200))},
 		{what: "slow, non-first fragment of a marked source", p: frag(opts("192.0.2.1", 40200))},
 		{what: "fast, SYN-ACK of a marked source", p: func() pkt { v := fast("192.0.2.1", 40200); v.ack = true; return v }()},
-	})
+	}
 }

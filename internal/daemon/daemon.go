@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,7 +117,16 @@ func openPrefilter(c *config.Config, dp deps, log zerolog.Logger) (*listener.Pre
 		if c.Prefilter == "on" {
 			return nil, fmt.Errorf("%w (prefilter = \"on\"; \"auto\" would fall back to the classic filter)", err)
 		}
-		log.Warn().Err(err).Msg("prefilter unavailable: the captures use the classic filter, which passes every knock into the ranges")
+		// The verifier's log, when there is one, follows the first line:
+		// a warning carries the reason, debug the rest.
+		reason, detail, _ := strings.Cut(err.Error(), "\n")
+		log.Warn().Str("error", reason).
+			Str("cost", "rule 1 is no longer applied in the kernel: every knock into the knock ranges, a flood's too, is copied to the daemon and decoded there").
+			Str("fix", "run with CAP_BPF (deploy/tknockd.service gives it); prefilter = \"on\" refuses to start without it").
+			Msg("prefilter unavailable: falling back to the classic filter")
+		if detail != "" {
+			log.Debug().Str("detail", detail).Msg("prefilter unavailable: the kernel's answer")
+		}
 		return nil, nil
 	}
 	log.Info().Str("hold", c.SeqTimeout.String()).Msg("prefilter loaded: knocks that cannot start or continue a sequence are dropped in the kernel")
@@ -199,7 +209,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 		ifaces = []string{"any"}
 	}
 	log.Info().Str("event", "ready").Int("users", len(users)).Strs("interfaces", ifaces).
-		Str("firewall", c.Firewall.Mode).Str("realm", c.Realm).Msg("ready")
+		Str("firewall", c.Firewall.Mode).Bool("prefilter", d.f.pf != nil).Str("realm", c.Realm).Msg("ready")
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -533,6 +533,7 @@ func testDaemonOpenAndReject(t *testing.T) {
 		"tknock_capture_packets_total 10",
 		"tknock_capture_drops_total 1",
 		"tknock_capture_express_frames_total 4",
+		"tknock_prefilter_active 0",
 		"tknock_opening_errors_total 0",
 		`tknock_reloads_total{result="ok"} 0`,
 	)

@@ -114,6 +114,11 @@ func (d *daemon) collect(e *expo) {
 	e.counter("tknock_capture_packets_total", "Frames that passed the kernel's knock filter (PACKET_STATISTICS).", cs.Packets)
 	e.counter("tknock_capture_drops_total", "Frames the kernel dropped because the capture ring was full.", cs.Drops)
 	e.counter("tknock_capture_express_frames_total", "Frames read through the capture's express socket (light traffic, no ring delay) rather than the ring.", cs.Express)
+	active := 0.0
+	if d.f.pf != nil {
+		active = 1
+	}
+	e.gauge("tknock_prefilter_active", "1 when the captures filter with the eBPF prefilter, 0 when with the classic filter (prefilter = \"off\", or \"auto\" and the kernel refused it: see the log).", active)
 	if d.f.pf != nil {
 		if ps, err := d.f.pf.Stats(); err == nil {
 			e.family("tknock_prefilter_passed_total", "counter", "Knocks the eBPF prefilter passed in the kernel, by reason: at an anchor port (its source then marked as seen), or from a source marked as seen.")

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,10 +21,11 @@ import (
 
 // TestOpenPrefilter checks the three settings of prefilter against a
 // prefilter that the kernel refuses: "off" never tries, "auto" falls back
-// to the classic filter with a warning, "on" fails with an error that says
-// so.
+// to the classic filter with a warning that says why (the error's first
+// line: the verifier's log goes to debug) and what it costs, "on" fails
+// with an error that says so.
 func TestOpenPrefilter(t *testing.T) {
-	refused := errors.New("prefilter: load the ethernet program: operation not permitted")
+	refused := errors.New("prefilter: load the ethernet program: operation not permitted\n\t0: R1=ctx() R10=fp0")
 	for _, c := range []struct {
 		setting   string
 		wantTried bool
@@ -32,7 +34,7 @@ func TestOpenPrefilter(t *testing.T) {
 	}{
 		{"off", false, "", ""},
 		{"auto", true, "", "prefilter unavailable"},
-		{"on", true, `operation not permitted (prefilter = "on"`, ""},
+		{"on", true, `R10=fp0 (prefilter = "on"`, ""},
 	} {
 		t.Run(c.setting, func(t *testing.T) {
 			var logBuf bytes.Buffer
@@ -61,6 +63,31 @@ func TestOpenPrefilter(t *testing.T) {
 			}
 			if got := logBuf.String(); c.wantLog != "" && !strings.Contains(got, c.wantLog) || c.wantLog == "" && got != "" {
 				t.Errorf("log %q, want %q", got, c.wantLog)
+			}
+			if c.setting != "auto" {
+				return
+			}
+			var warn, debug map[string]any
+			for line := range strings.Lines(logBuf.String()) {
+				var l map[string]any
+				if err := json.Unmarshal([]byte(line), &l); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				switch l["level"] {
+				case "warn":
+					warn = l
+				case "debug":
+					debug = l
+				}
+			}
+			if warn["error"] != "prefilter: load the ethernet program: operation not permitted" {
+				t.Errorf("warning %v, want the error's first line as its error", warn)
+			}
+			if cost := fmt.Sprint(warn["cost"]); !strings.Contains(cost, "every knock into the knock ranges") {
+				t.Errorf("warning %v, want it to say what the fallback costs", warn)
+			}
+			if debug["detail"] != "\t0: R1=ctx() R10=fp0" {
+				t.Errorf("debug line %v, want the rest of the error as its detail", debug)
 			}
 		})
 	}
@@ -97,7 +124,8 @@ func testDaemonPrefilterReload(t *testing.T) {
 	h.waitLog("the prefilter line", func(l map[string]any) bool {
 		return strings.HasPrefix(fmt.Sprint(l["message"]), "prefilter loaded") && l["hold"] == "10s"
 	})
-	h.wantMetrics("tknock_prefilter_hold_seconds 10", "tknock_prefilter_dropped_total 0")
+	h.waitLog("the ready line", func(l map[string]any) bool { return l["message"] == "ready" && l["prefilter"] == true })
+	h.wantMetrics("tknock_prefilter_active 1", "tknock_prefilter_hold_seconds 10", "tknock_prefilter_dropped_total 0")
 
 	good, err := os.ReadFile(h.cfg.Path)
 	if err != nil {
