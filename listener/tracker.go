@@ -195,7 +195,7 @@ type Stats struct {
 	Ignored    uint64 // knocks without a valid source, protocol, port or time (before 1970, after 2242)
 	Started    uint64 // knocks that matched an anchor (rule 1)
 	Advanced   uint64 // candidates advanced (rule 2), the completing knock included
-	Duplicates uint64 // knocks ignored as repeats of the port matched last (rule 3)
+	Duplicates uint64 // knocks ignored as repeats of a port already matched (rule 3)
 	Resets     uint64 // knocks that dropped a source's candidates and advanced none (rule 4)
 	Timeouts   uint64 // candidates dropped by gap_max or seq_timeout (rule 5)
 	Opened     uint64 // Opened events
@@ -826,8 +826,12 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 			j++
 			continue
 		}
-		switch port {
-		case c.nextPort():
+		switch i, matched := c.match(port, u.params.Length-1); {
+		case matched:
+			t.tally.duplicates++
+			progress = true
+		case i >= 0:
+			c.seen |= 1 << i
 			c.step++
 			c.last = ns
 			t.tally.advanced++
@@ -838,9 +842,6 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 				ent.removeAdv(adv, j)
 				continue
 			}
-		case c.lastPort():
-			t.tally.duplicates++
-			progress = true
 		default:
 			ent.removeAdv(adv, j)
 			dropped = true
@@ -878,8 +879,9 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 }
 
 // advanceAnchored applies a knock to ent's anchor-only candidates: those
-// whose second port it is move past their anchor (and to done when the
-// sequence has two ports). It reports whether the knock was relevant to
+// that have it among their bound ports (in any place: rule 2) move past
+// their anchor (and to done when the sequence has two ports), unless ent
+// tracks them past their anchor already. It reports whether the knock was relevant to
 // any of them (then they are all dropped), and whether any advanced.
 //
 // The candidates are those of the current table at ent's anchor port.
@@ -917,7 +919,11 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			continue
 		}
 		bound, err := dv.AppendBound(buf[:0], sl.service, uint64(w), ent.gport, src)
-		if err != nil || bound[0] != k.Port {
+		if err != nil {
+			continue
+		}
+		i := slices.Index(bound, k.Port)
+		if i < 0 || tracking(adv[:ent.nadv], a.slot, w) || tracking(done[:*ndone], a.slot, w) {
 			continue
 		}
 		advanced = true
@@ -930,6 +936,7 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			anchor:   ent.gport,
 			step:     2,
 			skewOnly: off < -skew || off > skew,
+			seen:     1 << i,
 		}
 		copy(c.bound[:], bound)
 		if u.params.Length == 2 {
@@ -944,6 +951,18 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		t.addAdv(ent, adv, &c)
 	}
 	return relevant, advanced
+}
+
+// tracking reports whether cs holds the candidate of slot in window w: an
+// anchor knocked again after its candidate advanced starts an anchor-only
+// group (rule 1) that must not track that candidate a second time.
+func tracking(cs []candidate, slot uint32, w int64) bool {
+	for i := range cs {
+		if cs[i].slot == slot && cs[i].window == w {
+			return true
+		}
+	}
+	return false
 }
 
 // maxDone bounds the sequences one knock completes: those past their

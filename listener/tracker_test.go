@@ -122,19 +122,95 @@ func TestTrackerRules(t *testing.T) {
 			},
 		},
 		{
-			name:  "reset: an earlier port of the sequence",
+			name:  "duplicate: an earlier bound port again is ignored",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
 				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], s[2], s[1], s[3]}, start, 25*ms)
 			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				if s.Duplicates != 1 || s.Resets != 0 {
+					t.Errorf("stats = %+v, want 1 duplicate, no reset", s)
+				}
+			},
 		},
 		{
-			name:  "reset: out of order",
+			name:  "advance: the bound ports in any order",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
 				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[2], s[1], s[3]}, start, 25*ms)
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+		},
+		{
+			name:  "advance: the bound ports in reverse, length 16",
+			users: []User{grace},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, grace, "ssh", 0, trkA)
+				r := slices.Clone(s[1:])
+				slices.Reverse(r)
+				return trkKnocks(trkA, totpseq.TCP, append([]uint16{s[0]}, r...), start, ms)
+			},
+			want: []trkEv{ev(Opened, grace, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				if s.Advanced != 15 || s.Resets != 0 {
+					t.Errorf("stats = %+v, want 15 advanced, no reset", s)
+				}
+			},
+		},
+		{
+			name:  "duplicate: every port three times, the bound ones in rounds (the client's pattern)",
+			users: []User{heidi},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, heidi, "ssh", 0, trkA)
+				b := s[1:]
+				return trkKnocks(trkA, totpseq.TCP, slices.Concat([]uint16{s[0], s[0], s[0]}, b, b, b), start, 0)
+			},
+			want: []trkEv{ev(Opened, heidi, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				// The second and third anchor, then the fourth bound port of
+				// the first round completes: the 8 bound ports after it find
+				// no candidate (and are no anchor).
+				if s.Duplicates != 2 || s.Advanced != 4 || s.Opened != 1 || s.Tracked != 0 {
+					t.Errorf("stats = %+v, want 2 duplicates, 4 advanced, 1 opened, 0 tracked", s)
+				}
+			},
+		},
+		{
+			name:  "duplicate: the anchor again after a bound port is ignored, the sequence opens once",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[3], s[0], s[1], s[0], s[2], s[1], s[3]}, start, ms)
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+		},
+		{
+			name:  "start: a bound port before the anchor does not count",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, []uint16{s[1], s[0], s[2], s[3]}, start, 25*ms)
+			},
+			stats: func(t *testing.T, s Stats) {
+				if s.Advanced != 2 || s.Tracked != 1 || s.Opened != 0 {
+					t.Errorf("stats = %+v, want 2 advanced, 1 tracked, none opened", s)
+				}
+			},
+		},
+		{
+			name:  "reset: a stray knock after bound ports in any order",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[3], s[1], notIn(s), s[2]}, start, 25*ms)
+			},
+			stats: func(t *testing.T, s Stats) {
+				if s.Resets != 1 || s.Opened != 0 {
+					t.Errorf("stats = %+v, want 1 reset, none opened", s)
+				}
 			},
 		},
 		{
