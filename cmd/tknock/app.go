@@ -181,9 +181,11 @@ func (a *app) profile(arg string) (*loaded, error) {
 
 // knockFlags are the flags of the commands that knock.
 type knockFlags struct {
-	Enrollment string        `placeholder:"FILE" help:"Knock with this enrollment file (\"-\": standard input) instead of a profile."`
-	Source     string        `placeholder:"ADDR" help:"Source address bound into the sequence (default: this machine's outbound address towards the server; behind NAT, give the public one)."`
-	Delay      time.Duration `default:"25ms" help:"Pause between two knocks."`
+	Enrollment   string        `placeholder:"FILE" help:"Knock with this enrollment file (\"-\": standard input) instead of a profile."`
+	Source       string        `placeholder:"ADDR" help:"Source address bound into the sequence (default: this machine's outbound address towards the server; behind NAT, give the public one)."`
+	Gap          time.Duration `default:"1ms" help:"Pause after each anchor knock and between rounds; the bound ports go back to back."`
+	Rounds       int           `default:"3" help:"Times the sequence is sent (1..10): copies of a port are free, and a lost knock then costs nothing."`
+	ReknockAfter time.Duration `name:"reknock-after" default:"1s" help:"With --wait and in ssh-proxy: knock again (in the next time window) when the port has not opened after this long; 0: never."`
 }
 
 func parseSource(s string) (netip.Addr, error) {
@@ -204,8 +206,14 @@ func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *kno
 	if err != nil {
 		return nil, err
 	}
-	if f.Delay < 0 {
-		return nil, fmt.Errorf("--delay %v: must not be negative", f.Delay)
+	if f.Gap < 0 {
+		return nil, fmt.Errorf("--gap %v: must not be negative", f.Gap)
+	}
+	if f.Rounds < 1 || f.Rounds > client.MaxRounds {
+		return nil, fmt.Errorf("--rounds %d: want 1..%d", f.Rounds, client.MaxRounds)
+	}
+	if f.ReknockAfter < 0 {
+		return nil, fmt.Errorf("--reknock-after %v: must not be negative", f.ReknockAfter)
 	}
 	now := a.time()
 	if err := client.CheckClock(now, l.written); err != nil {
@@ -216,7 +224,8 @@ func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *kno
 		Resolver: a.resolver,
 		Route:    a.route,
 		Now:      a.time,
-		Delay:    f.Delay,
+		Gap:      f.Gap,
+		Rounds:   f.Rounds,
 		Memory:   a.memory(),
 		Log:      a.log,
 	}
@@ -228,16 +237,35 @@ func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *kno
 	return r, err
 }
 
-// wait waits for TCP port on the knocked address. note, if not empty, is
-// added to a failure (why no knock was sent).
-func (a *app) wait(ctx context.Context, l *loaded, r *client.Result, port uint16, timeout time.Duration, note error) (net.Conn, time.Duration, error) {
+// reknock returns the function that knocks again for the wait, as the
+// first knock did (the window memory picks the next window), or nil when
+// f turns re-knocking off.
+func (a *app) reknock(l *loaded, host, service string, f *knockFlags) func(context.Context) error {
+	if f.ReknockAfter == 0 {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		r, err := a.knock(ctx, l, host, service, f)
+		if err != nil {
+			a.log.Debug().Err(err).Msg("no knock again")
+			return err
+		}
+		a.log.Debug().Uint64("window", r.Window).Dur("after", f.ReknockAfter).Msg("the door had not opened: knocked again")
+		return nil
+	}
+}
+
+// wait waits for TCP port on the knocked address, knocking again with
+// reknock (if not nil) every f.ReknockAfter while it stays shut. note, if
+// not empty, is added to a failure (why no knock was sent).
+func (a *app) wait(ctx context.Context, l *loaded, r *client.Result, port uint16, timeout time.Duration, f *knockFlags, reknock func(context.Context) error, note error) (net.Conn, time.Duration, error) {
 	if port == 0 {
 		return nil, 0, errors.New("port 0: want 1..65535")
 	}
 	if timeout <= 0 {
 		return nil, 0, fmt.Errorf("wait timeout %v: must be positive", timeout)
 	}
-	c, took, err := client.Wait(ctx, netip.AddrPortFrom(r.Addr, port), timeout)
+	c, took, err := client.WaitReknock(ctx, netip.AddrPortFrom(r.Addr, port), timeout, f.ReknockAfter, reknock)
 	switch {
 	case errors.Is(err, client.ErrNotOpen) && note != nil:
 		return nil, took, fmt.Errorf("the door did not open: %w\n  no knock was sent: %w", err, note)
