@@ -100,6 +100,7 @@ func runSystem(ctx context.Context, o *options, t *Table, prefix string, logf fu
 		{"flood", s.legitUnderFlood},
 		{"latency", s.latency},
 		{"memory", s.memory},
+		{"fast", s.fast}, // last: it takes 50 fresh client addresses, IPv4 while there are
 	} {
 		if !o.want(p.name) {
 			continue
@@ -130,6 +131,8 @@ func itemOf(part string) string {
 		return "4"
 	case "memory":
 		return "5"
+	case "fast":
+		return "17"
 	}
 	return "?"
 }
@@ -146,11 +149,15 @@ func (s *sys) clientUsable() bool {
 
 // serveProtected listens on the protected port in the server namespace and
 // accepts (and closes) connections: what the probes connect to.
-func (s *sys) serveProtected() (net.Listener, error) {
+func (s *sys) serveProtected() (net.Listener, error) { return s.listen(protectedPort) }
+
+// listen listens on port in the server namespace and accepts (and closes)
+// connections.
+func (s *sys) listen(port uint16) (net.Listener, error) {
 	var ln net.Listener
 	err := s.topo.srv.do(func() error {
 		var err error
-		ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", protectedPort))
+		ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
 		return err
 	})
 	if err != nil {
