@@ -30,8 +30,9 @@ import (
 // receives F/buckets of them on average, and the client's anchor survives
 // unless its own bucket received a full set (with the default capacity,
 // 253 952 buckets of 8 ways: a flood of 250 000 sources in that time, 10
-// million packets per second for a client's 25 ms between knocks, evicts
-// it with a probability of about 1e-5).
+// million packets per second for 25 ms between knocks, evicts it with a
+// probability of about 1e-5; the client waits 1 ms after its anchor, and
+// sends it again in each of its rounds).
 //
 // A tag is not the whole source: two sources of one bucket share a tag
 // with a probability of 2^-22 per pair, and the later one then finds the

@@ -643,7 +643,7 @@ func (s *sys) knock(ctx context.Context, src netip.Addr) error {
 }
 
 // craftedKnock sends the user's sequence for now from src with the
-// client's default pause, as the client would.
+// client's gap (1 ms; the client sends its bound ports back to back), once.
 func (s *sys) craftedKnock(src netip.Addr) error {
 	dst := srvCli4
 	if src.Is6() {
@@ -654,7 +654,7 @@ func (s *sys) craftedKnock(src netip.Addr) error {
 		return err
 	}
 	return s.topo.cli.do(func() error {
-		_, err := sendKnocks(src, dst, ports, 25*time.Millisecond)
+		_, err := sendKnocks(src, dst, ports, time.Millisecond)
 		return err
 	})
 }
@@ -843,7 +843,7 @@ func (s *sys) latencyTrial(interval time.Duration) (probeResult, error) {
 	}
 	var r probeResult
 	err = s.topo.cli.do(func() error {
-		last, err := sendKnocks(src, dst, ports, 25*time.Millisecond)
+		last, err := sendKnocks(src, dst, ports, time.Millisecond)
 		if err != nil {
 			return err
 		}
