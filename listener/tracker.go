@@ -806,8 +806,12 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 	for j := 0; j < int(ent.nadv); {
 		c := &adv[j]
 		if ns-c.last > t.gap || ns-c.start > t.seq {
+			// A completed candidate has served its purpose: its end is
+			// no timeout.
+			if !t.completed(c) {
+				t.tally.timeouts++
+			}
 			ent.removeAdv(adv, j)
-			t.tally.timeouts++
 			continue
 		}
 		j++
@@ -837,10 +841,12 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 			t.tally.advanced++
 			progress = true
 			if int(c.step) == u.params.Length {
+				// Completed (rule 6); it stays tracked until rule 5 or
+				// a reset drops it, so that the copies of its ports in
+				// the client's later rounds are duplicates, not a
+				// replay.
 				done[ndone] = *c
 				ndone++
-				ent.removeAdv(adv, j)
-				continue
 			}
 		default:
 			ent.removeAdv(adv, j)
@@ -914,6 +920,9 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			continue
 		}
 		relevant = true
+		if tracking(adv[:ent.nadv], a.slot, w) || tracking(done[:*ndone], a.slot, w) {
+			continue // tracked past its anchor already (rule 1): no HMAC
+		}
 		dv := t.deriver(sl.user)
 		if dv == nil {
 			continue
@@ -923,7 +932,7 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			continue
 		}
 		i := slices.Index(bound, k.Port)
-		if i < 0 || tracking(adv[:ent.nadv], a.slot, w) || tracking(done[:*ndone], a.slot, w) {
+		if i < 0 {
 			continue
 		}
 		advanced = true
@@ -946,9 +955,8 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			}
 			done[*ndone] = c
 			*ndone++
-			continue
 		}
-		t.addAdv(ent, adv, &c)
+		t.addAdv(ent, adv, &c) // completed or not: see step
 	}
 	return relevant, advanced
 }
@@ -970,11 +978,20 @@ func tracking(cs []candidate, slot uint32, w int64) bool {
 const maxDone = maxAdvanced + 2
 
 // addAdv adds c to ent's candidates past their anchor, within maxAdvanced.
+// When they are full, a completed candidate (kept only to absorb copies)
+// makes room first; else c replaces one that can only report a clock skew,
+// unless it is one itself.
 func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 	if int(ent.nadv) < maxAdvanced {
 		adv[ent.nadv] = *c
 		ent.nadv++
 		return
+	}
+	for j := range adv {
+		if t.completed(&adv[j]) {
+			adv[j] = *c
+			return
+		}
 	}
 	t.tally.overflows++
 	if c.skewOnly {
@@ -986,6 +1003,12 @@ func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 			return
 		}
 	}
+}
+
+// completed reports whether c matched all its ports: it is kept after its
+// completion to absorb copies (rule 3).
+func (t *Tracker) completed(c *candidate) bool {
+	return int(c.step) == t.st.users[t.st.slots[c.slot].user].params.Length
 }
 
 // deriver returns user i's Deriver, made when first needed; nil only if

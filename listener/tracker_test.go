@@ -65,8 +65,10 @@ func TestTrackerRules(t *testing.T) {
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
-				if s.Started != 1 || s.Advanced != 3 || s.Opened != 1 || s.Tracked != 0 {
-					t.Errorf("stats = %+v, want 1 started, 3 advanced, 1 opened, 0 tracked", s)
+				// Still tracked: the completed candidate absorbs copies
+				// of its ports until gap_max.
+				if s.Started != 1 || s.Advanced != 3 || s.Opened != 1 || s.Tracked != 1 {
+					t.Errorf("stats = %+v, want 1 started, 3 advanced, 1 opened, 1 tracked", s)
 				}
 			},
 		},
@@ -171,10 +173,10 @@ func TestTrackerRules(t *testing.T) {
 			want: []trkEv{ev(Opened, heidi, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
 				// The second and third anchor, then the fourth bound port of
-				// the first round completes: the 8 bound ports after it find
-				// no candidate (and are no anchor).
-				if s.Duplicates != 2 || s.Advanced != 4 || s.Opened != 1 || s.Tracked != 0 {
-					t.Errorf("stats = %+v, want 2 duplicates, 4 advanced, 1 opened, 0 tracked", s)
+				// the first round completes: the 8 bound ports after it are
+				// copies for the completed candidate, no replay.
+				if s.Duplicates != 10 || s.Advanced != 4 || s.Opened != 1 || s.Replays != 0 || s.Resets != 0 {
+					t.Errorf("stats = %+v, want 10 duplicates, 4 advanced, 1 opened, no replay, no reset", s)
 				}
 			},
 		},
@@ -297,6 +299,39 @@ func TestTrackerRules(t *testing.T) {
 					t.Errorf("stats = %+v, want 1 timeout", s)
 				}
 			},
+		},
+		{
+			name:  "completion: the whole sequence again within gap_max is a copy, not a replay (the client's rounds)",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return slices.Concat(trkKnocks(trkA, totpseq.TCP, s, start, ms), trkKnocks(trkA, totpseq.TCP, s, start.Add(10*ms), ms),
+					trkKnocks(trkA, totpseq.TCP, s, start.Add(20*ms), 0))
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				if s.Duplicates != 8 || s.Replays != 0 || s.Resets != 0 || s.Timeouts != 0 {
+					t.Errorf("stats = %+v, want 8 duplicates, no replay, reset or timeout", s)
+				}
+			},
+		},
+		{
+			name:  "completion: the sequence of a length-2 user again at once is a copy",
+			users: []User{frank},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, frank, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, slices.Concat(s, s, s), start, ms)
+			},
+			want: []trkEv{ev(Opened, frank, "ssh", trkA, 0, 0)},
+		},
+		{
+			name:  "completion: after a stray knock the same sequence is a replay",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, slices.Concat(s, []uint16{notIn(s)}, s), start, ms)
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(Replay, alice, "ssh", trkA, 0, 0)},
 		},
 		{
 			name:  "completion: a replay in the same window opens nothing",
