@@ -118,7 +118,7 @@ func TestNetDialerOnTheWire(t *testing.T) {
 				return err
 			}
 			want = append(want, wirePacket{Proto: k.proto, Port: dst.Port(), SYN: k.proto == totpseq.TCP})
-			time.Sleep(DefaultDelay)
+			time.Sleep(DefaultGap)
 		}
 		return nil
 	}); err != nil {

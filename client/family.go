@@ -139,13 +139,15 @@ func (k *Knocker) routed(addrs []netip.Addr) bool {
 	return false
 }
 
-// WaitAny waits, as Wait does, on every address at once and returns the
-// first connection, so that ssh-proxy connects over a family it knocked
-// whichever opens first. The error after a timeout wraps ErrNotOpen and
-// names every address.
-func WaitAny(ctx context.Context, dsts []netip.AddrPort, timeout time.Duration) (net.Conn, netip.AddrPort, time.Duration, error) {
+// WaitAny waits, as WaitReknock does, on every address at once and returns
+// the first connection, so that ssh-proxy connects over a family it
+// knocked whichever opens first. reknock (every after; nil: never) runs
+// from the first address's wait only, since one re-knock knocks every
+// family; the others keep polling at their pace. The error after a
+// timeout wraps ErrNotOpen and names every address.
+func WaitAny(ctx context.Context, dsts []netip.AddrPort, timeout, after time.Duration, reknock func(context.Context) error) (net.Conn, netip.AddrPort, time.Duration, error) {
 	if len(dsts) == 1 {
-		c, took, err := Wait(ctx, dsts[0], timeout)
+		c, took, err := WaitReknock(ctx, dsts[0], timeout, after, reknock)
 		return c, dsts[0], took, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -157,9 +159,13 @@ func WaitAny(ctx context.Context, dsts []netip.AddrPort, timeout time.Duration) 
 		err  error
 	}
 	results := make(chan result, len(dsts))
-	for _, d := range dsts {
+	for i, d := range dsts {
+		again := reknock
+		if i > 0 {
+			again = nil
+		}
 		go func() {
-			c, took, err := Wait(ctx, d, timeout)
+			c, took, err := WaitReknock(ctx, d, timeout, after, again)
 			results <- result{d, c, took, err}
 		}()
 	}

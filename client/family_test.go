@@ -38,7 +38,7 @@ func TestKnockFamilies(t *testing.T) {
 				f.src4 = netip.MustParseAddr("192.168.1.20")
 			}
 			k := f.knocker(time.Now)
-			k.Delay = 0
+			k.Gap = 0
 			tc.req.Enrollment = e
 			rs, err := k.KnockFamilies(t.Context(), tc.req)
 			if tc.err != "" {
@@ -90,7 +90,7 @@ func TestWaitAny(t *testing.T) {
 	}()
 	open := netip.MustParseAddrPort(ln.Addr().String())
 	closed := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), open.Port())
-	c, dst, _, err := WaitAny(t.Context(), []netip.AddrPort{closed, open}, time.Minute)
+	c, dst, _, err := WaitAny(t.Context(), []netip.AddrPort{closed, open}, time.Minute, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestWaitAny(t *testing.T) {
 	if dst != open {
 		t.Errorf("WaitAny connected to %v, want %v", dst, open)
 	}
-	_, _, _, err = WaitAny(t.Context(), []netip.AddrPort{closed, closed}, 300*time.Millisecond)
+	_, _, _, err = WaitAny(t.Context(), []netip.AddrPort{closed, closed}, 300*time.Millisecond, 0, nil)
 	if err == nil || !strings.Contains(err.Error(), ErrNotOpen.Error()) {
 		t.Errorf("WaitAny on closed ports = %v, want ErrNotOpen", err)
 	}

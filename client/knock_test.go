@@ -86,7 +86,7 @@ func newFakeNet() *fakeNet {
 }
 
 func (f *fakeNet) knocker(now func() time.Time) *Knocker {
-	return &Knocker{Dialer: f, Resolver: f, Route: f.route, Now: now, Delay: DefaultDelay}
+	return &Knocker{Dialer: f, Resolver: f, Route: f.route, Now: now, Gap: DefaultGap}
 }
 
 func wantSequence(t *testing.T, e *totpseq.Enrollment, service string, w uint64, src netip.Addr) []uint16 {
@@ -98,7 +98,7 @@ func wantSequence(t *testing.T, e *totpseq.Enrollment, service string, w uint64,
 	return ps
 }
 
-func TestKnockSendsSequenceInOrderWithPacing(t *testing.T) {
+func TestKnockSendsRoundsWithGaps(t *testing.T) {
 	for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
 		t.Run(proto.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -107,12 +107,14 @@ func TestKnockSendsSequenceInOrderWithPacing(t *testing.T) {
 				e.Length = 6
 				start := time.Now()
 				k := f.knocker(time.Now)
+				k.Rounds = DefaultRounds
 				r, err := k.Knock(t.Context(), Request{Enrollment: e, Service: "web"})
 				if err != nil {
 					t.Fatal(err)
 				}
 				w := totpseq.Window(start, e.Period)
-				want := wantSequence(t, e, "web", w, f.src4)
+				seq := wantSequence(t, e, "web", w, f.src4)
+				want := slices.Concat(seq, seq, seq)
 				if diff := cmp.Diff(want, f.ports()); diff != "" {
 					t.Errorf("ports knocked (-want +got):\n%s", diff)
 				}
@@ -120,14 +122,19 @@ func TestKnockSendsSequenceInOrderWithPacing(t *testing.T) {
 					if kn.Proto != proto || kn.Dst.Addr() != netip.MustParseAddr("192.0.2.10") {
 						t.Errorf("knock %d: %v to %v, want %v to 192.0.2.10", i, kn.Proto, kn.Dst.Addr(), proto)
 					}
-					// synctest's clock is exact: the first knock goes at once,
-					// each next one DefaultDelay after the one before.
-					if got, want := kn.At.Sub(start), time.Duration(i)*DefaultDelay; got != want {
-						t.Errorf("knock %d sent at +%v, want +%v", i, got, want)
+					// synctest's clock is exact: round r's anchor goes at
+					// 2r gaps, its bound ports together one gap later.
+					round, j := i/len(seq), i%len(seq)
+					gaps := 2 * round
+					if j > 0 {
+						gaps++
+					}
+					if got, want := kn.At.Sub(start), time.Duration(gaps)*DefaultGap; got != want {
+						t.Errorf("knock %d (round %d, port %d) sent at +%v, want +%v", i, round+1, j+1, got, want)
 					}
 				}
 				wantR := &Result{Host: "ssh4.example.com", Addr: netip.MustParseAddr("192.0.2.10"), Source: f.src4, From: FromOutbound,
-					Service: "web", Proto: proto, Window: w, Knocks: 6}
+					Service: "web", Proto: proto, Window: w, Knocks: 18}
 				if diff := cmp.Diff(wantR, r, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 					t.Errorf("Result (-want +got):\n%s", diff)
 				}
@@ -136,17 +143,30 @@ func TestKnockSendsSequenceInOrderWithPacing(t *testing.T) {
 	}
 }
 
-func TestKnockNoDelay(t *testing.T) {
+func TestKnockRoundsOutOfRange(t *testing.T) {
+	for _, n := range []int{-1, MaxRounds + 1} {
+		f := newFakeNet()
+		k := f.knocker(time.Now)
+		k.Rounds = n
+		_, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rounds %d", n)) || len(f.knocks) != 0 {
+			t.Errorf("Rounds %d: %v, %d knocks; want an error naming the rounds and no knock", n, err, len(f.knocks))
+		}
+	}
+}
+
+func TestKnockNoGap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeNet()
 		k := f.knocker(time.Now)
-		k.Delay = 0
+		k.Gap = 0
+		k.Rounds = 2
 		start := time.Now()
 		if _, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)}); err != nil {
 			t.Fatal(err)
 		}
-		if len(f.knocks) != 4 || !f.knocks[3].At.Equal(start) {
-			t.Errorf("with Delay 0: %d knocks, last at +%v; want 4 at once", len(f.knocks), f.knocks[len(f.knocks)-1].At.Sub(start))
+		if len(f.knocks) != 8 || !f.knocks[7].At.Equal(start) {
+			t.Errorf("with Gap 0: %d knocks, last at +%v; want 8 at once", len(f.knocks), f.knocks[len(f.knocks)-1].At.Sub(start))
 		}
 	})
 }
@@ -155,7 +175,7 @@ func TestKnockWindowMemory(t *testing.T) {
 	f := newFakeNet()
 	now := time.Unix(1_800_000_010, 0) // 10 s into window 60_000_000
 	k := f.knocker(func() time.Time { return now })
-	k.Delay = 0
+	k.Gap = 0
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
 	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.UDP, "ssh", "web")
 	cur := totpseq.Window(now, e.Period)
@@ -199,7 +219,7 @@ func TestKnockFailureNotRemembered(t *testing.T) {
 	f.failAt = 2
 	now := time.Unix(1_800_000_010, 0)
 	k := f.knocker(func() time.Time { return now })
-	k.Delay = 0
+	k.Gap = 0
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
 	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)
 	_, err := k.Knock(t.Context(), Request{Enrollment: e})
@@ -238,7 +258,7 @@ func TestKnockTarget(t *testing.T) {
 			f := newFakeNet()
 			f.noV6 = tc.noV6
 			k := f.knocker(time.Now)
-			k.Delay = 0
+			k.Gap = 0
 			tc.req.Enrollment = e
 			r, err := k.Knock(t.Context(), tc.req)
 			if tc.err != "" {
@@ -284,12 +304,13 @@ func TestKnockCancelledDuringPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeNet()
 		k := f.knocker(time.Now)
-		k.Delay = time.Second
+		k.Gap = time.Second
+		k.Rounds = 3
 		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 		defer cancel()
 		_, err := k.Knock(ctx, Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)})
-		if !errors.Is(err, context.DeadlineExceeded) || len(f.knocks) != 2 {
-			t.Errorf("Knock cancelled after 1.5 s of 1 s pauses: %v, %d knocks; want DeadlineExceeded after 2", err, len(f.knocks))
+		if !errors.Is(err, context.DeadlineExceeded) || len(f.knocks) != 4 {
+			t.Errorf("Knock cancelled after 1.5 s of 1 s gaps: %v, %d knocks; want DeadlineExceeded after the first round's 4", err, len(f.knocks))
 		}
 	})
 }
@@ -300,7 +321,7 @@ func TestKnockLogsNoPorts(t *testing.T) {
 	f := newFakeNet()
 	var buf bytes.Buffer
 	k := f.knocker(time.Now)
-	k.Delay = 0
+	k.Gap = 0
 	k.Log = zerolog.New(&buf).Level(zerolog.DebugLevel)
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
 	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)

@@ -142,7 +142,7 @@ func TestKnockBehindNAT(t *testing.T) {
 	m := &fakeMapper{mapped: netip.MustParseAddr("203.0.113.50")}
 	now := time.Unix(1_800_000_010, 0)
 	k := f.knocker(func() time.Time { return now })
-	k.Delay = 0
+	k.Gap = 0
 	k.STUN = m
 	k.NATCache = &NATCache{Path: filepath.Join(t.TempDir(), NATCacheFile)}
 	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)

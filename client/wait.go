@@ -13,17 +13,40 @@ import (
 // connection in time.
 var ErrNotOpen = errors.New("the port accepted no connection")
 
-// WaitInterval is how often Wait starts a new connection attempt. Earlier
-// attempts go on (a port behind the knock drops SYNs, so an attempt made
-// just before the door opened would hang until its SYN is retransmitted a
-// second later); the first to connect wins.
+// WaitInterval is the longest pause between two of Wait's connection
+// attempts. The first attempts come sooner (firstInterval, doubling up to
+// WaitInterval), since a door usually opens within milliseconds of the
+// knock. Earlier attempts go on (a port behind the knock drops SYNs, so an
+// attempt made just before the door opened would hang until its SYN is
+// retransmitted a second later); the first to connect wins.
 const WaitInterval = 100 * time.Millisecond
 
-// Wait connects to dst over TCP, starting a fresh attempt every
-// WaitInterval, until one succeeds or timeout passes. It returns the
-// connection and how long it took. The error after a timeout wraps
-// ErrNotOpen and carries the last attempt's error.
+// firstInterval is the pause before Wait's second attempt, and again after
+// a re-knock.
+const firstInterval = 5 * time.Millisecond
+
+// DefaultReknockAfter is how long the tknock command lets a door stay shut
+// after a knock before it knocks again (PROTOCOL.md section 4): far longer
+// than a knock and a connection attempt take on any sane path, far shorter
+// than a user's patience.
+const DefaultReknockAfter = time.Second
+
+// Wait connects to dst over TCP, starting fresh attempts (5 ms apart at
+// first, then up to WaitInterval apart), until one succeeds or timeout
+// passes. It returns the connection and how long it took. The error after
+// a timeout wraps ErrNotOpen and carries the last attempt's error.
 func Wait(ctx context.Context, dst netip.AddrPort, timeout time.Duration) (net.Conn, time.Duration, error) {
+	return WaitReknock(ctx, dst, timeout, 0, nil)
+}
+
+// WaitReknock is Wait that also knocks again: when no attempt has
+// connected after seconds since the start (or since the previous
+// re-knock), it calls reknock, then starts a fresh attempt at once and
+// polls at the fast pace again. Once reknock returns an error it is not
+// called again (both windows used, say) and waiting goes on; that error is
+// added to the timeout's. A nil reknock or a zero after never re-knocks.
+// reknock runs on Wait's goroutine and must return promptly.
+func WaitReknock(ctx context.Context, dst netip.AddrPort, timeout, after time.Duration, reknock func(context.Context) error) (net.Conn, time.Duration, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -54,10 +77,17 @@ func Wait(ctx context.Context, dst netip.AddrPort, timeout time.Duration) (net.C
 		}(pending)
 	}
 
-	tick := time.NewTicker(WaitInterval)
-	defer tick.Stop()
+	interval := firstInterval
+	next := time.NewTimer(interval)
+	defer next.Stop()
+	var again <-chan time.Time
+	if reknock != nil && after > 0 {
+		t := time.NewTicker(after)
+		defer t.Stop()
+		again = t.C
+	}
 	attempt()
-	var last error
+	var last, reknockErr error
 	for {
 		select {
 		case r := <-results:
@@ -70,8 +100,21 @@ func Wait(ctx context.Context, dst netip.AddrPort, timeout time.Duration) (net.C
 			if !errors.Is(r.err, context.DeadlineExceeded) && !errors.Is(r.err, context.Canceled) {
 				last = r.err
 			}
-		case <-tick.C:
+		case <-next.C:
 			attempt()
+			interval = min(2*interval, WaitInterval)
+			next.Reset(interval)
+		case <-again:
+			if err := reknock(ctx); err != nil {
+				if ctx.Err() == nil {
+					reknockErr = err
+				}
+				again = nil
+				continue
+			}
+			attempt()
+			interval = firstInterval
+			next.Reset(interval)
 		case <-ctx.Done():
 			drain()
 			if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -80,7 +123,11 @@ func Wait(ctx context.Context, dst netip.AddrPort, timeout time.Duration) (net.C
 			if last == nil {
 				last = errors.New("no answer (the SYNs were dropped)")
 			}
-			return nil, time.Since(start), fmt.Errorf("%v: %w within %v: %w", dst, ErrNotOpen, timeout, hidePort(last))
+			err := fmt.Errorf("%v: %w within %v: %w", dst, ErrNotOpen, timeout, hidePort(last))
+			if reknockErr != nil {
+				err = fmt.Errorf("%w; no knock again: %w", err, reknockErr)
+			}
+			return nil, time.Since(start), err
 		}
 	}
 }

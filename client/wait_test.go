@@ -89,3 +89,49 @@ func TestWaitTimeout(t *testing.T) {
 		t.Errorf("Wait with a cancelled context = %v, want context.Canceled", err)
 	}
 }
+
+// TestWaitReknock: the door opens only once the port is knocked again,
+// as after a knock whose packets were lost; WaitReknock knocks again
+// after the given time and gets in.
+func TestWaitReknock(t *testing.T) {
+	dst := freePort(t)
+	var ln net.Listener
+	calls := 0
+	reknock := func(ctx context.Context) error {
+		calls++
+		if ln != nil {
+			return nil
+		}
+		var err error
+		ln, err = net.Listen("tcp", dst.String())
+		return err
+	}
+	c, took, err := WaitReknock(t.Context(), dst, 5*time.Second, 300*time.Millisecond, reknock)
+	if ln == nil {
+		t.Skipf("the port was taken meanwhile (%v)", err)
+	}
+	defer ln.Close()
+	if err != nil {
+		t.Fatalf("WaitReknock: %v", err)
+	}
+	c.Close()
+	if calls != 1 || took < 300*time.Millisecond {
+		t.Errorf("WaitReknock: %d re-knocks, connected after %v; want one re-knock, after 300ms", calls, took)
+	}
+}
+
+// TestWaitReknockError: a re-knock that fails (both windows used, say) is
+// not tried again, waiting goes on, and the timeout says why no knock
+// went out.
+func TestWaitReknockError(t *testing.T) {
+	dst := freePort(t)
+	calls := 0
+	reknock := func(context.Context) error {
+		calls++
+		return ErrWindowsUsed
+	}
+	_, _, err := WaitReknock(t.Context(), dst, time.Second, 200*time.Millisecond, reknock)
+	if !errors.Is(err, ErrNotOpen) || !errors.Is(err, ErrWindowsUsed) || calls != 1 {
+		t.Errorf("WaitReknock with a failing re-knock = %v after %d calls, want ErrNotOpen and ErrWindowsUsed after one", err, calls)
+	}
+}

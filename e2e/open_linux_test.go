@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/client"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -108,11 +109,11 @@ func TestModesAndUsers(t *testing.T) {
 
 		// The knocks were of the protocol each enrollment says.
 		pkts := s.packets()
-		if got := knocksFrom(pkts, e.clientAddr, totpseq.TCP); len(got) != alice.enr.Length {
-			t.Errorf("TCP SYN knocks %v, want alice's %d", got, alice.enr.Length)
+		if got := knocksFrom(pkts, e.clientAddr, totpseq.TCP); len(got) != alice.enr.Length*client.DefaultRounds {
+			t.Errorf("TCP SYN knocks %v, want alice's %d, %d times (the client's rounds)", got, alice.enr.Length, client.DefaultRounds)
 		}
-		if got := knocksFrom(pkts, e.clientAddr, totpseq.UDP); len(got) != bob.enr.Length {
-			t.Errorf("UDP knocks %v, want bob's %d", got, bob.enr.Length)
+		if got := knocksFrom(pkts, e.clientAddr, totpseq.UDP); len(got) != bob.enr.Length*client.DefaultRounds {
+			t.Errorf("UDP knocks %v, want bob's %d, %d times (the client's rounds)", got, bob.enr.Length, client.DefaultRounds)
 		}
 
 		// alice's own sequence for web, which her enrollment does not

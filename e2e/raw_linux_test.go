@@ -25,6 +25,12 @@ const knockGap = 25 * time.Millisecond
 // the source address is whatever src says, the namespace's own or a
 // spoofed one. It is how an attacker replays what it captured.
 func (e *env) sendRaw(ns *nstest.NS, src netip.Addr, proto totpseq.Proto, ports []uint16) {
+	e.t.Helper()
+	e.sendRawEvery(ns, src, proto, ports, knockGap)
+}
+
+// sendRawEvery is sendRaw with gap between two knocks.
+func (e *env) sendRawEvery(ns *nstest.NS, src netip.Addr, proto totpseq.Proto, ports []uint16, gap time.Duration) {
 	t := e.t
 	t.Helper()
 	ifname, srvIf := e.clientIf, e.srvToClient
@@ -45,8 +51,8 @@ func (e *env) sendRaw(ns *nstest.NS, src netip.Addr, proto totpseq.Proto, ports 
 		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
 		copy(to.Addr[:], dstMAC)
 		for i, port := range ports {
-			if i > 0 {
-				time.Sleep(knockGap)
+			if i > 0 && gap > 0 {
+				time.Sleep(gap)
 			}
 			frame, err := knockFrame(ifi.HardwareAddr, dstMAC, src, e.serverAddr, proto, port)
 			if err != nil {

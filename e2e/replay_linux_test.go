@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/client"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -28,13 +29,19 @@ func TestReplay(t *testing.T) {
 		if _, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh")); err != nil {
 			t.Fatal(err)
 		}
+		openedAt := time.Now()
 		captured := knocksFrom(s.packets(), e.clientAddr, totpseq.TCP)
-		if want := e.sequence(alice, "ssh", e.clientAddr.String(), knockedAt); !slices.Equal(captured, want) {
-			t.Fatalf("knocks captured on the wire: %v; want the sequence of the current window, %v", captured, want)
+		want := e.sequence(alice, "ssh", e.clientAddr.String(), knockedAt)
+		if !slices.Equal(captured, slices.Repeat(want, client.DefaultRounds)) {
+			t.Fatalf("knocks captured on the wire: %v; want the sequence of the current window, %v, %d times (the client's rounds)", captured, want, client.DefaultRounds)
 		}
 
 		t.Run("same source", func(t *testing.T) {
 			e := e.in(t)
+			// Until gap_max after its completion the daemon takes the
+			// sequence again from the same source as copies (the
+			// client's rounds), silently; after that, as a replay.
+			sleepUntil(openedAt.Add(3*time.Second + 500*time.Millisecond))
 			m := d.mark()
 			e.sendRaw(e.client, e.clientAddr, totpseq.TCP, captured)
 			l, err := d.waitFrom(m, 5*time.Second, "a replay rejection", isReject("replay"))

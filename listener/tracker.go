@@ -231,7 +231,7 @@ type Stats struct {
 	Ignored    uint64 // knocks without a valid source, protocol, port or time (before 1970, after 2242)
 	Started    uint64 // knocks that matched an anchor (rule 1)
 	Advanced   uint64 // candidates advanced (rule 2), the completing knock included
-	Duplicates uint64 // knocks ignored as repeats of the port matched last (rule 3)
+	Duplicates uint64 // knocks ignored as repeats of a port already matched (rule 3)
 	Resets     uint64 // knocks that dropped a source's candidates and advanced none (rule 4)
 	Timeouts   uint64 // candidates dropped by gap_max or seq_timeout (rule 5)
 	Opened     uint64 // Opened events
@@ -878,8 +878,12 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 	for j := 0; j < int(ent.nadv); {
 		c := &adv[j]
 		if ns-c.last > t.gap || ns-c.start > t.seq {
+			// A completed candidate has served its purpose: its end is
+			// no timeout.
+			if !t.completed(c) {
+				t.tally.timeouts++
+			}
 			ent.removeAdv(adv, j)
-			t.tally.timeouts++
 			continue
 		}
 		j++
@@ -898,21 +902,24 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 			j++
 			continue
 		}
-		switch port {
-		case c.nextPort():
+		switch i, matched := c.match(port, u.params.Length-1); {
+		case matched:
+			t.tally.duplicates++
+			progress = true
+		case i >= 0:
+			c.seen |= 1 << i
 			c.step++
 			c.last = ns
 			t.tally.advanced++
 			progress = true
 			if int(c.step) == u.params.Length {
+				// Completed (rule 6); it stays tracked until rule 5 or
+				// a reset drops it, so that the copies of its ports in
+				// the client's later rounds are duplicates, not a
+				// replay.
 				done[ndone] = *c
 				ndone++
-				ent.removeAdv(adv, j)
-				continue
 			}
-		case c.lastPort():
-			t.tally.duplicates++
-			progress = true
 		default:
 			ent.removeAdv(adv, j)
 			dropped = true
@@ -950,8 +957,9 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 }
 
 // advanceAnchored applies a knock to ent's anchor-only candidates: those
-// whose second port it is move past their anchor (and to done when the
-// sequence has two ports). It reports whether the knock was relevant to
+// that have it among their bound ports (in any place: rule 2) move past
+// their anchor (and to done when the sequence has two ports), unless ent
+// tracks them past their anchor already. It reports whether the knock was relevant to
 // any of them (then they are all dropped), and whether any advanced.
 //
 // The candidates are those of the current table at ent's anchor port.
@@ -984,12 +992,19 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			continue
 		}
 		relevant = true
+		if tracking(adv[:ent.nadv], a.slot, w) || tracking(done[:*ndone], a.slot, w) {
+			continue // tracked past its anchor already (rule 1): no HMAC
+		}
 		dv := t.deriver(sl.user)
 		if dv == nil {
 			continue
 		}
 		bound, err := dv.AppendBound(buf[:0], sl.service, uint64(w), ent.gport, src)
-		if err != nil || bound[0] != k.Port {
+		if err != nil {
+			continue
+		}
+		i := slices.Index(bound, k.Port)
+		if i < 0 {
 			continue
 		}
 		advanced = true
@@ -1002,6 +1017,7 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			anchor:   ent.gport,
 			step:     2,
 			skewOnly: off < -skew || off > skew,
+			seen:     1 << i,
 		}
 		copy(c.bound[:], bound)
 		if u.params.Length == 2 {
@@ -1011,11 +1027,22 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 			}
 			done[*ndone] = c
 			*ndone++
-			continue
 		}
-		t.addAdv(ent, adv, &c)
+		t.addAdv(ent, adv, &c) // completed or not: see step
 	}
 	return relevant, advanced
+}
+
+// tracking reports whether cs holds the candidate of slot in window w: an
+// anchor knocked again after its candidate advanced starts an anchor-only
+// group (rule 1) that must not track that candidate a second time.
+func tracking(cs []candidate, slot uint32, w int64) bool {
+	for i := range cs {
+		if cs[i].slot == slot && cs[i].window == w {
+			return true
+		}
+	}
+	return false
 }
 
 // maxDone bounds the sequences one knock completes: those past their
@@ -1023,11 +1050,20 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 const maxDone = maxAdvanced + 2
 
 // addAdv adds c to ent's candidates past their anchor, within maxAdvanced.
+// When they are full, a completed candidate (kept only to absorb copies)
+// makes room first; else c replaces one that can only report a clock skew,
+// unless it is one itself.
 func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 	if int(ent.nadv) < maxAdvanced {
 		adv[ent.nadv] = *c
 		ent.nadv++
 		return
+	}
+	for j := range adv {
+		if t.completed(&adv[j]) {
+			adv[j] = *c
+			return
+		}
 	}
 	t.tally.overflows++
 	if c.skewOnly {
@@ -1039,6 +1075,12 @@ func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 			return
 		}
 	}
+}
+
+// completed reports whether c matched all its ports: it is kept after its
+// completion to absorb copies (rule 3).
+func (t *Tracker) completed(c *candidate) bool {
+	return int(c.step) == t.st.users[t.st.slots[c.slot].user].params.Length
 }
 
 // deriver returns user i's Deriver, made when first needed; nil only if

@@ -16,8 +16,8 @@ import (
 // reloads of subsets of the users. It
 // checks that the tracker never panics and that every event it reports is
 // justified by the knocks: an independent oracle looks the pattern of the
-// sequence up in the source's history (rules 1 to 5) and checks the
-// event's kind (rule 6).
+// sequence up in the source's history (rules 1 to 5: the bound ports in
+// any order) and checks the event's kind (rule 6).
 
 var trkFuzzSrcs = []netip.Addr{
 	trkAddr("192.0.2.1"),
@@ -121,51 +121,57 @@ func (o *trkOracle) check(e Event) {
 			r = append(r, k)
 		}
 	}
-	// Maximal runs of equal ports, backwards from the completing knock.
-	type run struct{ times []int64 }
+	// Rules 1 to 5: the candidate started at an anchor knock g after which
+	// every relevant knock of the source is a port of the sequence (any
+	// other resets); its bound ports match in any order, repeats and the
+	// anchor again are ignored; the knock that matches the last bound port
+	// not matched yet completes it, and that must be the event's knock.
 	n := len(seq)
-	runs := make([]run, n)
-	pos := len(r) - 1
-	if pos < 0 || r[pos].Port != seq[n-1] {
-		t.Fatalf("event %+v: the last knock of the source is not the last port of the sequence", e)
+	last := len(r) - 1
+	if last < 0 || !slices.Contains(seq[1:], r[last].Port) {
+		t.Fatalf("event %+v: the last knock of the source is no bound port of the sequence", e)
 	}
-	runs[n-1].times = []int64{r[pos].Time.UnixNano()}
-	pos--
-	for j := n - 2; j >= 0; j-- {
-		if pos < 0 || r[pos].Port != seq[j] {
-			t.Fatalf("event %+v: port %d of the sequence was not knocked in order", e, j)
-		}
-		for pos >= 0 && r[pos].Port == seq[j] {
-			runs[j].times = append([]int64{r[pos].Time.UnixNano()}, runs[j].times...)
-			pos--
-		}
+	from := last
+	for from > 0 && slices.Contains(seq, r[from-1].Port) {
+		from--
 	}
 	gap, seqT := int64(o.cfg.GapMax), int64(o.cfg.SeqTimeout)
 	d := int64(max(o.cfg.Skew, o.cfg.SkewDetect))
 	skew := int64(o.cfg.Skew)
 	w := int64(e.Window)
 	win := func(ns int64) int64 { return ns / 1e9 / int64(p.Period) }
-	tc := runs[n-1].times[0]
+	tc := r[last].Time.UnixNano()
 	kinds := map[EventKind]bool{}
-	// Any knock of the anchor run may have started the candidate (an
-	// expired or evicted group starts again at a later one).
-	a := runs[0].times
-	for x := range a {
-		g := a[x]
+	// Any anchor knock of that stretch may have started the candidate (an
+	// expired or evicted one starts again at a later one).
+	for x := from; x < last; x++ {
+		if r[x].Port != seq[0] {
+			continue
+		}
+		g := r[x].Time.UnixNano()
 		ok := abs64(w-win(g)) <= d
-		for y := x + 1; y < len(a) && ok; y++ {
-			ok = a[y]-g <= gap
-		}
-		last := g
-		for j := 1; j < n && ok; j++ {
-			b := runs[j].times
-			ok = b[0]-last <= gap && b[0]-g <= seqT
-			for y := 1; y < len(b) && ok; y++ {
-				ok = b[y]-b[0] <= gap && b[y]-g <= seqT
+		matched, prev := 1, g
+		var seen uint32
+		for y := x + 1; y <= last && ok; y++ {
+			ns := r[y].Time.UnixNano()
+			if matched == 1 {
+				ok = ns-g <= gap // the anchor-only group's rule 5
+			} else {
+				ok = ns-prev <= gap && ns-g <= seqT
 			}
-			last = b[0]
+			i := slices.Index(seq[1:], r[y].Port)
+			if !ok || i < 0 || seen>>i&1 != 0 {
+				continue // a repeat (or the anchor again) is ignored
+			}
+			seen |= 1 << i
+			matched++
+			prev = ns
+			if matched == n {
+				ok = y == last // it completed at this knock, not later
+				break
+			}
 		}
-		if !ok {
+		if !ok || matched != n {
 			continue
 		}
 		switch {
@@ -235,7 +241,7 @@ func trkPlay(t testing.TB, data []byte) []Event {
 			c.window = uint64(int64(totpseq.Window(now, users[c.u].Params.Period)) + int64(b1>>2&7) - 4)
 			c.j = 0
 			fallthrough
-		case 3: // the next port of the sequence (or its port j again)
+		case 3: // the next port of the sequence, its port j again, or any bound port
 			if b0>>4&3 == 3 && b1&1 == 0 {
 				c.j++
 			}
@@ -245,6 +251,9 @@ func trkPlay(t testing.TB, data []byte) []Event {
 				t.Fatal(err)
 			}
 			k.Port = s[min(c.j, len(s)-1)]
+			if b0>>4&3 == 3 && b1&3 == 3 {
+				k.Port = s[1+int(b1>>2)%(len(s)-1)] // bound ports in any order
+			}
 		}
 		if b1 == 0xff && b0&0x80 != 0 {
 			k.Src = netip.AddrFrom16(k.Src.As16()) // IPv4-mapped form
@@ -284,11 +293,18 @@ func trkSeedSequence(u, si byte, n int) []byte {
 	return in
 }
 
+// trkSeedReverse returns fuzz input knocking the bound ports of user u's
+// 3-port sequence (true window) from source si in reverse order.
+func trkSeedReverse(u, si byte) []byte {
+	return []byte{0x20 | si, u | 4<<2, 3, 0x30 | si, 1<<2 | 3, 3, 0x30 | si, 0<<2 | 3, 3}
+}
+
 func FuzzTracker(f *testing.F) {
 	f.Add(trkSeedSequence(0, 0, 2))
 	f.Add(trkSeedSequence(1, 2, 3))
 	f.Add(trkSeedSequence(2, 8|3, 2))
 	f.Add(slices.Concat(trkSeedSequence(0, 0, 2), trkSeedSequence(0, 0, 2), trkSeedSequence(1, 1, 3)))
+	f.Add(trkSeedReverse(1, 2))
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 	// A sequence with a reload of every user in the middle.
 	f.Add(slices.Concat(trkSeedSequence(1, 2, 2), []byte{0xb2, 0xfe, 0x17}))
@@ -309,6 +325,7 @@ func TestTrackerOracle(t *testing.T) {
 		trkSeedSequence(1, 2, 3),
 		trkSeedSequence(2, 8|3, 2),
 		slices.Concat(trkSeedSequence(1, 2, 2), []byte{0xb2, 0xfe, 0x17}), // with a reload
+		trkSeedReverse(1, 2), // the bound ports in reverse
 	} {
 		es := trkPlay(t, in)
 		if len(es) != 1 || es[0].Kind != Opened {

@@ -67,7 +67,7 @@ func TestTrackerReloadKeepsReplayRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range ks {
-		k.Time = k.Time.Add(time.Second)
+		k.Time = k.Time.Add(5 * time.Second) // past gap_max: no copy of the first
 		tr.Knock(k)
 	}
 	if len(rec.events) != 2 || rec.events[1].Kind != Replay {
@@ -348,7 +348,9 @@ func TestTrackerPrepareCommit(t *testing.T) {
 	if got := tr.Ranges(); !gocmp.Equal(got, want) {
 		t.Errorf("ranges after Commit: %v, want %v", got, want)
 	}
-	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, trkAt(trkMid+time.Second), 25*time.Millisecond) {
+	// Past gap_max, so the copies of the first knock are done with (rule
+	// 6): the same sequence again is a replay, across the Commit.
+	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, trkAt(trkMid+DefaultConfig().GapMax+time.Second), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	if len(rec.events) != 2 || rec.events[0].Kind != Opened || rec.events[1].Kind != Replay {

@@ -30,8 +30,9 @@ import (
 // receives F/buckets of them on average, and the client's anchor survives
 // unless its own bucket received a full set (with the default capacity,
 // 253 952 buckets of 8 ways: a flood of 250 000 sources in that time, 10
-// million packets per second for a client's 25 ms between knocks, evicts
-// it with a probability of about 1e-5).
+// million packets per second for 25 ms between knocks, evicts it with a
+// probability of about 1e-5; the client waits 1 ms after its anchor, and
+// sends it again in each of its rounds).
 //
 // A tag is not the whole source: two sources of one bucket share a tag
 // with a probability of 2^-22 per pair, and the later one then finds the
@@ -94,7 +95,9 @@ func (k *sourceKey) addr() netip.Addr {
 }
 
 // candidate is one (user, service, window) tracked for a source past its
-// anchor, with the ports it expects.
+// anchor, with the ports it expects. Its bound ports match in any order
+// (PROTOCOL.md section 3, rule 2): seen has bit i set once bound[i]
+// matched.
 type candidate struct {
 	window      int64
 	start, last int64 // Unix nanoseconds of its first and latest matched knock
@@ -103,18 +106,20 @@ type candidate struct {
 	step        uint8 // ports matched so far, 2..length-1 while tracked
 	skewOnly    bool  // started outside the skew: completes as a ClockSkew
 	bound       [totpseq.MaxLength - 1]uint16
+	seen        uint16 // bit i: bound[i] matched
 }
 
-// lastPort is the port the candidate matched last (rule 3).
-func (c *candidate) lastPort() uint16 {
-	if c.step == 1 {
-		return c.anchor
+// match looks port up among the candidate's n bound ports: it returns the
+// port's index, or -1, and whether the port was matched before (rule 3;
+// the anchor counts as matched).
+func (c *candidate) match(port uint16, n int) (i int, matched bool) {
+	for i, b := range c.bound[:n] {
+		if b == port {
+			return i, c.seen>>i&1 != 0
+		}
 	}
-	return c.bound[c.step-2]
+	return -1, port == c.anchor
 }
-
-// nextPort is the port the candidate expects next (rule 2).
-func (c *candidate) nextPort() uint16 { return c.bound[c.step-1] }
 
 // tracked is the state of one source, as the rules see it. In the
 // advanced store it is the entry itself; a record of the anchor store is

@@ -65,8 +65,10 @@ func TestTrackerRules(t *testing.T) {
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
-				if s.Started != 1 || s.Advanced != 3 || s.Opened != 1 || s.Tracked != 0 {
-					t.Errorf("stats = %+v, want 1 started, 3 advanced, 1 opened, 0 tracked", s)
+				// Still tracked: the completed candidate absorbs copies
+				// of its ports until gap_max.
+				if s.Started != 1 || s.Advanced != 3 || s.Opened != 1 || s.Tracked != 1 {
+					t.Errorf("stats = %+v, want 1 started, 3 advanced, 1 opened, 1 tracked", s)
 				}
 			},
 		},
@@ -122,19 +124,95 @@ func TestTrackerRules(t *testing.T) {
 			},
 		},
 		{
-			name:  "reset: an earlier port of the sequence",
+			name:  "duplicate: an earlier bound port again is ignored",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
 				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], s[2], s[1], s[3]}, start, 25*ms)
 			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				if s.Duplicates != 1 || s.Resets != 0 {
+					t.Errorf("stats = %+v, want 1 duplicate, no reset", s)
+				}
+			},
 		},
 		{
-			name:  "reset: out of order",
+			name:  "advance: the bound ports in any order",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
 				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[2], s[1], s[3]}, start, 25*ms)
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+		},
+		{
+			name:  "advance: the bound ports in reverse, length 16",
+			users: []User{grace},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, grace, "ssh", 0, trkA)
+				r := slices.Clone(s[1:])
+				slices.Reverse(r)
+				return trkKnocks(trkA, totpseq.TCP, append([]uint16{s[0]}, r...), start, ms)
+			},
+			want: []trkEv{ev(Opened, grace, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				if s.Advanced != 15 || s.Resets != 0 {
+					t.Errorf("stats = %+v, want 15 advanced, no reset", s)
+				}
+			},
+		},
+		{
+			name:  "duplicate: every port three times, the bound ones in rounds (the client's pattern)",
+			users: []User{heidi},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, heidi, "ssh", 0, trkA)
+				b := s[1:]
+				return trkKnocks(trkA, totpseq.TCP, slices.Concat([]uint16{s[0], s[0], s[0]}, b, b, b), start, 0)
+			},
+			want: []trkEv{ev(Opened, heidi, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				// The second and third anchor, then the fourth bound port of
+				// the first round completes: the 8 bound ports after it are
+				// copies for the completed candidate, no replay.
+				if s.Duplicates != 10 || s.Advanced != 4 || s.Opened != 1 || s.Replays != 0 || s.Resets != 0 {
+					t.Errorf("stats = %+v, want 10 duplicates, 4 advanced, 1 opened, no replay, no reset", s)
+				}
+			},
+		},
+		{
+			name:  "duplicate: the anchor again after a bound port is ignored, the sequence opens once",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[3], s[0], s[1], s[0], s[2], s[1], s[3]}, start, ms)
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+		},
+		{
+			name:  "start: a bound port before the anchor does not count",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, []uint16{s[1], s[0], s[2], s[3]}, start, 25*ms)
+			},
+			stats: func(t *testing.T, s Stats) {
+				if s.Advanced != 2 || s.Tracked != 1 || s.Opened != 0 {
+					t.Errorf("stats = %+v, want 2 advanced, 1 tracked, none opened", s)
+				}
+			},
+		},
+		{
+			name:  "reset: a stray knock after bound ports in any order",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[3], s[1], notIn(s), s[2]}, start, 25*ms)
+			},
+			stats: func(t *testing.T, s Stats) {
+				if s.Resets != 1 || s.Opened != 0 {
+					t.Errorf("stats = %+v, want 1 reset, none opened", s)
+				}
 			},
 		},
 		{
@@ -221,6 +299,39 @@ func TestTrackerRules(t *testing.T) {
 					t.Errorf("stats = %+v, want 1 timeout", s)
 				}
 			},
+		},
+		{
+			name:  "completion: the whole sequence again within gap_max is a copy, not a replay (the client's rounds)",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return slices.Concat(trkKnocks(trkA, totpseq.TCP, s, start, ms), trkKnocks(trkA, totpseq.TCP, s, start.Add(10*ms), ms),
+					trkKnocks(trkA, totpseq.TCP, s, start.Add(20*ms), 0))
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
+			stats: func(t *testing.T, s Stats) {
+				if s.Duplicates != 8 || s.Replays != 0 || s.Resets != 0 || s.Timeouts != 0 {
+					t.Errorf("stats = %+v, want 8 duplicates, no replay, reset or timeout", s)
+				}
+			},
+		},
+		{
+			name:  "completion: the sequence of a length-2 user again at once is a copy",
+			users: []User{frank},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, frank, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, slices.Concat(s, s, s), start, ms)
+			},
+			want: []trkEv{ev(Opened, frank, "ssh", trkA, 0, 0)},
+		},
+		{
+			name:  "completion: after a stray knock the same sequence is a replay",
+			users: []User{alice},
+			knocks: func(t *testing.T) []Knock {
+				s := seq(t, alice, "ssh", 0, trkA)
+				return trkKnocks(trkA, totpseq.TCP, slices.Concat(s, []uint16{notIn(s)}, s), start, ms)
+			},
+			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(Replay, alice, "ssh", trkA, 0, 0)},
 		},
 		{
 			name:  "completion: a replay in the same window opens nothing",

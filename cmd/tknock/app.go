@@ -189,7 +189,10 @@ type knockFlags struct {
 	STUN       []string      `name:"stun" placeholder:"HOST:PORT" help:"STUN server to ask for the public address when this machine is behind NAT (repeat for more); asked along with the enrollment's."`
 	IPv4       bool          `name:"ipv4" short:"4" xor:"family" help:"Knock over IPv4 only (default: every family the host has and this machine can reach)."`
 	IPv6       bool          `name:"ipv6" short:"6" xor:"family" help:"Knock over IPv6 only."`
-	Delay      time.Duration `default:"25ms" help:"Pause between two knocks."`
+	Gap        time.Duration `default:"1ms" help:"Pause after each anchor knock and between rounds; the bound ports go back to back."`
+	Rounds     int           `default:"3" help:"Times the sequence is sent (1..10): copies of a port are free, and a lost knock then costs nothing."`
+	// ReknockAfter applies to --wait and ssh-proxy.
+	ReknockAfter time.Duration `name:"reknock-after" default:"1s" help:"With --wait and in ssh-proxy: knock again (in the next time window) when the port has not opened after this long; 0: never."`
 }
 
 // family returns the family -4 or -6 asks for.
@@ -241,8 +244,14 @@ func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *kno
 	if err != nil {
 		return nil, err
 	}
-	if f.Delay < 0 {
-		return nil, fmt.Errorf("--delay %v: must not be negative", f.Delay)
+	if f.Gap < 0 {
+		return nil, fmt.Errorf("--gap %v: must not be negative", f.Gap)
+	}
+	if f.Rounds < 1 || f.Rounds > client.MaxRounds {
+		return nil, fmt.Errorf("--rounds %d: want 1..%d", f.Rounds, client.MaxRounds)
+	}
+	if f.ReknockAfter < 0 {
+		return nil, fmt.Errorf("--reknock-after %v: must not be negative", f.ReknockAfter)
 	}
 	now := a.time()
 	if err := client.CheckClock(now, l.written); err != nil {
@@ -253,7 +262,8 @@ func (a *app) knock(ctx context.Context, l *loaded, host, service string, f *kno
 		Resolver: a.resolver,
 		Route:    a.route,
 		Now:      a.time,
-		Delay:    f.Delay,
+		Gap:      f.Gap,
+		Rounds:   f.Rounds,
 		Memory:   a.memory(),
 		NATCache: a.natCache(),
 		STUN:     a.mapper(),
@@ -313,10 +323,29 @@ func (a *app) natCache() *client.NATCache {
 	return &client.NATCache{Path: filepath.Join(filepath.Dir(m.Path), client.NATCacheFile)}
 }
 
+// reknock returns the function that knocks again for the wait, as the
+// first knock did (every family; the window memory picks the next window),
+// or nil when f turns re-knocking off.
+func (a *app) reknock(l *loaded, host, service string, f *knockFlags) func(context.Context) error {
+	if f.ReknockAfter == 0 {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		rs, err := a.knock(ctx, l, host, service, f)
+		if err != nil {
+			a.log.Debug().Err(err).Msg("no knock again")
+			return err
+		}
+		a.log.Debug().Uint64("window", rs[0].Window).Dur("after", f.ReknockAfter).Msg("the door had not opened: knocked again")
+		return nil
+	}
+}
+
 // wait waits for TCP port on the knocked addresses (one per family, the
-// first to accept wins). note, if not empty, is added to a failure (why no
-// knock was sent).
-func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uint16, timeout time.Duration, note error) (net.Conn, time.Duration, error) {
+// first to accept wins), knocking again with reknock (if not nil) every
+// f.ReknockAfter while the door stays shut. note, if not empty, is added
+// to a failure (why no knock was sent).
+func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uint16, timeout time.Duration, f *knockFlags, reknock func(context.Context) error, note error) (net.Conn, time.Duration, error) {
 	if port == 0 {
 		return nil, 0, errors.New("port 0: want 1..65535")
 	}
@@ -330,7 +359,7 @@ func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uin
 		bound[i] = fmt.Sprintf("%v (%s)", r.Source, r.From)
 	}
 	r := rs[0]
-	c, dst, took, err := client.WaitAny(ctx, dsts, timeout)
+	c, dst, took, err := client.WaitAny(ctx, dsts, timeout, f.ReknockAfter, reknock)
 	if err == nil {
 		a.log.Debug().Stringer("addr", dst.Addr()).Msg("port open")
 	}

@@ -48,7 +48,7 @@ func (c *knockCmd) Run(ctx context.Context, a *app) error {
 	if c.Wait == 0 {
 		return nil
 	}
-	conn, took, err := a.wait(ctx, l, rs, c.Wait, c.WaitTimeout, note)
+	conn, took, err := a.wait(ctx, l, rs, c.Wait, c.WaitTimeout, &c.knockFlags, a.reknock(l, host, c.Service, &c.knockFlags), note)
 	if err != nil {
 		return err
 	}

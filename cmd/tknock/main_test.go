@@ -184,6 +184,15 @@ func sequence(t *testing.T, e *totpseq.Enrollment, service string, at time.Time,
 	return ps
 }
 
+// sent returns the ports the command sends for seq: DefaultRounds rounds.
+func sent(seq []uint16) []uint16 {
+	var out []uint16
+	for range client.DefaultRounds {
+		out = append(out, seq...)
+	}
+	return out
+}
+
 func TestHelp(t *testing.T) {
 	e := newEnv(t)
 	for _, args := range [][]string{{"--help"}, {"knock", "--help"}, {"print", "--help"}, {"ssh-proxy", "-h"}} {
@@ -385,7 +394,7 @@ func TestKnock(t *testing.T) {
 			t.Errorf("tknock %v: exit %d, stdout %q, stderr %q; want 0 and quiet", tc.args, code, out, errOut)
 			continue
 		}
-		want := sequence(t, en, tc.service, e.now, false, tc.src)
+		want := sent(sequence(t, en, tc.service, e.now, false, tc.src))
 		if diff := cmp.Diff(want, e.net.ports()); diff != "" {
 			t.Errorf("tknock %v knocked (-want +got):\n%s", tc.args, diff)
 		}
@@ -399,7 +408,7 @@ func TestKnock(t *testing.T) {
 	// A profile over IPv6, with TCP knocks.
 	e.net.reset()
 	e.mustRun("ssh6.example.com")
-	if len(e.net.knocks) != 4 || e.net.knocks[0].Addr() != netip.MustParseAddr("2001:db8::10") || e.net.protos[0] != totpseq.TCP {
+	if len(e.net.knocks) != 4*client.DefaultRounds || e.net.knocks[0].Addr() != netip.MustParseAddr("2001:db8::10") || e.net.protos[0] != totpseq.TCP {
 		t.Errorf("IPv6 profile: knocks %v %v", e.net.knocks, e.net.protos)
 	}
 }
@@ -409,7 +418,7 @@ func TestKnockFromEnrollmentFile(t *testing.T) {
 	en := enrollment(t, "", totpseq.TCP)
 	file := writeEnrollment(t, en)
 	e.mustRun("knock", "--enrollment", file, "192.0.2.5")
-	want := sequence(t, en, "ssh", e.now, false, "198.51.100.7")
+	want := sent(sequence(t, en, "ssh", e.now, false, "198.51.100.7"))
 	if diff := cmp.Diff(want, e.net.ports()); diff != "" {
 		t.Errorf("knocked (-want +got):\n%s", diff)
 	}
@@ -430,7 +439,7 @@ func TestKnockTwiceInOneWindow(t *testing.T) {
 	e.now = e.now.Add(5 * time.Second)
 	e.net.reset()
 	e.mustRun("knock", "--enrollment", file)
-	if diff := cmp.Diff(sequence(t, en, "ssh", e.now, true, "198.51.100.7"), e.net.ports()); diff != "" {
+	if diff := cmp.Diff(sent(sequence(t, en, "ssh", e.now, true, "198.51.100.7")), e.net.ports()); diff != "" {
 		t.Errorf("second knock in one window is not the next window's sequence (-want +got):\n%s", diff)
 	}
 	e.now = e.now.Add(5 * time.Second)
@@ -459,7 +468,10 @@ func TestKnockErrors(t *testing.T) {
 		{[]string{"gone"}, "profile gone: host gone.example.com: cannot resolve the name: lookup gone.example.com: no such host"},
 		{[]string{"knock", "--source", "nope", "work"}, `--source "nope": not an IP address`},
 		{[]string{"knock", "--source", "2001:db8::9", "work"}, "host ssh.example.com has no IPv6 address to match the source address 2001:db8::9"},
-		{[]string{"knock", "--delay=-1s", "work"}, "--delay -1s: must not be negative"},
+		{[]string{"knock", "--gap=-1s", "work"}, "--gap -1s: must not be negative"},
+		{[]string{"knock", "--rounds=0", "work"}, "--rounds 0: want 1..10"},
+		{[]string{"knock", "--rounds=11", "work"}, "--rounds 11: want 1..10"},
+		{[]string{"knock", "--reknock-after=-1s", "work"}, "--reknock-after -1s: must not be negative"},
 	} {
 		e.net.reset()
 		code, out, errOut := e.run(tc.args...)

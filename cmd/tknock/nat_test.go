@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/client"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -55,7 +56,7 @@ func TestKnockBehindNATCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("knock --stun: exit %d: %s", code, errOut)
 	}
-	if diff := cmp.Diff(sequence(t, en, "ssh", e.now, false, "203.0.113.50"), e.net.ports()); diff != "" {
+	if diff := cmp.Diff(sent(sequence(t, en, "ssh", e.now, false, "203.0.113.50")), e.net.ports()); diff != "" {
 		t.Errorf("knock --stun knocked (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(errOut, "source=203.0.113.50") || !strings.Contains(errOut, `source_from="stun server stun.example.net:3478"`) {
@@ -98,11 +99,11 @@ func TestKnockFamiliesCommand(t *testing.T) {
 		e.mustRun(tc.args...)
 		var got []string
 		for i, k := range e.net.knocks {
-			if i%en.Length == 0 {
+			if i%(en.Length*client.DefaultRounds) == 0 {
 				got = append(got, k.Addr().String())
 			}
 		}
-		if diff := cmp.Diff(tc.want, got); diff != "" || len(e.net.knocks) != len(tc.want)*en.Length {
+		if diff := cmp.Diff(tc.want, got); diff != "" || len(e.net.knocks) != len(tc.want)*en.Length*client.DefaultRounds {
 			t.Errorf("tknock %v: knocked at (-want +got):\n%s (%d knocks)", tc.args, diff, len(e.net.knocks))
 		}
 	}

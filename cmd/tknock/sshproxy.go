@@ -51,7 +51,7 @@ func (c *sshProxyCmd) Run(ctx context.Context, a *app) error {
 	} else if err != nil {
 		return err
 	}
-	conn, took, err := a.wait(ctx, l, rs, c.Port, c.WaitTimeout, note)
+	conn, took, err := a.wait(ctx, l, rs, c.Port, c.WaitTimeout, &c.knockFlags, a.reknock(l, host, service, &c.knockFlags), note)
 	if err != nil {
 		return err
 	}

@@ -12,19 +12,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/client"
 	"github.com/tknock/tknock/totpseq"
 )
 
 // door is an in-test knock receiver on loopback: UDP listeners on every
-// port of a 64-port knock range record the knocks, and when the last four
-// form the sequence of a window around now for source 127.0.0.1, a TCP
-// echo server starts on the protected port. Before that nothing listens
+// port of a 64-port knock range record the knocks, and once every port of
+// the sequence of a window around now for source 127.0.0.1 was knocked (in
+// any order), a TCP echo server starts on the protected port. Before that nothing listens
 // there, so a connection is refused.
 type door struct {
 	e    *totpseq.Enrollment
 	port uint16 // the protected port
 
 	mu      sync.Mutex
+	lose    int // knocks still to lose, as a network would
 	knocks  []uint16
 	opened  bool
 	windows []uint64 // windows whose sequence opened the door
@@ -82,15 +84,21 @@ func newDoor(t *testing.T) *door {
 func (d *door) knock(t *testing.T, port uint16) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.lose > 0 {
+		d.lose--
+		return
+	}
 	d.knocks = append(d.knocks, port)
 	if d.opened || len(d.knocks) < d.e.Length {
 		return
 	}
-	last := d.knocks[len(d.knocks)-d.e.Length:]
 	now := totpseq.Window(time.Now(), d.e.Period)
 	for w := now - 1; w <= now+1; w++ {
+		// Every port of the sequence knocked, in any order: the client
+		// sends the bound ports back to back, and the door reads each
+		// port on a goroutine of its own, which reorders them.
 		seq, err := totpseq.Sequence(&d.e.Params, "ssh", w, netip.MustParseAddr("127.0.0.1"))
-		if err != nil || !slices.Equal(seq, last) {
+		if err != nil || slices.ContainsFunc(seq, func(p uint16) bool { return !slices.Contains(d.knocks, p) }) {
 			continue
 		}
 		ln, err := net.Listen("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), d.port).String())
@@ -188,5 +196,40 @@ func TestKnockWait(t *testing.T) {
 	}
 	if !d.isOpen() {
 		t.Error("the door did not open")
+	}
+}
+
+// TestKnockWaitReknocks: every knock of the first attempt is lost; --wait
+// knocks again after --reknock-after, in the next window, and gets in;
+// with --reknock-after 0 it does not.
+func TestKnockWaitReknocks(t *testing.T) {
+	for _, reknock := range []bool{false, true} {
+		e := newEnv(t)
+		e.real = true
+		d := newDoor(t)
+		d.lose = d.e.Length * client.DefaultRounds
+		file := writeEnrollment(t, d.e)
+		port := strconv.Itoa(int(d.port))
+		after := "0"
+		if reknock {
+			after = "300ms"
+		}
+		start := totpseq.Window(time.Now(), d.e.Period)
+		code, out, errOut := e.run("knock", "--enrollment", file, "--wait", port, "--wait-timeout", "2s", "--reknock-after", after)
+		if !reknock {
+			if code != 1 || d.isOpen() {
+				t.Errorf("knock --wait --reknock-after 0 with the knocks lost: exit %d, door open %v; want exit 1, closed", code, d.isOpen())
+			}
+			continue
+		}
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, "127.0.0.1 port "+port+" open after ") {
+			t.Fatalf("knock --wait with the first knocks lost: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		d.mu.Lock()
+		windows := d.windows
+		d.mu.Unlock()
+		if len(windows) != 1 || (windows[0] != start+1 && windows[0] != start+2) {
+			t.Errorf("the door opened for windows %v, want the one after the first knock's (%d)", windows, start)
+		}
 	}
 }

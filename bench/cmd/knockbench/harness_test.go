@@ -477,3 +477,62 @@ func TestMedians(t *testing.T) {
 		t.Errorf("Medians = %+v; want Knock 90 (median of 85, 90, 120), then Allow 20 (lower middle of 20, 30)", got)
 	}
 }
+
+func TestKnockdSetup(t *testing.T) {
+	k := knockdSetup{Interface: "tkcli", Sequence: []uint16{7001, 8002, 9003}, LogFile: "/tmp/k.log"}
+	want := "[options]\n\tLogFile = /tmp/k.log\n\tInterface = tkcli\n\n" +
+		"[bench]\n\tsequence = 7001,8002,9003\n\tseq_timeout = 5\n\ttcpflags = syn\n" +
+		"\tcommand = nft add element inet knockd allowed { %IP% }\n"
+	if diff := cmp.Diff(want, k.Config()); diff != "" {
+		t.Errorf("knockd.conf (-want +got):\n%s", diff)
+	}
+	rs := k.Ruleset()
+	for _, line := range []string{"table inet knockd {", "type ipv4_addr", "tcp dport 2223 ip saddr @allowed accept", "tcp dport 2223 drop"} {
+		if !strings.Contains(rs, line) {
+			t.Errorf("knockd's ruleset lacks %q:\n%s", line, rs)
+		}
+	}
+	if knockdPort == protectedPort {
+		t.Error("knockd guards tknockd's port")
+	}
+}
+
+func TestLossRuleset(t *testing.T) {
+	rs := lossRuleset(totpseq.Range{Lo: 10000, Hi: 32767})
+	if !strings.Contains(rs, "type filter hook output priority filter;") ||
+		!strings.Contains(rs, "tcp dport 10000-32767 numgen random mod 10 < 1 counter drop") {
+		t.Errorf("loss ruleset: want an output hook dropping one knock packet in ten:\n%s", rs)
+	}
+}
+
+func TestFastRatio(t *testing.T) {
+	ms := func(v ...float64) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x*float64(time.Millisecond)))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		tk, kd []time.Duration
+		ok     bool
+		ratio  float64
+	}{
+		{"a third", ms(10, 10, 10), ms(30, 30, 30), true, 1.0 / 3},
+		{"more than a third", ms(11, 11, 11), ms(30, 30, 30), false, 11.0 / 30},
+		{"a tknock trial failed", ms(5, 5), ms(30, 30, 30), false, 5.0 / 30},
+		{"knockd never opened", ms(5, 5, 5), nil, false, 0},
+	} {
+		ok, ratio := fastRatio(tc.tk, tc.kd, 3)
+		if ok != tc.ok || math.Abs(ratio-tc.ratio) > 1e-9 {
+			t.Errorf("%s: fastRatio = %v, %v; want %v, %v", tc.name, ok, ratio, tc.ok, tc.ratio)
+		}
+	}
+	if got := describeSamples(ms(3, 1, 2), 4); got != "median 2.000 ms (min 1.000 ms, max 3.000 ms), 3 of 4 opened" {
+		t.Errorf("describeSamples = %q", got)
+	}
+	if got := describeSamples(nil, 10); got != "none of 10 opened" {
+		t.Errorf("describeSamples of nothing = %q", got)
+	}
+}
