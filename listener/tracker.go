@@ -959,8 +959,9 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 // advanceAnchored applies a knock to ent's anchor-only candidates: those
 // that have it among their bound ports (in any place: rule 2) move past
 // their anchor (and to done when the sequence has two ports), unless ent
-// tracks them past their anchor already. It reports whether the knock was relevant to
-// any of them (then they are all dropped), and whether any advanced.
+// tracks them past their anchor already. It reports whether the knock was
+// relevant to any of them (then they are all dropped), and whether any
+// advanced.
 //
 // The candidates are those of the current table at ent's anchor port.
 // When the anchor knock was inside the table's interval, its live
