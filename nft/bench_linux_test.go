@@ -65,7 +65,7 @@ func BenchmarkEnsure(b *testing.B) {
 				}
 			}
 			for b.Loop() {
-				if err := tb.Ensure(); err != nil {
+				if err := tb.Apply(tb.cfg); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -31,8 +32,23 @@ type Table struct {
 	table    *nftables.Table
 	set4     *nftables.Set // nil: no IPv4 grants (external mode without set4)
 	set6     *nftables.Set // nil: no IPv6 grants
-	verified bool          // external mode: the sets were checked by Ensure
+	verified bool          // external mode: the sets were checked by Apply or heal
+	applied  bool          // Apply succeeded once
 	closed   bool
+
+	// record holds the deadline of every grant made through this Table
+	// (and of those found in the sets at the first Apply), so that sets
+	// that vanished (`nft flush ruleset`) are filled again with the grants'
+	// remaining time. Expired entries are pruned as it grows.
+	record  map[grantID]time.Time
+	pruneAt int // prune when record reaches this size
+	seeded  bool
+	// expect is the number of rules of each chain of the table as built
+	// (own-table mode).
+	expect   map[string]int
+	restored int // grants restored by the latest build
+	now      func() time.Time
+	monOpts  []nftables.ConnOption // for the monitor's own socket
 }
 
 // Open validates cfg and connects to nftables in the caller's network
@@ -49,7 +65,7 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: config: %w", err)
 	}
-	copts := []nftables.ConnOption{nftables.AsLasting()}
+	copts := []nftables.ConnOption{nftables.AsLasting()} // AsLasting first: the monitor takes the rest
 	if o.netnsFd != 0 {
 		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
 	}
@@ -60,7 +76,8 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: open netlink socket: %w", probeError(err))
 	}
-	t := &Table{log: o.log, conn: conn, connOpts: copts}
+	t := &Table{log: o.log, conn: conn, connOpts: copts, now: time.Now,
+		record: make(map[grantID]time.Time), pruneAt: minPrune, monOpts: copts[1:]}
 	t.setConfig(n)
 	if _, err := conn.ListTablesOfFamily(t.table.Family); err != nil {
 		conn.CloseLasting()
@@ -115,68 +132,63 @@ func familyName(f nftables.TableFamily) string {
 
 var errClosed = errors.New("table handle is closed")
 
-// Ensure makes the kernel state match the configuration.
+// Apply makes the kernel state match cfg, and is the one verb that sets
+// the table: at start-up and at every reload. Applying the same Config
+// twice changes nothing.
 //
 // In own-table mode it builds the whole table in one atomic batch, replacing
-// whatever an earlier Ensure built: the resulting ruleset is always the same
+// whatever an earlier Apply built: the resulting ruleset is always the same
 // for the same Config. The grant sets are kept as they are, so live grants
 // run on undisturbed and a restarted daemon does not make users knock
 // again. If a table of that name exists but was not built by this package,
-// Ensure refuses to touch it.
+// Apply refuses to touch it.
 //
 // In external-set mode it only checks that the administrator's sets exist
 // with the right key type and the timeout flag.
-func (t *Table) Ensure() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return fmt.Errorf("nft: ensure: %w", errClosed)
-	}
-	return t.ensureLocked()
-}
-
-// Update replaces the configuration, as on a daemon reload, and applies it
-// like Ensure, keeping live grants. On error the old configuration stays in
-// force, in the kernel and in t. The table name and the mode (own table or
-// external sets) cannot change while the daemon runs: the old table would be
-// left behind.
-func (t *Table) Update(cfg Config) error {
+//
+// On error the configuration applied before stays in force, in the kernel
+// and in t. The table name and the mode (own table or external sets) are
+// those given to Open and cannot change: the old table would be left
+// behind.
+func (t *Table) Apply(cfg Config) error {
 	n, err := cfg.normalize()
 	if err != nil {
-		return fmt.Errorf("nft: update: config: %w", err)
+		return fmt.Errorf("nft: apply: config: %w", err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return fmt.Errorf("nft: update: %w", errClosed)
+		return fmt.Errorf("nft: apply: %w", errClosed)
 	}
 	old := t.cfg
 	if (n.External == nil) != (old.External == nil) || n.Table != old.Table ||
 		(n.External != nil && *n.External != *old.External) {
-		return errors.New("nft: update: the table name or the external sets changed: restart the daemon for that")
+		return errors.New("nft: apply: the table name or the external sets differ from those given to Open: restart the daemon for that")
 	}
 	t.setConfig(n)
 	if err := t.ensureLocked(); err != nil {
 		t.setConfig(old)
 		return err
 	}
+	t.applied = true
 	return nil
 }
 
 func (t *Table) ensureLocked() error {
 	if t.cfg.External != nil {
 		if err := t.checkExternal(); err != nil {
-			return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
+			return fmt.Errorf("nft: apply %s: %w", t.describe(), err)
 		}
 		t.verified = true
-		return nil
+	} else {
+		if err := t.build(); err != nil {
+			return fmt.Errorf("nft: apply %s: %w", t.describe(), err)
+		}
+		t.log.Info().Str("table", t.cfg.Table).Int("protected", len(t.cfg.Protected)).
+			Int("knock_ranges", len(t.cfg.Knocks)).Bool("drop_knocks", t.cfg.DropKnocks).
+			Bool("protect_loopback", t.cfg.ProtectLoopback).Msg("table applied")
 	}
-	if err := t.build(); err != nil {
-		return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
-	}
-	t.log.Info().Str("table", t.cfg.Table).Int("protected", len(t.cfg.Protected)).
-		Int("knock_ranges", len(t.cfg.Knocks)).Bool("drop_knocks", t.cfg.DropKnocks).
-		Msg("table ensured")
+	t.seed()
 	return nil
 }
 
@@ -283,15 +295,18 @@ func (t *Table) build() error {
 	if err := addChunked(c.SetAddElements, prot, protected); err != nil {
 		return t.discard(err)
 	}
-	policy := nftables.ChainPolicyAccept
-	prio := nftables.ChainPriority(cfg.Priority)
-	chain := c.AddChain(&nftables.Chain{
-		Name: chainName, Table: t.table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: &prio, Policy: &policy,
-	})
-	for _, exprs := range chainRules(cfg, set4, set6, prot) {
-		c.AddRule(&nftables.Rule{Table: t.table, Chain: chain, Exprs: exprs})
+	restored := 0
+	for _, s := range []*nftables.Set{set4, set6} {
+		if slices.ContainsFunc(oldSets, func(o *nftables.Set) bool { return o.Name == s.Name }) {
+			continue // its elements are still there
+		}
+		elems := t.recorded(s == set6)
+		if err := addChunked(c.SetAddElements, s, elems); err != nil {
+			return t.discard(err)
+		}
+		restored += len(elems)
 	}
+	t.expect = t.addChains(set4, set6, prot)
 	if err := c.Flush(); err != nil {
 		err = classify(err)
 		if errors.Is(err, unix.EEXIST) {
@@ -300,7 +315,38 @@ func (t *Table) build() error {
 		return err
 	}
 	t.set4, t.set6 = set4, set6
+	t.restored = restored
 	return nil
+}
+
+// addChains queues the table's chains and their rules, and returns the
+// number of rules of each chain.
+func (t *Table) addChains(set4, set6, prot *nftables.Set) map[string]int {
+	c, cfg := t.conn, t.cfg
+	policy := nftables.ChainPolicyAccept
+	add := func(name string, rules [][]expr.Any) *nftables.Chain {
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t.table})
+		for _, exprs := range rules {
+			c.AddRule(&nftables.Rule{Table: t.table, Chain: ch, Exprs: exprs})
+		}
+		return ch
+	}
+	base := func(name string, hook *nftables.ChainHook, prio int32) {
+		p := nftables.ChainPriority(prio)
+		ch := c.AddChain(&nftables.Chain{
+			Name: name, Table: t.table, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: &p, Policy: &policy,
+		})
+		c.AddRule(&nftables.Rule{Table: t.table, Chain: ch, Exprs: jumpRule(guardName)})
+	}
+	closed := closedRules(set4, set6)
+	guard := guardRules(cfg, prot, closedName)
+	// A chain must exist before a rule jumps to it.
+	add(closedName, closed)
+	add(guardName, guard)
+	base(preroutingName, nftables.ChainHookPrerouting, rawPriority)
+	base(inputName, nftables.ChainHookInput, cfg.Priority)
+	return map[string]int{closedName: len(closed), guardName: len(guard), preroutingName: 1, inputName: 1}
 }
 
 // readGrants reads the grant sets. A dump can come back short while the
@@ -431,9 +477,22 @@ func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.allowLocked(src, svc.Endpoints, ttl); err != nil {
+	err = t.allowLocked(src, svc.Endpoints, ttl)
+	if errors.Is(err, ErrMissing) && t.cfg.External == nil && t.applied && !t.closed {
+		// Flushed before Watch noticed: rebuild (with the recorded grants)
+		// and try once more.
+		if berr := t.build(); berr != nil {
+			err = errors.Join(err, fmt.Errorf("rebuild: %w", berr))
+		} else {
+			t.log.Warn().Str("event", "table_rebuilt").Str("damage", "table missing at a grant").
+				Int("grants_restored", t.restored).Msg("table changed by someone else: rebuilt")
+			err = t.allowLocked(src, svc.Endpoints, ttl)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("nft: allow %v %s: %w", src, endpointList(svc.Endpoints), err)
 	}
+	t.remember(src, svc.Endpoints, ttl)
 	t.log.Debug().Str("src", src.String()).Str("service", svc.Name).Dur("ttl", ttl).Msg("access granted")
 	return nil
 }
@@ -443,7 +502,10 @@ func (t *Table) allowLocked(src netip.Addr, eps []Endpoint, ttl time.Duration) e
 		return errClosed
 	}
 	if t.cfg.External != nil && !t.verified {
-		return errors.New("the external sets were not checked: call Ensure first")
+		if t.applied {
+			return errors.New("the external sets are missing (see the earlier error)")
+		}
+		return errors.New("the external sets were not checked: call Apply first")
 	}
 	set := t.set4
 	if src.Is6() {

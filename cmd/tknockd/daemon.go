@@ -205,7 +205,7 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 		return err
 	}
 	defer d.fw.Close()
-	if err := d.fw.Ensure(); err != nil {
+	if err := d.fw.Apply(nftConfig(c, users)); err != nil {
 		return err
 	}
 	d.lastReload.Store(dp.now().Unix())
@@ -224,6 +224,7 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 		defer cancel() // the capture ended: stop the rest too
 		return listener.Run(gctx, d.feed, d.dec, d.tr)
 	})
+	g.Go(func() error { return d.fw.Watch(gctx) }) // heals the table after `nft flush ruleset`
 	if metricsLn != nil {
 		g.Go(func() error {
 			return serveMetrics(gctx, metricsLn, metricsHandler(d.collect), log)
@@ -330,7 +331,7 @@ func (d *daemon) applyReload() error {
 
 	// The firewall first: its update is atomic and keeps the old rules on
 	// error. It refuses a change of mode or table.
-	if err := d.fw.Update(nftConfig(c, users)); err != nil {
+	if err := d.fw.Apply(nftConfig(c, users)); err != nil {
 		return err
 	}
 	// The new services are in place before the tracker can report the new
@@ -339,7 +340,7 @@ func (d *daemon) applyReload() error {
 	d.cfg.Store(c)
 	rollback := func(err error) error {
 		d.cfg.Store(old)
-		if ferr := d.fw.Update(nftConfig(old, oldUsers)); ferr != nil {
+		if ferr := d.fw.Apply(nftConfig(old, oldUsers)); ferr != nil {
 			err = errors.Join(err, fmt.Errorf("restore the firewall: %w", ferr))
 		}
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
@@ -12,12 +13,12 @@ import (
 // production, a fake that records text lines in tests). Its methods are
 // called from more than one goroutine.
 type firewall interface {
-	// Ensure makes the kernel state match the configuration given when
-	// the firewall was opened, keeping live grants.
-	Ensure() error
-	// Update applies a new configuration (a reload), keeping live grants;
-	// on error the old one stays in force.
-	Update(cfg nft.Config) error
+	// Apply makes the kernel state match cfg (at start and at each
+	// reload), keeping live grants; on error the old state stays in force.
+	Apply(cfg nft.Config) error
+	// Watch keeps the state as applied (it rebuilds what someone else
+	// changed or flushed) until ctx is done; an error means it cannot.
+	Watch(ctx context.Context) error
 	// Allow lets src open new connections to every endpoint of svc for
 	// ttl.
 	Allow(src netip.Addr, svc nft.Service, ttl time.Duration) error
@@ -33,6 +34,8 @@ func nftConfig(c *Config, users []*totpseq.Enrollment) nft.Config {
 		DropKnocks: c.Firewall.DropKnocks,
 		Priority:   c.Firewall.Priority,
 		External:   c.Firewall.External,
+
+		ProtectLoopback: c.Firewall.ProtectLoopback,
 	}
 	if fc.DropKnocks {
 		fc.Knocks = knockRanges(users)
