@@ -36,3 +36,6 @@ func (t *Table) Teardown() error { return errNotLinux }
 
 // Close does nothing on this OS.
 func (t *Table) Close() error { return nil }
+
+// CheckHost fails on this OS.
+func CheckHost(cfg Config, opts ...Option) ([]string, error) { return nil, errNotLinux }
