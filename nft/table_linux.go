@@ -286,8 +286,17 @@ func (t *Table) build() error {
 	for i, e := range cfg.Protected {
 		protected[i].Key = endpointKey(e)
 	}
-	// Adding a set that exists with the same definition changes nothing.
+	// A grant set that exists stays as it is (owned checked its type):
+	// adding it again would fail if its definition differs in a detail
+	// nft sets and the library does not, as when the table was saved with
+	// `nft list ruleset` and loaded back with `nft -f`.
+	kept := func(s *nftables.Set) bool {
+		return slices.ContainsFunc(oldSets, func(o *nftables.Set) bool { return o.Name == s.Name })
+	}
 	for _, s := range []*nftables.Set{set4, set6, prot} {
+		if s != prot && kept(s) {
+			continue
+		}
 		if err := c.AddSet(s, nil); err != nil {
 			return t.discard(err)
 		}
@@ -297,7 +306,7 @@ func (t *Table) build() error {
 	}
 	restored := 0
 	for _, s := range []*nftables.Set{set4, set6} {
-		if slices.ContainsFunc(oldSets, func(o *nftables.Set) bool { return o.Name == s.Name }) {
+		if kept(s) {
 			continue // its elements are still there
 		}
 		elems := t.recorded(s == set6)

@@ -616,3 +616,21 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("%d grants after concurrent Allows, want %d", got, want)
 	}
 }
+
+// TestApplyOverSavedRuleset: an administrator saved the ruleset with our
+// table in it (`nft list ruleset > /etc/nftables.conf`) and it was loaded
+// back with nft -f, as at boot: a new Table applies over it and keeps the
+// grants.
+func TestApplyOverSavedRuleset(t *testing.T) {
+	ns, saved := newNS(t), newNS(t)
+	tb := open(t, ns, testConfig)
+	ensure(t, tb)
+	allow(t, tb, "192.0.2.7", ssh, time.Minute)
+	saved.MustRun(t, "nft", "-f", writeTemp(t, ruleset(t, ns)))
+	tb2 := open(t, saved, testConfig)
+	ensure(t, tb2)
+	if diff := cmp.Diff([]string{"192.0.2.7 tcp/22"}, liveGrants(t, tb2, 50*time.Second)); diff != "" {
+		t.Errorf("grants after Apply over the saved ruleset: (-want +got)\n%s", diff)
+	}
+	allow(t, tb2, "192.0.2.8", ssh, time.Minute)
+}
