@@ -18,7 +18,7 @@ import (
 // Table is the daemon's handle on its nftables table (own-table mode) or on
 // the administrator's sets (external-set mode). Its methods are safe for
 // concurrent use; each one blocks until the kernel has answered (Allow takes
-// some 50µs, Ensure half a millisecond).
+// some 50µs, Apply half a millisecond).
 type Table struct {
 	log zerolog.Logger
 
@@ -55,7 +55,7 @@ type Table struct {
 // namespace (or the one of WithNetNSFd). It reads the kernel's table list
 // once, so a missing privilege or a kernel without nftables is reported
 // here, in plain words (ErrPermission, ErrNotSupported). Open changes
-// nothing: call Ensure. Close the Table when done.
+// nothing: call Apply. Close the Table when done.
 func Open(cfg Config, opts ...Option) (*Table, error) {
 	o := options{log: zerolog.Nop()}
 	for _, opt := range opts {
@@ -478,7 +478,7 @@ func (t *Table) checkExternal() error {
 // duplicate, no error. An IPv4-mapped IPv6 source counts as the IPv4
 // address. All endpoints are granted in one atomic batch.
 //
-// In external-set mode, Ensure must have succeeded first.
+// In external-set mode, Apply must have succeeded first.
 func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error {
 	src, err := checkAllow(src, svc, ttl)
 	if err != nil {
