@@ -28,10 +28,7 @@ func TestFlushHeals(t *testing.T) {
 		d := e.startDaemon(e.writeConfig(config{OpenFor: time.Minute, Services: services, DropKnocks: ptr(true)}))
 
 		m := d.mark()
-		e.knock(alice, "ssh")
-		if _, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh")); err != nil {
-			t.Fatal(err)
-		}
+		e.knockOpens(d, alice, "ssh")
 		e.mustConnect(e.client, sshPort)
 		e.mustRefuse(e.stranger, sshPort)
 		e.mustRefuse(e.client, webPort)
@@ -48,14 +45,21 @@ func TestFlushHeals(t *testing.T) {
 			t.Errorf("rebuild line %v: want grants_restored 1", l)
 		}
 
-		m = d.mark()
-		e.knock(bob, "web")
-		if _, err := d.waitFrom(m, 5*time.Second, "an opening for bob", isOpen("bob", "web")); err != nil {
-			t.Fatal(err)
-		}
+		e.knockOpens(d, bob, "web")
 		e.mustConnect(e.client, webPort)
 		e.mustRefuse(e.stranger, webPort)
 	})
+}
+
+// knockOpens knocks for u's service from the client and fails the test
+// unless the daemon logs the opening within 5 s.
+func (e *env) knockOpens(d *daemon, u *user, service string) {
+	e.t.Helper()
+	m := d.mark()
+	e.knock(u, service)
+	if _, err := d.waitFrom(m, 5*time.Second, "an opening for "+u.enr.Name, isOpen(u.enr.Name, service)); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // waitTable polls the server's ruleset until the table tknock is back

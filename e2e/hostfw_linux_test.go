@@ -50,11 +50,7 @@ table inet host {
 	d := e.startDaemon(cfg)
 	e.mustRefuse(e.stranger, sshPort)
 	e.mustRefuse(e.client, sshPort)
-	m := d.mark()
-	e.knock(alice, "ssh")
-	if _, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh")); err != nil {
-		t.Fatal(err)
-	}
+	e.knockOpens(d, alice, "ssh")
 	e.mustConnect(e.client, sshPort)
 	e.mustRefuse(e.stranger, sshPort)
 }

@@ -33,14 +33,7 @@ func CheckHost(cfg Config, opts ...Option) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: check host: config: %w", err)
 	}
-	var copts []nftables.ConnOption
-	if o.netnsFd != 0 {
-		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
-	}
-	if o.dial != nil {
-		copts = append(copts, nftables.WithTestDial(o.dial))
-	}
-	c, err := nftables.New(copts...)
+	c, err := nftables.New(o.connOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("nft: check host: %w", probeError(err))
 	}

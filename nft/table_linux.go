@@ -65,25 +65,32 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: config: %w", err)
 	}
-	copts := []nftables.ConnOption{nftables.AsLasting()} // AsLasting first: the monitor takes the rest
-	if o.netnsFd != 0 {
-		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
-	}
-	if o.dial != nil {
-		copts = append(copts, nftables.WithTestDial(o.dial))
-	}
+	copts := append([]nftables.ConnOption{nftables.AsLasting()}, o.connOptions()...)
 	conn, err := nftables.New(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("nft: open netlink socket: %w", probeError(err))
 	}
 	t := &Table{log: o.log, conn: conn, connOpts: copts, now: time.Now,
-		record: make(map[grantID]time.Time), pruneAt: minPrune, monOpts: copts[1:]}
+		record: make(map[grantID]time.Time), pruneAt: minPrune, monOpts: o.connOptions()}
 	t.setConfig(n)
 	if _, err := conn.ListTablesOfFamily(t.table.Family); err != nil {
 		conn.CloseLasting()
 		return nil, fmt.Errorf("nft: list tables: %w", probeError(err))
 	}
 	return t, nil
+}
+
+// connOptions are the options of a connection to the kernel (or the test
+// fake) that o names; Open adds AsLasting for its own.
+func (o options) connOptions() []nftables.ConnOption {
+	var copts []nftables.ConnOption
+	if o.netnsFd != 0 {
+		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
+	}
+	if o.dial != nil {
+		copts = append(copts, nftables.WithTestDial(o.dial))
+	}
+	return copts
 }
 
 // setConfig installs a normalized config and the handles derived from it.
