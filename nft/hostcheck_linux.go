@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // CheckHost looks at the rest of the ruleset for what would keep a grant
@@ -16,7 +19,9 @@ import (
 // that accepts none of a protected endpoint. tknock's table only takes
 // away; such a chain drops the granted connection after tknock let it
 // through, and the user sees "access opened", then a timeout. It returns
-// one plain-words warning per chain and endpoint, and changes nothing.
+// one plain-words warning per chain, and changes nothing. It also warns
+// when a UDP knock range that the table drops overlaps the ports the host's
+// own UDP clients use (net.ipv4.ip_local_port_range).
 //
 // An endpoint counts as accepted when a rule of the chain, or of a chain it
 // jumps to, ends in accept and matches its port (by value, range or set)
@@ -76,7 +81,51 @@ func CheckHost(cfg Config, opts ...Option) ([]string, error) {
 				describeTable(ch.Table), ch.Name, strings.Join(missing, ",")))
 		}
 	}
+	if n.External == nil && n.DropKnocks && slices.ContainsFunc(n.Knocks, func(r KnockRange) bool { return r.Proto == ProtoUDP }) {
+		lo, hi, err := localPortRange(o.netnsFd)
+		if err != nil {
+			return nil, fmt.Errorf("nft: check host: %w", err)
+		}
+		for _, r := range n.Knocks {
+			if r.Proto == ProtoUDP && r.Lo <= hi && lo <= r.Hi {
+				warnings = append(warnings, fmt.Sprintf("knock range %v overlaps the ports this host's own UDP clients use "+
+					"(net.ipv4.ip_local_port_range %d-%d): with drop_knocks, replies to them (DNS, NTP) in the overlap "+
+					"are dropped, as the table keeps no connection state; move the range or exclude those ports", r, lo, hi))
+			}
+		}
+	}
 	return warnings, nil
+}
+
+// localPortRange reads net.ipv4.ip_local_port_range in the network namespace
+// of netnsFd (0: the caller's). The sysctl files show the namespace of the
+// thread that opens them, so for another namespace it is read from a thread
+// moved there, which is then left to die.
+func localPortRange(netnsFd int) (lo, hi uint16, err error) {
+	const path = "/proc/sys/net/ipv4/ip_local_port_range"
+	read := func() ([]byte, error) { return os.ReadFile(path) }
+	var b []byte
+	if netnsFd == 0 {
+		b, err = read()
+	} else {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+			if err = unix.Setns(netnsFd, unix.CLONE_NEWNET); err == nil {
+				b, err = read()
+			}
+		}()
+		<-done
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	var l, h uint16
+	if _, err := fmt.Sscan(string(b), &l, &h); err != nil || l > h {
+		return 0, 0, fmt.Errorf("read %s: %q: want two ports", path, strings.TrimSpace(string(b)))
+	}
+	return l, h, nil
 }
 
 func describeTable(t *nftables.Table) string {

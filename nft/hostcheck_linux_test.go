@@ -72,3 +72,26 @@ func TestCheckHost(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckHostLocalPorts: a UDP knock range that the table drops must
+// not overlap the host's ephemeral ports, read in the namespace.
+func TestCheckHostLocalPorts(t *testing.T) {
+	ns := newNS(t)
+	ns.MustRun(t, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40500 60999")
+	cfg := Config{
+		Protected:  []Endpoint{{ProtoTCP, 22}},
+		Knocks:     []KnockRange{{ProtoUDP, 40000, 40999}, {ProtoTCP, 40000, 40999}, {ProtoUDP, 10000, 32767}},
+		DropKnocks: true,
+	}
+	warnings, err := CheckHost(cfg, WithNetNSFd(ns.Fd(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], "knock range udp/40000-40999 overlaps") || !strings.Contains(warnings[0], "40500-60999") {
+		t.Errorf("CheckHost = %q, want one warning for udp/40000-40999 naming 40500-60999", warnings)
+	}
+	cfg.DropKnocks = false
+	if warnings, err := CheckHost(cfg, WithNetNSFd(ns.Fd(t))); err != nil || len(warnings) != 0 {
+		t.Errorf("CheckHost without DropKnocks = %q, %v; want no warning", warnings, err)
+	}
+}
