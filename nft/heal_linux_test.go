@@ -109,6 +109,15 @@ func TestWatchHealsFlush(t *testing.T) {
 	if n := logs.count(`"event":"table_rebuilt"`); n != 5 {
 		t.Errorf("%d rebuilds logged after an Apply, want still 5", n)
 	}
+
+	// Teardown is meant: the table stays gone.
+	if err := tb.Teardown(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if out, err := ns.Run("nft", "list", "tables"); err != nil || strings.Contains(out, "tknock") {
+		t.Errorf("nft list tables after Teardown under Watch: %q, %v; want no tknock", out, err)
+	}
 }
 
 // TestWatchRestoresAcrossRestart: a new Table (a restarted daemon) learns

@@ -585,7 +585,8 @@ func (t *Table) Grants() ([]Grant, error) {
 // the administrator's sets empty themselves as grants expire.
 //
 // The daemon does not call Teardown on a normal stop: the table stays so
-// strangers still cannot reach the protected ports.
+// strangers still cannot reach the protected ports. After Teardown, Watch
+// leaves the table alone until the next Apply.
 func (t *Table) Teardown() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -598,6 +599,7 @@ func (t *Table) Teardown() error {
 	if err := t.teardownLocked(); err != nil {
 		return fmt.Errorf("nft: teardown %s: %w", t.describe(), err)
 	}
+	t.applied = false // Watch must not build it again
 	t.log.Info().Str("table", t.cfg.Table).Msg("table removed")
 	return nil
 }
