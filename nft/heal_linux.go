@@ -282,11 +282,15 @@ func (t *Table) watch(ctx context.Context) (subscribed bool, err error) {
 	t.heal(false)
 	tick := time.NewTicker(checkEvery)
 	defer tick.Stop()
+	var later <-chan time.Time // armed: a check for element deletions is due
 	for {
 		select {
 		case <-ctx.Done():
 			return true, nil
 		case <-tick.C:
+			t.heal(false)
+		case <-later:
+			later = nil
 			t.heal(false)
 		case ev, ok := <-events:
 			if !ok {
@@ -295,17 +299,29 @@ func (t *Table) watch(ctx context.Context) (subscribed bool, err error) {
 			if ev.GeneratedBy != nil && ev.GeneratedBy.Type == nftables.MonitorEventTypeOOB {
 				return true, fmt.Errorf("nftables monitor: %w", ev.GeneratedBy.Error)
 			}
-			if touches, recreated := t.touched(ev); touches {
+			switch touches, recreated, elems := t.touched(ev); {
+			case touches:
 				t.heal(recreated)
+			case elems && later == nil:
+				// Other programs (fail2ban, CrowdSec) delete elements of
+				// their own sets all the time, and the notification does
+				// not say which set: one check per elementDelay at most.
+				later = time.After(elementDelay)
 			}
 		}
 	}
 }
 
+// elementDelay is how long Watch waits after another program deleted set
+// elements (perhaps of our protected set) before it checks the table.
+const elementDelay = 100 * time.Millisecond
+
 // touched reports whether a transaction changed our table (or, in
 // external-set mode, the administrator's) other than by its set elements,
-// and whether it deleted that table or one of our sets.
-func (t *Table) touched(ev *nftables.MonitorEvents) (touches, recreated bool) {
+// whether it deleted that table or one of our sets, and whether another
+// process deleted set elements of some set (the notification does not say
+// which).
+func (t *Table) touched(ev *nftables.MonitorEvents) (touches, recreated, elems bool) {
 	self := false
 	if ev.GeneratedBy != nil {
 		if g, ok := ev.GeneratedBy.Data.(*nftables.GenMsg); ok {
@@ -344,8 +360,8 @@ func (t *Table) touched(ev *nftables.MonitorEvents) (touches, recreated bool) {
 			// Neither the set nor the table is decoded. Our own Allow
 			// deletes elements too (add, delete, add): only deletions by
 			// another process count (someone flushing the protected set).
-			touches = touches || (ev.Type == nftables.MonitorEventTypeDelSetElem && !self)
+			elems = elems || (ev.Type == nftables.MonitorEventTypeDelSetElem && !self)
 		}
 	}
-	return touches, recreated
+	return touches, recreated, elems
 }
