@@ -119,10 +119,17 @@ func (e *env) link(peer *nstest.NS, tag string, srvAddrs, peerAddrs []string) (s
 // serve starts the protected service: a TCP echo server on every address
 // of the server namespace, port port. It stops at the test's cleanup.
 func (e *env) serve(port uint16) {
+	e.t.Helper()
+	e.serveIn(e.server, port)
+}
+
+// serveIn starts a TCP echo server on every address of ns, port port, until
+// the test's cleanup.
+func (e *env) serveIn(ns *nstest.NS, port uint16) {
 	t := e.t
 	t.Helper()
 	var ln net.Listener
-	err := e.server.Do(func() error {
+	err := ns.Do(func() error {
 		var err error
 		ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
 		return err

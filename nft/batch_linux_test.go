@@ -157,24 +157,27 @@ func elementTimeouts(t *testing.T, m msg) []time.Duration {
 	return out
 }
 
-func TestEnsureBatch(t *testing.T) {
+func TestApplyBatch(t *testing.T) {
 	tb, k := openFake(t, testConfig)
-	if err := tb.Ensure(); err != nil {
+	if err := tb.Apply(tb.cfg); err != nil {
 		t.Fatal(err)
 	}
 	if len(k.batches) != 1 {
-		t.Fatalf("Ensure sent %d batches, want 1", len(k.batches))
+		t.Fatalf("Apply sent %d batches, want 1", len(k.batches))
 	}
 	ms := decode(t, k.batches[0])
 	want := []string{
 		"newtable tknock",
 		"newset allowed4", "newset allowed6", "newset protected", "newsetelem protected",
-		"newchain input",
-		"newrule input", "newrule input", "newrule input", "newrule input", // ct, v4, v6, protected
-		"newrule input", "newrule input", "newrule input", // three knock ranges
+		"newchain closed", "newrule closed", "newrule closed", "newrule closed", // v4, v6, drop
+		"newchain guard",
+		"newrule guard", "newrule guard", "newrule guard", // loopback, not a SYN, protected
+		"newrule guard", "newrule guard", "newrule guard", // three knock ranges
+		"newchain prerouting", "newrule prerouting",
+		"newchain input", "newrule input",
 	}
 	if diff := cmp.Diff(want, summary(ms)); diff != "" {
-		t.Errorf("Ensure batch: (-want +got)\n%s", diff)
+		t.Errorf("Apply batch: (-want +got)\n%s", diff)
 	}
 	for _, m := range ms {
 		switch m.op {
@@ -265,7 +268,7 @@ func TestPlainErrors(t *testing.T) {
 		want  error
 		text  string
 	}{
-		{unix.ENOENT, ErrMissing, "nft: allow 192.0.2.7 tcp/22: table or set missing (ruleset flushed? Ensure recreates our table)"},
+		{unix.ENOENT, ErrMissing, "nft: allow 192.0.2.7 tcp/22: table or set missing (ruleset flushed?)"},
 		{unix.EOPNOTSUPP, ErrNotSupported, "nft: allow 192.0.2.7 tcp/22: the kernel's nftables lacks a feature this table needs (kernel too old?)"},
 		{unix.EPERM, ErrPermission, "nft: allow 192.0.2.7 tcp/22: permission denied: tknockd needs CAP_NET_ADMIN (run as root or grant the capability)"},
 		{unix.EINVAL, unix.EINVAL, "nft: allow 192.0.2.7 tcp/22: "},

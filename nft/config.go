@@ -123,7 +123,7 @@ type ExternalSets struct {
 }
 
 // Config says what the table protects. The zero value of each field means
-// its documented default; a Config is copied by Open and Update, so the
+// its documented default; a Config is copied by Open and Apply, so the
 // caller may reuse it.
 type Config struct {
 	// Table is the name of the inet table in own-table mode; "" means
@@ -131,7 +131,10 @@ type Config struct {
 	Table string
 	// Protected lists the endpoints that only granted sources may open new
 	// connections to: the union of all services' endpoints. Own-table mode
-	// needs at least one.
+	// needs at least one. An endpoint is the protocol and port a client
+	// dials on this host, whether a local socket listens there or the host
+	// forwards the port by DNAT (Docker -p, libvirt): the table checks
+	// before DNAT.
 	Protected []Endpoint
 	// Knocks lists the ports knocks go to; with DropKnocks the table drops
 	// knock packets to them. Overlapping ranges are merged. Ports inside a
@@ -143,9 +146,13 @@ type Config struct {
 	DropKnocks bool
 	// Priority is the input chain's priority; 0 means DefaultPriority (so
 	// the filter priority itself, 0, is not available: take 1 or -1). It
-	// must be above -200 (conntrack), or the chain could not tell an
-	// established connection from a new one.
+	// must be above -200 (conntrack). The prerouting chain, which does most
+	// of the work, always runs at priority raw (-300).
 	Priority int32
+	// ProtectLoopback makes traffic that arrives on the loopback interface
+	// (the host talking to itself, on any of its addresses) need a grant
+	// too. By default it is exempt: `ssh localhost` works.
+	ProtectLoopback bool
 	// External, when set, selects external-set mode: Allow only adds
 	// elements to these sets, and nothing is ever created or deleted.
 	External *ExternalSets
@@ -186,7 +193,7 @@ func fieldErr(field string, err error) error { return &ConfigError{Field: field,
 // sorted without duplicates and Knocks merged, so that equal configurations
 // build byte-identical rulesets.
 func (c Config) normalize() (Config, error) {
-	n := Config{DropKnocks: c.DropKnocks, Priority: c.Priority}
+	n := Config{DropKnocks: c.DropKnocks, Priority: c.Priority, ProtectLoopback: c.ProtectLoopback}
 	if c.External != nil {
 		ext := *c.External
 		if err := ext.validate(); err != nil {

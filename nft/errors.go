@@ -11,8 +11,9 @@ var (
 	// table needs.
 	ErrNotSupported = errors.New("the kernel has no nftables support (nf_tables module not loaded?)")
 	// ErrMissing: the table or a set is gone, for instance after
-	// `nft flush ruleset`; in own-table mode, Ensure builds it again.
-	ErrMissing = errors.New("table or set missing (ruleset flushed? Ensure recreates our table)")
+	// `nft flush ruleset`; in own-table mode, Apply and Watch build it
+	// again.
+	ErrMissing = errors.New("table or set missing (ruleset flushed?)")
 )
 
 // kernelError says in plain words what the kernel's errno means here. It

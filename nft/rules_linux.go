@@ -9,13 +9,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Set names and the chain name in own-table mode.
+// Set and chain names in own-table mode.
 const (
-	set4Name      = "allowed4"
-	set6Name      = "allowed6"
-	protectedName = "protected"
-	chainName     = "input"
+	set4Name       = "allowed4"
+	set6Name       = "allowed6"
+	protectedName  = "protected"
+	preroutingName = "prerouting" // base chain, hook prerouting, priority raw
+	inputName      = "input"      // base chain, hook input, priority cfg.Priority
+	guardName      = "guard"      // the checks, jumped to from both base chains
+	closedName     = "closed"     // a new connection to a protected endpoint
 )
+
+// rawPriority is NF_IP_PRI_RAW: the prerouting chain runs before
+// connection tracking (-200) and before DNAT (-100), so what it drops never
+// becomes a conntrack entry, and it sees the port a client dialed even when
+// the host forwards that port to a container.
+const rawPriority = -300
 
 var (
 	keyType4  = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
@@ -42,37 +51,83 @@ const (
 	reg9 = 9
 )
 
-// chainRules returns the input chain's rules, in order, for the table built
-// from cfg (a normalized own-table Config).
-func chainRules(cfg Config, set4, set6, protected *nftables.Set) [][]expr.Any {
-	rules := [][]expr.Any{
-		// ct state established,related accept
-		{
-			&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-				// ct state is in host byte order.
-				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-				Xor:  binaryutil.NativeEndian.PutUint32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{0, 0, 0, 0}},
-			&expr.Verdict{Kind: expr.VerdictAccept},
+// TCP flags.
+const (
+	tcpSYN = 0x02
+	tcpACK = 0x10
+)
+
+// guardRules returns the rules of the guard chain, in order, for the table
+// built from cfg (a normalized own-table Config). No rule has a ct
+// expression: the table never turns connection tracking on, and decides
+// on each packet by itself.
+//
+//	meta iiftype loopback return                     (unless ProtectLoopback)
+//	tcp flags & (syn | ack) != syn return            (only new connections matter)
+//	meta l4proto . th dport @protected goto closed
+//	tcp dport LO-HI fib daddr type local counter drop (DropKnocks: per knock range)
+//	udp dport LO-HI fib daddr type local counter drop
+func guardRules(cfg Config, protected *nftables.Set, closed string) [][]expr.Any {
+	var rules [][]expr.Any
+	if !cfg.ProtectLoopback {
+		rules = append(rules, []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint16(unix.ARPHRD_LOOPBACK)},
+			&expr.Verdict{Kind: expr.VerdictReturn},
+		})
+	}
+	rules = append(rules,
+		[]expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{ProtoTCP}},
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1, Mask: []byte{tcpSYN | tcpACK}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{tcpSYN}},
+			&expr.Verdict{Kind: expr.VerdictReturn},
 		},
-		grantRule(set4, unix.NFPROTO_IPV4, 12, 4),
-		grantRule(set6, unix.NFPROTO_IPV6, 8, 16),
-		// meta l4proto . th dport @protected counter drop
-		{
+		[]expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 			loadDport(reg9),
 			&expr.Lookup{SourceRegister: reg1, SetName: protected.Name, SetID: protected.ID},
-			&expr.Counter{},
-			&expr.Verdict{Kind: expr.VerdictDrop},
+			&expr.Verdict{Kind: expr.VerdictGoto, Chain: closed},
 		},
-	}
+	)
 	if cfg.DropKnocks {
 		for _, r := range cfg.Knocks {
 			rules = append(rules, knockRule(r))
 		}
 	}
 	return rules
+}
+
+// closedRules returns the rules of the closed chain, where a packet that
+// would start a new connection to a protected endpoint goes: it passes
+// with a grant, and is dropped without one if it is addressed to this host.
+//
+//	ip saddr . meta l4proto . th dport @allowed4 accept
+//	ip6 saddr . meta l4proto . th dport @allowed6 accept
+//	fib daddr type local counter drop
+func closedRules(set4, set6 *nftables.Set) [][]expr.Any {
+	return [][]expr.Any{
+		grantRule(set4, unix.NFPROTO_IPV4, 12, 4),
+		grantRule(set6, unix.NFPROTO_IPV6, 8, 16),
+		append(toLocal(), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}),
+	}
+}
+
+// jumpRule is "jump chain".
+func jumpRule(chain string) []expr.Any {
+	return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}
+}
+
+// toLocal is "fib daddr type local": the packet is addressed to this host
+// (before DNAT in prerouting: the address the client dialed). A host that
+// routes for others drops nothing of their traffic.
+func toLocal() []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+	}
 }
 
 // grantRule is "ip saddr . meta l4proto . th dport @set accept" (or ip6):
@@ -91,8 +146,9 @@ func grantRule(set *nftables.Set, nfproto uint8, off, n uint32) []expr.Any {
 	}
 }
 
-// knockRule is "tcp dport LO-HI tcp flags syn / syn,ack counter drop" for a
-// TCP range (SYN set, ACK clear), "udp dport LO-HI counter drop" for UDP.
+// knockRule is "tcp dport LO-HI fib daddr type local counter drop" (or
+// udp). For TCP the guard chain has already let every segment but a SYN
+// without ACK pass.
 func knockRule(r KnockRange) []expr.Any {
 	e := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
@@ -107,14 +163,7 @@ func knockRule(r KnockRange) []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpLte, Register: reg1, Data: port(r.Hi)},
 		)
 	}
-	if r.Proto == ProtoTCP {
-		const syn, ack = 0x02, 0x10
-		e = append(e,
-			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1, Mask: []byte{syn | ack}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{syn}},
-		)
-	}
+	e = append(e, toLocal()...)
 	return append(e, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
 }
 

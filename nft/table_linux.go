@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,7 @@ import (
 // Table is the daemon's handle on its nftables table (own-table mode) or on
 // the administrator's sets (external-set mode). Its methods are safe for
 // concurrent use; each one blocks until the kernel has answered (Allow takes
-// some 50µs, Ensure half a millisecond).
+// some 50µs, Apply half a millisecond).
 type Table struct {
 	log zerolog.Logger
 
@@ -31,15 +32,30 @@ type Table struct {
 	table    *nftables.Table
 	set4     *nftables.Set // nil: no IPv4 grants (external mode without set4)
 	set6     *nftables.Set // nil: no IPv6 grants
-	verified bool          // external mode: the sets were checked by Ensure
+	verified bool          // external mode: the sets were checked by Apply or heal
+	applied  bool          // Apply succeeded once
 	closed   bool
+
+	// record holds the deadline of every grant made through this Table
+	// (and of those found in the sets at the first Apply), so that sets
+	// that vanished (`nft flush ruleset`) are filled again with the grants'
+	// remaining time. Expired entries are pruned as it grows.
+	record  map[grantID]time.Time
+	pruneAt int // prune when record reaches this size
+	seeded  bool
+	// expect is the number of rules of each chain of the table as built
+	// (own-table mode).
+	expect   map[string]int
+	restored int // grants restored by the latest build
+	now      func() time.Time
+	monOpts  []nftables.ConnOption // for the monitor's own socket
 }
 
 // Open validates cfg and connects to nftables in the caller's network
 // namespace (or the one of WithNetNSFd). It reads the kernel's table list
 // once, so a missing privilege or a kernel without nftables is reported
 // here, in plain words (ErrPermission, ErrNotSupported). Open changes
-// nothing: call Ensure. Close the Table when done.
+// nothing: call Apply. Close the Table when done.
 func Open(cfg Config, opts ...Option) (*Table, error) {
 	o := options{log: zerolog.Nop()}
 	for _, opt := range opts {
@@ -49,24 +65,32 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: config: %w", err)
 	}
-	copts := []nftables.ConnOption{nftables.AsLasting()}
-	if o.netnsFd != 0 {
-		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
-	}
-	if o.dial != nil {
-		copts = append(copts, nftables.WithTestDial(o.dial))
-	}
+	copts := append([]nftables.ConnOption{nftables.AsLasting()}, o.connOptions()...)
 	conn, err := nftables.New(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("nft: open netlink socket: %w", probeError(err))
 	}
-	t := &Table{log: o.log, conn: conn, connOpts: copts}
+	t := &Table{log: o.log, conn: conn, connOpts: copts, now: time.Now,
+		record: make(map[grantID]time.Time), pruneAt: minPrune, monOpts: o.connOptions()}
 	t.setConfig(n)
 	if _, err := conn.ListTablesOfFamily(t.table.Family); err != nil {
 		conn.CloseLasting()
 		return nil, fmt.Errorf("nft: list tables: %w", probeError(err))
 	}
 	return t, nil
+}
+
+// connOptions are the options of a connection to the kernel (or the test
+// fake) that o names; Open adds AsLasting for its own.
+func (o options) connOptions() []nftables.ConnOption {
+	var copts []nftables.ConnOption
+	if o.netnsFd != 0 {
+		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
+	}
+	if o.dial != nil {
+		copts = append(copts, nftables.WithTestDial(o.dial))
+	}
+	return copts
 }
 
 // setConfig installs a normalized config and the handles derived from it.
@@ -115,68 +139,63 @@ func familyName(f nftables.TableFamily) string {
 
 var errClosed = errors.New("table handle is closed")
 
-// Ensure makes the kernel state match the configuration.
+// Apply makes the kernel state match cfg, and is the one verb that sets
+// the table: at start-up and at every reload. Applying the same Config
+// twice changes nothing.
 //
 // In own-table mode it builds the whole table in one atomic batch, replacing
-// whatever an earlier Ensure built: the resulting ruleset is always the same
+// whatever an earlier Apply built: the resulting ruleset is always the same
 // for the same Config. The grant sets are kept as they are, so live grants
 // run on undisturbed and a restarted daemon does not make users knock
 // again. If a table of that name exists but was not built by this package,
-// Ensure refuses to touch it.
+// Apply refuses to touch it.
 //
 // In external-set mode it only checks that the administrator's sets exist
 // with the right key type and the timeout flag.
-func (t *Table) Ensure() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return fmt.Errorf("nft: ensure: %w", errClosed)
-	}
-	return t.ensureLocked()
-}
-
-// Update replaces the configuration, as on a daemon reload, and applies it
-// like Ensure, keeping live grants. On error the old configuration stays in
-// force, in the kernel and in t. The table name and the mode (own table or
-// external sets) cannot change while the daemon runs: the old table would be
-// left behind.
-func (t *Table) Update(cfg Config) error {
+//
+// On error the configuration applied before stays in force, in the kernel
+// and in t. The table name and the mode (own table or external sets) are
+// those given to Open and cannot change: the old table would be left
+// behind.
+func (t *Table) Apply(cfg Config) error {
 	n, err := cfg.normalize()
 	if err != nil {
-		return fmt.Errorf("nft: update: config: %w", err)
+		return fmt.Errorf("nft: apply: config: %w", err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return fmt.Errorf("nft: update: %w", errClosed)
+		return fmt.Errorf("nft: apply: %w", errClosed)
 	}
 	old := t.cfg
 	if (n.External == nil) != (old.External == nil) || n.Table != old.Table ||
 		(n.External != nil && *n.External != *old.External) {
-		return errors.New("nft: update: the table name or the external sets changed: restart the daemon for that")
+		return errors.New("nft: apply: the table name or the external sets differ from those given to Open: restart the daemon for that")
 	}
 	t.setConfig(n)
 	if err := t.ensureLocked(); err != nil {
 		t.setConfig(old)
 		return err
 	}
+	t.applied = true
 	return nil
 }
 
 func (t *Table) ensureLocked() error {
 	if t.cfg.External != nil {
 		if err := t.checkExternal(); err != nil {
-			return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
+			return fmt.Errorf("nft: apply %s: %w", t.describe(), err)
 		}
 		t.verified = true
-		return nil
+	} else {
+		if err := t.build(); err != nil {
+			return fmt.Errorf("nft: apply %s: %w", t.describe(), err)
+		}
+		t.log.Info().Str("table", t.cfg.Table).Int("protected", len(t.cfg.Protected)).
+			Int("knock_ranges", len(t.cfg.Knocks)).Bool("drop_knocks", t.cfg.DropKnocks).
+			Bool("protect_loopback", t.cfg.ProtectLoopback).Msg("table applied")
 	}
-	if err := t.build(); err != nil {
-		return fmt.Errorf("nft: ensure %s: %w", t.describe(), err)
-	}
-	t.log.Info().Str("table", t.cfg.Table).Int("protected", len(t.cfg.Protected)).
-		Int("knock_ranges", len(t.cfg.Knocks)).Bool("drop_knocks", t.cfg.DropKnocks).
-		Msg("table ensured")
+	t.seed()
 	return nil
 }
 
@@ -274,8 +293,17 @@ func (t *Table) build() error {
 	for i, e := range cfg.Protected {
 		protected[i].Key = endpointKey(e)
 	}
-	// Adding a set that exists with the same definition changes nothing.
+	// A grant set that exists stays as it is (owned checked its type):
+	// adding it again would fail if its definition differs in a detail
+	// nft sets and the library does not, as when the table was saved with
+	// `nft list ruleset` and loaded back with `nft -f`.
+	kept := func(s *nftables.Set) bool {
+		return slices.ContainsFunc(oldSets, func(o *nftables.Set) bool { return o.Name == s.Name })
+	}
 	for _, s := range []*nftables.Set{set4, set6, prot} {
+		if s != prot && kept(s) {
+			continue
+		}
 		if err := c.AddSet(s, nil); err != nil {
 			return t.discard(err)
 		}
@@ -283,15 +311,18 @@ func (t *Table) build() error {
 	if err := addChunked(c.SetAddElements, prot, protected); err != nil {
 		return t.discard(err)
 	}
-	policy := nftables.ChainPolicyAccept
-	prio := nftables.ChainPriority(cfg.Priority)
-	chain := c.AddChain(&nftables.Chain{
-		Name: chainName, Table: t.table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: &prio, Policy: &policy,
-	})
-	for _, exprs := range chainRules(cfg, set4, set6, prot) {
-		c.AddRule(&nftables.Rule{Table: t.table, Chain: chain, Exprs: exprs})
+	restored := 0
+	for _, s := range []*nftables.Set{set4, set6} {
+		if kept(s) {
+			continue // its elements are still there
+		}
+		elems := t.recorded(s == set6)
+		if err := addChunked(c.SetAddElements, s, elems); err != nil {
+			return t.discard(err)
+		}
+		restored += len(elems)
 	}
+	t.expect = t.addChains(set4, set6, prot)
 	if err := c.Flush(); err != nil {
 		err = classify(err)
 		if errors.Is(err, unix.EEXIST) {
@@ -300,7 +331,38 @@ func (t *Table) build() error {
 		return err
 	}
 	t.set4, t.set6 = set4, set6
+	t.restored = restored
 	return nil
+}
+
+// addChains queues the table's chains and their rules, and returns the
+// number of rules of each chain.
+func (t *Table) addChains(set4, set6, prot *nftables.Set) map[string]int {
+	c, cfg := t.conn, t.cfg
+	policy := nftables.ChainPolicyAccept
+	add := func(name string, rules [][]expr.Any) *nftables.Chain {
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t.table})
+		for _, exprs := range rules {
+			c.AddRule(&nftables.Rule{Table: t.table, Chain: ch, Exprs: exprs})
+		}
+		return ch
+	}
+	base := func(name string, hook *nftables.ChainHook, prio int32) {
+		p := nftables.ChainPriority(prio)
+		ch := c.AddChain(&nftables.Chain{
+			Name: name, Table: t.table, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: &p, Policy: &policy,
+		})
+		c.AddRule(&nftables.Rule{Table: t.table, Chain: ch, Exprs: jumpRule(guardName)})
+	}
+	closed := closedRules(set4, set6)
+	guard := guardRules(cfg, prot, closedName)
+	// A chain must exist before a rule jumps to it.
+	add(closedName, closed)
+	add(guardName, guard)
+	base(preroutingName, nftables.ChainHookPrerouting, rawPriority)
+	base(inputName, nftables.ChainHookInput, cfg.Priority)
+	return map[string]int{closedName: len(closed), guardName: len(guard), preroutingName: 1, inputName: 1}
 }
 
 // readGrants reads the grant sets. A dump can come back short while the
@@ -423,7 +485,7 @@ func (t *Table) checkExternal() error {
 // duplicate, no error. An IPv4-mapped IPv6 source counts as the IPv4
 // address. All endpoints are granted in one atomic batch.
 //
-// In external-set mode, Ensure must have succeeded first.
+// In external-set mode, Apply must have succeeded first.
 func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error {
 	src, err := checkAllow(src, svc, ttl)
 	if err != nil {
@@ -431,9 +493,22 @@ func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.allowLocked(src, svc.Endpoints, ttl); err != nil {
+	err = t.allowLocked(src, svc.Endpoints, ttl)
+	if errors.Is(err, ErrMissing) && t.cfg.External == nil && t.applied && !t.closed {
+		// Flushed before Watch noticed: rebuild (with the recorded grants)
+		// and try once more.
+		if berr := t.build(); berr != nil {
+			err = errors.Join(err, fmt.Errorf("rebuild: %w", berr))
+		} else {
+			t.log.Warn().Str("event", "table_rebuilt").Str("damage", "table missing at a grant").
+				Int("grants_restored", t.restored).Msg("table changed by someone else: rebuilt")
+			err = t.allowLocked(src, svc.Endpoints, ttl)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("nft: allow %v %s: %w", src, endpointList(svc.Endpoints), err)
 	}
+	t.remember(src, svc.Endpoints, ttl)
 	t.log.Debug().Str("src", src.String()).Str("service", svc.Name).Dur("ttl", ttl).Msg("access granted")
 	return nil
 }
@@ -443,7 +518,10 @@ func (t *Table) allowLocked(src netip.Addr, eps []Endpoint, ttl time.Duration) e
 		return errClosed
 	}
 	if t.cfg.External != nil && !t.verified {
-		return errors.New("the external sets were not checked: call Ensure first")
+		if t.applied {
+			return errors.New("the external sets are missing (see the earlier error)")
+		}
+		return errors.New("the external sets were not checked: call Apply first")
 	}
 	set := t.set4
 	if src.Is6() {
@@ -507,7 +585,8 @@ func (t *Table) Grants() ([]Grant, error) {
 // the administrator's sets empty themselves as grants expire.
 //
 // The daemon does not call Teardown on a normal stop: the table stays so
-// strangers still cannot reach the protected ports.
+// strangers still cannot reach the protected ports. After Teardown, Watch
+// leaves the table alone until the next Apply.
 func (t *Table) Teardown() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -520,6 +599,7 @@ func (t *Table) Teardown() error {
 	if err := t.teardownLocked(); err != nil {
 		return fmt.Errorf("nft: teardown %s: %w", t.describe(), err)
 	}
+	t.applied = false // Watch must not build it again
 	t.log.Info().Str("table", t.cfg.Table).Msg("table removed")
 	return nil
 }

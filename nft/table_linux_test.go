@@ -58,7 +58,7 @@ func open(t testing.TB, ns *nstest.NS, cfg Config) *Table {
 
 func ensure(t testing.TB, tb *Table) {
 	t.Helper()
-	if err := tb.Ensure(); err != nil {
+	if err := tb.Apply(tb.cfg); err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
 }
@@ -120,8 +120,11 @@ func TestRulesMatchNft(t *testing.T) {
 	ours, theirs := newNS(t), newNS(t)
 	ensure(t, open(t, ours, testConfig))
 	theirs.MustRun(t, "nft", "-f", filepath.Join("testdata", "ensure.golden"))
+	// Rule handles count in order of creation, which differs: nft -f
+	// declares every chain first.
+	handles := regexp.MustCompile(`(?m)^(inet \S+ \S+) \d+( \d+)?$`)
 	dump := func(ns *nstest.NS) string {
-		return sortElementLines(ns.MustRun(t, "nft", "--debug=netlink", "list", "ruleset"))
+		return handles.ReplaceAllString(sortElementLines(ns.MustRun(t, "nft", "--debug=netlink", "list", "ruleset")), "$1")
 	}
 	if diff := cmp.Diff(dump(theirs), dump(ours)); diff != "" {
 		t.Errorf("nft --debug=netlink list ruleset: (-nft -f +Ensure)\n%s", diff)
@@ -177,7 +180,7 @@ func TestEnsureRefusesForeignTableOfOurName(t *testing.T) {
 	ns.MustRun(t, "nft", "-f", writeTemp(t, "table inet tknock {\n\tset allowed4 {\n\t\ttype ipv4_addr\n\t}\n}\n"))
 	before := ruleset(t, ns)
 	tb := open(t, ns, testConfig)
-	for name, f := range map[string]func() error{"Ensure": tb.Ensure, "Teardown": tb.Teardown} {
+	for name, f := range map[string]func() error{"Apply": func() error { return tb.Apply(testConfig) }, "Teardown": tb.Teardown} {
 		err := f()
 		if err == nil || !strings.Contains(err.Error(), "table inet tknock: the table exists but was not built by tknockd") {
 			t.Errorf("%s on a foreign table named tknock: error = %v, want a refusal", name, err)
@@ -340,7 +343,7 @@ func TestUpdate(t *testing.T) {
 	cfg.Protected = []Endpoint{{ProtoTCP, 22}, {ProtoTCP, 443}}
 	cfg.DropKnocks = false
 	cfg.Priority = -5
-	if err := tb.Update(cfg); err != nil {
+	if err := tb.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
 	out := ruleset(t, ns)
@@ -359,12 +362,12 @@ func TestUpdate(t *testing.T) {
 
 	bad := cfg
 	bad.Table = "other"
-	if err := tb.Update(bad); err == nil || !strings.Contains(err.Error(), "restart") {
+	if err := tb.Apply(bad); err == nil || !strings.Contains(err.Error(), "restart") {
 		t.Errorf("Update with another table name: error = %v, want a refusal", err)
 	}
 	bad = cfg
 	bad.Protected = nil
-	if err := tb.Update(bad); err == nil || !strings.Contains(err.Error(), "nft: update: config: protected") {
+	if err := tb.Apply(bad); err == nil || !strings.Contains(err.Error(), "nft: apply: config: protected") {
 		t.Errorf("Update with no protected endpoints: error = %v", err)
 	}
 	if diff := cmp.Diff(withoutExpires(out), withoutExpires(ruleset(t, ns))); diff != "" {
@@ -383,12 +386,47 @@ func TestMissingTable(t *testing.T) {
 		t.Errorf("Grants before Ensure: error = %v, want ErrMissing", err)
 	}
 	ensure(t, tb)
+	allow(t, tb, "192.0.2.7", ssh, time.Minute)
 	ns.MustRun(t, "nft", "flush", "ruleset")
-	if err := tb.Allow(netip.MustParseAddr("2001:db8::1"), both, time.Minute); !errors.Is(err, ErrMissing) {
-		t.Errorf("Allow after nft flush ruleset: error = %v, want ErrMissing", err)
-	}
-	ensure(t, tb)
+	// Flushed and not yet healed by Watch: Allow rebuilds the table, with
+	// the grant made before, and grants.
 	allow(t, tb, "2001:db8::1", both, time.Minute)
+	if diff := cmp.Diff(testGolden(t), withoutGrants(ruleset(t, ns))); diff != "" {
+		t.Errorf("ruleset after Allow over a flushed ruleset: (-golden +got)\n%s", diff)
+	}
+	want := []string{"192.0.2.7 tcp/22", "2001:db8::1 tcp/22", "2001:db8::1 udp/5353"}
+	if diff := cmp.Diff(want, liveGrants(t, tb, time.Minute-5*time.Second)); diff != "" {
+		t.Errorf("Grants after the rebuild: (-want +got)\n%s", diff)
+	}
+}
+
+// liveGrants returns the grants as "src endpoint", and fails the test for
+// any with less than min left.
+func liveGrants(t testing.TB, tb *Table, min time.Duration) []string {
+	t.Helper()
+	var out []string
+	for _, g := range grants(t, tb) {
+		if g.Remaining < min {
+			t.Errorf("grant %v: %v left, want at least %v", g, g.Remaining, min)
+		}
+		out = append(out, g.Src.String()+" "+g.Endpoint.String())
+	}
+	return out
+}
+
+// testGolden returns testdata/ensure.golden, the ruleset of testConfig.
+func testGolden(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "ensure.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// withoutGrants removes the elements of the grant sets from a listing.
+func withoutGrants(ruleset string) string {
+	return regexp.MustCompile(`(?s)(flags timeout)\n\t\telements = \{[^}]*\}\n`).ReplaceAllString(ruleset, "$1\n")
 }
 
 func TestExternalSets(t *testing.T) {
@@ -423,7 +461,7 @@ func TestExternalSets(t *testing.T) {
 		return Config{External: &ExternalSets{Family: "inet", Table: "filter", Set4: set4, Set6: set6}}
 	}
 	tb := open(t, ns, ext("tknock4", "tknock6"))
-	if err := tb.Allow(netip.MustParseAddr("192.0.2.7"), ssh, time.Minute); err == nil || !strings.Contains(err.Error(), "call Ensure first") {
+	if err := tb.Allow(netip.MustParseAddr("192.0.2.7"), ssh, time.Minute); err == nil || !strings.Contains(err.Error(), "call Apply first") {
 		t.Errorf("Allow before Ensure in external mode: error = %v", err)
 	}
 	ensure(t, tb)
@@ -451,14 +489,14 @@ func TestExternalSets(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{ext("missing", ""), "nft: ensure table inet filter: set missing: not found: add it to your ruleset"},
+		{ext("missing", ""), "nft: apply table inet filter: set missing: not found: add it to your ruleset"},
 		{ext("plain", ""), `set plain: has no "flags timeout": grants would never expire`},
 		{ext("wrongtype", ""), "set wrongtype: type ipv4_addr . inet_service: want ipv4_addr . inet_proto . inet_service"},
 		{ext("", "tknock4"), "set tknock4: type ipv4_addr . inet_proto . inet_service: want ipv6_addr"},
 		{Config{External: &ExternalSets{Family: "inet", Table: "nosuch", Set4: "tknock4"}}, "set tknock4: not found"},
 	} {
 		tb := open(t, ns, tc.cfg)
-		if err := tb.Ensure(); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+		if err := tb.Apply(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("Ensure(%+v): error = %v, want one containing %q", *tc.cfg.External, err, tc.wantErr)
 		}
 	}
@@ -557,7 +595,7 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Go(func() {
 		for range 20 {
-			if err := tb.Ensure(); err != nil {
+			if err := tb.Apply(testConfig); err != nil {
 				errs <- err
 			}
 		}
@@ -577,4 +615,22 @@ func TestConcurrentUse(t *testing.T) {
 	if got, want := len(grants(t, tb)), workers*each*len(both.Endpoints); got != want {
 		t.Errorf("%d grants after concurrent Allows, want %d", got, want)
 	}
+}
+
+// TestApplyOverSavedRuleset: an administrator saved the ruleset with our
+// table in it (`nft list ruleset > /etc/nftables.conf`) and it was loaded
+// back with nft -f, as at boot: a new Table applies over it and keeps the
+// grants.
+func TestApplyOverSavedRuleset(t *testing.T) {
+	ns, saved := newNS(t), newNS(t)
+	tb := open(t, ns, testConfig)
+	ensure(t, tb)
+	allow(t, tb, "192.0.2.7", ssh, time.Minute)
+	saved.MustRun(t, "nft", "-f", writeTemp(t, ruleset(t, ns)))
+	tb2 := open(t, saved, testConfig)
+	ensure(t, tb2)
+	if diff := cmp.Diff([]string{"192.0.2.7 tcp/22"}, liveGrants(t, tb2, 50*time.Second)); diff != "" {
+		t.Errorf("grants after Apply over the saved ruleset: (-want +got)\n%s", diff)
+	}
+	allow(t, tb2, "192.0.2.8", ssh, time.Minute)
 }

@@ -3,6 +3,7 @@
 package nft
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"runtime"
@@ -18,11 +19,11 @@ var errNotLinux = errors.New("nft: nftables needs Linux, not " + runtime.GOOS)
 // Open fails on this OS: nftables needs Linux.
 func Open(cfg Config, opts ...Option) (*Table, error) { return nil, errNotLinux }
 
-// Ensure fails on this OS.
-func (t *Table) Ensure() error { return errNotLinux }
+// Apply fails on this OS.
+func (t *Table) Apply(cfg Config) error { return errNotLinux }
 
-// Update fails on this OS.
-func (t *Table) Update(cfg Config) error { return errNotLinux }
+// Watch fails on this OS.
+func (t *Table) Watch(ctx context.Context) error { return errNotLinux }
 
 // Allow fails on this OS.
 func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error { return errNotLinux }
@@ -35,3 +36,6 @@ func (t *Table) Teardown() error { return errNotLinux }
 
 // Close does nothing on this OS.
 func (t *Table) Close() error { return nil }
+
+// CheckHost fails on this OS.
+func CheckHost(cfg Config, opts ...Option) ([]string, error) { return nil, errNotLinux }

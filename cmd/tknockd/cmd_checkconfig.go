@@ -5,13 +5,14 @@ import (
 	"strings"
 
 	"github.com/tknock/tknock/internal/config"
+	"github.com/tknock/tknock/nft"
 )
 
 type checkConfigCmd struct{}
 
 // Run validates the configuration file and the users directory, checks
-// that the configured interfaces exist, and says what the daemon would run
-// with.
+// that the configured interfaces exist, warns about a host firewall that
+// would drop granted connections, and says what the daemon would run with.
 func (cmd *checkConfigCmd) Run(e *env) error {
 	c, err := config.Load(e.cli.Config)
 	if err != nil {
@@ -26,6 +27,14 @@ func (cmd *checkConfigCmd) Run(e *env) error {
 		ifaces = strings.Join(c.Interfaces, ",")
 		if err := c.CheckInterfaces(); err != nil {
 			return err
+		}
+	}
+	// The host's own firewall, read only: warnings do not fail the check.
+	if warnings, err := nft.CheckHost(c.NFT(users)); err != nil {
+		fmt.Fprintf(e.stderr, "%s: note: host firewall not checked: %v\n", c.Path, err)
+	} else {
+		for _, w := range warnings {
+			fmt.Fprintf(e.stderr, "%s: warning: %s\n", c.Path, w)
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s, services %s, interfaces %s, firewall %s\n",

@@ -26,7 +26,7 @@ func TestStatusCommand(t *testing.T) {
 			return err
 		}
 		defer tab.Close()
-		if err := tab.Ensure(); err != nil {
+		if err := tab.Apply(c.NFT(nil)); err != nil {
 			return err
 		}
 		if err := tab.Allow(netip.MustParseAddr("192.0.2.7"), c.Services["web"], time.Minute); err != nil {

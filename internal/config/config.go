@@ -83,6 +83,8 @@ type fileFirewall struct {
 	DropKnocks *bool         `toml:"drop_knocks"`
 	Priority   *int          `toml:"priority"`
 	External   *fileExternal `toml:"external"`
+
+	ProtectLoopback *bool `toml:"protect_loopback"`
 }
 
 type fileExternal struct {
@@ -143,6 +145,8 @@ type FirewallConfig struct {
 	DropKnocks bool
 	Priority   int32             // own-table mode: 0 means nft's default
 	External   *nft.ExternalSets // external mode only
+
+	ProtectLoopback bool // own-table mode: loopback needs a grant too
 }
 
 // AllInterfaces reports whether the daemon listens on every interface.
@@ -675,12 +679,16 @@ func (v *validator) firewall(c *Config, ff *fileFirewall) {
 		if ff.External != nil {
 			v.addf("firewall.external", "only with mode = \"external\"")
 		}
+		fw.ProtectLoopback = ff.ProtectLoopback != nil && *ff.ProtectLoopback
 	case "external":
 		if ff.Table != "" {
 			v.addf("firewall.table", "not with mode = \"external\": name the administrator's table in [firewall.external]")
 		}
 		if ff.Priority != nil {
 			v.addf("firewall.priority", "not with mode = \"external\": the administrator's chain decides")
+		}
+		if ff.ProtectLoopback != nil {
+			v.addf("firewall.protect_loopback", "not with mode = \"external\": the administrator's chain decides")
 		}
 		fw.DropKnocks = false
 		if ff.DropKnocks != nil && *ff.DropKnocks {

@@ -86,6 +86,27 @@ func TestConfigDropKnocks(t *testing.T) {
 	}
 }
 
+// TestConfigProtectLoopback: loopback is exempt unless the file says
+// otherwise.
+func TestConfigProtectLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want bool
+	}{
+		{minimal, false},
+		{minimal + "[firewall]\nprotect_loopback = true\n", true},
+		{minimal + "[firewall]\nprotect_loopback = false\n", false},
+	} {
+		c, err := Parse("f.toml", []byte(tt.file))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.file, err)
+		}
+		if c.Firewall.ProtectLoopback != tt.want || c.NFT(nil).ProtectLoopback != tt.want {
+			t.Errorf("Parse(%q): ProtectLoopback = %v, want %v", tt.file, c.Firewall.ProtectLoopback, tt.want)
+		}
+	}
+}
+
 func TestConfigExample(t *testing.T) {
 	path := filepath.Join("..", "..", "deploy", "tknockd.toml")
 	c, err := Load(path)
@@ -229,6 +250,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"f.toml: line 6: field firewall.table: not with mode = \"external\""}},
 		{"external drop_knocks", minimal + "[firewall]\nmode = \"external\"\ndrop_knocks = true\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"s\"\n",
 			[]string{"field firewall.drop_knocks: not with mode = \"external\""}},
+		{"external protect_loopback", minimal + "[firewall]\nmode = \"external\"\nprotect_loopback = true\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\nset4 = \"s\"\n",
+			[]string{"field firewall.protect_loopback: not with mode = \"external\""}},
 		{"external family", minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"bridge\"\ntable = \"filter\"\nset4 = \"s\"\n",
 			[]string{"f.toml: line 7: field firewall.external.family: external: family \"bridge\""}},
 		{"external no sets", minimal + "[firewall]\nmode = \"external\"\n[firewall.external]\nfamily = \"inet\"\ntable = \"filter\"\n",

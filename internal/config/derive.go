@@ -19,6 +19,8 @@ func (c *Config) NFT(users []*totpseq.Enrollment) nft.Config {
 		DropKnocks: c.Firewall.DropKnocks,
 		Priority:   c.Firewall.Priority,
 		External:   c.Firewall.External,
+
+		ProtectLoopback: c.Firewall.ProtectLoopback,
 	}
 	if fc.DropKnocks {
 		fc.Knocks = knockRanges(users)

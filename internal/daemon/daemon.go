@@ -199,7 +199,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 		return err
 	}
 	defer d.fw.Close()
-	if err := d.fw.Ensure(); err != nil {
+	if err := d.fw.Apply(c.NFT(users)); err != nil {
 		return err
 	}
 	d.lastReload.Store(dp.now().Unix())
@@ -218,6 +218,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 		defer cancel() // the capture ended: stop the rest too
 		return listener.Run(gctx, d.f.feed, d.f.dec, d.tr)
 	})
+	g.Go(func() error { return d.fw.Watch(gctx) }) // heals the table after `nft flush ruleset`
 	if metricsLn != nil {
 		g.Go(func() error {
 			return serveMetrics(gctx, metricsLn, metricsHandler(d.collect), log)
@@ -314,7 +315,7 @@ func (d *daemon) reload() {
 	if err == nil {
 		// The one step that changes the kernel. The update is atomic: on
 		// error the old rules stay. It refuses a change of mode or table.
-		err = d.fw.Update(next.fw)
+		err = d.fw.Apply(next.fw)
 	}
 	if err != nil {
 		d.reloadsFailed.Add(1)

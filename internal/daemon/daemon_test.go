@@ -35,8 +35,7 @@ type fakeFirewall struct {
 	mu        sync.Mutex // guards the fields below
 	lines     []string
 	failAllow error
-	failEnsue error
-	failUpd   error
+	failApply error
 	notify    chan struct{} // closed and replaced at each line
 }
 
@@ -66,23 +65,18 @@ func describeNft(cfg nft.Config) string {
 	return fmt.Sprintf("protected=%s knocks=%s", strings.Join(eps, ","), strings.Join(knocks, ","))
 }
 
-func (f *fakeFirewall) Ensure() error {
+func (f *fakeFirewall) Apply(cfg nft.Config) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failEnsue != nil {
-		return f.failEnsue
+	if f.failApply != nil {
+		return f.failApply
 	}
-	f.add("ensure")
+	f.add("apply %s", describeNft(cfg))
 	return nil
 }
 
-func (f *fakeFirewall) Update(cfg nft.Config) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failUpd != nil {
-		return f.failUpd
-	}
-	f.add("update %s", describeNft(cfg))
+func (f *fakeFirewall) Watch(ctx context.Context) error {
+	<-ctx.Done()
 	return nil
 }
 
@@ -454,10 +448,10 @@ func TestDaemonOpenAndReject(t *testing.T) { synctest.Test(t, testDaemonOpenAndR
 func testDaemonOpenAndReject(t *testing.T) {
 	c0 := configtest.New(t, "")
 	alice := configtest.Enrollment(t, c0, "alice", "ssh", "web")
-	awayFromBoundary(alice.Period, 5*time.Second)
+	awayFromBoundary(alice.Period, 10*time.Second)
 	h := startHarness(t, "", alice)
 
-	if got := h.fw.all(); len(got) != 2 || got[0] != "open protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" || got[1] != "ensure" {
+	if got := h.fw.all(); len(got) != 2 || got[0] != "open protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" || got[1] != "apply protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" {
 		t.Errorf("firewall at start: %q", got)
 	}
 
@@ -480,7 +474,10 @@ func testDaemonOpenAndReject(t *testing.T) {
 		t.Errorf("firewall: %q, want %q", got, want)
 	}
 
-	// The same sequence again: a replay, nothing opens.
+	// The same sequence again, once gap_max has passed (within it, the
+	// knocks are taken for the client's later rounds, PROTOCOL.md rule 6):
+	// a replay, nothing opens.
+	time.Sleep(h.cfg.GapMax + time.Second)
 	m = h.mark()
 	h.knock(alice, "ssh", 0, client)
 	rej := h.waitLogFrom(m, "a replay line", event("reject"))
@@ -587,8 +584,8 @@ func testDaemonReload(t *testing.T) {
 	if l["level"] != "info" || l["users"] != 2.0 || !strings.Contains(fmt.Sprint(l["message"]), "reload") {
 		t.Errorf("reload line: %v", l)
 	}
-	if got := h.fw.matching("update "); len(got) != 1 || got[0] != "update protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" {
-		t.Errorf("firewall updates: %q, want one (grants kept: no teardown, no re-creation)", got)
+	if got := h.fw.matching("apply "); len(got) != 2 || got[1] != "apply protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" {
+		t.Errorf("firewall applies: %q, want two, at start and at the reload (grants kept: no teardown, no re-creation)", got)
 	}
 	h.knockPorts(alice, other, seq[2:])
 	if got, want := h.waitAllow(2), "allow 198.51.100.9 ssh tcp/22 30s"; got != want {
@@ -624,11 +621,11 @@ func testDaemonReload(t *testing.T) {
 		}, func() { os.Remove(config.UserFile(h.cfg.UsersDir, "mallory")) }, "mallory.uri"},
 		{"firewall", func() {
 			h.fw.mu.Lock()
-			h.fw.failUpd = errors.New("nft: update: the table name changed")
+			h.fw.failApply = errors.New("nft: apply: the table name changed")
 			h.fw.mu.Unlock()
 		}, func() {
 			h.fw.mu.Lock()
-			h.fw.failUpd = nil
+			h.fw.failApply = nil
 			h.fw.mu.Unlock()
 		}, "table name changed"},
 	} {
@@ -648,8 +645,8 @@ func testDaemonReload(t *testing.T) {
 		h.knock(bob, "web", 1, srcs[tc.name])
 		h.waitAllow(n + 1)
 	}
-	if got := len(h.fw.matching("update ")); got != 1 {
-		t.Errorf("%d firewall updates after broken reloads, want still 1", got)
+	if got := len(h.fw.matching("apply ")); got != 2 {
+		t.Errorf("%d firewall applies after broken reloads, want still 2 (start, one good reload)", got)
 	}
 	h.wantMetrics(`tknock_reloads_total{result="ok"} 1`, `tknock_reloads_total{result="error"} 3`, "tknock_users 2")
 
@@ -749,7 +746,7 @@ func TestDaemonStartErrors(t *testing.T) {
 			d.listen = func(string, string) (net.Listener, error) { return nil, errors.New("address already in use") }
 		}, "metrics: address already in use", false},
 		{"firewall fails", func(_ *deps, _ *fakeNet, fw *fakeFirewall) {
-			fw.failEnsue = errors.New("nft: permission denied")
+			fw.failApply = errors.New("nft: permission denied")
 		}, "permission denied", true},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
@@ -11,12 +12,12 @@ import (
 // production, a fake that records text lines in tests). Its methods are
 // called from more than one goroutine.
 type firewall interface {
-	// Ensure makes the kernel state match the configuration given when
-	// the firewall was opened, keeping live grants.
-	Ensure() error
-	// Update applies a new configuration (a reload), keeping live grants;
-	// on error the old one stays in force.
-	Update(cfg nft.Config) error
+	// Apply makes the kernel state match cfg (at start and at each
+	// reload), keeping live grants; on error the old state stays in force.
+	Apply(cfg nft.Config) error
+	// Watch keeps the state as applied (it rebuilds what someone else
+	// changed or flushed) until ctx is done; an error means it cannot.
+	Watch(ctx context.Context) error
 	// Allow lets src open new connections to every endpoint of svc for
 	// ttl.
 	Allow(src netip.Addr, svc nft.Service, ttl time.Duration) error

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +101,7 @@ func runSystem(ctx context.Context, o *options, t *Table, prefix string, logf fu
 		{"flood", s.legitUnderFlood},
 		{"latency", s.latency},
 		{"memory", s.memory},
+		{"host", s.hostTable},
 		{"fast", s.fast}, // last: it takes 50 fresh client addresses, IPv4 while there are
 	} {
 		if !o.want(p.name) {
@@ -131,6 +133,8 @@ func itemOf(part string) string {
 		return "4"
 	case "memory":
 		return "5"
+	case "host":
+		return "16.3"
 	case "fast":
 		return "17"
 	}
@@ -270,6 +274,99 @@ func (s *sys) randomFlood() []FloodPacket {
 		Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16,
 		Ports: s.user.Range,
 	}}
+}
+
+// randomPortFlood is the host flood: SYNs from random sources in
+// 198.18.0.0/16 to random ports, 1 to 65535, of the server.
+func (s *sys) randomPortFlood() []FloodPacket {
+	return []FloodPacket{{
+		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: totpseq.TCP,
+		Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16,
+		Ports: totpseq.Range{Lo: 1, Hi: 65535},
+	}}
+}
+
+// hostTable is issue 16's item 3: what tknock's table costs the host. The
+// daemon is stopped (no reader); an unlimited random-port flood runs with
+// the daemon's table loaded and with no table at all, alternately, best of
+// unlimitedRuns each, so the table is the only difference. The conntrack
+// count after each flood shows whether the table turned connection
+// tracking on. The daemon and its table are back at the end.
+func (s *sys) hostTable(ctx context.Context) (err error) {
+	srv := s.topo.srv
+	ruleset, err := srv.run("nft", "list", "table", "inet", nftTable)
+	if err != nil {
+		return fmt.Errorf("the daemon's nftables table: %w", err)
+	}
+	path, err := writeFile(s.work, "host-table.nft", ruleset, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := s.stopDaemon(); err != nil {
+		return err
+	}
+	unload := func() { srv.run("nft", "delete", "table", "inet", nftTable) } // absent is fine
+	load := func() error {
+		unload()
+		_, err := srv.run("nft", "-f", path)
+		return err
+	}
+	defer func() {
+		if lerr := load(); lerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore the table: %w", lerr))
+		} else if ctx.Err() == nil {
+			err = errors.Join(err, s.startDaemon(ctx))
+		}
+	}()
+	pkts := s.randomPortFlood()
+	s.logf("host: unlimited random-port flood, %d x (tknock's table loaded, no table), daemon stopped, %v each", unlimitedRuns, s.o.Duration)
+	var with, without floodResult
+	var rounds []string
+	ctWith, ctWithout := 0, 0
+	for range unlimitedRuns {
+		if err := load(); err != nil {
+			return err
+		}
+		a, err := s.measureFlood(ctx, pkts, 0)
+		if err != nil {
+			return err
+		}
+		ctWith = max(ctWith, conntrackCount(srv))
+		unload()
+		b, err := s.measureFlood(ctx, pkts, 0)
+		if err != nil {
+			return err
+		}
+		ctWithout = max(ctWithout, conntrackCount(srv))
+		rounds = append(rounds, fmtRate(a.Rate)+" / "+fmtRate(b.Rate))
+		if a.Rate > with.Rate {
+			with = a
+		}
+		if b.Rate > without.Rate {
+			without = b
+		}
+	}
+	s.t.Add(Row{Item: "16.3", Measure: fmt.Sprintf("random-port flood unlimited, tknock's table loaded, no reader (best of %d)", unlimitedRuns),
+		Result: fmt.Sprintf("offered %s, conntrack entries after %s", fmtRate(with.Rate), fmtCount(int64(ctWith)))})
+	s.t.Add(Row{Item: "16.3", Measure: fmt.Sprintf("random-port flood unlimited, no table, no reader (best of %d)", unlimitedRuns),
+		Result: fmt.Sprintf("offered %s, conntrack entries after %s", fmtRate(without.Rate), fmtCount(int64(ctWithout)))})
+	if without.Rate > 0 {
+		s.t.Add(Row{Item: "16.3", Measure: "host rate under a random-port flood, table loaded / no table",
+			Result: fmtPercent(with.Rate / without.Rate)})
+	}
+	s.t.Note("random-port floods offered, round by round (table loaded / no table): %s", strings.Join(rounds, "; "))
+	return nil
+}
+
+// conntrackCount is the server's conntrack entry count; 0 when connection
+// tracking is not loaded.
+func conntrackCount(ns *netns) int {
+	out, err := ns.run("cat", "/proc/sys/net/netfilter/nf_conntrack_count")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(out))
+	return n
 }
 
 // maxFloodPPS bounds an unlimited flood's packet count: far more than
