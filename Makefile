@@ -17,8 +17,18 @@ export CGO_ENABLED ?= 0
 
 all: build
 
+# --version prints the module version and the VCS revision from the build
+# information. go build stamps the revision itself only where .git is a
+# directory (not in a git worktree) and -buildvcs is not false (GOFLAGS may
+# say -buildvcs=false: stamping fails when root builds another user's
+# checkout); -trimpath does not matter. So the revision also goes in with -X.
+REVISION := $(shell git rev-parse HEAD 2>/dev/null)
+MODIFIED := $(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true)
+LDFLAGS  := -X github.com/tknock/tknock/internal/version.revision=$(REVISION) \
+	-X github.com/tknock/tknock/internal/version.modified=$(MODIFIED)
+
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # The client runs on Linux, macOS and Windows; the daemon on Linux only.
 cross:
