@@ -13,7 +13,7 @@ BIN      := bin
 FUZZTIME ?= 60s
 export CGO_ENABLED ?= 0
 
-.PHONY: all build cross test tools unit lint fuzz deps clean demo bench
+.PHONY: all build cross test tools unit lint fuzz deps clean demo bench package help
 
 all: build
 
@@ -30,6 +30,35 @@ LDFLAGS  := -X github.com/tknock/tknock/internal/version.revision=$(REVISION) \
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+# The .deb and .rpm (into DIST), with nfpm from tools/go.mod (its own
+# module, so the packager's dependencies stay out of the binaries' go.mod;
+# offline once `make deps` has downloaded it). The staged files, made from
+# the binaries themselves: man pages (PROGRAM __man, from the kong models),
+# completions (PROGRAM completion SHELL), the unit with the packaged path of
+# tknockd. VERSION is the newest v* tag, else 0.0~gitDATE.REV.
+DIST    ?= dist
+STAGE   := $(abspath $(DIST))/stage
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v#v}" | tr - + || \
+	git log -1 --format='0.0~git%cd.%h' --date=format:%Y%m%d 2>/dev/null || echo 0.0~unknown)
+ARCH    ?= $(shell $(GO) env GOARCH)
+package:
+	rm -rf $(STAGE) && mkdir -p $(STAGE)/completions
+	GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(STAGE)/ ./cmd/tknock ./cmd/tknockd
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STAGE)/host/ ./cmd/tknock ./cmd/tknockd
+	$(STAGE)/host/tknock __man | gzip -9n > $(STAGE)/tknock.1.gz
+	$(STAGE)/host/tknockd __man | gzip -9n > $(STAGE)/tknockd.8.gz
+	for p in tknock tknockd; do for sh in bash zsh fish; do \
+		$(STAGE)/host/$$p completion $$sh > $(STAGE)/completions/$$p.$$sh || exit 1; \
+	done; done
+	sed 's|/usr/local/bin/tknockd|/usr/sbin/tknockd|g' deploy/tknockd.service > $(STAGE)/tknockd.service
+	printf 'tknock ($(VERSION)-1) unstable; urgency=medium\n\n  * Built from revision $(REVISION).\n\n -- tknock maintainers <tknock@example.org>  %s\n' \
+		"$$(git log -1 --format=%cD 2>/dev/null || date -R)" | gzip -9n > $(STAGE)/changelog.gz
+	$(GO) -C tools build -o $(STAGE)/host/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	for p in deb rpm; do \
+		STAGE=$(STAGE) VERSION='$(VERSION)' ARCH=$(ARCH) $(STAGE)/host/nfpm package \
+			--config packaging/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
+	done
+
 # The client runs on Linux, macOS and Windows; the daemon on Linux only.
 cross:
 	@for os in linux darwin windows; do for arch in amd64 arm64; do \
@@ -42,6 +71,7 @@ lint:
 	$(GO) tool staticcheck ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above"; exit 1; }
 	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
+	@$(GO) -C tools mod tidy -diff || { echo "tools/go.mod or tools/go.sum is not tidy: run go -C tools mod tidy"; exit 1; }
 
 # Root tests (nftables, capture, end to end) skip without root and fail
 # instead when CI=true.
@@ -74,9 +104,10 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		iproute2 nftables nmap hping3 netsniff-ng tcpdump zbar-tools procps psmisc
 	$(GO) mod download
+	$(GO) -C tools mod download
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)
 
 # The README's first command (as root): three network namespaces, a
 # protected service, tknockd and a knock with tknock, narrated step by step;
