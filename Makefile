@@ -1,10 +1,19 @@
 # tknock: port knocking with HMAC-derived, source-bound, time-windowed sequences.
 #
-#   make build     the binaries, static (CGO_ENABLED=0), into bin/
+#   make all       the same as make build
+#   make build     the binaries, static (CGO_ENABLED=0), with the VCS revision for --version, into bin/
 #   make test      installs missing test tools (as root), lint, cross builds of the client, every test
-#   make lint      go vet and staticcheck
-#   make fuzz      every fuzz target for FUZZTIME each
-#   make deps      the Debian packages the tests use (needs root and apt-get)
+#   make lint      go vet, staticcheck, gofmt, and go mod tidy -diff (go.mod and tools/go.mod)
+#   make cross     the client for linux, darwin and windows on amd64 and arm64
+#   make unit      every test, without lint and cross (root tests fail when CI=true and not root)
+#   make tools     installs the test programs that are missing (as root, with make deps)
+#   make fuzz      every fuzz target for FUZZTIME (60s) each; FUZZ=FuzzName or FUZZ=./pkg for one
+#   make package   the .deb and .rpm into dist/ (nfpm): binaries, unit, config, man pages, completions
+#   make deps      the Debian packages the tests use, and the Go modules (needs root and apt-get)
+#   make demo      the README's demo (root): namespaces, the daemon, a knock, narrated (~20 s)
+#   make bench     the benchmarks (root, a few minutes), one table into bench/results/
+#   make clean     removes bin/ and dist/
+#   make help      this list
 
 # sudo's secure_path usually lacks Go's directory: add the default install's.
 export PATH := $(PATH):/usr/local/go/bin
@@ -16,6 +25,9 @@ export CGO_ENABLED ?= 0
 .PHONY: all build cross test tools unit lint fuzz deps clean demo bench package help
 
 all: build
+
+help:
+	@sed -n '3,/^$$/s/^#   make //p' $(firstword $(MAKEFILE_LIST))
 
 # --version prints the module version and the VCS revision from the build
 # information. go build stamps the revision itself only where .git is a
@@ -81,7 +93,7 @@ unit:
 test: tools lint cross unit
 
 # The programs the tests use; missing ones are installed when we can.
-TOOLS := ip nft nmap hping3 trafgen tcpdump zbarimg
+TOOLS := ip nft nmap hping3 trafgen tcpdump zbarimg lintian rpm dpkg-deb systemd-analyze setpriv groff man bash fish zsh git make
 tools:
 	@missing=$$(for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || echo $$t; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -91,18 +103,26 @@ tools:
 		echo "note: $$missing not installed: the tests that need them skip (run as root to install them with apt-get)"; \
 	fi
 
+# FUZZ=./listener (every target of one package, or any package pattern),
+# or FUZZ=FuzzDecode (one target, in whichever package has it).
+FUZZ ?= ./...
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
+	@case "$(FUZZ)" in Fuzz*) pkgs=./...; only='$(FUZZ)';; *) pkgs='$(FUZZ)'; only=;; esac; \
+	found=; \
+	for pkg in $$($(GO) list $$pkgs); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			[ -z "$$only" ] || [ "$$f" = "$$only" ] || continue; found=1; \
 			echo "fuzz $$pkg $$f for $(FUZZTIME)"; \
 			$(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
-	done
+	done; \
+	[ -n "$$found" ] || { echo "no fuzz target matches FUZZ=$(FUZZ)"; exit 1; }
 
 deps:
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		iproute2 nftables nmap hping3 netsniff-ng tcpdump zbar-tools procps psmisc
+		iproute2 nftables nmap hping3 netsniff-ng tcpdump zbar-tools procps psmisc \
+		lintian rpm systemd util-linux groff-base man-db bash-completion fish zsh git make
 	$(GO) mod download
 	$(GO) -C tools mod download
 
