@@ -25,28 +25,15 @@ func (c *completionCmd) Run(a *app) error {
 	return err
 }
 
-// hidden runs the commands that --help does not list, asked for before
-// the command line is parsed: the completion requests of the shell
-// scripts, and the man page for `make package`. handled is false for any
-// other command line.
+// hidden answers the hidden command lines (completion requests, the man
+// page) before they are parsed; handled is false for any other.
 func (a *app) hidden(parser *kong.Kong, args []string) (code int, handled bool) {
-	if len(args) == 0 {
-		return 0, false
-	}
-	var err error
-	switch args[0] {
-	case kongdoc.CompleteCommand:
-		err = a.completer(parser, args[1:]).Run(a.stdout, args[1:])
-	case kongdoc.ManCommand:
-		err = kongdoc.Man(a.stdout, parser, manPage())
-	default:
-		return 0, false
-	}
+	handled, err := kongdoc.Hidden(a.stdout, args, a.completer(parser, args), manPage())
 	if err != nil {
 		fmt.Fprintf(a.stderr, "tknock: %v\n", err)
 		return 1, true
 	}
-	return 0, true
+	return 0, handled
 }
 
 // completer completes tknock's command lines; words are the words being

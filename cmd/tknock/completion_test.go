@@ -161,26 +161,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 // command's --help, and formats without a groff warning.
 func TestManPage(t *testing.T) {
 	e := newEnv(t)
-	page := doctest.RenderMan(t, e.mustRun("__man"))
-	cmds := strings.Fields(e.mustRun("__complete", "--", ""))
-	if len(cmds) < 6 {
-		t.Fatalf("__complete lists the commands %q", cmds)
-	}
-	for _, cmd := range append([]string{""}, cmds...) {
-		args := strings.Fields(cmd + " --help")
-		flags := doctest.HelpFlags(e.mustRun(args...))
-		if len(flags) < 2 {
-			t.Errorf("tknock %s lists the flags %q: the help format changed?", strings.Join(args, " "), flags)
-		}
-		for _, f := range flags {
-			if !strings.Contains(page, f) {
-				t.Errorf("the man page lacks %s (tknock %s)", f, strings.Join(args, " "))
-			}
-		}
-		if cmd != "" && !strings.Contains(page, "tknock "+cmd) {
-			t.Errorf("the man page has no section for tknock %s", cmd)
-		}
-	}
+	doctest.CheckMan(t, "tknock", e.mustRun)
 }
 
 func TestVersion(t *testing.T) {

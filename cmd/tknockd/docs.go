@@ -24,28 +24,15 @@ func (c *completionCmd) Run(e *env) error {
 	return err
 }
 
-// hidden runs the commands that --help does not list, asked for before
-// the command line is parsed: the completion requests of the shell
-// scripts, and the man page for `make package`. handled is false for any
-// other command line.
+// hidden answers the hidden command lines (completion requests, the man
+// page) before they are parsed; handled is false for any other.
 func hidden(parser *kong.Kong, args []string, stdout, stderr io.Writer) (code int, handled bool) {
-	if len(args) == 0 {
-		return 0, false
-	}
-	var err error
-	switch args[0] {
-	case kongdoc.CompleteCommand:
-		err = (&kongdoc.Completer{Parser: parser}).Run(stdout, args[1:])
-	case kongdoc.ManCommand:
-		err = kongdoc.Man(stdout, parser, manPage())
-	default:
-		return 0, false
-	}
+	handled, err := kongdoc.Hidden(stdout, args, &kongdoc.Completer{Parser: parser}, manPage())
 	if err != nil {
 		fmt.Fprintf(stderr, "tknockd: %v\n", err)
 		return 1, true
 	}
-	return 0, true
+	return 0, handled
 }
 
 func manPage() kongdoc.Page {

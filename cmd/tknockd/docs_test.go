@@ -23,26 +23,7 @@ func runDocs(t *testing.T, args ...string) string {
 // TestManPage checks that the man page lists every flag of every
 // command's --help, and formats without a groff warning.
 func TestManPage(t *testing.T) {
-	page := doctest.RenderMan(t, runDocs(t, "__man"))
-	cmds := strings.Fields(runDocs(t, "__complete", "--", ""))
-	if len(cmds) < 6 {
-		t.Fatalf("__complete lists the commands %q", cmds)
-	}
-	for _, cmd := range append([]string{""}, cmds...) {
-		args := strings.Fields(cmd + " --help")
-		flags := doctest.HelpFlags(runDocs(t, args...))
-		if len(flags) < 2 {
-			t.Errorf("tknockd %s lists the flags %q: the help format changed?", strings.Join(args, " "), flags)
-		}
-		for _, f := range flags {
-			if !strings.Contains(page, f) {
-				t.Errorf("the man page lacks %s (tknockd %s)", f, strings.Join(args, " "))
-			}
-		}
-		if cmd != "" && !strings.Contains(page, "tknockd "+cmd) {
-			t.Errorf("the man page has no section for tknockd %s", cmd)
-		}
-	}
+	doctest.CheckMan(t, "tknockd", func(args ...string) string { return runDocs(t, args...) })
 }
 
 func TestComplete(t *testing.T) {

@@ -156,3 +156,20 @@ func line(s string) string {
 	}
 	return s
 }
+
+// Hidden answers the command lines that --help does not list, which a
+// program checks for before it parses args: CompleteCommand (the shell
+// scripts' requests, answered by c) and ManCommand (the man page, for
+// `make package`). handled is false for any other command line.
+func Hidden(w io.Writer, args []string, c *Completer, page Page) (handled bool, err error) {
+	if len(args) == 0 {
+		return false, nil
+	}
+	switch args[0] {
+	case CompleteCommand:
+		return true, c.Run(w, args[1:])
+	case ManCommand:
+		return true, Man(w, c.Parser, page)
+	}
+	return false, nil
+}

@@ -42,3 +42,32 @@ func HelpFlags(help string) []string {
 	}
 	return out
 }
+
+// CheckMan checks program's man page against its --help: run runs the
+// program with args and returns its standard output (failing t on an
+// error). The page (PROGRAM __man) must format without a groff warning,
+// have a section for every command (PROGRAM __complete -- "" lists them)
+// and name every flag of every command's --help.
+func CheckMan(t *testing.T, program string, run func(args ...string) string) {
+	t.Helper()
+	page := RenderMan(t, run("__man"))
+	cmds := strings.Fields(run("__complete", "--", ""))
+	if len(cmds) < 2 {
+		t.Fatalf("%s __complete lists the commands %q", program, cmds)
+	}
+	for _, cmd := range append([]string{""}, cmds...) {
+		args := strings.Fields(cmd + " --help")
+		flags := HelpFlags(run(args...))
+		if len(flags) < 2 {
+			t.Errorf("%s %s lists the flags %q: the help format changed?", program, strings.Join(args, " "), flags)
+		}
+		for _, f := range flags {
+			if !strings.Contains(page, f) {
+				t.Errorf("the man page lacks %s (%s %s)", f, program, strings.Join(args, " "))
+			}
+		}
+		if cmd != "" && !strings.Contains(page, program+" "+cmd) {
+			t.Errorf("the man page has no section for %s %s", program, cmd)
+		}
+	}
+}
