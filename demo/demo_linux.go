@@ -98,19 +98,13 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	o.Say("Without a firewall anyone could connect to it. tknockd will hide it.")
 
-	o.Step("Configure tknockd and enroll a user, alice")
+	o.Step("Configure tknockd and start it in the server")
 	cfg, err := d.configure()
 	if err != nil {
 		return err
 	}
 	o.Say("The configuration (%s):", cfg)
 	o.Quote(mustRead(cfg))
-	o.Say("`tknockd enroll alice` makes a secret, writes users/alice.uri and shows what to hand to alice:")
-	if err := d.runCmd(ctx, d.server, nil, filepath.Join(d.bin, "tknockd"), "enroll", "alice", "--config", cfg); err != nil {
-		return err
-	}
-
-	o.Step("Start tknockd in the server")
 	if err := d.startDaemon(cfg); err != nil {
 		return err
 	}
@@ -124,6 +118,20 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.expectRefused(d.client, "client"); err != nil {
 		return err
 	}
+
+	o.Step("Enroll a user, alice, and reload the running daemon")
+	o.Say("`tknockd enroll alice` makes a secret, writes users/alice.uri and shows what to hand to alice:")
+	if err := d.runCmd(ctx, d.server, nil, filepath.Join(d.bin, "tknockd"), "enroll", "alice", "--config", cfg); err != nil {
+		return err
+	}
+	o.Say("$ ip netns exec %s kill -HUP %d     # what systemctl reload tknockd does", nsServer, d.daemon.Process.Pid)
+	if err := d.daemon.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("reload tknockd: %w", err)
+	}
+	if _, err := d.waitLog(ctx, 10*time.Second, "the reload", func(l map[string]any) bool { return l["event"] == "reload" && l["users"] == float64(1) }); err != nil {
+		return err
+	}
+	o.Say("tknockd re-read its users directory: alice can knock now.")
 
 	o.Step("alice imports her enrollment on the client and knocks")
 	o.Say("A knock is 4 TCP SYNs to ports derived from the secret, the current 30 s window and")

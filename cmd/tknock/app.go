@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tknock/tknock/client"
 	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/version"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -54,12 +55,16 @@ type cli struct {
 	ConfigDir string `name:"config-dir" env:"TKNOCK_CONFIG_DIR" placeholder:"DIR" help:"Profile directory (default: the user's config directory/tknock)."`
 	CacheDir  string `name:"cache-dir" env:"TKNOCK_CACHE_DIR" placeholder:"DIR" help:"Window memory directory (default: the user's cache directory/tknock)."`
 
+	Version kong.VersionFlag `help:"Print the version (module version and VCS revision) and exit."`
+
 	Knock    knockCmd    `cmd:"" default:"withargs" help:"Knock for a service (the default command: tknock HOST)."`
 	Enroll   enrollCmd   `cmd:"" help:"Store an enrollment as a profile, from a URI, a file or a QR code image."`
 	List     listCmd     `cmd:"" help:"List the profiles (never their secrets)."`
 	Remove   removeCmd   `cmd:"" help:"Remove a profile."`
 	Print    printCmd    `cmd:"" help:"Print the ports of a sequence, space separated, on one line (for conformance checks)."`
 	SSHProxy sshProxyCmd `cmd:"" name:"ssh-proxy" help:"Knock, wait for the port, then pipe standard input and output to it: ssh's ProxyCommand."`
+
+	Completion completionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish (packages install it)."`
 }
 
 // exitCode is what kong's Exit hook panics with, so that --help returns
@@ -79,6 +84,7 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(usageHelp),
+		kong.Vars{"version": version.Read().String("tknock")},
 	)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "tknock: %v\n", err)
@@ -93,6 +99,9 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 			code = int(c)
 		}
 	}()
+	if code, ok := a.hidden(parser, args); ok {
+		return code
+	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "tknock: %v\nRun \"tknock --help\" for usage.\n", err)

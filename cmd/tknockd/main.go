@@ -20,6 +20,8 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/tknock/tknock/internal/version"
 )
 
 func main() {
@@ -38,12 +40,16 @@ type cli struct {
 	LogFormat string `placeholder:"FORMAT" help:"Log format: json, console or auto (console on a terminal). Overrides log.format of the configuration."`
 	LogLevel  string `placeholder:"LEVEL" help:"Log level: debug, info, warn or error. Overrides log.level of the configuration."`
 
+	Version kong.VersionFlag `help:"Print the version (module version and VCS revision) and exit."`
+
 	Run         runCmd         `cmd:"" help:"Run the daemon (SIGHUP reloads the configuration and the users directory)."`
 	CheckConfig checkConfigCmd `cmd:"" name:"check-config" help:"Validate the configuration and the users directory, and exit."`
 	Enroll      enrollCmd      `cmd:"" help:"Enroll a user: make a secret, write users/NAME.uri, show the QR code and URI to hand over."`
 	Users       usersCmd       `cmd:"" help:"List the enrolled users and their services (never the secrets)."`
 	Revoke      revokeCmd      `cmd:"" help:"Remove a user's enrollment file."`
 	Status      statusCmd      `cmd:"" help:"Show the live grants, read from the kernel (needs CAP_NET_ADMIN)."`
+
+	Completion completionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish (packages install it)."`
 }
 
 // env is what every command's Run gets: the context and the output
@@ -72,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	parser, err := kong.New(&c,
 		kong.Name("tknockd"),
 		kong.Description("tknock daemon: port knocking with HMAC-derived, source-bound, time-windowed sequences."),
-		kong.Vars{"config": defaultConfig},
+		kong.Vars{"config": defaultConfig, "version": version.Read().String("tknockd")},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
 	)
@@ -89,6 +95,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			code = int(ec)
 		}
 	}()
+	if code, ok := hidden(parser, args, stdout, stderr); ok {
+		return code
+	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "tknockd: %v\n", err)

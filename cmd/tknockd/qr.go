@@ -4,14 +4,21 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"image"
+	"image/draw"
 	"image/png"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/mattn/go-isatty"
 	"github.com/mdp/qrterminal/v3"
-	"github.com/pquerna/otp"
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
 	"rsc.io/qr"
+
+	"github.com/tknock/tknock/totpseq"
 )
 
 // Terminal QR codes.
@@ -31,7 +38,17 @@ const (
 	qrLevel     = qr.L          // the URI is long; L keeps the code small enough for a terminal
 )
 
-// writeTerminalQR prints text as a QR code of half blocks to w.
+// qrIsTerminal reports whether w is a terminal; tests replace it.
+var qrIsTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// writeTerminalQR prints text as a QR code of half blocks to w. The
+// colours are set only when w is a terminal: in a file or a pipe they
+// would be stray escape codes. There the glyphs stay the light modules,
+// as qrterminal draws them, which reads right wherever the text is shown
+// light on dark; the PNG (--png) is the form that reads everywhere.
 func writeTerminalQR(w io.Writer, text string) error {
 	// qrterminal ignores an encoding error (text too long for a QR code)
 	// and then dereferences nil: check first.
@@ -49,6 +66,10 @@ func writeTerminalQR(w io.Writer, text string) error {
 		BlackWhiteChar: qrterminal.BLACK_WHITE,
 		QuietZone:      qrQuietZone,
 	})
+	if !qrIsTerminal(w) {
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
 	var out bytes.Buffer
 	for line := range bytes.Lines(buf.Bytes()) {
 		out.WriteString(qrLineStart)
@@ -59,18 +80,21 @@ func writeTerminalQR(w io.Writer, text string) error {
 	return err
 }
 
-// qrPNGSize is the side of the PNG in pixels: a 200-character URI gives a
-// QR code of about 60 modules, so each module is several pixels.
-const qrPNGSize = 512
+// The PNG: the code with a quiet zone of qrPNGQuiet modules of white on
+// every side (what the QR standard asks for, and what phone scanners need
+// to find the code), and under it a caption naming the user and the host,
+// for the person who receives several.
+const (
+	qrPNGModule  = 8 // pixels per module: a 200-character URI gives about 60 modules
+	qrPNGQuiet   = 4 // modules of white around the code
+	qrPNGCaption = 2 // the caption font's scale (7x13 pixels a glyph at 1)
+	qrPNGLevel   = qr.M
+)
 
 // writePNG writes uri's QR code as a PNG file at path, mode 0600 (it holds
 // the secret). An existing file is replaced.
 func writePNG(path, uri string) error {
-	key, err := otp.NewKeyFromURL(uri)
-	if err != nil {
-		return fmt.Errorf("qr png: %w", err)
-	}
-	img, err := key.Image(qrPNGSize, qrPNGSize)
+	img, err := qrPNG(uri)
 	if err != nil {
 		return fmt.Errorf("qr png: %w", err)
 	}
@@ -92,6 +116,53 @@ func writePNG(path, uri string) error {
 		return fmt.Errorf("qr png: %w", err)
 	}
 	return nil
+}
+
+// qrPNG draws uri's QR code, its quiet zone and the caption "USER @ HOST"
+// (from the URI) in black on white.
+func qrPNG(uri string) (*image.Gray, error) {
+	en, err := totpseq.ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	code, err := qr.Encode(uri, qrPNGLevel)
+	if err != nil {
+		return nil, err
+	}
+	side := (code.Size + 2*qrPNGQuiet) * qrPNGModule
+	caption := en.Name + " @ " + en.Host
+	face := basicfont.Face7x13
+	textW := len(caption) * face.Advance * qrPNGCaption
+	textH := face.Height * qrPNGCaption
+	width := max(side, textW+2*qrPNGQuiet*qrPNGModule)
+	img := image.NewGray(image.Rect(0, 0, width, side+textH+qrPNGQuiet*qrPNGModule))
+	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+
+	left := (width - side) / 2
+	for y := range code.Size {
+		for x := range code.Size {
+			if code.Black(x, y) {
+				px := left + (x+qrPNGQuiet)*qrPNGModule
+				py := (y + qrPNGQuiet) * qrPNGModule
+				draw.Draw(img, image.Rect(px, py, px+qrPNGModule, py+qrPNGModule), image.Black, image.Point{}, draw.Src)
+			}
+		}
+	}
+
+	// The caption: drawn at the font's size, then scaled up by whole
+	// pixels, centred under the code (in the bottom quiet zone's place
+	// the code keeps its four modules: the caption starts below them).
+	small := image.NewGray(image.Rect(0, 0, len(caption)*face.Advance, face.Height))
+	draw.Draw(small, small.Bounds(), image.White, image.Point{}, draw.Src)
+	d := font.Drawer{Dst: small, Src: image.Black, Face: face, Dot: fixed.P(0, face.Ascent)}
+	d.DrawString(caption)
+	x0, y0 := (width-textW)/2, side
+	for y := range textH {
+		for x := range textW {
+			img.SetGray(x0+x, y0+y, small.GrayAt(x/qrPNGCaption, y/qrPNGCaption))
+		}
+	}
+	return img, nil
 }
 
 func writeAll(f *os.File, b []byte) error {
