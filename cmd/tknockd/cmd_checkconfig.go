@@ -28,7 +28,28 @@ func (cmd *checkConfigCmd) Run(e *env) error {
 			return err
 		}
 	}
-	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s, services %s, interfaces %s, firewall %s\n",
-		c.Path, c.Realm, len(users), c.UsersDir, strings.Join(c.ServiceNames(), ","), ifaces, c.Firewall.Mode)
+	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s, services %s, interfaces %s, firewall %s%s\n",
+		c.Path, c.Realm, len(users), c.UsersDir, strings.Join(c.ServiceNames(), ","), ifaces, c.Firewall.Mode, metricsSummary(c))
 	return nil
+}
+
+// metricsSummary says where the metrics are served and how, or "".
+func metricsSummary(c *config.Config) string {
+	m := c.Metrics
+	if m.Network == "" {
+		return ""
+	}
+	s := fmt.Sprintf(", metrics on %s, published every %v", c.MetricsListen, m.Window)
+	switch {
+	case m.Network == "unix" && m.SocketGroup != "":
+		s += " (socket mode 0660, group " + m.SocketGroup + ")"
+	case m.Network == "unix":
+		s += " (socket mode 0600)"
+	case m.AllowRemote:
+		s += " (allow_remote: reachable beyond loopback)"
+	}
+	if m.Debug {
+		s += "; WARNING: metrics.debug publishes per-knock counters, an oracle of the anchor ports: for benchmarks only"
+	}
+	return s
 }
