@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tknock/tknock/internal/config/configtest"
+	"github.com/tknock/tknock/totpseq"
+)
+
+// parseExposition parses a scrape in the text exposition format into every
+// sample by its name with labels, as in `x_total{reason="replay"}`.
+func parseExposition(text string) (map[string]float64, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64)
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			key := name
+			if len(labels) > 0 {
+				slices.Sort(labels)
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			var v float64
+			switch {
+			case m.GetCounter() != nil:
+				v = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				v = m.GetGauge().GetValue()
+			case m.GetUntyped() != nil:
+				v = m.GetUntyped().GetValue()
+			default:
+				return nil, fmt.Errorf("%s: a type the daemon does not publish", key)
+			}
+			out[key] = v
+		}
+	}
+	return out, nil
+}
+
+// seriesDiff returns, for every series in a or b, b's value minus a's (a
+// series present in one only counts as a change of its own).
+func seriesDiff(a, b map[string]float64) map[string]string {
+	d := make(map[string]string)
+	for k, va := range a {
+		vb, ok := b[k]
+		switch {
+		case !ok:
+			d[k] = "gone"
+		case vb != va:
+			d[k] = fmt.Sprint(vb - va)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			d[k] = "new"
+		}
+	}
+	return d
+}
+
+// clockOnly are the series that depend on the clock alone: the end of the
+// latest window published moves with time, whatever the knocks.
+var clockOnly = []string{"tknock_metrics_window_end_timestamp_seconds"}
+
+// compareDiffs reports every series whose change differs between the two
+// steps.
+func compareDiffs(t *testing.T, what string, anchor, miss map[string]string) {
+	t.Helper()
+	keys := map[string]bool{}
+	for k := range anchor {
+		keys[k] = true
+	}
+	for k := range miss {
+		keys[k] = true
+	}
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range keys {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if slices.Contains(clockOnly, k) {
+			continue
+		}
+		if anchor[k] != miss[k] {
+			t.Errorf("%s: %s changed by %q after a knock at an anchor port and by %q after a knock elsewhere: the series tells them apart",
+				what, k, anchor[k], miss[k])
+		}
+	}
+}
+
+// missPort returns a port of u's range that is the anchor of no service of
+// u in any window within reach (skew plus a margin each side), seen from
+// src.
+func missPort(t *testing.T, u *totpseq.Enrollment, src netip.Addr, skew int) uint16 {
+	t.Helper()
+	w := totpseq.Window(time.Now(), u.Period)
+	anchors := map[uint16]bool{}
+	for off := -skew - 3; off <= skew+3; off++ {
+		for _, svc := range u.Services {
+			seq, err := totpseq.Sequence(&u.Params, svc, w+uint64(int64(off)), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			anchors[seq[0]] = true
+		}
+	}
+	for p := u.Range.Lo; p <= u.Range.Hi; p++ {
+		if !anchors[p] && !slices.Contains(u.Exclude, p) {
+			return p
+		}
+	}
+	t.Fatalf("no port of %v that is not an anchor", u.Range)
+	return 0
+}
+
+// TestMetricsNoOracle knocks once at an anchor port and once at another
+// port, from two fresh sources, through the daemon's packet path (the fake
+// capture, the real decoder and tracker), and scrapes the real endpoint
+// before and right after each knock and again after the next window of
+// the metrics is published. No series may change differently for the two
+// knocks (issue 15, item 1: a reader who scrapes after every knock must
+// not find the anchor ports).
+func TestMetricsNoOracle(t *testing.T) { synctest.Test(t, testMetricsNoOracle) }
+
+func testMetricsNoOracle(t *testing.T) {
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice")
+	h := startHarness(t, "", alice)
+	window := h.cfg.Metrics.Window
+	scrape := func() map[string]float64 {
+		t.Helper()
+		synctest.Wait() // the daemon has handled every frame sent
+		m, err := parseExposition(h.metrics())
+		if err != nil {
+			t.Fatalf("parse the scrape: %v", err)
+		}
+		return m
+	}
+	// nextWindow sleeps until just after the next window of the metrics
+	// ends, and its totals are published.
+	nextWindow := func() {
+		now := time.Now()
+		time.Sleep(now.Truncate(window).Add(window).Sub(now) + time.Millisecond)
+	}
+	// step knocks once at the port that pick returns, from src, with a
+	// window boundary and a scrape before it; it returns the changes right
+	// after the knock and after the window's publication.
+	step := func(src netip.Addr, pick func() uint16) (now, published map[string]string) {
+		nextWindow()
+		before := scrape()
+		h.knockPorts(alice, src, []uint16{pick()})
+		after := scrape()
+		nextWindow()
+		return seriesDiff(before, after), seriesDiff(after, scrape())
+	}
+
+	srcA, srcB := netip.MustParseAddr("203.0.113.50"), netip.MustParseAddr("203.0.113.51")
+	aNow, aPub := step(srcA, func() uint16 { return h.sequence(alice, "ssh", 0, srcA)[0] })
+	bNow, bPub := step(srcB, func() uint16 { return missPort(t, alice, srcB, h.cfg.Skew) })
+	compareDiffs(t, "right after the knock", aNow, bNow)
+	compareDiffs(t, "once the window is published", aPub, bPub)
+	// The knocks did reach the daemon (the fake capture's kernel counters
+	// are constants: the e2e test sees the published count move).
+	if n := len(h.linesFrom(0, func(l map[string]any) bool { return l["message"] == "knock frame" })); n != 2 {
+		t.Errorf("the daemon logged %d knock frames, want 2", n)
+	}
+}
