@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,100 +8,21 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/tknock/tknock/internal/config/configtest"
+	"github.com/tknock/tknock/internal/promtest"
 	"github.com/tknock/tknock/totpseq"
 )
-
-// parseExposition parses a scrape in the text exposition format into every
-// sample by its name with labels, as in `x_total{reason="replay"}`.
-func parseExposition(text string) (map[string]float64, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]float64)
-	for name, f := range fams {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			key := name
-			if len(labels) > 0 {
-				slices.Sort(labels)
-				key += "{" + strings.Join(labels, ",") + "}"
-			}
-			var v float64
-			switch {
-			case m.GetCounter() != nil:
-				v = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				v = m.GetGauge().GetValue()
-			case m.GetUntyped() != nil:
-				v = m.GetUntyped().GetValue()
-			default:
-				return nil, fmt.Errorf("%s: a type the daemon does not publish", key)
-			}
-			out[key] = v
-		}
-	}
-	return out, nil
-}
-
-// seriesDiff returns, for every series in a or b, b's value minus a's (a
-// series present in one only counts as a change of its own).
-func seriesDiff(a, b map[string]float64) map[string]string {
-	d := make(map[string]string)
-	for k, va := range a {
-		vb, ok := b[k]
-		switch {
-		case !ok:
-			d[k] = "gone"
-		case vb != va:
-			d[k] = fmt.Sprint(vb - va)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			d[k] = "new"
-		}
-	}
-	return d
-}
 
 // clockOnly are the series that depend on the clock alone: the end of the
 // latest window published moves with time, whatever the knocks.
 var clockOnly = []string{"tknock_metrics_window_end_timestamp_seconds"}
 
-// compareDiffs reports every series whose change differs between the two
-// steps.
+// compareDiffs reports every series whose change differs between a knock
+// at an anchor and a knock elsewhere.
 func compareDiffs(t *testing.T, what string, anchor, miss map[string]string) {
 	t.Helper()
-	keys := map[string]bool{}
-	for k := range anchor {
-		keys[k] = true
-	}
-	for k := range miss {
-		keys[k] = true
-	}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range keys {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		if slices.Contains(clockOnly, k) {
-			continue
-		}
-		if anchor[k] != miss[k] {
-			t.Errorf("%s: %s changed by %q after a knock at an anchor port and by %q after a knock elsewhere: the series tells them apart",
-				what, k, anchor[k], miss[k])
-		}
+	for _, m := range promtest.Mismatch(anchor, miss, clockOnly...) {
+		t.Errorf("%s: %s (anchor, other port): the series tells them apart", what, m)
 	}
 }
 
@@ -148,7 +68,7 @@ func testMetricsNoOracle(t *testing.T) {
 	scrape := func() map[string]float64 {
 		t.Helper()
 		synctest.Wait() // the daemon has handled every frame sent
-		m, err := parseExposition(h.metrics())
+		m, err := promtest.Parse(strings.NewReader(h.metrics()))
 		if err != nil {
 			t.Fatalf("parse the scrape: %v", err)
 		}
@@ -169,7 +89,7 @@ func testMetricsNoOracle(t *testing.T) {
 		h.knockPorts(alice, src, []uint16{pick()})
 		after := scrape()
 		nextWindow()
-		return seriesDiff(before, after), seriesDiff(after, scrape())
+		return promtest.Diff(before, after), promtest.Diff(after, scrape())
 	}
 
 	srcA, srcB := netip.MustParseAddr("203.0.113.50"), netip.MustParseAddr("203.0.113.51")
