@@ -37,12 +37,13 @@ type config struct {
 	Services   map[string][]string // name -> ["tcp/2222"]
 	DropKnocks *bool               // nil: the daemon's default
 	Metrics    bool                // serve metrics on metricsAddr in the server namespace
+	Extra      string              // raw TOML appended at the end (bad-configuration tests)
+
 	// MetricsWindow is metrics.window (0: the daemon's default);
 	// MetricsDebug adds the per-knock counters.
 	MetricsWindow time.Duration
 	MetricsDebug  bool
 	Prefilter     string // "": the daemon's default ("auto": loaded, as root)
-	Extra      string              // raw TOML appended at the end (bad-configuration tests)
 }
 
 func (c config) withDefaults() config {
