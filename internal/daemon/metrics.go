@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tknock/tknock/internal/config"
 )
 
 // What the metrics endpoint publishes, and why no series is an oracle
@@ -116,8 +118,11 @@ func (d *daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
 func (m *metrics) publish(ctx context.Context) {
 	for {
 		w := m.d.cfg.Load().Metrics.Window // a reload may change it
+		if w <= 0 {
+			w = config.DefaultMetricsWindow
+		}
 		now := m.d.deps.now()
-		end := now.Truncate(w).Add(w)
+		end := now.Truncate(w).Add(w) // after now
 		t := time.NewTimer(end.Sub(now))
 		select {
 		case <-ctx.Done():
