@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -102,4 +103,34 @@ func testMetricsNoOracle(t *testing.T) {
 	if n := len(h.linesFrom(0, func(l map[string]any) bool { return l["message"] == "knock frame" })); n != 2 {
 		t.Errorf("the daemon logged %d knock frames, want 2", n)
 	}
+}
+
+// TestMetricsDebugReload: metrics.debug adds the per-knock counters, live,
+// and a reload turns it on without a restart.
+func TestMetricsDebugReload(t *testing.T) { synctest.Test(t, testMetricsDebugReload) }
+
+func testMetricsDebugReload(t *testing.T) {
+	c0 := configtest.New(t, "")
+	alice := configtest.Enrollment(t, c0, "alice")
+	h := startHarness(t, "", alice)
+	h.wantMetrics("tknock_metrics_debug 0")
+	if m := h.metrics(); strings.Contains(m, "tknock_frames_total") {
+		t.Fatalf("per-knock counters without metrics.debug:\n%s", m)
+	}
+	doc, err := os.ReadFile(h.cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := strings.Replace(string(doc), "listen = \"127.0.0.1:9121\"", "listen = \"127.0.0.1:9121\"\ndebug = true", 1)
+	if err := os.WriteFile(h.cfg.Path, []byte(on), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := h.mark()
+	h.hup <- os.Interrupt
+	h.waitLogFrom(m, "a reload line", event("reload"))
+	h.knockPorts(alice, netip.MustParseAddr("203.0.113.60"), h.sequence(alice, "ssh", 0, netip.MustParseAddr("203.0.113.60"))[:1])
+	synctest.Wait()
+	// Live: no window has ended since the knock.
+	h.wantMetrics("tknock_metrics_debug 1", "tknock_frames_total 1", "tknock_sequences_started_total 1", "tknock_tracked_sources 1",
+		"tknock_knocks_received_total 10") // the fake capture's kernel count
 }
