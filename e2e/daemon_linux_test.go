@@ -14,13 +14,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/promtest"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -37,8 +37,13 @@ type config struct {
 	Services   map[string][]string // name -> ["tcp/2222"]
 	DropKnocks *bool               // nil: the daemon's default
 	Metrics    bool                // serve metrics on metricsAddr in the server namespace
-	Prefilter  string              // "": the daemon's default
 	Extra      string              // raw TOML appended at the end (bad-configuration tests)
+
+	// MetricsWindow is metrics.window (0: the daemon's default);
+	// MetricsDebug adds the per-knock counters.
+	MetricsWindow time.Duration
+	MetricsDebug  bool
+	Prefilter     string // "": the daemon's default ("auto": loaded, as root)
 }
 
 func (c config) withDefaults() config {
@@ -115,6 +120,12 @@ func (c config) toml(usersDir string) string {
 	}
 	if c.Metrics {
 		fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\n", metricsAddr)
+		if c.MetricsWindow > 0 {
+			fmt.Fprintf(&b, "window = %q\n", c.MetricsWindow)
+		}
+		if c.MetricsDebug {
+			b.WriteString("debug = true\n")
+		}
 	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = \"debug\"\nformat = \"json\"\n")
 	b.WriteString(c.Extra)
@@ -533,18 +544,9 @@ func (d *daemon) metrics() map[string]float64 {
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
-	m := make(map[string]float64)
-	for line := range strings.Lines(string(body)) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("metrics: bad sample line %q", line)
-		}
-		m[line[:i]] = v
+	m, err := promtest.Parse(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics: %v\n%s", err, body)
 	}
 	return m
 }

@@ -97,6 +97,10 @@ var sandboxed = map[string]string{
 	"SystemCallErrorNumber":   "unitexec seccomp: EPERM",
 	"UMask":                   "unitexec seccomp --umask",
 	"RestrictRealtime":        "with SystemCallFilter (sched_setscheduler is in ~@resources)",
+	"StateDirectory":          "unitexec mounts --writable: /var/lib/NAME, a fresh tmpfs owned by the user, the only writable place with RuntimeDirectory",
+	"StateDirectoryMode":      "with StateDirectory",
+	"RuntimeDirectory":        "unitexec mounts --writable: /run/NAME, a fresh tmpfs owned by the user",
+	"RuntimeDirectoryMode":    "with RuntimeDirectory",
 }
 
 // notSandboxed are the directives the test does not carry out, and why;
@@ -163,9 +167,30 @@ func unitSandbox(t *testing.T, unit map[string][]string, uid, gid int) *sandbox 
 			t.Fatalf("%s: %s is neither carried out by the test's sandbox nor listed as not carried out: add it to sandboxed or notSandboxed", unitPath, k)
 		}
 	}
-	for _, k := range []string{"ReadWritePaths", "StateDirectory", "RuntimeDirectory", "CacheDirectory", "LogsDirectory"} {
+	for _, k := range []string{"ReadWritePaths", "CacheDirectory", "LogsDirectory"} {
 		if len(unit[k]) > 0 {
 			t.Fatalf("%s: %s=%q: the sandbox makes everything read-only; make these writable in unitexec", unitPath, k, unit[k])
+		}
+	}
+	// StateDirectory= and RuntimeDirectory=: the directories systemd makes
+	// for the service, owned by its user, writable in its read-only world.
+	var writable []string
+	for k, base := range map[string]string{"StateDirectory": "/var/lib", "RuntimeDirectory": "/run"} {
+		mode := "0755"
+		if v := unit[k+"Mode"]; len(v) > 0 {
+			mode = v[len(v)-1]
+		}
+		for _, v := range unit[k] {
+			for name := range strings.FieldsSeq(v) {
+				dir := filepath.Join(base, name)
+				if _, err := os.Stat(dir); os.IsNotExist(err) {
+					if err := os.Mkdir(dir, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { os.Remove(dir) })
+				}
+				writable = append(writable, "--writable", fmt.Sprintf("%s:%d:%d:%s", dir, uid, gid, mode))
+			}
 		}
 	}
 	one("ProtectSystem", "strict")
@@ -232,13 +257,13 @@ func unitSandbox(t *testing.T, unit map[string][]string, uid, gid int) *sandbox 
 		t.Fatal(err)
 	}
 	return &sandbox{
-		creds: []string{ue, "mounts", "--protect-home", "--proc-subset-pid", "--",
+		creds: append(append([]string{ue, "mounts", "--protect-home", "--proc-subset-pid"}, writable...), "--",
 			"setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups",
-			"--inh-caps", "-all," + strings.Join(ambient, ","),
-			"--ambient-caps", "-all," + strings.Join(ambient, ","),
-			"--bounding-set", "-all," + strings.Join(bounding, ","),
+			"--inh-caps", "-all,"+strings.Join(ambient, ","),
+			"--ambient-caps", "-all,"+strings.Join(ambient, ","),
+			"--bounding-set", "-all,"+strings.Join(bounding, ","),
 			"--no-new-privs",
-		},
+		),
 		filter:   []string{ue, "seccomp", "--syscalls", strings.Join(nrs, ","), "--families", strings.Join(families, ","), "--umask", umask, "--"},
 		caps:     ambMask,
 		syscalls: syscalls,
@@ -408,7 +433,7 @@ func startInUnit(t *testing.T, e *env, tracer ...string) (*daemon, *user, *sandb
 	}
 
 	alice := e.enroll("alice", params{Proto: totpseq.TCP})
-	cfg := e.writeConfig(config{Prefilter: "on", Metrics: true, DropKnocks: ptr(true)})
+	cfg := e.writeConfig(config{Prefilter: "on", Metrics: true, MetricsDebug: true, DropKnocks: ptr(true)}) // debug: the test reads the prefilter's per-knock counter
 	e.giveTo(uid, gid)
 	e.sandbox = sb.argv()
 	if out, errOut, code := e.tknockd("check-config", "--config", cfg); code != 0 {

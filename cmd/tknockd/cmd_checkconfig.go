@@ -37,8 +37,29 @@ func (cmd *checkConfigCmd) Run(e *env) error {
 			fmt.Fprintf(e.stderr, "%s: warning: %s\n", c.Path, w)
 		}
 	}
-	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s, services %s, interfaces %s, firewall %s\n",
-		c.Path, c.Realm, len(users), c.UsersDir, strings.Join(c.ServiceNames(), ","), ifaces, c.Firewall.Mode)
+	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s, services %s, interfaces %s, firewall %s%s\n",
+		c.Path, c.Realm, len(users), c.UsersDir, strings.Join(c.ServiceNames(), ","), ifaces, c.Firewall.Mode, metricsSummary(c))
 	writeStrength(e.stdout, c, users)
 	return nil
+}
+
+// metricsSummary says where the metrics are served and how, or "".
+func metricsSummary(c *config.Config) string {
+	m := c.Metrics
+	if m.Network == "" {
+		return ""
+	}
+	s := fmt.Sprintf(", metrics on %s, published every %v", c.MetricsListen, m.Window)
+	switch {
+	case m.Network == "unix" && m.SocketGroup != "":
+		s += " (socket mode 0660, group " + m.SocketGroup + ")"
+	case m.Network == "unix":
+		s += " (socket mode 0600)"
+	case m.AllowRemote:
+		s += " (allow_remote: reachable beyond loopback)"
+	}
+	if m.Debug {
+		s += "; WARNING: metrics.debug publishes per-knock counters, an oracle of the anchor ports: for benchmarks only"
+	}
+	return s
 }

@@ -55,6 +55,7 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	var (
+		writable                stringList
 		protectHome, procSubset bool
 		syscalls, families      string
 		umask                   string
@@ -63,6 +64,7 @@ func run(args []string) error {
 	case "mounts":
 		fs.BoolVar(&protectHome, "protect-home", false, "hide /home, /root and /run/user")
 		fs.BoolVar(&procSubset, "proc-subset-pid", false, "a /proc of processes only, others' invisible")
+		fs.Var(&writable, "writable", "DIR:UID:GID:MODE, an existing directory that stays writable: a fresh tmpfs owned by UID:GID (repeat)")
 	case "seccomp":
 		fs.StringVar(&syscalls, "syscalls", "", "system call numbers allowed, comma-separated")
 		fs.StringVar(&families, "families", "", "address families socket(2) may name, comma-separated")
@@ -86,7 +88,7 @@ func run(args []string) error {
 	runtime.LockOSThread()
 	switch args[0] {
 	case "mounts":
-		err = mounts(protectHome, procSubset)
+		err = mounts(protectHome, procSubset, writable)
 	case "seccomp":
 		err = filter(syscalls, families, umask)
 	}
@@ -96,8 +98,17 @@ func run(args []string) error {
 	return syscall.Exec(path, cmd, os.Environ())
 }
 
-// mounts sets up the mount namespace.
-func mounts(protectHome, procSubset bool) error {
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// mounts sets up the mount namespace: every mount read-only but the
+// writable directories, each a fresh tmpfs as systemd's StateDirectory=
+// and RuntimeDirectory= give a service (a state directory's contents do not
+// outlive the sandbox here).
+func mounts(protectHome, procSubset bool, writable []string) error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
@@ -121,6 +132,16 @@ func mounts(protectHome, procSubset bool) error {
 	}
 	if err := unix.MountSetattr(-1, "/", unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
 		return fmt.Errorf("make every mount read-only: %w", err)
+	}
+	for _, w := range writable {
+		f := strings.Split(w, ":")
+		if len(f) != 4 {
+			return fmt.Errorf("--writable %q: want DIR:UID:GID:MODE", w)
+		}
+		opts := fmt.Sprintf("mode=%s,uid=%s,gid=%s", f[3], f[1], f[2])
+		if err := unix.Mount("tmpfs", f[0], "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+			return fmt.Errorf("writable %s: %w", f[0], err)
+		}
 	}
 	return nil
 }

@@ -100,7 +100,11 @@ type fileLog struct {
 }
 
 type fileMetrics struct {
-	Listen string `toml:"listen"`
+	Listen      string  `toml:"listen"`
+	SocketGroup string  `toml:"socket_group"`
+	AllowRemote bool    `toml:"allow_remote"`
+	Window      *string `toml:"window"`
+	Debug       bool    `toml:"debug"`
 }
 
 // Config is a validated configuration: every field holds a usable value,
@@ -128,7 +132,8 @@ type Config struct {
 	Firewall      FirewallConfig
 	LogLevel      zerolog.Level
 	LogFormat     string // "auto", "json" or "console"
-	MetricsListen string // host:port; "" means no metrics endpoint
+	MetricsListen string // host:port, or unix:/path; "" means no metrics endpoint
+	Metrics       MetricsConfig
 }
 
 // EnrollDefaults are the parameters of new enrollments (tknockd enroll).
@@ -440,12 +445,7 @@ func (v *validator) validate(fc *fileConfig) *Config {
 		v.addf("log.format", "%q: want json, console or auto (console on a terminal, else json)", fc.Log.Format)
 	}
 
-	if l := fc.Metrics.Listen; l != "" {
-		if err := checkListen(l); err != nil {
-			v.addf("metrics.listen", "%q: %v", l, err)
-		}
-		c.MetricsListen = l
-	}
+	v.metrics(c, &fc.Metrics)
 	return c
 }
 

@@ -115,6 +115,7 @@ func BenchmarkDaemon(b *testing.B) {
 	}
 	cc := *c
 	cc.MetricsListen = "x"
+	cc.Metrics = config.MetricsConfig{Network: "tcp", Addr: "x", Window: time.Minute, Debug: true} // tknock_frames_total
 	addr := ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -187,7 +187,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 
 	var metricsLn net.Listener
 	if c.MetricsListen != "" {
-		metricsLn, err = dp.listen("tcp", c.MetricsListen)
+		metricsLn, err = listenMetrics(c.Metrics, dp.listen)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
@@ -221,7 +221,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	g.Go(func() error { return d.fw.Watch(gctx) }) // heals the table after `nft flush ruleset`
 	if metricsLn != nil {
 		g.Go(func() error {
-			return serveMetrics(gctx, metricsLn, metricsHandler(d.collect), log)
+			return d.serveMetrics(gctx, metricsLn)
 		})
 	}
 	g.Go(func() error {
@@ -369,7 +369,7 @@ func (d *daemon) restartOnly(old, c *config.Config) {
 	if !slices.Equal(old.Interfaces, c.Interfaces) {
 		keys = append(keys, "interfaces")
 	}
-	if old.MetricsListen != c.MetricsListen {
+	if old.MetricsListen != c.MetricsListen || old.Metrics.SocketGroup != c.Metrics.SocketGroup {
 		keys = append(keys, "metrics.listen")
 	}
 	if old.LogLevel != c.LogLevel || old.LogFormat != c.LogFormat {

@@ -125,7 +125,7 @@ func testDaemonPrefilterReload(t *testing.T) {
 		return strings.HasPrefix(fmt.Sprint(l["message"]), "prefilter loaded") && l["hold"] == "10s"
 	})
 	h.waitLog("the ready line", func(l map[string]any) bool { return l["message"] == "ready" && l["prefilter"] == true })
-	h.wantMetrics("tknock_prefilter_active 1", "tknock_prefilter_hold_seconds 10", "tknock_prefilter_dropped_total 0")
+	h.wantMetrics("tknock_prefilter_active 1", "tknock_prefilter_hold_seconds 10", "tknock_knocks_received_total 0")
 
 	good, err := os.ReadFile(h.cfg.Path)
 	if err != nil {

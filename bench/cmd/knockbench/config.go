@@ -51,7 +51,10 @@ func (c daemonConfig) TOML() string {
 	fmt.Fprintf(&b, "\n[services]\n%s = [\"tcp/%d\"]\n", benchService, protectedPort)
 	fmt.Fprintf(&b, "\n[firewall]\nmode = \"table\"\ntable = %s\ndrop_knocks = true\n", strconv.Quote(nftTable))
 	b.WriteString("\n[log]\nlevel = \"info\"\nformat = \"json\"\n")
-	fmt.Fprintf(&b, "\n[metrics]\nlisten = %s\n", strconv.Quote(metricsAddr))
+	// debug: the harness counts the knocks the daemon processed and the
+	// sources it tracks, per-knock counters the daemon publishes only
+	// with metrics.debug (see deploy/README.md).
+	fmt.Fprintf(&b, "\n[metrics]\nlisten = %s\ndebug = true\n", strconv.Quote(metricsAddr))
 	return b.String()
 }
 

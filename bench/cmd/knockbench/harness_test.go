@@ -319,7 +319,7 @@ func TestDaemonConfig(t *testing.T) {
 		"services":   map[string]any{"ssh": []any{"tcp/2222"}},
 		"firewall":   map[string]any{"mode": "table", "table": "tknock", "drop_knocks": true},
 		"log":        map[string]any{"level": "info", "format": "json"},
-		"metrics":    map[string]any{"listen": metricsAddr},
+		"metrics":    map[string]any{"listen": metricsAddr, "debug": true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
