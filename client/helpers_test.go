@@ -3,11 +3,12 @@ package client
 import (
 	"testing"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
 // testEnrollment is a valid enrollment for host with a fixed secret.
-func testEnrollment(t testing.TB, name, host string, proto totpseq.Proto, services ...string) *totpseq.Enrollment {
+func testEnrollment(t testing.TB, name, host string, proto inet.Proto, services ...string) *totpseq.Enrollment {
 	t.Helper()
 	p := totpseq.Defaults()
 	p.Secret = []byte("0123456789abcdef0123456789abcdef")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -41,14 +42,14 @@ type Request struct {
 
 // Result describes a knock that was sent, or was about to be.
 type Result struct {
-	Host    string        // the host name or address knocked at
-	Addr    netip.Addr    // the address knocked at
-	Source  netip.Addr    // the source address bound into the sequence
-	Service string        // the service knocked for
-	Proto   totpseq.Proto // the knock protocol
-	Window  uint64        // the time window of the sequence
-	Next    bool          // Window is the one after the current one (the current one was used)
-	Knocks  int           // knocks sent
+	Host    string     // the host name or address knocked at
+	Addr    netip.Addr // the address knocked at
+	Source  netip.Addr // the source address bound into the sequence
+	Service string     // the service knocked for
+	Proto   inet.Proto // the knock protocol
+	Window  uint64     // the time window of the sequence
+	Next    bool       // Window is the one after the current one (the current one was used)
+	Knocks  int        // knocks sent
 }
 
 func (k *Knocker) dialer() Dialer {

@@ -17,12 +17,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
 // sent is one knock as the fake network saw it.
 type sent struct {
-	Proto totpseq.Proto
+	Proto inet.Proto
 	Dst   netip.AddrPort
 	At    time.Time
 }
@@ -39,7 +40,7 @@ type fakeNet struct {
 	noV6   bool // IPv6 destinations have no route
 }
 
-func (f *fakeNet) Knock(_ context.Context, proto totpseq.Proto, dst netip.AddrPort) error {
+func (f *fakeNet) Knock(_ context.Context, proto inet.Proto, dst netip.AddrPort) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.knocks)+1 == f.failAt {
@@ -99,7 +100,7 @@ func wantSequence(t *testing.T, e *totpseq.Enrollment, service string, w uint64,
 }
 
 func TestKnockSendsSequenceInOrderWithPacing(t *testing.T) {
-	for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
+	for _, proto := range []inet.Proto{inet.TCP, inet.UDP} {
 		t.Run(proto.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeNet()
@@ -142,7 +143,7 @@ func TestKnockNoDelay(t *testing.T) {
 		k := f.knocker(time.Now)
 		k.Delay = 0
 		start := time.Now()
-		if _, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)}); err != nil {
+		if _, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)}); err != nil {
 			t.Fatal(err)
 		}
 		if len(f.knocks) != 4 || !f.knocks[3].At.Equal(start) {
@@ -157,7 +158,7 @@ func TestKnockWindowMemory(t *testing.T) {
 	k := f.knocker(func() time.Time { return now })
 	k.Delay = 0
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.UDP, "ssh", "web")
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.UDP, "ssh", "web")
 	cur := totpseq.Window(now, e.Period)
 
 	knock := func(svc string) (*Result, error) {
@@ -201,7 +202,7 @@ func TestKnockFailureNotRemembered(t *testing.T) {
 	k := f.knocker(func() time.Time { return now })
 	k.Delay = 0
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)
 	_, err := k.Knock(t.Context(), Request{Enrollment: e})
 	if err == nil || !strings.Contains(err.Error(), "knock 2 of 4") {
 		t.Fatalf("Knock with a failing second send = %v, want 'knock 2 of 4'", err)
@@ -214,7 +215,7 @@ func TestKnockFailureNotRemembered(t *testing.T) {
 }
 
 func TestKnockTarget(t *testing.T) {
-	e := testEnrollment(t, "alice", "ssh.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh.example.com", inet.TCP)
 	for _, tc := range []struct {
 		name     string
 		req      Request
@@ -271,7 +272,7 @@ func TestKnockTarget(t *testing.T) {
 
 func TestKnockNoHost(t *testing.T) {
 	f := newFakeNet()
-	e := testEnrollment(t, "alice", "", totpseq.TCP)
+	e := testEnrollment(t, "alice", "", inet.TCP)
 	if _, err := f.knocker(time.Now).Knock(t.Context(), Request{Enrollment: e}); err == nil || !strings.Contains(err.Error(), "no host") {
 		t.Errorf("Knock without a host = %v, want a 'no host' error", err)
 	}
@@ -287,7 +288,7 @@ func TestKnockCancelledDuringPause(t *testing.T) {
 		k.Delay = time.Second
 		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 		defer cancel()
-		_, err := k.Knock(ctx, Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)})
+		_, err := k.Knock(ctx, Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)})
 		if !errors.Is(err, context.DeadlineExceeded) || len(f.knocks) != 2 {
 			t.Errorf("Knock cancelled after 1.5 s of 1 s pauses: %v, %d knocks; want DeadlineExceeded after 2", err, len(f.knocks))
 		}
@@ -303,7 +304,7 @@ func TestKnockLogsNoPorts(t *testing.T) {
 	k.Delay = 0
 	k.Log = zerolog.New(&buf).Level(zerolog.DebugLevel)
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)
 	e.Length = 16
 	if _, err := k.Knock(t.Context(), Request{Enrollment: e}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -17,7 +18,7 @@ func TestReplay(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		const period = 5 // seconds: the shortest window, so the last step waits ~10 s, not a minute
 		e.serve(sshPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Period: period})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Period: period})
 		d := e.startDaemon(e.writeConfig(config{Skew: 1, DropKnocks: ptr(true)}))
 		s := e.sniff(e.server, e.srvToClient)
 
@@ -28,7 +29,7 @@ func TestReplay(t *testing.T) {
 		if _, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh")); err != nil {
 			t.Fatal(err)
 		}
-		captured := knocksFrom(s.packets(), e.clientAddr, totpseq.TCP)
+		captured := knocksFrom(s.packets(), e.clientAddr, inet.TCP)
 		if want := e.sequence(alice, "ssh", e.clientAddr.String(), knockedAt); !slices.Equal(captured, want) {
 			t.Fatalf("knocks captured on the wire: %v; want the sequence of the current window, %v", captured, want)
 		}
@@ -36,7 +37,7 @@ func TestReplay(t *testing.T) {
 		t.Run("same source", func(t *testing.T) {
 			e := e.in(t)
 			m := d.mark()
-			e.sendRaw(e.client, e.clientAddr, totpseq.TCP, captured)
+			e.sendRaw(e.client, e.clientAddr, inet.TCP, captured)
 			l, err := d.waitFrom(m, 5*time.Second, "a replay rejection", isReject("replay"))
 			if err != nil {
 				t.Fatal(err)
@@ -52,8 +53,8 @@ func TestReplay(t *testing.T) {
 		t.Run("other sources", func(t *testing.T) {
 			e := e.in(t)
 			m := d.mark()
-			e.sendRaw(e.stranger, e.strangerAddr, totpseq.TCP, captured)
-			e.sendRaw(e.stranger, e.spoofedAddr, totpseq.TCP, captured)
+			e.sendRaw(e.stranger, e.strangerAddr, inet.TCP, captured)
+			e.sendRaw(e.stranger, e.spoofedAddr, inet.TCP, captured)
 			e.marker(d, e.stranger, e.strangerAddr, alice)
 			if got := d.since(m, isEvent("open")); len(got) != 0 {
 				t.Errorf("the client's sequence sent from another address opened: %s", got[0].raw)
@@ -79,7 +80,7 @@ func TestReplay(t *testing.T) {
 			// Window w is accepted until w+skew is the current window.
 			sleepUntil(totpseq.WindowStart(w+2, period).Add(200 * time.Millisecond))
 			m := d.mark()
-			e.sendRaw(e.client, e.clientAddr, totpseq.TCP, captured)
+			e.sendRaw(e.client, e.clientAddr, inet.TCP, captured)
 			l, err := d.waitFrom(m, 5*time.Second, "a rejection of the old sequence", isEvent("reject"))
 			if err != nil {
 				t.Fatal(err)

@@ -3,6 +3,7 @@ package listener
 import (
 	"fmt"
 
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/net/bpf"
 )
 
@@ -30,7 +31,7 @@ const SnapLen = 256
 // The program runs in golang.org/x/net/bpf's VM as it does in the kernel: it
 // uses no kernel extension (outgoing frames are skipped by the capture
 // socket itself, with PACKET_IGNORE_OUTGOING).
-func Filter(ranges []PortRange, link LinkType) ([]bpf.RawInstruction, error) {
+func Filter(ranges []inet.Range, link LinkType) ([]bpf.RawInstruction, error) {
 	t, err := newRangeTable(ranges)
 	if err != nil {
 		return nil, fmt.Errorf("filter: %w", err)

@@ -5,13 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/net/bpf"
-
-	"github.com/tknock/tknock/totpseq"
 )
 
 // vm builds the filter for ranges and link and loads it into x/net/bpf's VM.
-func vm(t testing.TB, ranges []PortRange, link LinkType) *bpf.VM {
+func vm(t testing.TB, ranges []inet.Range, link LinkType) *bpf.VM {
 	t.Helper()
 	raw, err := Filter(ranges, link)
 	if err != nil {
@@ -54,11 +53,11 @@ func TestFilterFrames(t *testing.T) {
 }
 
 func TestFilterRangeEdges(t *testing.T) {
-	ranges := []PortRange{
-		{Proto: totpseq.UDP, Lo: 0, Hi: 10},
-		{Proto: totpseq.UDP, Lo: 12, Hi: 12},
-		{Proto: totpseq.UDP, Lo: 65530, Hi: 65535},
-		{Proto: totpseq.TCP, Lo: 11, Hi: 11},
+	ranges := []inet.Range{
+		{Proto: inet.UDP, Lo: 0, Hi: 10},
+		{Proto: inet.UDP, Lo: 12, Hi: 12},
+		{Proto: inet.UDP, Lo: 65530, Hi: 65535},
+		{Proto: inet.TCP, Lo: 11, Hi: 11},
 	}
 	v := vm(t, ranges, LinkEthernet)
 	tbl, err := newRangeTable(ranges)
@@ -66,7 +65,7 @@ func TestFilterRangeEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	for port := 0; port <= 65535; port++ {
-		for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
+		for _, proto := range []inet.Proto{inet.TCP, inet.UDP} {
 			if !(port < 20 || port > 65520) {
 				continue
 			}
@@ -101,7 +100,7 @@ func TestFilterNoRanges(t *testing.T) {
 // TestFilterOneProto checks that a protocol without ranges is dropped
 // while the other still passes.
 func TestFilterOneProto(t *testing.T) {
-	v := vm(t, []PortRange{{Proto: totpseq.UDP, Lo: 40000, Hi: 40999}}, LinkEthernet)
+	v := vm(t, []inet.Range{{Proto: inet.UDP, Lo: 40000, Hi: 40999}}, LinkEthernet)
 	for _, c := range []struct {
 		p    pkt
 		want bool
@@ -122,18 +121,18 @@ func TestFilterOneProto(t *testing.T) {
 }
 
 func TestFilterErrors(t *testing.T) {
-	many := make([]PortRange, 0, maxSpans+1)
+	many := make([]inet.Range, 0, maxSpans+1)
 	for i := range maxSpans + 1 {
-		many = append(many, PortRange{Proto: totpseq.UDP, Lo: uint16(2 * i), Hi: uint16(2 * i)})
+		many = append(many, inet.Range{Proto: inet.UDP, Lo: uint16(2 * i), Hi: uint16(2 * i)})
 	}
 	for _, c := range []struct {
 		name   string
-		ranges []PortRange
+		ranges []inet.Range
 		link   LinkType
 		want   string
 	}{
-		{"lo > hi", []PortRange{{Proto: totpseq.TCP, Lo: 9, Hi: 8}}, LinkEthernet, "knock range 0 (tcp/9-8): lo > hi"},
-		{"bad proto", []PortRange{{Proto: totpseq.UDP, Lo: 1, Hi: 8}, {Proto: 1, Lo: 1, Hi: 2}}, LinkEthernet, "knock range 1 (proto(1)/1-2): protocol proto(1): want tcp or udp"},
+		{"lo > hi", []inet.Range{{Proto: inet.TCP, Lo: 9, Hi: 8}}, LinkEthernet, "knock range 0 (tcp/9-8): lo > hi"},
+		{"bad proto", []inet.Range{{Proto: inet.UDP, Lo: 1, Hi: 8}, {Proto: 1, Lo: 1, Hi: 2}}, LinkEthernet, "knock range 1 (proto(1)/1-2): protocol proto(1): want tcp or udp"},
 		{"bad link", testRanges, 0, "unknown link type link(0)"},
 		{"too many", many, LinkIP, "513 disjoint ranges after merging, at most 512"},
 	} {
@@ -147,11 +146,11 @@ func TestFilterErrors(t *testing.T) {
 // TestFilterLargest checks that the largest allowed table assembles (no
 // jump overflows) and still filters right.
 func TestFilterLargest(t *testing.T) {
-	var ranges []PortRange
+	var ranges []inet.Range
 	for i := range maxSpans / 2 {
 		ranges = append(ranges,
-			PortRange{Proto: totpseq.UDP, Lo: uint16(10000 + 4*i), Hi: uint16(10000 + 4*i + 1)},
-			PortRange{Proto: totpseq.TCP, Lo: uint16(20000 + 4*i), Hi: uint16(20000 + 4*i + 1)})
+			inet.Range{Proto: inet.UDP, Lo: uint16(10000 + 4*i), Hi: uint16(10000 + 4*i + 1)},
+			inet.Range{Proto: inet.TCP, Lo: uint16(20000 + 4*i), Hi: uint16(20000 + 4*i + 1)})
 	}
 	raw, err := Filter(ranges, LinkEthernet)
 	if err != nil {
@@ -178,13 +177,13 @@ func TestFilterLargest(t *testing.T) {
 }
 
 func TestRangeTableMerge(t *testing.T) {
-	tbl, err := newRangeTable([]PortRange{
-		{Proto: totpseq.TCP, Lo: 30, Hi: 40},
-		{Proto: totpseq.TCP, Lo: 10, Hi: 20},
-		{Proto: totpseq.TCP, Lo: 21, Hi: 25}, // adjacent to 10-20
-		{Proto: totpseq.TCP, Lo: 35, Hi: 38}, // inside 30-40
-		{Proto: totpseq.UDP, Lo: 65535, Hi: 65535},
-		{Proto: totpseq.UDP, Lo: 0, Hi: 0},
+	tbl, err := newRangeTable([]inet.Range{
+		{Proto: inet.TCP, Lo: 30, Hi: 40},
+		{Proto: inet.TCP, Lo: 10, Hi: 20},
+		{Proto: inet.TCP, Lo: 21, Hi: 25}, // adjacent to 10-20
+		{Proto: inet.TCP, Lo: 35, Hi: 38}, // inside 30-40
+		{Proto: inet.UDP, Lo: 65535, Hi: 65535},
+		{Proto: inet.UDP, Lo: 0, Hi: 0},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package listener
 import (
 	"fmt"
 	"time"
+
+	"github.com/tknock/tknock/inet"
 )
 
 // CaptureConfig configures Listen.
@@ -17,7 +19,7 @@ type CaptureConfig struct {
 
 	// Ranges are the knock ranges; the kernel filter passes only knocks to
 	// them (see Filter). They can be replaced with Capture.SetRanges.
-	Ranges []PortRange
+	Ranges []inet.Range
 
 	// BlockSize is the size in bytes of one block of the memory-mapped
 	// ring: a power of two, at least the page size. 0 means

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 )
 
@@ -133,7 +134,7 @@ type result struct {
 }
 
 // collect reads and decodes frames from c until it is closed.
-func collect(c *Capture, ranges []PortRange) <-chan result {
+func collect(c *Capture, ranges []inet.Range) <-chan result {
 	ch := make(chan result, 1024)
 	go func() {
 		defer close(ch)

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -713,7 +714,7 @@ func packetStats(fd int, p unsafe.Pointer, size uintptr) error {
 // the prefilter's ranges. The kernel swaps the program (or the prefilter's
 // bitmap) atomically; frames already in the ring were accepted by the old
 // one, so the decoder checks the ranges again.
-func (c *Capture) SetRanges(ranges []PortRange) error {
+func (c *Capture) SetRanges(ranges []inet.Range) error {
 	t, err := newRangeTable(ranges)
 	if err != nil {
 		return fmt.Errorf("capture %s: %w", c.name, err)

@@ -18,13 +18,13 @@ import (
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
-var sysRanges = []PortRange{
-	{Proto: totpseq.TCP, Lo: 40000, Hi: 40999},
-	{Proto: totpseq.UDP, Lo: 50000, Hi: 50999},
+var sysRanges = []inet.Range{
+	{Proto: inet.TCP, Lo: 40000, Hi: 40999},
+	{Proto: inet.UDP, Lo: 50000, Hi: 50999},
 }
 
 // TestCaptureSystem sends knocks and non-knocks from a client namespace to
@@ -54,7 +54,7 @@ func TestCaptureSystem(t *testing.T) {
 	cli4 := pkt{src: "192.0.2.2", dst: "192.0.2.1"}
 	cli6 := pkt{src: "2001:db8:1::2", dst: "2001:db8:1::1"}
 	var want []Knock
-	knock := func(src string, proto totpseq.Proto, port uint16) {
+	knock := func(src string, proto inet.Proto, port uint16) {
 		want = append(want, Knock{Src: addr(src), Proto: proto, Port: port})
 	}
 
@@ -218,10 +218,10 @@ func TestCaptureLoopback(t *testing.T) {
 // TestCaptureSetRanges replaces the kernel filter while a read is pending.
 func TestCaptureSetRanges(t *testing.T) {
 	tb := newTestbed(t)
-	first := []PortRange{{Proto: totpseq.UDP, Lo: 50000, Hi: 50000}}
-	second := []PortRange{{Proto: totpseq.UDP, Lo: 50001, Hi: 50002}}
+	first := []inet.Range{{Proto: inet.UDP, Lo: 50000, Hi: 50000}}
+	second := []inet.Range{{Proto: inet.UDP, Lo: 50001, Hi: 50002}}
 	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: first})
-	all := append(append([]PortRange(nil), first...), second...)
+	all := append(append([]inet.Range(nil), first...), second...)
 	ch := collect(c, all)
 
 	sendUDP(t, tb.cli, "192.0.2.1", 50001) // not in the first ranges
@@ -241,7 +241,7 @@ func TestCaptureSetRanges(t *testing.T) {
 		t.Errorf("after SetRanges (-want +got):\n%s", diff)
 	}
 
-	if err := c.SetRanges([]PortRange{{Proto: totpseq.UDP, Lo: 2, Hi: 1}}); err == nil || !strings.Contains(err.Error(), "lo > hi") {
+	if err := c.SetRanges([]inet.Range{{Proto: inet.UDP, Lo: 2, Hi: 1}}); err == nil || !strings.Contains(err.Error(), "lo > hi") {
 		t.Errorf("SetRanges(2-1) = %v, want an error about lo > hi", err)
 	}
 }
@@ -311,7 +311,7 @@ func TestListenErrors(t *testing.T) {
 		want string
 	}{
 		{"no such interface", CaptureConfig{Interface: "nosuch0", Ranges: sysRanges}, "capture nosuch0: no such interface"},
-		{"bad range", CaptureConfig{Ranges: []PortRange{{Proto: totpseq.TCP, Lo: 5, Hi: 4}}}, "knock range 0 (tcp/5-4): lo > hi"},
+		{"bad range", CaptureConfig{Ranges: []inet.Range{{Proto: inet.TCP, Lo: 5, Hi: 4}}}, "knock range 0 (tcp/5-4): lo > hi"},
 		{"block size", CaptureConfig{BlockSize: 5000}, "block size 5000: want a power of two"},
 		{"blocks", CaptureConfig{NumBlocks: 1}, "1 blocks: want at least 2"},
 		{"timeout", CaptureConfig{BlockTimeout: 1500 * time.Microsecond}, "block timeout 1.5ms: want whole milliseconds"},

@@ -2,7 +2,11 @@
 
 package listener
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/tknock/tknock/inet"
+)
 
 var errNotLinux = errors.New("capture: AF_PACKET capture is only available on Linux")
 
@@ -29,4 +33,4 @@ func (c *Capture) Close() error { return nil }
 func (c *Capture) Stats() CaptureStats { return CaptureStats{} }
 
 // SetRanges returns an error: AF_PACKET capture is only available on Linux.
-func (c *Capture) SetRanges(ranges []PortRange) error { return errNotLinux }
+func (c *Capture) SetRanges(ranges []inet.Range) error { return errNotLinux }

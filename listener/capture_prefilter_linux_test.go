@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // TestCapturePrefilter captures with the prefilter as the kernel filter,
@@ -45,14 +44,14 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 	sendSYN(t, tb.cli, "192.0.2.1", 40201)
 	sendSYN(t, tb.cli, "192.0.2.1", 40100)
 	sendSYN(t, tb.cli, "192.0.2.1", 40200)
-	want := []Knock{{Src: v4, Proto: totpseq.TCP, Port: 40100}, {Src: v4, Proto: totpseq.TCP, Port: 40200}}
+	want := []Knock{{Src: v4, Proto: inet.TCP, Port: 40100}, {Src: v4, Proto: inet.TCP, Port: 40200}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), eq); diff != "" {
 		t.Errorf("TCP knocks (-want +got):\n%s", diff)
 	}
 	sendUDP(t, tb.cli, "2001:db8:1::1", 50200)
 	sendUDP(t, tb.cli, "2001:db8:1::1", 50100)
 	sendUDP(t, tb.cli, "2001:db8:1::1", 50200)
-	want = []Knock{{Src: v6, Proto: totpseq.UDP, Port: 50100}, {Src: v6, Proto: totpseq.UDP, Port: 50200}}
+	want = []Knock{{Src: v6, Proto: inet.UDP, Port: 50100}, {Src: v6, Proto: inet.UDP, Port: 50200}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50200)), eq); diff != "" {
 		t.Errorf("UDP knocks (-want +got):\n%s", diff)
 	}
@@ -67,13 +66,13 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 
 	// Narrower TCP ranges: 40600 is no longer a knock, even from the
 	// marked source; 40300 still is.
-	narrow := []PortRange{{Proto: totpseq.TCP, Lo: 40000, Hi: 40499}, {Proto: totpseq.UDP, Lo: 50000, Hi: 50999}}
+	narrow := []inet.Range{{Proto: inet.TCP, Lo: 40000, Hi: 40499}, {Proto: inet.UDP, Lo: 50000, Hi: 50999}}
 	if err := c.SetRanges(narrow); err != nil {
 		t.Fatalf("SetRanges: %v", err)
 	}
 	sendSYN(t, tb.cli, "192.0.2.1", 40600)
 	sendSYN(t, tb.cli, "192.0.2.1", 40300)
-	want = []Knock{{Src: v4, Proto: totpseq.TCP, Port: 40300}}
+	want = []Knock{{Src: v4, Proto: inet.TCP, Port: 40300}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40300)), eq); diff != "" {
 		t.Errorf("knocks after SetRanges (-want +got):\n%s", diff)
 	}
@@ -82,18 +81,18 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 	if s := pfStats(t, p); s != wantStats {
 		t.Errorf("prefilter counters after SetRanges %+v, want %+v", s, wantStats)
 	}
-	out := pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: totpseq.TCP, syn: true, dport: 40600}.frame(t)
+	out := pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: inet.TCP, syn: true, dport: 40600}.frame(t)
 	if run(t, p, out) > 0 {
 		t.Error("after Capture.SetRanges, the prefilter passes a knock to a port no longer in the ranges")
 	}
 
 	// An invalid range: an error naming it, and nothing changes.
-	err := c.SetRanges([]PortRange{{Proto: totpseq.TCP, Lo: 40499, Hi: 40000}})
+	err := c.SetRanges([]inet.Range{{Proto: inet.TCP, Lo: 40499, Hi: 40000}})
 	if err == nil || !strings.Contains(err.Error(), "knock range 0") {
 		t.Errorf("SetRanges with lo > hi: error %v, want one naming knock range 0", err)
 	}
 	sendSYN(t, tb.cli, "192.0.2.1", 40301)
-	want = []Knock{{Src: v4, Proto: totpseq.TCP, Port: 40301}}
+	want = []Knock{{Src: v4, Proto: inet.TCP, Port: 40301}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40301)), eq); diff != "" {
 		t.Errorf("knocks after a rejected SetRanges (-want +got):\n%s", diff)
 	}
@@ -140,7 +139,7 @@ func TestCapturePrefilterBurst(t *testing.T) {
 	sendSYN(t, tb.cli, "192.0.2.1", 40100)
 	sendSYN(t, tb.cli, "192.0.2.1", 40200)
 	src := addr("192.0.2.2")
-	want := []Knock{{Src: src, Proto: totpseq.TCP, Port: 40100}, {Src: src, Proto: totpseq.TCP, Port: 40200}}
+	want := []Knock{{Src: src, Proto: inet.TCP, Port: 40100}, {Src: src, Proto: inet.TCP, Port: 40200}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
 		t.Errorf("knocks after the flood (-want +got):\n%s", diff)
 	}

@@ -7,8 +7,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // Decoder turns frames into knocks. It decodes with gopacket
@@ -56,7 +55,7 @@ type DecoderStats struct {
 // NewDecoder returns a decoder for the knock ranges. Ranges may overlap. An
 // invalid range (lo > hi, a protocol other than TCP or UDP) matches
 // nothing; Filter reports such ranges as errors.
-func NewDecoder(ranges []PortRange) *Decoder {
+func NewDecoder(ranges []inet.Range) *Decoder {
 	d := &Decoder{}
 	d.SetRanges(ranges)
 	return d
@@ -65,7 +64,7 @@ func NewDecoder(ranges []PortRange) *Decoder {
 // SetRanges replaces the knock ranges (a reload). It is safe to call
 // concurrently with Decode; frames decoded after it returns use the new
 // ranges.
-func (d *Decoder) SetRanges(ranges []PortRange) {
+func (d *Decoder) SetRanges(ranges []inet.Range) {
 	t, _ := newRangeTable(ranges) // invalid entries are left out
 	d.ranges.Store(t)
 }
@@ -247,16 +246,16 @@ func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 		return isIgnored
 	}
 
-	var proto totpseq.Proto
+	var proto inet.Proto
 	var port uint16
 	switch l.transport {
 	case layers.LayerTypeTCP:
 		if !d.tcp.syn || d.tcp.ack {
 			return isIgnored
 		}
-		proto, port = totpseq.TCP, d.tcp.dstPort
+		proto, port = inet.TCP, d.tcp.dstPort
 	case layers.LayerTypeUDP:
-		proto, port = totpseq.UDP, d.udp.dstPort
+		proto, port = inet.UDP, d.udp.dstPort
 	default:
 		return isIgnored
 	}
@@ -303,7 +302,7 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 	}
 	l4 := ip[20:length]
 	var (
-		proto totpseq.Proto
+		proto inet.Proto
 		port  uint16
 	)
 	switch layers.IPProtocol(ip[9]) {
@@ -319,7 +318,7 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 		if l4[13]&0x12 != 0x02 { // SYN without ACK
 			return isIgnored, true
 		}
-		proto, port = totpseq.TCP, binary.BigEndian.Uint16(l4[2:4])
+		proto, port = inet.TCP, binary.BigEndian.Uint16(l4[2:4])
 	case layers.IPProtocolUDP:
 		// knockUDP's checks.
 		if len(l4) < 8 {
@@ -328,7 +327,7 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 		if n := binary.BigEndian.Uint16(l4[4:6]); n != 0 && n < 8 {
 			return 0, false
 		}
-		proto, port = totpseq.UDP, binary.BigEndian.Uint16(l4[2:4])
+		proto, port = inet.UDP, binary.BigEndian.Uint16(l4[2:4])
 	default:
 		return 0, false
 	}

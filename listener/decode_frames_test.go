@@ -8,15 +8,14 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // pkt describes a test frame; frame builds it with gopacket.
 type pkt struct {
 	link     LinkType // default LinkEthernet
 	src, dst string   // addresses; IPv6 when src contains ':'
-	proto    totpseq.Proto
+	proto    inet.Proto
 	syn, ack bool
 	rst, fin bool
 	dport    uint16
@@ -99,7 +98,7 @@ func (p pkt) frame(t testing.TB) Frame {
 	}
 
 	switch p.proto {
-	case totpseq.TCP:
+	case inet.TCP:
 		tcp := &layers.TCP{SrcPort: 40123, DstPort: layers.TCPPort(p.dport), Seq: 1, SYN: p.syn, ACK: p.ack, RST: p.rst, FIN: p.fin, Window: 64240}
 		if p.tcpOpts {
 			tcp.Options = []layers.TCPOption{
@@ -111,7 +110,7 @@ func (p pkt) frame(t testing.TB) Frame {
 			t.Fatal(err)
 		}
 		ls = append(ls, tcp)
-	case totpseq.UDP:
+	case inet.UDP:
 		udp := &layers.UDP{SrcPort: 40123, DstPort: layers.UDPPort(p.dport)}
 		if err := udp.SetNetworkLayerForChecksum(netLayer); err != nil {
 			t.Fatal(err)
@@ -151,11 +150,11 @@ func arpFrame(t testing.TB) Frame {
 
 // testRanges are the knock ranges of the unit tests: TCP 40000-40999 (given
 // as two overlapping ranges), UDP 50000-50099 and UDP 50200-50299.
-var testRanges = []PortRange{
-	{Proto: totpseq.TCP, Lo: 40000, Hi: 40599},
-	{Proto: totpseq.TCP, Lo: 40500, Hi: 40999},
-	{Proto: totpseq.UDP, Lo: 50000, Hi: 50099},
-	{Proto: totpseq.UDP, Lo: 50200, Hi: 50299},
+var testRanges = []inet.Range{
+	{Proto: inet.TCP, Lo: 40000, Hi: 40599},
+	{Proto: inet.TCP, Lo: 40500, Hi: 40999},
+	{Proto: inet.UDP, Lo: 50000, Hi: 50099},
+	{Proto: inet.UDP, Lo: 50200, Hi: 50299},
 }
 
 // frameCase is a frame and what the filter and the decoder make of it.
@@ -185,8 +184,8 @@ func mutated(v pkt, at int, b byte) func(testing.TB) Frame {
 }
 
 const (
-	tcp = totpseq.TCP
-	udp = totpseq.UDP
+	tcp = inet.TCP
+	udp = inet.UDP
 )
 
 var (

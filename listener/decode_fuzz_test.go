@@ -4,9 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/gopacket/layers"
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/net/bpf"
-
-	"github.com/tknock/tknock/totpseq"
 )
 
 // FuzzDecode feeds arbitrary frames to the decoder. It must never panic,
@@ -41,7 +40,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if k.Proto != totpseq.TCP && k.Proto != totpseq.UDP || !tbl.contains(k.Proto, k.Port) {
+		if k.Proto != inet.TCP && k.Proto != inet.UDP || !tbl.contains(k.Proto, k.Port) {
 			t.Fatalf("knock %v/%d outside the ranges", k.Proto, k.Port)
 		}
 		if !k.Src.IsValid() || k.Src.Is4In6() || k.Src.Zone() != "" || !k.Time.Equal(fixtureTime) {
@@ -76,9 +75,9 @@ func FuzzFilterAgrees(f *testing.F) {
 		}
 		switch proto % 3 {
 		case 0:
-			p.proto = totpseq.TCP
+			p.proto = inet.TCP
 		case 1:
-			p.proto = totpseq.UDP
+			p.proto = inet.UDP
 		default:
 			if v6 {
 				return

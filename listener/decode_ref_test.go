@@ -6,8 +6,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // refDecoder is the reference the Decoder is checked against: gopacket's
@@ -37,7 +36,7 @@ func (l *refIPv6) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error
 	return l.IPv6.DecodeFromBytes(data, df)
 }
 
-func newRefDecoder(ranges []PortRange) *refDecoder {
+func newRefDecoder(ranges []inet.Range) *refDecoder {
 	r := &refDecoder{parsers: map[gopacket.LayerType]*gopacket.DecodingLayerParser{}}
 	r.ranges, _ = newRangeTable(ranges)
 	dls := []gopacket.DecodingLayer{&r.eth, &r.vlan, &r.ip4, &r.ip6, &r.tcp, &r.udp}
@@ -120,16 +119,16 @@ func (r *refDecoder) decode(f Frame) (Knock, verdict) {
 	default:
 		return Knock{}, isIgnored
 	}
-	var proto totpseq.Proto
+	var proto inet.Proto
 	var port uint16
 	switch transport {
 	case layers.LayerTypeTCP:
 		if !r.tcp.SYN || r.tcp.ACK {
 			return Knock{}, isIgnored
 		}
-		proto, port = totpseq.TCP, uint16(r.tcp.DstPort)
+		proto, port = inet.TCP, uint16(r.tcp.DstPort)
 	case layers.LayerTypeUDP:
-		proto, port = totpseq.UDP, uint16(r.udp.DstPort)
+		proto, port = inet.UDP, uint16(r.udp.DstPort)
 	default:
 		return Knock{}, isIgnored
 	}

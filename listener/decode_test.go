@@ -6,8 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/gopacket/layers"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 func TestDecodeFrames(t *testing.T) {
@@ -55,10 +54,10 @@ func TestDecodeKnockFields(t *testing.T) {
 		p    pkt
 		want Knock
 	}{
-		{v4syn, Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: totpseq.TCP, Port: 40000, Time: fixtureTime}},
-		{with(v4udp, func(v *pkt) { v.link = LinkIP }), Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: totpseq.UDP, Port: 50050, Time: fixtureTime}},
-		{v6syn, Knock{Src: netip.MustParseAddr("2001:db8:1::2"), Proto: totpseq.TCP, Port: 40999, Time: fixtureTime}},
-		{with(v6udp, func(v *pkt) { v.src = "fe80::2" }), Knock{Src: netip.MustParseAddr("fe80::2"), Proto: totpseq.UDP, Port: 50299, Time: fixtureTime}},
+		{v4syn, Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: inet.TCP, Port: 40000, Time: fixtureTime}},
+		{with(v4udp, func(v *pkt) { v.link = LinkIP }), Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: inet.UDP, Port: 50050, Time: fixtureTime}},
+		{v6syn, Knock{Src: netip.MustParseAddr("2001:db8:1::2"), Proto: inet.TCP, Port: 40999, Time: fixtureTime}},
+		{with(v6udp, func(v *pkt) { v.src = "fe80::2" }), Knock{Src: netip.MustParseAddr("fe80::2"), Proto: inet.UDP, Port: 50299, Time: fixtureTime}},
 	} {
 		k, ok := d.Decode(c.p.frame(t))
 		if !ok {
@@ -80,12 +79,12 @@ func TestDecodeSetRanges(t *testing.T) {
 	if _, ok := d.Decode(f); ok {
 		t.Fatal("knock decoded with no ranges")
 	}
-	d.SetRanges([]PortRange{{Proto: totpseq.TCP, Lo: 40000, Hi: 40000}})
+	d.SetRanges([]inet.Range{{Proto: inet.TCP, Lo: 40000, Hi: 40000}})
 	if _, ok := d.Decode(f); !ok {
 		t.Fatal("knock not decoded after SetRanges")
 	}
 	// Invalid entries match nothing; the valid ones still work.
-	d.SetRanges([]PortRange{{Proto: totpseq.TCP, Lo: 40001, Hi: 39999}, {Proto: 99, Lo: 1, Hi: 65535}, {Proto: totpseq.UDP, Lo: 50050, Hi: 50050}})
+	d.SetRanges([]inet.Range{{Proto: inet.TCP, Lo: 40001, Hi: 39999}, {Proto: 99, Lo: 1, Hi: 65535}, {Proto: inet.UDP, Lo: 50050, Hi: 50050}})
 	if _, ok := d.Decode(f); ok {
 		t.Error("invalid range matched")
 	}

@@ -16,19 +16,20 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
 // trkFrame returns an Ethernet frame carrying a knock (a TCP SYN, or a UDP
 // datagram) from src to port, or a TCP segment with flags ack when
 // ack is set.
-func trkFrame(t testing.TB, src netip.Addr, proto totpseq.Proto, port uint16, ack bool, at time.Time) Frame {
+func trkFrame(t testing.TB, src netip.Addr, proto inet.Proto, port uint16, ack bool, at time.Time) Frame {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
 	var ip gopacket.NetworkLayer
 	var ipl gopacket.SerializableLayer
 	ipProto := layers.IPProtocolTCP
-	if proto == totpseq.UDP {
+	if proto == inet.UDP {
 		ipProto = layers.IPProtocolUDP
 	}
 	if src.Is4() {
@@ -41,7 +42,7 @@ func trkFrame(t testing.TB, src netip.Addr, proto totpseq.Proto, port uint16, ac
 		ip, ipl = v6, v6
 	}
 	var l4 gopacket.SerializableLayer
-	if proto == totpseq.UDP {
+	if proto == inet.UDP {
 		u := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(port)}
 		_ = u.SetNetworkLayerForChecksum(ip)
 		l4 = u
@@ -67,10 +68,10 @@ func trkSequenceFrames(t testing.TB, u User, src netip.Addr, start time.Time) []
 	at := start
 	for _, p := range s {
 		fs = append(fs,
-			trkFrame(t, src, totpseq.TCP, p, true, at), // an ACK is no knock
-			trkFrame(t, src, totpseq.TCP, 22, false, at),
-			trkFrame(t, src, totpseq.TCP, p, false, at),
-			trkFrame(t, trkB, totpseq.TCP, p+1, false, at))
+			trkFrame(t, src, inet.TCP, p, true, at), // an ACK is no knock
+			trkFrame(t, src, inet.TCP, 22, false, at),
+			trkFrame(t, src, inet.TCP, p, false, at),
+			trkFrame(t, trkB, inet.TCP, p+1, false, at))
 		at = at.Add(25 * time.Millisecond)
 	}
 	return fs

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	easm "github.com/cilium/ebpf/asm"
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,7 +254,7 @@ func (p *Prefilter) attach(fd int, link LinkType, express bool) error {
 
 // SetRanges replaces the knock ranges. An invalid range is an error naming
 // it, and changes nothing.
-func (p *Prefilter) SetRanges(ranges []PortRange) error {
+func (p *Prefilter) SetRanges(ranges []inet.Range) error {
 	t, err := newRangeTable(ranges)
 	if err != nil {
 		return fmt.Errorf("prefilter: %w", err)

@@ -9,18 +9,18 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/google/gopacket/layers"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // newTestPrefilter loads a prefilter with ranges; it needs root.
-func newTestPrefilter(t testing.TB, ranges []PortRange) *Prefilter {
+func newTestPrefilter(t testing.TB, ranges []inet.Range) *Prefilter {
 	t.Helper()
 	return newTestPrefilterHold(t, ranges, time.Second)
 }
 
 // newTestPrefilterHold is newTestPrefilter with a hold.
-func newTestPrefilterHold(t testing.TB, ranges []PortRange, hold time.Duration) *Prefilter {
+func newTestPrefilterHold(t testing.TB, ranges []inet.Range, hold time.Duration) *Prefilter {
 	t.Helper()
 	nstest.RequireRoot(t)
 	p, err := NewPrefilter(hold)
@@ -161,12 +161,12 @@ func TestPrefilterRule1(t *testing.T) {
 		{"IPv6", "2001:db8::10", "2001:db8::11", "2001:db8::1"},
 	}
 	type proto struct {
-		proto                   totpseq.Proto
+		proto                   inet.Proto
 		anchor, other, far, out uint16 // an anchor; in-range non-anchors in both ranges; outside the ranges
 	}
 	protos := []proto{
-		{totpseq.TCP, 40100, 40200, 40900, 41500},
-		{totpseq.UDP, 50010, 50020, 50250, 50150},
+		{inet.TCP, 40100, 40200, 40900, 41500},
+		{inet.UDP, 50010, 50020, 50250, 50150},
 	}
 	for _, link := range []LinkType{LinkEthernet, LinkIP} {
 		for _, fam := range families {
@@ -189,7 +189,7 @@ func TestPrefilterRule1(t *testing.T) {
 						{what: "other source, non-anchor", p: k(fam.b, pr.other), dropped: 1},
 						{what: "other source, other range", p: k(fam.b, pr.far), dropped: 1},
 					}
-					if pr.proto == totpseq.TCP {
+					if pr.proto == inet.TCP {
 						synAck := k(fam.a, pr.other)
 						synAck.ack = true
 						plain := k(fam.a, pr.other)
@@ -212,7 +212,7 @@ func TestPrefilterMappedSource(t *testing.T) {
 	p := newTestPrefilter(t, testRanges)
 	publish(t, p, anchorSet([]uint16{40100}, nil))
 	syn := func(src, dst string, port uint16) pkt {
-		return pkt{src: src, dst: dst, proto: totpseq.TCP, syn: true, dport: port}
+		return pkt{src: src, dst: dst, proto: inet.TCP, syn: true, dport: port}
 	}
 	pfApply(t, p, []pfCheck{
 		{what: "::ffff:1.2.3.4 before its anchor", p: syn("::ffff:1.2.3.4", "2001:db8::1", 40200), dropped: 1},
@@ -236,22 +236,22 @@ func TestPrefilterPublishKeeps(t *testing.T) {
 	}
 	for i, a := range anchors {
 		src := fmt.Sprintf("203.0.113.%d", 10+i)
-		f := pkt{src: src, dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: a}.frame(t)
+		f := pkt{src: src, dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: a}.frame(t)
 		want := i > 0
 		if got := run(t, p, f) > 0; got != want {
 			t.Errorf("a new source at the anchor %d of set %d of 4: passes = %v, want %v", a, i+1, got, want)
 		}
 	}
 	for _, c := range []struct {
-		proto totpseq.Proto
+		proto inet.Proto
 		port  uint16
-	}{{totpseq.TCP, 41500}, {totpseq.UDP, 50150}} {
+	}{{inet.TCP, 41500}, {inet.UDP, 50150}} {
 		k := pkt{src: "203.0.113.50", dst: "198.51.100.1", proto: c.proto, syn: true, dport: c.port}
 		if run(t, p, k.frame(t)) > 0 {
 			t.Errorf("%v anchor %d outside the ranges: passes", c.proto, c.port)
 		}
 	}
-	next := pkt{src: "203.0.113.50", dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: 40200}
+	next := pkt{src: "203.0.113.50", dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: 40200}
 	if run(t, p, next.frame(t)) > 0 {
 		t.Error("a source whose only knocks went to anchors outside the ranges passes at a non-anchor: it was marked")
 	}
@@ -262,11 +262,11 @@ func TestPrefilterPublishKeeps(t *testing.T) {
 func TestPrefilterSetRangesInvalid(t *testing.T) {
 	p := newTestPrefilter(t, testRanges)
 	publish(t, p, anchorSet([]uint16{40100}, nil))
-	f := pkt{src: "192.0.2.10", dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: 40100}.frame(t)
+	f := pkt{src: "192.0.2.10", dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: 40100}.frame(t)
 	if run(t, p, f) == 0 {
 		t.Fatal("a knock at an anchor is dropped")
 	}
-	bad := []PortRange{{Proto: totpseq.TCP, Lo: 30000, Hi: 30999}, {Proto: totpseq.TCP, Lo: 40999, Hi: 40000}}
+	bad := []inet.Range{{Proto: inet.TCP, Lo: 30000, Hi: 30999}, {Proto: inet.TCP, Lo: 40999, Hi: 40000}}
 	err := p.SetRanges(bad)
 	if err == nil {
 		t.Fatal("SetRanges with lo > hi: no error")
@@ -320,7 +320,7 @@ func TestPrefilterGenerations(t *testing.T) {
 		t.Error("SetHold below MinPrefilterHold: no error")
 	}
 	syn := func(src string, port uint16) Frame {
-		return pkt{src: src, dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: port}.frame(t)
+		return pkt{src: src, dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: port}.frame(t)
 	}
 	const attempts = 5
 	done := false
@@ -370,7 +370,7 @@ func TestPrefilterFastSlow(t *testing.T) {
 	p := newTestPrefilter(t, testRanges)
 	publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
 	fast := func(src string, port uint16) pkt {
-		return pkt{src: src, dst: "198.51.100.1", proto: totpseq.TCP, syn: true, dport: port}
+		return pkt{src: src, dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: port}
 	}
 	opts := func(src string, port uint16) pkt { v := fast(src, port); v.ipOpts = true; return v }
 	vlan := func(src string, port uint16) pkt {
@@ -379,7 +379,7 @@ func TestPrefilterFastSlow(t *testing.T) {
 		return v
 	}
 	udp := func(src string, port uint16) pkt {
-		return pkt{src: src, dst: "198.51.100.1", proto: totpseq.UDP, dport: port}
+		return pkt{src: src, dst: "198.51.100.1", proto: inet.UDP, dport: port}
 	}
 	frag := func(v pkt) pkt { v.fragOff = 8; return v }
 	ipLink := func(v pkt) pkt { v.link = LinkIP; return v }

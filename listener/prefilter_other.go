@@ -5,6 +5,8 @@ package listener
 import (
 	"errors"
 	"time"
+
+	"github.com/tknock/tknock/inet"
 )
 
 var errPrefilterNotLinux = errors.New("prefilter: eBPF socket filters are only available on Linux")
@@ -34,7 +36,7 @@ func (p *Prefilter) Hold() time.Duration { return 0 }
 func (p *Prefilter) SetHold(hold time.Duration) error { return errPrefilterNotLinux }
 
 // SetRanges returns an error.
-func (p *Prefilter) SetRanges(ranges []PortRange) error { return errPrefilterNotLinux }
+func (p *Prefilter) SetRanges(ranges []inet.Range) error { return errPrefilterNotLinux }
 
 // Publish returns an error.
 func (p *Prefilter) Publish(a AnchorPorts) error { return errPrefilterNotLinux }

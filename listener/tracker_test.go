@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -23,7 +24,7 @@ var (
 	alice  = trkUser("alice", nil)
 	carol  = trkUser("carol", func(p *totpseq.Params) { p.Services = []string{"ssh", "web"} })
 	dave6  = trkUser("dave", func(p *totpseq.Params) { p.V6Prefix = 64 })
-	erin   = trkUser("erin", func(p *totpseq.Params) { p.Proto = totpseq.UDP })
+	erin   = trkUser("erin", func(p *totpseq.Params) { p.Proto = inet.UDP })
 	frank  = trkUser("frank", func(p *totpseq.Params) { p.Length = 2 })
 	grace  = trkUser("grace", func(p *totpseq.Params) { p.Length = 16 })
 	heidi  = trkUser("heidi", func(p *totpseq.Params) { p.Length = 5 })
@@ -61,7 +62,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "complete",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -74,7 +75,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "start: anchor only",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA)[:1], start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA)[:1], start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Started != 1 || s.Tracked != 1 {
@@ -86,7 +87,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "advance: three of four",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA)[:3], start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA)[:3], start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Advanced != 2 || s.Tracked != 1 {
@@ -99,7 +100,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[0], s[1], s[1], s[1], s[2], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[0], s[1], s[1], s[1], s[2], s[3]}, start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -113,7 +114,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], notIn(s), s[2], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[1], notIn(s), s[2], s[3]}, start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Resets != 1 {
@@ -126,7 +127,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], s[2], s[1], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[1], s[2], s[1], s[3]}, start, 25*ms)
 			},
 		},
 		{
@@ -134,7 +135,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[2], s[1], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[2], s[1], s[3]}, start, 25*ms)
 			},
 		},
 		{
@@ -142,7 +143,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, append([]uint16{s[0], s[1], notIn(s)}, s...), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, append([]uint16{s[0], s[1], notIn(s)}, s...), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -151,7 +152,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, append([]uint16{s[0], s[1], s[2]}, s...), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, append([]uint16{s[0], s[1], s[2]}, s...), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -159,7 +160,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: every gap exactly gap_max",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 3*time.Second)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 3*time.Second)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -167,7 +168,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: a gap just over gap_max",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				ks := trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 				for i := 2; i < len(ks); i++ {
 					ks[i].Time = ks[i].Time.Add(3*time.Second + 1)
 				}
@@ -183,7 +184,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: a gap over gap_max after the anchor",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				ks := trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 				for i := 1; i < len(ks); i++ {
 					ks[i].Time = ks[i].Time.Add(3*time.Second + 1)
 				}
@@ -195,7 +196,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				ks := trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], s[1], s[2], s[3]}, start, 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, []uint16{s[0], s[1], s[1], s[2], s[3]}, start, 25*ms)
 				ks[2].Time = ks[1].Time.Add(2 * time.Second)
 				ks[3].Time = ks[1].Time.Add(3*time.Second + ms)
 				ks[4].Time = ks[3].Time.Add(ms)
@@ -206,7 +207,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: the whole sequence exactly seq_timeout",
 			users: []User{heidi},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms)
 			},
 			want: []trkEv{ev(Opened, heidi, "ssh", trkA, 0, 0)},
 		},
@@ -214,7 +215,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: the whole sequence over seq_timeout",
 			users: []User{heidi},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms+1)
+				return trkKnocks(trkA, inet.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms+1)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Timeouts != 1 || s.Opened != 0 {
@@ -227,7 +228,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return slices.Concat(trkKnocks(trkA, totpseq.TCP, s, start, 25*ms), trkKnocks(trkA, totpseq.TCP, s, start.Add(5*time.Second), 25*ms))
+				return slices.Concat(trkKnocks(trkA, inet.TCP, s, start, 25*ms), trkKnocks(trkA, inet.TCP, s, start.Add(5*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(Replay, alice, "ssh", trkA, 0, 0)},
 		},
@@ -236,8 +237,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(Opened, alice, "ssh", trkA, 1, 0)},
 		},
@@ -245,7 +246,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "completion: a captured sequence from another source opens nothing",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkB, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkB, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 			},
 		},
 		{
@@ -253,7 +254,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return slices.Concat(trkKnocks(trkA, totpseq.TCP, s, start, 25*ms), trkKnocks(trkA, totpseq.TCP, s, start.Add(60*time.Second), 25*ms))
+				return slices.Concat(trkKnocks(trkA, inet.TCP, s, start, 25*ms), trkKnocks(trkA, inet.TCP, s, start.Add(60*time.Second), 25*ms))
 			},
 			// Two windows later the anchor is only considered for clock skew detection.
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(ClockSkew, alice, "ssh", trkA, 0, 2)},
@@ -263,8 +264,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, -1, 0), ev(Opened, alice, "ssh", trkA, 1, 0)},
 		},
@@ -274,7 +275,7 @@ func TestTrackerRules(t *testing.T) {
 			knocks: func(t *testing.T) []Knock {
 				var ks []Knock
 				for i, off := range []int{-5, -4, -3, -2, 2, 3, 4, 5} {
-					ks = append(ks, trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", off, trkA), start.Add(time.Duration(i)*time.Second), 25*ms)...)
+					ks = append(ks, trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", off, trkA), start.Add(time.Duration(i)*time.Second), 25*ms)...)
 				}
 				return ks
 			},
@@ -295,8 +296,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -6, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 6, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -6, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 6, trkA), start.Add(time.Second), 25*ms))
 			},
 		},
 		{
@@ -305,9 +306,9 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start.Add(time.Second), 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(2*time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start.Add(time.Second), 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(2*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(ClockSkew, alice, "ssh", trkA, -1, 0), ev(Opened, alice, "ssh", trkA, 0, 0), ev(ClockSkew, alice, "ssh", trkA, 1, 0)},
 		},
@@ -317,9 +318,9 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 2, trkA), start.Add(time.Second), 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -3, trkA), start.Add(2*time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 2, trkA), start.Add(time.Second), 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -3, trkA), start.Add(2*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, -2, 0), ev(Opened, alice, "ssh", trkA, 2, 0), ev(ClockSkew, alice, "ssh", trkA, -3, 0)},
 		},
@@ -328,14 +329,14 @@ func TestTrackerRules(t *testing.T) {
 			cfg:   func(c *Config) { c.SkewDetect = 0 },
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms)
 			},
 		},
 		{
 			name:  "window edge: started in one window, finished in the next (skew 1)",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 1)},
 		},
@@ -344,7 +345,7 @@ func TestTrackerRules(t *testing.T) {
 			cfg:   func(c *Config) { c.Skew = 0 },
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Expired, alice, "ssh", trkA, 0, 1)},
 		},
@@ -352,7 +353,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "window edge: started at -1, finished at -2 (skew 1)",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -1, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -1, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Expired, alice, "ssh", trkA, -1, 1)},
 			stats: func(t *testing.T, s Stats) {
@@ -366,7 +367,7 @@ func TestTrackerRules(t *testing.T) {
 			cfg:   func(c *Config) { c.Skew = 2 },
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Expired, alice, "ssh", trkA, -2, 1)},
 		},
@@ -374,7 +375,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "window edge: started at +2 (outside skew 1) stays a clock skew at +1",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(ClockSkew, alice, "ssh", trkA, 2, 1)},
 		},
@@ -382,7 +383,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "window edge: the anchor just before the boundary, the rest after (skew 1, window +1)",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), trkAt(30*time.Second-10*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), trkAt(30*time.Second-10*ms), 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 1, 1)},
 		},
@@ -391,8 +392,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{carol},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, carol, "web", 0, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, carol, "ssh", 0, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, carol, "web", 0, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, carol, "ssh", 0, trkA), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, carol, "web", trkA, 0, 0), ev(Opened, carol, "ssh", trkA, 0, 0)},
 		},
@@ -405,15 +406,15 @@ func TestTrackerRules(t *testing.T) {
 				for i := range a {
 					ports = append(ports, a[i], b[i])
 				}
-				return trkKnocks(trkA, totpseq.TCP, ports, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, ports, start, 25*ms)
 			},
 		},
 		{
 			name:  "two sources at once do not disturb each other",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				a := trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
-				b := trkKnocks(trkB, totpseq.TCP, seq(t, alice, "ssh", 0, trkB), start.Add(ms), 25*ms)
+				a := trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				b := trkKnocks(trkB, inet.TCP, seq(t, alice, "ssh", 0, trkB), start.Add(ms), 25*ms)
 				var ks []Knock
 				for i := range a {
 					ks = append(ks, a[i], b[i])
@@ -426,7 +427,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "length 2",
 			users: []User{frank},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, frank, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, frank, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, frank, "ssh", trkA, 0, 0)},
 		},
@@ -434,7 +435,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "length 16",
 			users: []User{grace},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, grace, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, grace, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, grace, "ssh", trkA, 0, 0)},
 		},
@@ -443,8 +444,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA6, totpseq.TCP, seq(t, alice, "ssh", 0, trkA6), start, 25*ms),
-					trkKnocks(trkB6, totpseq.TCP, seq(t, alice, "ssh", 1, trkA6), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA6, inet.TCP, seq(t, alice, "ssh", 0, trkA6), start, 25*ms),
+					trkKnocks(trkB6, inet.TCP, seq(t, alice, "ssh", 1, trkA6), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA6, 0, 0)},
 		},
@@ -454,9 +455,9 @@ func TestTrackerRules(t *testing.T) {
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, dave6, "ssh", 0, trkA6)
 				return slices.Concat(
-					trkKnocks(trkB6, totpseq.TCP, s, start, 25*ms),
-					trkKnocks(trkC6, totpseq.TCP, s, start.Add(time.Second), 25*ms),
-					trkKnocks(trkA6, totpseq.TCP, s, start.Add(2*time.Second), 25*ms))
+					trkKnocks(trkB6, inet.TCP, s, start, 25*ms),
+					trkKnocks(trkC6, inet.TCP, s, start.Add(time.Second), 25*ms),
+					trkKnocks(trkA6, inet.TCP, s, start.Add(2*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, dave6, "ssh", trkB6, 0, 0), ev(Replay, dave6, "ssh", trkA6, 0, 0)},
 		},
@@ -464,7 +465,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "IPv4-mapped source counts as the IPv4 address",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkM4, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkM4, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -473,10 +474,10 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{erin},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, erin, "ssh", 0, trkA)
-				ks := trkKnocks(trkA, totpseq.TCP, s, start, 25*ms)
-				us := trkKnocks(trkA, totpseq.UDP, s, start.Add(time.Second), 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, s, start, 25*ms)
+				us := trkKnocks(trkA, inet.UDP, s, start.Add(time.Second), 25*ms)
 				// A TCP knock from the same address in the middle of the UDP sequence.
-				return slices.Concat(ks, us[:2], []Knock{{Src: trkA, Proto: totpseq.TCP, Port: notIn(s), Time: us[1].Time.Add(ms)}}, us[2:])
+				return slices.Concat(ks, us[:2], []Knock{{Src: trkA, Proto: inet.TCP, Port: notIn(s), Time: us[1].Time.Add(ms)}}, us[2:])
 			},
 			want: []trkEv{ev(Opened, erin, "ssh", trkA, 0, 0)},
 		},
@@ -492,7 +493,7 @@ func TestTrackerRules(t *testing.T) {
 					p.Exclude = []uint16{10500}
 				})
 				s := seq(t, u, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], 22, s[1], 10500, 11000, s[2], 9999, s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], 22, s[1], 10500, 11000, s[2], 9999, s[3]}, start, 25*ms)
 			},
 			want: []trkEv{{Opened, "ivan", "ssh", trkA, trkW0, 0}},
 		},
@@ -549,10 +550,10 @@ func TestTrackerSharedAnchor(t *testing.T) {
 	u, v := trkSharedAnchor(t, trkA)
 	tr, rec := trkNew(t, DefaultConfig(), u, v)
 	start := trkAt(trkMid)
-	for _, k := range trkKnocks(trkA, totpseq.TCP, trkSeq(t, v, "ssh", trkW0, trkA), start, 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, trkSeq(t, v, "ssh", trkW0, trkA), start, 25*time.Millisecond) {
 		tr.Knock(k)
 	}
-	for _, k := range trkKnocks(trkA, totpseq.TCP, trkSeq(t, u, "ssh", trkW0, trkA), start.Add(time.Second), 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, trkSeq(t, u, "ssh", trkW0, trkA), start.Add(time.Second), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	want := []trkEv{

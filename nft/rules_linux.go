@@ -6,6 +6,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,10 +94,10 @@ func grantRule(set *nftables.Set, nfproto uint8, off, n uint32) []expr.Any {
 
 // knockRule is "tcp dport LO-HI tcp flags syn / syn,ack counter drop" for a
 // TCP range (SYN set, ACK clear), "udp dport LO-HI counter drop" for UDP.
-func knockRule(r KnockRange) []expr.Any {
+func knockRule(r inet.Range) []expr.Any {
 	e := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{r.Proto}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(r.Proto)}},
 		loadDport(reg1),
 	}
 	if r.Lo == r.Hi {
@@ -107,7 +108,7 @@ func knockRule(r KnockRange) []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpLte, Register: reg1, Data: port(r.Hi)},
 		)
 	}
-	if r.Proto == ProtoTCP {
+	if r.Proto == inet.TCP {
 		const syn, ack = 0x02, 0x10
 		e = append(e,
 			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -54,7 +55,7 @@ func newDoor(t *testing.T) *door {
 	p := totpseq.Defaults()
 	p.Secret = testSecret
 	p.Realm = "loopback"
-	p.Proto = totpseq.UDP
+	p.Proto = inet.UDP
 	p.Range = totpseq.Range{Lo: lo, Hi: lo + 63}
 	d := &door{e: &totpseq.Enrollment{Name: "alice", Host: "127.0.0.1", Params: p}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

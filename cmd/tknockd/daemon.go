@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
@@ -23,7 +24,7 @@ import (
 // deps are the parts of the daemon that touch the system. Tests replace
 // them with fakes; productionDeps has the real ones.
 type deps struct {
-	openCapture     func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error)
+	openCapture     func(iface string, ranges []inet.Range, pf *listener.Prefilter) (capture, error)
 	openPrefilter   func(hold time.Duration) (*listener.Prefilter, error)      // nil: never a prefilter
 	openFirewall    func(cfg nft.Config, log zerolog.Logger) (firewall, error) // opens, changes nothing
 	checkInterfaces func(c *Config) error
@@ -34,7 +35,7 @@ type deps struct {
 
 func productionDeps(hup <-chan os.Signal) deps {
 	return deps{
-		openCapture: func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error) {
+		openCapture: func(iface string, ranges []inet.Range, pf *listener.Prefilter) (capture, error) {
 			c, err := listener.Listen(listener.CaptureConfig{Interface: iface, Ranges: ranges, Prefilter: pf})
 			if err != nil {
 				return nil, err
@@ -182,7 +183,7 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 	d.tr = tr
 	ranges := tr.Ranges()
 	d.dec = listener.NewDecoder(ranges)
-	open := func(iface string, ranges []listener.PortRange) (capture, error) {
+	open := func(iface string, ranges []inet.Range) (capture, error) {
 		return dp.openCapture(iface, ranges, pf)
 	}
 	d.feed, err = openFeed(c.Interfaces, ranges, open, log)

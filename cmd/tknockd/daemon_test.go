@@ -21,6 +21,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
@@ -315,13 +316,13 @@ func (h *harness) knockPorts(u *totpseq.Enrollment, src netip.Addr, ports []uint
 
 // knockFrame builds an Ethernet frame of a knock: a TCP SYN or a UDP
 // datagram from src to the server's port.
-func knockFrame(t testing.TB, src netip.Addr, proto totpseq.Proto, port uint16, at time.Time) listener.Frame {
+func knockFrame(t testing.TB, src netip.Addr, proto inet.Proto, port uint16, at time.Time) listener.Frame {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
 	var ip gopacket.NetworkLayer
 	var ipl gopacket.SerializableLayer
 	ipProto := layers.IPProtocolTCP
-	if proto == totpseq.UDP {
+	if proto == inet.UDP {
 		ipProto = layers.IPProtocolUDP
 	}
 	if src.Is4() {
@@ -334,7 +335,7 @@ func knockFrame(t testing.TB, src netip.Addr, proto totpseq.Proto, port uint16, 
 		ip, ipl = l, l
 	}
 	var l4 gopacket.SerializableLayer
-	if proto == totpseq.UDP {
+	if proto == inet.UDP {
 		u := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(port)}
 		u.SetNetworkLayerForChecksum(ip)
 		l4 = u

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
 )
 
@@ -16,13 +17,13 @@ import (
 // in production, a fake in tests).
 type capture interface {
 	listener.Source
-	SetRanges(ranges []listener.PortRange) error
+	SetRanges(ranges []inet.Range) error
 	Stats() listener.CaptureStats
 }
 
 // openFunc opens a capture on one interface ("" for all of them) for the
 // knock ranges.
-type openFunc func(iface string, ranges []listener.PortRange) (capture, error)
+type openFunc func(iface string, ranges []inet.Range) (capture, error)
 
 // Reattach backoff: the first retry after reattachMin, doubling up to
 // reattachMax.
@@ -79,7 +80,7 @@ type ifaceCapture struct {
 
 	mu     sync.Mutex // guards the fields below
 	cur    capture    // nil while reopening
-	ranges []listener.PortRange
+	ranges []inet.Range
 	closed bool
 	base   listener.CaptureStats // counters of the captures closed so far
 }
@@ -94,7 +95,7 @@ func ifaceName(name string) string {
 // openFeed opens a capture on each interface (nil or empty: one on all
 // interfaces), failing if any fails: at start a missing interface is an
 // error, not something to wait for.
-func openFeed(ifaces []string, ranges []listener.PortRange, open openFunc, log zerolog.Logger) (*feed, error) {
+func openFeed(ifaces []string, ranges []inet.Range, open openFunc, log zerolog.Logger) (*feed, error) {
 	if len(ifaces) == 0 {
 		ifaces = []string{""}
 	}
@@ -324,7 +325,7 @@ func (f *feed) nextBatch() error {
 
 // SetRanges replaces the knock ranges of every interface's capture (a
 // reload). Safe to call from any goroutine.
-func (f *feed) SetRanges(ranges []listener.PortRange) error {
+func (f *feed) SetRanges(ranges []inet.Range) error {
 	var errs []error
 	for _, ic := range f.caps {
 		ic.mu.Lock()

@@ -9,9 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/listener"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // TestFeedReattachVeth captures on a real veth interface in a namespace,
@@ -21,8 +21,8 @@ func TestFeedReattachVeth(t *testing.T) {
 	nstest.RequireRoot(t)
 	srv, peer := nstest.New(t), nstest.New(t)
 	srvIf, _ := nstest.Link(t, srv, peer, []string{"192.0.2.1/24"}, []string{"192.0.2.2/24"})
-	ranges := []listener.PortRange{{Proto: totpseq.UDP, Lo: 40000, Hi: 40999}}
-	open := func(iface string, r []listener.PortRange) (capture, error) {
+	ranges := []inet.Range{{Proto: inet.UDP, Lo: 40000, Hi: 40999}}
+	open := func(iface string, r []inet.Range) (capture, error) {
 		var c *listener.Capture
 		err := srv.Do(func() error {
 			var err error

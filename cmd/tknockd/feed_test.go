@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
 )
 
@@ -25,11 +26,11 @@ type fakeCapture struct {
 	once   sync.Once
 
 	mu     sync.Mutex // guards ranges
-	ranges []listener.PortRange
+	ranges []inet.Range
 	read   uint64 // frames returned; owned by the ReadFrame caller until Close
 }
 
-func newFakeCapture(iface string, ranges []listener.PortRange) *fakeCapture {
+func newFakeCapture(iface string, ranges []inet.Range) *fakeCapture {
 	return &fakeCapture{
 		iface:  iface,
 		frames: make(chan listener.Frame, 64),
@@ -93,14 +94,14 @@ func (c *fakeCapture) closed() bool {
 	}
 }
 
-func (c *fakeCapture) SetRanges(r []listener.PortRange) error {
+func (c *fakeCapture) SetRanges(r []inet.Range) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ranges = r
 	return nil
 }
 
-func (c *fakeCapture) getRanges() []listener.PortRange {
+func (c *fakeCapture) getRanges() []inet.Range {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ranges
@@ -126,14 +127,14 @@ func newFakeNet() *fakeNet {
 
 // openWith is open as deps.openCapture. A fake capture has no kernel
 // filter: the prefilter, if any, is only noted.
-func (n *fakeNet) openWith(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error) {
+func (n *fakeNet) openWith(iface string, ranges []inet.Range, pf *listener.Prefilter) (capture, error) {
 	n.mu.Lock()
 	n.pf = pf
 	n.mu.Unlock()
 	return n.open(iface, ranges)
 }
 
-func (n *fakeNet) open(iface string, ranges []listener.PortRange) (capture, error) {
+func (n *fakeNet) open(iface string, ranges []inet.Range) (capture, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.missing[iface] {
@@ -169,7 +170,7 @@ func frame(b byte) listener.Frame { return listener.Frame{Data: []byte{b}} }
 
 func TestFeedMergesInterfaces(t *testing.T) {
 	n := newFakeNet()
-	ranges := []listener.PortRange{{Proto: 6, Lo: 10000, Hi: 10999}}
+	ranges := []inet.Range{{Proto: 6, Lo: 10000, Hi: 10999}}
 	f, err := openFeed([]string{"eth0", "eth1"}, ranges, n.open, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +193,7 @@ func TestFeedMergesInterfaces(t *testing.T) {
 	}
 
 	// Reload: every capture gets the new ranges.
-	newRanges := []listener.PortRange{{Proto: 17, Lo: 40000, Hi: 40999}}
+	newRanges := []inet.Range{{Proto: 17, Lo: 40000, Hi: 40999}}
 	if err := f.SetRanges(newRanges); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func TestFeedReadFrames(t *testing.T) {
 	}
 
 	// A capture without ReadFrames: one frame at a time.
-	plain := func(iface string, ranges []listener.PortRange) (capture, error) {
+	plain := func(iface string, ranges []inet.Range) (capture, error) {
 		c, err := n.open(iface, ranges)
 		if err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -44,48 +45,12 @@ func nftConfig(c *Config, users []*totpseq.Enrollment) nft.Config {
 // except every port that any user excludes: excluded ports are where
 // public services listen, and the firewall must not drop connections to
 // them.
-func knockRanges(users []*totpseq.Enrollment) []nft.KnockRange {
-	var knock [2][]bool // by protocol: tcp, udp; index: port
-	protoIndex := func(p totpseq.Proto) int {
-		if p == totpseq.UDP {
-			return 1
-		}
-		return 0
-	}
+func knockRanges(users []*totpseq.Enrollment) []inet.Range {
+	var rs []inet.Range
+	var excluded []uint16
 	for _, u := range users {
-		i := protoIndex(u.Proto)
-		if knock[i] == nil {
-			knock[i] = make([]bool, 1<<16)
-		}
-		for p := int(u.Range.Lo); p <= int(u.Range.Hi); p++ {
-			knock[i][p] = true
-		}
+		rs = append(rs, inet.Range{Proto: u.Proto, Lo: u.Range.Lo, Hi: u.Range.Hi})
+		excluded = append(excluded, u.Exclude...)
 	}
-	for _, u := range users {
-		for _, x := range u.Exclude {
-			for i := range knock {
-				if knock[i] != nil {
-					knock[i][x] = false
-				}
-			}
-		}
-	}
-	var out []nft.KnockRange
-	for i, ports := range knock {
-		proto := nft.ProtoTCP
-		if i == 1 {
-			proto = nft.ProtoUDP
-		}
-		for p := 1; p < len(ports); p++ {
-			if !ports[p] {
-				continue
-			}
-			lo := p
-			for p+1 < len(ports) && ports[p+1] {
-				p++
-			}
-			out = append(out, nft.KnockRange{Proto: proto, Lo: uint16(lo), Hi: uint16(p)})
-		}
-	}
-	return out
+	return inet.Without(rs, excluded)
 }

@@ -26,8 +26,8 @@ import (
 
 	"github.com/google/gopacket/afpacket"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
-	"github.com/tknock/tknock/totpseq"
 )
 
 func main() {
@@ -50,7 +50,7 @@ func run(iface, tcp string) error {
 	if !ok || err1 != nil || err2 != nil {
 		return fmt.Errorf("-tcp %q: want LO-HI, two ports", tcp)
 	}
-	ranges := []listener.PortRange{{Proto: totpseq.TCP, Lo: uint16(l), Hi: uint16(h)}}
+	ranges := []inet.Range{{Proto: inet.TCP, Lo: uint16(l), Hi: uint16(h)}}
 	prog, err := listener.Filter(ranges, listener.LinkEthernet)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -259,7 +260,7 @@ func (r floodResult) processedRatio() float64 {
 // knock range, at the server's address on the flooder's link.
 func (s *sys) randomFlood() []FloodPacket {
 	return []FloodPacket{{
-		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: totpseq.TCP,
+		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: inet.TCP,
 		Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16,
 		Ports: s.user.Range,
 	}}
