@@ -8,6 +8,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener/internal/ranges"
 )
 
 // Decoder turns frames into knocks. It decodes with gopacket
@@ -38,7 +39,7 @@ type Decoder struct {
 	tcp  knockTCP
 	udp  knockUDP
 
-	ranges atomic.Pointer[rangeTable]
+	ranges atomic.Pointer[ranges.Table]
 
 	knocks, ignored, malformed atomic.Uint64 // one atomic add per frame; Frames is their sum
 }
@@ -54,18 +55,18 @@ type DecoderStats struct {
 
 // NewDecoder returns a decoder for the knock ranges. Ranges may overlap. An
 // invalid range (lo > hi, a protocol other than TCP or UDP) matches
-// nothing; Filter reports such ranges as errors.
-func NewDecoder(ranges []inet.Range) *Decoder {
+// nothing; capture.Filter reports such ranges as errors.
+func NewDecoder(rs []inet.Range) *Decoder {
 	d := &Decoder{}
-	d.SetRanges(ranges)
+	d.SetRanges(rs)
 	return d
 }
 
 // SetRanges replaces the knock ranges (a reload). It is safe to call
 // concurrently with Decode; frames decoded after it returns use the new
 // ranges.
-func (d *Decoder) SetRanges(ranges []inet.Range) {
-	t, _ := newRangeTable(ranges) // invalid entries are left out
+func (d *Decoder) SetRanges(rs []inet.Range) {
+	t, _ := ranges.New(rs) // invalid entries are left out
 	d.ranges.Store(t)
 }
 
@@ -259,7 +260,7 @@ func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 	default:
 		return isIgnored
 	}
-	if !d.ranges.Load().contains(proto, port) {
+	if !d.ranges.Load().Contains(proto, port) {
 		return isIgnored
 	}
 	// Field by field: building a Knock and copying it whole makes wide
@@ -331,7 +332,7 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 	default:
 		return 0, false
 	}
-	if !d.ranges.Load().contains(proto, port) {
+	if !d.ranges.Load().Contains(proto, port) {
 		return isIgnored, true
 	}
 	k.Src, k.Proto, k.Port, k.Time = netip.AddrFrom4([4]byte(ip[12:16])), proto, port, f.Time

@@ -7,6 +7,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/tknock/tknock/inet"
+	rangetab "github.com/tknock/tknock/listener/internal/ranges"
 )
 
 // refDecoder is the reference the Decoder is checked against: gopacket's
@@ -23,7 +24,7 @@ type refDecoder struct {
 
 	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
-	ranges  *rangeTable
+	ranges  *rangetab.Table
 }
 
 // refIPv6 is layers.IPv6 that refuses a hop-by-hop options header.
@@ -38,7 +39,7 @@ func (l *refIPv6) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error
 
 func newRefDecoder(ranges []inet.Range) *refDecoder {
 	r := &refDecoder{parsers: map[gopacket.LayerType]*gopacket.DecodingLayerParser{}}
-	r.ranges, _ = newRangeTable(ranges)
+	r.ranges, _ = rangetab.New(ranges)
 	dls := []gopacket.DecodingLayer{&r.eth, &r.vlan, &r.ip4, &r.ip6, &r.tcp, &r.udp}
 	for _, first := range []gopacket.LayerType{layers.LayerTypeEthernet, layers.LayerTypeIPv4, layers.LayerTypeIPv6} {
 		p := gopacket.NewDecodingLayerParser(first, dls...)
@@ -132,7 +133,7 @@ func (r *refDecoder) decode(f Frame) (Knock, verdict) {
 	default:
 		return Knock{}, isIgnored
 	}
-	if !r.ranges.contains(proto, port) {
+	if !r.ranges.Contains(proto, port) {
 		return Knock{}, isIgnored
 	}
 	return Knock{Src: src, Proto: proto, Port: port, Time: f.Time}, isKnock

@@ -48,21 +48,21 @@ func TestNormalize(t *testing.T) {
 	got, err := Config{
 		Protected: []Endpoint{{inet.UDP, 53}, {inet.TCP, 22}, {inet.TCP, 22}, {inet.TCP, 443}},
 		Knocks: []inet.Range{
-			{inet.UDP, 40000, 40999},
-			{inet.TCP, 20000, 30000},
-			{inet.TCP, 10000, 20000}, // overlaps the one above
-			{inet.TCP, 30001, 30005}, // adjacent
-			{inet.TCP, 65000, 65535}, // reaches the top: no overflow
-			{inet.TCP, 65535, 65535}, // inside the one above
-			{inet.UDP, 41001, 41001}, // a gap of one port: not merged
-			{inet.TCP, 12000, 12001}, // inside
-			{inet.UDP, 39000, 39999}, // adjacent below
-			{inet.TCP, 5000, 5000},   // alone
-			{inet.TCP, 40000, 40999}, // another protocol's range
-			{inet.UDP, 40999, 41000}, // overlaps and extends
-			{inet.UDP, 100, 100},     // alone
-			{inet.TCP, 64999, 64999}, // adjacent below 65000
-			{inet.TCP, 30006, 30006}, // adjacent to the merged 10000-30005
+			{Proto: inet.UDP, Lo: 40000, Hi: 40999},
+			{Proto: inet.TCP, Lo: 20000, Hi: 30000},
+			{Proto: inet.TCP, Lo: 10000, Hi: 20000}, // overlaps the one above
+			{Proto: inet.TCP, Lo: 30001, Hi: 30005}, // adjacent
+			{Proto: inet.TCP, Lo: 65000, Hi: 65535}, // reaches the top: no overflow
+			{Proto: inet.TCP, Lo: 65535, Hi: 65535}, // inside the one above
+			{Proto: inet.UDP, Lo: 41001, Hi: 41001}, // a gap of one port: not merged
+			{Proto: inet.TCP, Lo: 12000, Hi: 12001}, // inside
+			{Proto: inet.UDP, Lo: 39000, Hi: 39999}, // adjacent below
+			{Proto: inet.TCP, Lo: 5000, Hi: 5000},   // alone
+			{Proto: inet.TCP, Lo: 40000, Hi: 40999}, // another protocol's range
+			{Proto: inet.UDP, Lo: 40999, Hi: 41000}, // overlaps and extends
+			{Proto: inet.UDP, Lo: 100, Hi: 100},     // alone
+			{Proto: inet.TCP, Lo: 64999, Hi: 64999}, // adjacent below 65000
+			{Proto: inet.TCP, Lo: 30006, Hi: 30006}, // adjacent to the merged 10000-30005
 		},
 	}.normalize()
 	if err != nil {
@@ -73,12 +73,12 @@ func TestNormalize(t *testing.T) {
 		Priority:  DefaultPriority,
 		Protected: []Endpoint{{inet.TCP, 22}, {inet.TCP, 443}, {inet.UDP, 53}},
 		Knocks: []inet.Range{
-			{inet.TCP, 5000, 5000},
-			{inet.TCP, 10000, 30006},
-			{inet.TCP, 40000, 40999},
-			{inet.TCP, 64999, 65535},
-			{inet.UDP, 100, 100},
-			{inet.UDP, 39000, 41001},
+			{Proto: inet.TCP, Lo: 5000, Hi: 5000},
+			{Proto: inet.TCP, Lo: 10000, Hi: 30006},
+			{Proto: inet.TCP, Lo: 40000, Hi: 40999},
+			{Proto: inet.TCP, Lo: 64999, Hi: 65535},
+			{Proto: inet.UDP, Lo: 100, Hi: 100},
+			{Proto: inet.UDP, Lo: 39000, Hi: 41001},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -99,9 +99,9 @@ func TestNormalizeErrors(t *testing.T) {
 		{"table name", Config{Table: "tk nock", Protected: ok}, `table "tk nock"`},
 		{"table name digit", Config{Table: "1tk", Protected: ok}, `table "1tk"`},
 		{"priority", Config{Priority: -200, Protected: ok}, "priority -200: must be above -200"},
-		{"knock lo>hi", Config{Protected: ok, Knocks: []inet.Range{{inet.TCP, 9, 8}}}, "knock range tcp/9-8: want 1 <= lo <= hi"},
-		{"knock lo 0", Config{Protected: ok, Knocks: []inet.Range{{inet.UDP, 0, 8}}}, "knock range udp/0-8"},
-		{"knock proto", Config{Protected: ok, Knocks: []inet.Range{{0, 1, 8}}}, "knock range proto(0)/1-8: protocol 0"},
+		{"knock lo>hi", Config{Protected: ok, Knocks: []inet.Range{{Proto: inet.TCP, Lo: 9, Hi: 8}}}, "knock range tcp/9-8: want 1 <= lo <= hi"},
+		{"knock lo 0", Config{Protected: ok, Knocks: []inet.Range{{Proto: inet.UDP, Lo: 0, Hi: 8}}}, "knock range udp/0-8"},
+		{"knock proto", Config{Protected: ok, Knocks: []inet.Range{{Proto: 0, Lo: 1, Hi: 8}}}, "knock range proto(0)/1-8: protocol 0"},
 		{"ext family", Config{External: &ExternalSets{Family: "bridge", Table: "f", Set4: "s"}}, `external: family "bridge"`},
 		{"ext no sets", Config{External: &ExternalSets{Family: "inet", Table: "f"}}, "external: no set named"},
 		{"ext table", Config{External: &ExternalSets{Family: "inet", Table: "", Set4: "s"}}, `external: table ""`},

@@ -26,9 +26,9 @@ var update = flag.Bool("update", false, "rewrite testdata/ensure.golden from the
 var testConfig = Config{
 	Protected: []Endpoint{{inet.UDP, 5353}, {inet.TCP, 22}, {inet.TCP, 2222}},
 	Knocks: []inet.Range{
-		{inet.TCP, 10000, 32767},
-		{inet.UDP, 40000, 40999},
-		{inet.TCP, 5000, 5000},
+		{Proto: inet.TCP, Lo: 10000, Hi: 32767},
+		{Proto: inet.UDP, Lo: 40000, Hi: 40999},
+		{Proto: inet.TCP, Lo: 5000, Hi: 5000},
 	},
 	DropKnocks: true,
 }

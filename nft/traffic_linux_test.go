@@ -48,7 +48,7 @@ func testTraffic(t *testing.T, server, client netip.Addr) {
 
 	cfg := Config{
 		Protected:  []Endpoint{{inet.TCP, 2222}, {inet.UDP, 5353}},
-		Knocks:     []inet.Range{{inet.TCP, 10000, 10999}, {inet.UDP, 40000, 40999}},
+		Knocks:     []inet.Range{{Proto: inet.TCP, Lo: 10000, Hi: 10999}, {Proto: inet.UDP, Lo: 40000, Hi: 40999}},
 		DropKnocks: true,
 	}
 	tb := open(t, srv, cfg)

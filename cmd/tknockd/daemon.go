@@ -17,6 +17,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -24,8 +25,8 @@ import (
 // deps are the parts of the daemon that touch the system. Tests replace
 // them with fakes; productionDeps has the real ones.
 type deps struct {
-	openCapture     func(iface string, ranges []inet.Range, pf *listener.Prefilter) (capture, error)
-	openPrefilter   func(hold time.Duration) (*listener.Prefilter, error)      // nil: never a prefilter
+	openCapture     func(iface string, ranges []inet.Range, pf *capture.Prefilter) (capture.Reader, error)
+	openPrefilter   func(hold time.Duration) (*capture.Prefilter, error)       // nil: never a prefilter
 	openFirewall    func(cfg nft.Config, log zerolog.Logger) (firewall, error) // opens, changes nothing
 	checkInterfaces func(c *Config) error
 	listen          func(network, addr string) (net.Listener, error)
@@ -35,14 +36,14 @@ type deps struct {
 
 func productionDeps(hup <-chan os.Signal) deps {
 	return deps{
-		openCapture: func(iface string, ranges []inet.Range, pf *listener.Prefilter) (capture, error) {
-			c, err := listener.Listen(listener.CaptureConfig{Interface: iface, Ranges: ranges, Prefilter: pf})
+		openCapture: func(iface string, ranges []inet.Range, pf *capture.Prefilter) (capture.Reader, error) {
+			c, err := capture.Listen(capture.Config{Interface: iface, Ranges: ranges, Prefilter: pf})
 			if err != nil {
 				return nil, err
 			}
 			return c, nil
 		},
-		openPrefilter: listener.NewPrefilter,
+		openPrefilter: capture.NewPrefilter,
 		openFirewall: func(cfg nft.Config, log zerolog.Logger) (firewall, error) {
 			t, err := nft.Open(cfg, nft.WithLogger(log))
 			if err != nil {
@@ -65,10 +66,10 @@ type daemon struct {
 	deps    deps
 
 	fw   firewall
-	pf   *listener.Prefilter // nil: the captures have the classic filter
+	pf   *capture.Prefilter // nil: the captures have the classic filter
 	tr   *listener.Tracker
 	dec  *listener.Decoder
-	feed *feed
+	feed *capture.Group
 
 	// cfg is the configuration in force; prev the one before the latest
 	// reload. Between a reload and the run loop's next knock, the
@@ -124,7 +125,7 @@ func (d *daemon) publishAnchors(a listener.AnchorPorts) {
 
 // openPrefilter opens the eBPF prefilter as c.Prefilter says: nil with
 // "off", or with "auto" when the kernel refuses it (logged).
-func openPrefilter(c *Config, dp deps, log zerolog.Logger) (*listener.Prefilter, error) {
+func openPrefilter(c *Config, dp deps, log zerolog.Logger) (*capture.Prefilter, error) {
 	if c.Prefilter == "off" || dp.openPrefilter == nil {
 		return nil, nil
 	}
@@ -183,10 +184,10 @@ func runDaemon(ctx context.Context, c *Config, users []*totpseq.Enrollment, dp d
 	d.tr = tr
 	ranges := tr.Ranges()
 	d.dec = listener.NewDecoder(ranges)
-	open := func(iface string, ranges []inet.Range) (capture, error) {
+	open := func(iface string, ranges []inet.Range) (capture.Reader, error) {
 		return dp.openCapture(iface, ranges, pf)
 	}
-	d.feed, err = openFeed(c.Interfaces, ranges, open, log)
+	d.feed, err = capture.OpenGroup(c.Interfaces, ranges, open, log)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture/capturetest"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -141,12 +142,12 @@ func logLines(t testing.TB, buf *syncBuffer) []map[string]any {
 type harness struct {
 	t    *testing.T
 	cfg  *Config
-	net  *fakeNet
+	net  *capturetest.Net
 	fw   *fakeFirewall
 	log  *syncBuffer
 	hup  chan os.Signal
-	cap  *fakeCapture // the capture on all interfaces
-	done chan error   // runDaemon's result
+	cap  *capturetest.Fake // the capture on all interfaces
+	done chan error        // runDaemon's result
 	stop context.CancelFunc
 	addr string // metrics address
 }
@@ -162,7 +163,7 @@ func startHarness(t *testing.T, extra string, users ...*totpseq.Enrollment) *har
 // startHarnessDeps is startHarness with the fakes' deps changed by mod.
 func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*totpseq.Enrollment) *harness {
 	t.Helper()
-	h := &harness{t: t, net: newFakeNet(), fw: newFakeFirewall(), log: &syncBuffer{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
+	h := &harness{t: t, net: capturetest.NewNet(), fw: newFakeFirewall(), log: &syncBuffer{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
 	h.cfg = testConfig(t, extra+"\n[metrics]\nlisten = \"127.0.0.1:9121\"")
 	for _, u := range users {
 		u.Realm = h.cfg.Realm
@@ -190,7 +191,7 @@ func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*tot
 	log := zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	go func() { h.done <- runDaemon(ctx, h.cfg, loaded, dp, log) }()
 	h.waitLog("the ready line", func(l map[string]any) bool { return l["message"] == "ready" })
-	h.cap = h.net.waitOpen(t)
+	h.cap = h.net.WaitOpen(t)
 	h.addr = ln.Addr().String()
 	t.Cleanup(func() {
 		h.stop()
@@ -212,7 +213,7 @@ func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*tot
 
 func (h *harness) deps() deps {
 	return deps{
-		openCapture:     h.net.openWith,
+		openCapture:     h.net.OpenWith,
 		openFirewall:    h.fw.open,
 		checkInterfaces: func(*Config) error { return nil },
 		listen:          net.Listen,
@@ -310,7 +311,7 @@ func (h *harness) sequence(u *totpseq.Enrollment, service string, offset int, sr
 func (h *harness) knockPorts(u *totpseq.Enrollment, src netip.Addr, ports []uint16) {
 	h.t.Helper()
 	for _, p := range ports {
-		h.cap.frames <- knockFrame(h.t, src, u.Proto, p, time.Now())
+		h.cap.Frames <- knockFrame(h.t, src, u.Proto, p, time.Now())
 	}
 }
 
@@ -678,25 +679,25 @@ func TestDaemonStartErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		change func(*deps, *fakeNet, *fakeFirewall)
+		change func(*deps, *capturetest.Net, *fakeFirewall)
 		want   string
 		fwUsed bool
 	}{
-		{"missing interface", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
+		{"missing interface", func(d *deps, _ *capturetest.Net, _ *fakeFirewall) {
 			d.checkInterfaces = func(c *Config) error { return checkInterfaces(c) }
 		}, `interface "eth1" does not exist`, false},
-		{"capture fails", func(_ *deps, n *fakeNet, _ *fakeFirewall) { n.setMissing("eth1", true) }, "capture on interface eth1", false},
-		{"metrics port taken", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
+		{"capture fails", func(_ *deps, n *capturetest.Net, _ *fakeFirewall) { n.SetMissing("eth1", true) }, "capture on interface eth1", false},
+		{"metrics port taken", func(d *deps, _ *capturetest.Net, _ *fakeFirewall) {
 			d.listen = func(string, string) (net.Listener, error) { return nil, errors.New("address already in use") }
 		}, "metrics: address already in use", false},
-		{"firewall fails", func(_ *deps, _ *fakeNet, fw *fakeFirewall) {
+		{"firewall fails", func(_ *deps, _ *capturetest.Net, fw *fakeFirewall) {
 			fw.failEnsue = errors.New("nft: permission denied")
 		}, "permission denied", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, fw := newFakeNet(), newFakeFirewall()
-			d := deps{openCapture: n.openWith, openFirewall: fw.open, checkInterfaces: func(*Config) error { return nil },
+			n, fw := capturetest.NewNet(), newFakeFirewall()
+			d := deps{openCapture: n.OpenWith, openFirewall: fw.open, checkInterfaces: func(*Config) error { return nil },
 				listen: func(string, string) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }, now: time.Now, hup: make(chan os.Signal)}
 			if tt.name == "missing interface" {
 				// eth0 exists nowhere here either; only eth1 is named below.
@@ -717,9 +718,9 @@ func TestDaemonStartErrors(t *testing.T) {
 			if used := len(fw.all()) > 0; used != tt.fwUsed {
 				t.Errorf("firewall calls: %q", fw.all())
 			}
-			for _, c := range n.opened {
-				if !c.closed() {
-					t.Errorf("capture on %q left open", c.iface)
+			for _, c := range n.Opened {
+				if !c.Closed() {
+					t.Errorf("capture on %q left open", c.Iface)
 				}
 			}
 		})

@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture"
 )
 
 // TestOpenPrefilter checks the three settings of prefilter against a
@@ -35,7 +35,7 @@ func TestOpenPrefilter(t *testing.T) {
 			var logBuf bytes.Buffer
 			tried := false
 			var hold time.Duration
-			dp := deps{openPrefilter: func(h time.Duration) (*listener.Prefilter, error) {
+			dp := deps{openPrefilter: func(h time.Duration) (*capture.Prefilter, error) {
 				tried, hold = true, h
 				return nil, refused
 			}}
@@ -72,10 +72,10 @@ func TestDaemonPrefilterReload(t *testing.T) {
 	nstest.RequireRoot(t)
 	c0 := testConfig(t, "")
 	alice := enrollment(t, c0, "alice", "ssh")
-	var pf *listener.Prefilter
+	var pf *capture.Prefilter
 	h := startHarnessDeps(t, "", func(dp *deps) {
-		dp.openPrefilter = func(hold time.Duration) (*listener.Prefilter, error) {
-			p, err := listener.NewPrefilter(hold)
+		dp.openPrefilter = func(hold time.Duration) (*capture.Prefilter, error) {
+			p, err := capture.NewPrefilter(hold)
 			pf = p
 			return p, err
 		}
@@ -83,9 +83,7 @@ func TestDaemonPrefilterReload(t *testing.T) {
 	if pf == nil {
 		t.Fatal("the daemon did not open the prefilter")
 	}
-	h.net.mu.Lock()
-	given := h.net.pf
-	h.net.mu.Unlock()
+	given := h.net.Prefilter()
 	if given != pf {
 		t.Errorf("the capture was opened with prefilter %p, want the daemon's %p", given, pf)
 	}

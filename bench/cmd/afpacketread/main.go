@@ -28,6 +28,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture"
 )
 
 func main() {
@@ -51,7 +52,7 @@ func run(iface, tcp string) error {
 		return fmt.Errorf("-tcp %q: want LO-HI, two ports", tcp)
 	}
 	ranges := []inet.Range{{Proto: inet.TCP, Lo: uint16(l), Hi: uint16(h)}}
-	prog, err := listener.Filter(ranges, listener.LinkEthernet)
+	prog, err := capture.Filter(ranges, listener.LinkEthernet)
 	if err != nil {
 		return err
 	}
@@ -59,9 +60,9 @@ func run(iface, tcp string) error {
 		afpacket.OptInterface(iface),
 		afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
 		afpacket.OptFrameSize(2048),
-		afpacket.OptBlockSize(listener.DefaultBlockSize),
-		afpacket.OptNumBlocks(listener.DefaultNumBlocks),
-		afpacket.OptBlockTimeout(listener.DefaultBlockTimeout),
+		afpacket.OptBlockSize(capture.DefaultBlockSize),
+		afpacket.OptNumBlocks(capture.DefaultNumBlocks),
+		afpacket.OptBlockTimeout(capture.DefaultBlockTimeout),
 		afpacket.OptPollTimeout(50*time.Millisecond),
 	)
 	if err != nil {

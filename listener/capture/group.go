@@ -1,4 +1,4 @@
-package main
+package capture
 
 import (
 	"errors"
@@ -13,17 +13,17 @@ import (
 	"github.com/tknock/tknock/listener"
 )
 
-// capture is what the daemon needs of one open capture (*listener.Capture
-// in production, a fake in tests).
-type capture interface {
+// Reader is what a Group needs of the capture of one interface (*Conn in
+// production, a fake in tests).
+type Reader interface {
 	listener.Source
 	SetRanges(ranges []inet.Range) error
-	Stats() listener.CaptureStats
+	Stats() Stats
 }
 
-// openFunc opens a capture on one interface ("" for all of them) for the
+// OpenFunc opens a capture on one interface ("" for all of them) for the
 // knock ranges.
-type openFunc func(iface string, ranges []inet.Range) (capture, error)
+type OpenFunc func(iface string, ranges []inet.Range) (Reader, error)
 
 // Reattach backoff: the first retry after reattachMin, doubling up to
 // reattachMax.
@@ -32,7 +32,7 @@ const (
 	reattachMax = 5 * time.Second
 )
 
-// feed is the listener.Source the run loop reads: the frames of every
+// Group is the listener.Source the run loop reads: the frames of every
 // configured interface, merged. When a capture fails (the interface went
 // down or away), its reader closes it and opens it again, with backoff,
 // until it succeeds or the feed is closed, so the run loop never sees the
@@ -45,22 +45,22 @@ const (
 // taken the whole batch and asks for more: the goroutine does not read its
 // capture again before then (it waits for its release), so nothing is
 // copied.
-type feed struct {
+type Group struct {
 	log     zerolog.Logger
 	caps    []*ifaceCapture
-	batches chan feedBatch // from the interface goroutines to the run loop
-	done    chan struct{}  // closed by Close
+	batches chan batch    // from the interface goroutines to the run loop
+	done    chan struct{} // closed by Close
 	once    sync.Once
 	wg      sync.WaitGroup // the interface goroutines
 
 	// Owned by the run loop.
-	cur feedBatch         // the batch being handed out, from cur.fs[off] on
+	cur batch             // the batch being handed out, from cur.fs[off] on
 	off int               //
 	one [1]listener.Frame // ReadFrame's frame with a single interface
 }
 
-// feedBatch is a batch of frames of one interface.
-type feedBatch struct {
+// batch is a batch of frames of one interface.
+type batch struct {
 	fs      []listener.Frame
 	release chan struct{} // buffered(1): lets the interface goroutine read on
 }
@@ -68,7 +68,7 @@ type feedBatch struct {
 // ifaceCapture is the capture of one interface, reopened when it fails.
 type ifaceCapture struct {
 	name string // "" for all interfaces
-	open openFunc
+	open OpenFunc
 	log  zerolog.Logger
 
 	// Owned by the goroutine that reads the interface (next).
@@ -79,10 +79,10 @@ type ifaceCapture struct {
 	backoff time.Duration
 
 	mu     sync.Mutex // guards the fields below
-	cur    capture    // nil while reopening
+	cur    Reader     // nil while reopening
 	ranges []inet.Range
 	closed bool
-	base   listener.CaptureStats // counters of the captures closed so far
+	base   Stats // counters of the captures closed so far
 }
 
 func ifaceName(name string) string {
@@ -92,16 +92,16 @@ func ifaceName(name string) string {
 	return name
 }
 
-// openFeed opens a capture on each interface (nil or empty: one on all
+// OpenGroup opens a capture on each interface (nil or empty: one on all
 // interfaces), failing if any fails: at start a missing interface is an
 // error, not something to wait for.
-func openFeed(ifaces []string, ranges []inet.Range, open openFunc, log zerolog.Logger) (*feed, error) {
+func OpenGroup(ifaces []string, ranges []inet.Range, open OpenFunc, log zerolog.Logger) (*Group, error) {
 	if len(ifaces) == 0 {
 		ifaces = []string{""}
 	}
-	f := &feed{
+	f := &Group{
 		log:     log,
-		batches: make(chan feedBatch),
+		batches: make(chan batch),
 		done:    make(chan struct{}),
 	}
 	for _, name := range ifaces {
@@ -113,7 +113,7 @@ func openFeed(ifaces []string, ranges []inet.Range, open openFunc, log zerolog.L
 			return nil, fmt.Errorf("capture on interface %s: %w", ifaceName(name), err)
 		}
 		ilog := log.With().Str("interface", ifaceName(name)).Logger()
-		f.caps = append(f.caps, &ifaceCapture{name: name, open: open, log: ilog, perFrame: ilog.Sample(newSampler()), cur: c, ranges: ranges})
+		f.caps = append(f.caps, &ifaceCapture{name: name, open: open, log: ilog, perFrame: ilog.Sample(frameSampler()), cur: c, ranges: ranges})
 	}
 	if len(f.caps) == 1 {
 		// One capture: the run loop reads it directly, with no goroutine
@@ -127,7 +127,7 @@ func openFeed(ifaces []string, ranges []inet.Range, open openFunc, log zerolog.L
 }
 
 // read is the goroutine of one interface, when there are several.
-func (f *feed) read(ic *ifaceCapture) {
+func (f *Group) read(ic *ifaceCapture) {
 	release := make(chan struct{}, 1)
 	fs := make([]listener.Frame, batchFrames)
 	for {
@@ -136,7 +136,7 @@ func (f *feed) read(ic *ifaceCapture) {
 			return // closed
 		}
 		select {
-		case f.batches <- feedBatch{fs: fs[:n], release: release}:
+		case f.batches <- batch{fs: fs[:n], release: release}:
 		case <-f.done:
 			return
 		}
@@ -158,7 +158,7 @@ const batchFrames = 32
 // listener.BatchSource, it stores every frame the capture has ready, up to len(fs)
 // (at least 1); otherwise one. One goroutine at a time calls it for a
 // given interface.
-func (f *feed) nextFrames(ic *ifaceCapture, fs []listener.Frame, batch bool) (int, error) {
+func (f *Group) nextFrames(ic *ifaceCapture, fs []listener.Frame, batch bool) (int, error) {
 	for {
 		ic.mu.Lock()
 		c := ic.cur
@@ -196,7 +196,7 @@ func (f *feed) nextFrames(ic *ifaceCapture, fs []listener.Frame, batch bool) (in
 
 // reopen closes the failed capture old and opens the interface again,
 // with backoff, until it succeeds (true) or the feed is closed (false).
-func (f *feed) reopen(ic *ifaceCapture, old capture) bool {
+func (f *Group) reopen(ic *ifaceCapture, old Reader) bool {
 	log, backoff := ic.log, &ic.backoff
 	ic.mu.Lock()
 	if ic.closed {
@@ -245,8 +245,8 @@ func (f *feed) reopen(ic *ifaceCapture, old capture) bool {
 	}
 }
 
-func addStats(a, b listener.CaptureStats) listener.CaptureStats {
-	return listener.CaptureStats{
+func addStats(a, b Stats) Stats {
+	return Stats{
 		Packets:   a.Packets + b.Packets,
 		Drops:     a.Drops + b.Drops,
 		Freezes:   a.Freezes + b.Freezes,
@@ -257,7 +257,7 @@ func addStats(a, b listener.CaptureStats) listener.CaptureStats {
 	}
 }
 
-func (f *feed) isClosed() bool {
+func (f *Group) isClosed() bool {
 	select {
 	case <-f.done:
 		return true
@@ -269,7 +269,7 @@ func (f *feed) isClosed() bool {
 // ReadFrame returns the next frame of any interface. It returns
 // listener.ErrClosed after Close. It must be called from one goroutine
 // only (the run loop).
-func (f *feed) ReadFrame() (listener.Frame, error) {
+func (f *Group) ReadFrame() (listener.Frame, error) {
 	if len(f.caps) == 1 {
 		if _, err := f.nextFrames(f.caps[0], f.one[:], false); err != nil {
 			return listener.Frame{}, err
@@ -291,7 +291,7 @@ func (f *feed) ReadFrame() (listener.Frame, error) {
 // Their Data stays valid until the next ReadFrames or ReadFrame call. It
 // returns listener.ErrClosed (and 0) after Close. It must be called from
 // one goroutine only (the run loop), like ReadFrame.
-func (f *feed) ReadFrames(fs []listener.Frame) (int, error) {
+func (f *Group) ReadFrames(fs []listener.Frame) (int, error) {
 	if len(f.caps) == 1 {
 		return f.nextFrames(f.caps[0], fs, true)
 	}
@@ -306,13 +306,13 @@ func (f *feed) ReadFrames(fs []listener.Frame) (int, error) {
 // nextBatch makes sure, with several interfaces, that the current batch
 // has a frame left: when it is used up, it releases its interface's
 // goroutine and waits for the next batch of any interface.
-func (f *feed) nextBatch() error {
+func (f *Group) nextBatch() error {
 	if f.off < len(f.cur.fs) {
 		return nil
 	}
 	if f.cur.release != nil {
 		f.cur.release <- struct{}{}
-		f.cur = feedBatch{}
+		f.cur = batch{}
 	}
 	select {
 	case f.cur = <-f.batches:
@@ -325,7 +325,7 @@ func (f *feed) nextBatch() error {
 
 // SetRanges replaces the knock ranges of every interface's capture (a
 // reload). Safe to call from any goroutine.
-func (f *feed) SetRanges(ranges []inet.Range) error {
+func (f *Group) SetRanges(ranges []inet.Range) error {
 	var errs []error
 	for _, ic := range f.caps {
 		ic.mu.Lock()
@@ -342,8 +342,8 @@ func (f *feed) SetRanges(ranges []inet.Range) error {
 
 // Stats returns the counters of every capture, summed, the closed ones
 // included. Safe to call from any goroutine.
-func (f *feed) Stats() listener.CaptureStats {
-	var s listener.CaptureStats
+func (f *Group) Stats() Stats {
+	var s Stats
 	for _, ic := range f.caps {
 		ic.mu.Lock()
 		s = addStats(s, ic.base)
@@ -358,7 +358,7 @@ func (f *feed) Stats() listener.CaptureStats {
 // Close closes every capture and waits for the interface goroutines to
 // end. A pending ReadFrame returns listener.ErrClosed. Safe to call from
 // any goroutine, more than once.
-func (f *feed) Close() error {
+func (f *Group) Close() error {
 	var errs []error
 	f.once.Do(func() {
 		close(f.done)
@@ -377,4 +377,10 @@ func (f *feed) Close() error {
 		f.wg.Wait()
 	})
 	return errors.Join(errs...)
+}
+
+// frameSampler samples the per-frame debug lines of an interface: 50 lines
+// a second, then one in 100, so a flood cannot fill a disk.
+func frameSampler() zerolog.Sampler {
+	return &zerolog.BurstSampler{Burst: 50, Period: time.Second, NextSampler: &zerolog.BasicSampler{N: 100}}
 }

@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/listener"
 )
 
 // testbed is a server and a client namespace joined by a veth pair:
@@ -58,9 +59,9 @@ func must(t testing.TB, err error) {
 }
 
 // listenIn opens a capture inside ns; the test closes it at the end.
-func listenIn(t testing.TB, ns *nstest.NS, cfg CaptureConfig) *Capture {
+func listenIn(t testing.TB, ns *nstest.NS, cfg Config) *Conn {
 	t.Helper()
-	var c *Capture
+	var c *Conn
 	must(t, ns.Do(func() error {
 		var err error
 		c, err = Listen(cfg)
@@ -128,24 +129,24 @@ func sendRaw(t testing.TB, ns *nstest.NS, ifName string, frames ...[]byte) {
 
 // result is one frame read from a capture and what the decoder made of it.
 type result struct {
-	frame Frame // Data copied
-	knock Knock
+	frame listener.Frame // Data copied
+	knock listener.Knock
 	ok    bool
 }
 
 // collect reads and decodes frames from c until it is closed.
-func collect(c *Capture, ranges []inet.Range) <-chan result {
+func collect(c *Conn, ranges []inet.Range) <-chan result {
 	ch := make(chan result, 1024)
 	go func() {
 		defer close(ch)
-		d := NewDecoder(ranges)
+		d := listener.NewDecoder(ranges)
 		for {
 			f, err := c.ReadFrame()
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, listener.ErrClosed) {
 				return
 			}
 			if err != nil {
-				ch <- result{frame: Frame{Data: []byte(err.Error())}}
+				ch <- result{frame: listener.Frame{Data: []byte(err.Error())}}
 				continue
 			}
 			k, ok := d.Decode(f)
@@ -180,9 +181,9 @@ func until(t testing.TB, ch <-chan result, sentinel uint16) []result {
 
 // knocks returns the knocks of results without their times, and fails for
 // any frame that is not a knock (the filter let it through).
-func knocks(t testing.TB, rs []result) []Knock {
+func knocks(t testing.TB, rs []result) []listener.Knock {
 	t.Helper()
-	var ks []Knock
+	var ks []listener.Knock
 	for _, r := range rs {
 		if !r.ok {
 			t.Errorf("a frame that is not a knock reached user space: % x", r.frame.Data)

@@ -1,10 +1,11 @@
-package listener
+package capture
 
 import (
 	"testing"
 	"time"
 
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/listener"
 )
 
 // TestCaptureExpressMerge sends a burst of knock frames much larger than
@@ -14,7 +15,7 @@ import (
 // afterwards must come through the express socket, once.
 func TestCaptureExpressMerge(t *testing.T) {
 	tb := newTestbed(t)
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
 	if c.ex == nil || !c.ex.on {
 		t.Fatal("no express socket, or it is off")
 	}
@@ -71,7 +72,7 @@ func TestCaptureExpressMerge(t *testing.T) {
 // through the ring, as early).
 func TestCaptureExpressLive(t *testing.T) {
 	tb := newTestbed(t)
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
 	ch := collect(c, sysRanges)
 
 	const burst = 2000
@@ -125,7 +126,7 @@ func TestCaptureExpressLive(t *testing.T) {
 func TestCaptureNoExpress(t *testing.T) {
 	nstest.RequireRoot(t)
 	tb := newTestbed(t)
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, NoExpress: true})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges, NoExpress: true})
 	if c.ex != nil {
 		t.Fatal("an express socket with NoExpress")
 	}
@@ -145,13 +146,13 @@ func TestCaptureNoExpress(t *testing.T) {
 // a buffer of its own), and a call blocks until a frame comes.
 func TestCaptureReadFrames(t *testing.T) {
 	tb := newTestbed(t)
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
 
 	const burst = 300
 	sendRaw(t, tb.cli, tb.cliIf, burstFrames(t, tb, burst)...)
 	time.Sleep(20 * time.Millisecond) // every ring block retired
 
-	var fs [32]Frame
+	var fs [32]listener.Frame
 	next, calls := 0, 0
 	for next < burst {
 		n, err := c.ReadFrames(fs[:])
@@ -244,7 +245,7 @@ func readBurst(t *testing.T, ch <-chan result, n int) {
 // waitExpressBack waits for the express socket to be back in the receive
 // path after a burst: the burst's hold (busyHold) and the move back, which
 // waits for a grace period, then a little for the reader to turn it on.
-func waitExpressBack(t *testing.T, c *Capture) {
+func waitExpressBack(t *testing.T, c *Conn) {
 	t.Helper()
 	time.Sleep(busyHold)
 	for deadline := time.Now().Add(2 * time.Second); !c.ex.all.Load() || c.ex.moving.Load(); time.Sleep(time.Millisecond) {

@@ -1,9 +1,11 @@
-package listener
+package capture
 
 import (
 	"fmt"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/internal/ranges"
 	"golang.org/x/net/bpf"
 )
 
@@ -18,7 +20,7 @@ const SnapLen = 256
 //   - IPv4 (not a non-first fragment, header length >= 20) or IPv6 (the
 //     transport header right after the fixed header: extension headers are
 //     not followed),
-//   - inside up to two inline 802.1Q/802.1ad tags for LinkEthernet (a tag the
+//   - inside up to two inline 802.1Q/802.1ad tags for listener.LinkEthernet (a tag the
 //     kernel has moved out of the frame is invisible here, and the frame is
 //     seen with its inner ethertype),
 //   - TCP with SYN set and ACK clear, or UDP,
@@ -31,15 +33,15 @@ const SnapLen = 256
 // The program runs in golang.org/x/net/bpf's VM as it does in the kernel: it
 // uses no kernel extension (outgoing frames are skipped by the capture
 // socket itself, with PACKET_IGNORE_OUTGOING).
-func Filter(ranges []inet.Range, link LinkType) ([]bpf.RawInstruction, error) {
-	t, err := newRangeTable(ranges)
+func Filter(rs []inet.Range, link listener.LinkType) ([]bpf.RawInstruction, error) {
+	t, err := ranges.New(rs)
 	if err != nil {
 		return nil, fmt.Errorf("filter: %w", err)
 	}
 	return filter(t, link)
 }
 
-func filter(t *rangeTable, link LinkType) ([]bpf.RawInstruction, error) {
+func filter(t *ranges.Table, link listener.LinkType) ([]bpf.RawInstruction, error) {
 	const (
 		etherIPv4   = 0x0800
 		etherIPv6   = 0x86dd
@@ -47,14 +49,14 @@ func filter(t *rangeTable, link LinkType) ([]bpf.RawInstruction, error) {
 		ether8021AD = 0x88a8
 	)
 	var a asm
-	if len(t.tcp)+len(t.udp) == 0 {
+	if len(t.TCP)+len(t.UDP) == 0 {
 		a.emit(bpf.RetConstant{Val: 0})
 		return a.assemble()
 	}
 
 	// Find the IP header and leave its offset in X.
 	switch link {
-	case LinkEthernet:
+	case listener.LinkEthernet:
 		a.emit(bpf.LoadAbsolute{Off: 12, Size: 2})
 		a.jumpIf(bpf.JumpEqual, etherIPv4, "ip4@14", "")
 		a.jumpIf(bpf.JumpEqual, etherIPv6, "ip6@14", "")
@@ -78,7 +80,7 @@ func filter(t *rangeTable, link LinkType) ([]bpf.RawInstruction, error) {
 			a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: off})
 			a.jump("ip6")
 		}
-	case LinkIP:
+	case listener.LinkIP:
 		a.emit(bpf.LoadAbsolute{Off: 0, Size: 1})
 		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
 		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
@@ -89,10 +91,10 @@ func filter(t *rangeTable, link LinkType) ([]bpf.RawInstruction, error) {
 	}
 
 	tcpTarget, udpTarget := "drop", "drop"
-	if len(t.tcp) > 0 {
+	if len(t.TCP) > 0 {
 		tcpTarget = "tcp"
 	}
-	if len(t.udp) > 0 {
+	if len(t.UDP) > 0 {
 		udpTarget = "udp"
 	}
 
@@ -134,19 +136,19 @@ func filter(t *rangeTable, link LinkType) ([]bpf.RawInstruction, error) {
 	// Transport header at X. These blocks end in returns and use only
 	// short local jumps, so the number of ranges never overflows the 8-bit
 	// conditional jump offsets.
-	if len(t.tcp) > 0 {
+	if len(t.TCP) > 0 {
 		a.label("tcp")
 		a.emit(bpf.LoadIndirect{Off: 13, Size: 1})
 		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x12}) // SYN|ACK
 		a.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x02, SkipTrue: 1})
 		a.emit(bpf.RetConstant{Val: 0})
 		a.emit(bpf.LoadIndirect{Off: 2, Size: 2})
-		a.ports(t.tcp)
+		a.ports(t.TCP)
 	}
-	if len(t.udp) > 0 {
+	if len(t.UDP) > 0 {
 		a.label("udp")
 		a.emit(bpf.LoadIndirect{Off: 2, Size: 2})
-		a.ports(t.udp)
+		a.ports(t.UDP)
 	}
 	return a.assemble()
 }
@@ -154,13 +156,13 @@ func filter(t *rangeTable, link LinkType) ([]bpf.RawInstruction, error) {
 // ports emits the range checks of the port in A against sorted, disjoint
 // spans: below a span's lo means below every later span too (drop); at most
 // its hi means inside (accept); otherwise try the next span.
-func (a *asm) ports(spans []span) {
+func (a *asm) ports(spans []ranges.Span) {
 	for _, s := range spans {
-		if s.lo > 0 {
-			a.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: uint32(s.lo), SkipTrue: 1})
+		if s.Lo > 0 {
+			a.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: uint32(s.Lo), SkipTrue: 1})
 			a.emit(bpf.RetConstant{Val: 0})
 		}
-		a.emit(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(s.hi), SkipTrue: 1})
+		a.emit(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(s.Hi), SkipTrue: 1})
 		a.emit(bpf.RetConstant{Val: SnapLen})
 	}
 	a.emit(bpf.RetConstant{Val: 0})

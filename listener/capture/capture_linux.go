@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"encoding/binary"
@@ -12,11 +12,13 @@ import (
 	"unsafe"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/internal/ranges"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
-// Capture reads knock frames from an AF_PACKET socket with a
+// Conn reads knock frames from an AF_PACKET socket with a
 // memory-mapped TPACKET_V3 receive ring, in pure Go, and from an express
 // socket beside it that delivers copies of the frames of light traffic at
 // once (express_linux.go); ReadFrame returns each frame once, in capture
@@ -34,9 +36,9 @@ import (
 //
 // ReadFrame and ReadFrames must be called from one goroutine at a time;
 // Close, Stats and SetRanges may be called from any goroutine.
-type Capture struct {
+type Conn struct {
 	name string
-	link LinkType
+	link listener.LinkType
 	pf   *Prefilter // the kernel filter, or nil for the classic one
 
 	closed atomic.Bool
@@ -63,27 +65,27 @@ type Capture struct {
 
 	read, outgoing, otherHost, expressRead atomic.Uint64
 
-	statsMu  sync.Mutex   // guards the fields below
-	kstats   CaptureStats // the ring's kernel counters summed so far (PACKET_STATISTICS resets on read)
-	ringRecv uint64       // frames the kernel put in the ring so far
+	statsMu  sync.Mutex // guards the fields below
+	kstats   Stats      // the ring's kernel counters summed so far (PACKET_STATISTICS resets on read)
+	ringRecv uint64     // frames the kernel put in the ring so far
 	st3      unix.TpacketStatsV3
 }
 
-var _ BatchSource = (*Capture)(nil)
+var _ listener.BatchSource = (*Conn)(nil)
 
 // Listen opens a capture. It needs CAP_NET_RAW. The socket is created in
 // the network namespace of the calling thread.
-func Listen(cfg CaptureConfig) (*Capture, error) {
+func Listen(cfg Config) (*Conn, error) {
 	cfg, err := cfg.withDefaults(os.Getpagesize())
 	if err != nil {
 		return nil, err
 	}
-	t, err := newRangeTable(cfg.Ranges)
+	t, err := ranges.New(cfg.Ranges)
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 
-	name, ifindex, typ, link := "any", 0, unix.SOCK_DGRAM, LinkIP
+	name, ifindex, typ, link := "any", 0, unix.SOCK_DGRAM, listener.LinkIP
 	if cfg.Interface != "" && cfg.Interface != "any" {
 		name = cfg.Interface
 		var ethernet bool
@@ -92,7 +94,7 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 			return nil, err
 		}
 		if ethernet {
-			typ, link = unix.SOCK_RAW, LinkEthernet
+			typ, link = unix.SOCK_RAW, listener.LinkEthernet
 		}
 	}
 	kf := knockFilter{pf: cfg.Prefilter, link: link}
@@ -110,7 +112,7 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture %s: socket: %w", name, err)
 	}
-	c := &Capture{name: name, link: link, pf: cfg.Prefilter, fd: fd, efd: -1, buf: make([]byte, SnapLen), tov: int(cfg.BlockTimeout.Milliseconds())}
+	c := &Conn{name: name, link: link, pf: cfg.Prefilter, fd: fd, efd: -1, buf: make([]byte, SnapLen), tov: int(cfg.BlockTimeout.Milliseconds())}
 	if !cfg.NoExpress {
 		// Bound before the ring, which then has every frame first.
 		if c.ex, err = openExpress(typ, ifindex); err != nil {
@@ -144,7 +146,7 @@ func Listen(cfg CaptureConfig) (*Capture, error) {
 	return c, nil
 }
 
-func (c *Capture) setup(cfg CaptureConfig, kf knockFilter, ifindex int) error {
+func (c *Conn) setup(cfg Config, kf knockFilter, ifindex int) error {
 	fd := c.fd
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -223,7 +225,7 @@ func attach(fd int, prog []bpf.RawInstruction) error {
 // program.
 type knockFilter struct {
 	pf      *Prefilter
-	link    LinkType
+	link    listener.LinkType
 	express bool // for the express socket
 	classic []bpf.RawInstruction
 }
@@ -237,15 +239,15 @@ func (k knockFilter) attach(fd int) error {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// Link returns the link type of the frames: LinkEthernet or LinkIP.
-func (c *Capture) Link() LinkType { return c.link }
+// Link returns the link type of the frames: listener.LinkEthernet or listener.LinkIP.
+func (c *Conn) Link() listener.LinkType { return c.link }
 
 // ReadFrame blocks until a knock frame arrives and returns it. The frame's
 // Data is a copy, valid until the next ReadFrame call, even after Close.
-// It returns ErrClosed after Close. Other errors leave the capture usable:
+// It returns listener.ErrClosed after Close. Other errors leave the capture usable:
 // for example ENETDOWN when the interface goes down (frames come again
 // once it is up). ReadFrame allocates nothing.
-func (c *Capture) ReadFrame() (Frame, error) {
+func (c *Conn) ReadFrame() (listener.Frame, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f, _, err := c.next(c.buf, true)
@@ -258,7 +260,7 @@ func (c *Capture) ReadFrame() (Frame, error) {
 // next ReadFrames call, even after Close. An error comes with n == 0: an
 // error met after some frames is returned by the next call. It allocates
 // only at its first call, or when fs grows.
-func (c *Capture) ReadFrames(fs []Frame) (int, error) {
+func (c *Conn) ReadFrames(fs []listener.Frame) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.bufs) < len(fs)*SnapLen {
@@ -285,19 +287,19 @@ func (c *Capture) ReadFrames(fs []Frame) (int, error) {
 
 // next returns the next frame, copied into buf. With block false it
 // returns false instead of waiting for one.
-func (c *Capture) next(buf []byte, block bool) (Frame, bool, error) {
+func (c *Conn) next(buf []byte, block bool) (listener.Frame, bool, error) {
 	if err := c.pending; err != nil {
 		c.pending = nil
-		return Frame{}, false, err
+		return listener.Frame{}, false, err
 	}
 	waited := false // for the ring to hand over the frames it holds back
 	for {
 		if c.closed.Load() {
-			return Frame{}, false, ErrClosed
+			return listener.Frame{}, false, listener.ErrClosed
 		}
 		h, rok, err := c.ring.head()
 		if err != nil {
-			return Frame{}, false, err
+			return listener.Frame{}, false, err
 		}
 		var p ringPacket
 		switch {
@@ -305,13 +307,13 @@ func (c *Capture) next(buf []byte, block bool) (Frame, bool, error) {
 			if c.ex != nil && c.ex.ahead.n > 0 && c.ex.ahead.match(c.ex.seen(frameData(h), headTime(h))) {
 				// Returned already, from the express socket.
 				if _, err := c.ring.take(h, nil); err != nil {
-					return Frame{}, false, err
+					return listener.Frame{}, false, err
 				}
 				c.ringTaken++
 				continue
 			}
 			if p, err = c.ring.take(h, buf); err != nil {
-				return Frame{}, false, err
+				return listener.Frame{}, false, err
 			}
 			c.ringTaken++
 			if c.ex != nil && c.ex.on {
@@ -320,14 +322,14 @@ func (c *Capture) next(buf []byte, block bool) (Frame, bool, error) {
 		case c.ex != nil && c.ex.on:
 			ef, err := c.expressHead()
 			if err != nil {
-				return Frame{}, false, err
+				return listener.Frame{}, false, err
 			}
 			if ef == nil {
 				if !block {
-					return Frame{}, false, nil
+					return listener.Frame{}, false, nil
 				}
 				if err := c.wait(-1); err != nil {
-					return Frame{}, false, err
+					return listener.Frame{}, false, err
 				}
 				continue
 			}
@@ -337,10 +339,10 @@ func (c *Capture) next(buf []byte, block bool) (Frame, bool, error) {
 			// over (a block timeout at most).
 			if !waited && c.ringHeld() > uint64(c.ex.ahead.n)+1 {
 				if !block {
-					return Frame{}, false, nil
+					return listener.Frame{}, false, nil
 				}
 				if err := c.waitRing(2 * c.tov); err != nil {
-					return Frame{}, false, err
+					return listener.Frame{}, false, err
 				}
 				waited = true
 				continue
@@ -351,10 +353,10 @@ func (c *Capture) next(buf []byte, block bool) (Frame, bool, error) {
 			c.expressRead.Add(1)
 		default:
 			if !block {
-				return Frame{}, false, nil
+				return listener.Frame{}, false, nil
 			}
 			if err := c.wait(-1); err != nil {
-				return Frame{}, false, err
+				return listener.Frame{}, false, err
 			}
 			continue
 		}
@@ -366,14 +368,14 @@ func (c *Capture) next(buf []byte, block bool) (Frame, bool, error) {
 			continue
 		}
 		c.read.Add(1)
-		return Frame{Data: buf[:p.n], Time: time.Unix(0, p.ts), Link: c.link, Ifindex: p.ifindex}, true, nil
+		return listener.Frame{Data: buf[:p.n], Time: time.Unix(0, p.ts), Link: c.link, Ifindex: p.ifindex}, true, nil
 	}
 }
 
 // expressHead returns the oldest frame of the express socket that the
 // ring has not returned, reading the socket when the queue is empty; nil
 // when there is none.
-func (c *Capture) expressHead() (*expressFrame, error) {
+func (c *Conn) expressHead() (*expressFrame, error) {
 	for {
 		if c.ex.n == 0 {
 			if _, err := c.ex.fill(); err != nil {
@@ -397,7 +399,7 @@ func frameData(h []byte) []byte {
 
 // skip counts a frame of type pkttype that ReadFrame does not return, and
 // reports whether it is one.
-func (c *Capture) skip(pkttype uint8) bool {
+func (c *Conn) skip(pkttype uint8) bool {
 	switch pkttype {
 	case unix.PACKET_OUTGOING:
 		c.outgoing.Add(1)
@@ -414,7 +416,7 @@ func (c *Capture) skip(pkttype uint8) bool {
 // the traffic is busy until busyHold after the reader met the latest
 // burst (by the wall clock: a reader that lags behind a flood still is in
 // it). At the start of a burst the express socket goes off.
-func (c *Capture) countBurst(ts int64) error {
+func (c *Conn) countBurst(ts int64) error {
 	if ts-c.winStart > busyWindow || ts < c.winStart {
 		c.winStart, c.winFrames = ts, 0
 	}
@@ -438,7 +440,7 @@ func (c *Capture) countBurst(ts int64) error {
 // every frame, a block timeout late when the traffic is light; in it
 // with the filter that takes nothing, the kernel spends a little on it
 // for every frame.
-func (c *Capture) steerExpress(busy bool) error {
+func (c *Conn) steerExpress(busy bool) error {
 	ex := c.ex
 	if ex.moving.Load() {
 		return nil
@@ -463,7 +465,7 @@ func (c *Capture) steerExpress(busy bool) error {
 
 // moveExpress binds the express socket to every frame (all) or to
 // parkProto, on a goroutine of its own.
-func (c *Capture) moveExpress(all bool) {
+func (c *Conn) moveExpress(all bool) {
 	ex := c.ex
 	ex.moving.Store(true)
 	go func() {
@@ -481,7 +483,7 @@ func (c *Capture) moveExpress(all bool) {
 
 // ringHeld returns how many frames the kernel has put in the ring that
 // ReadFrame has not taken: those of a block not handed over yet.
-func (c *Capture) ringHeld() uint64 {
+func (c *Conn) ringHeld() uint64 {
 	c.pollStats()
 	c.statsMu.Lock()
 	defer c.statsMu.Unlock()
@@ -495,7 +497,7 @@ func (c *Capture) ringHeld() uint64 {
 // too while it is on. When a burst is over it turns the express socket on
 // again first; while the socket is off, the wait ends when the burst
 // would be over.
-func (c *Capture) wait(timeout int) error {
+func (c *Conn) wait(timeout int) error {
 	if c.ex == nil {
 		return c.poll(false, timeout)
 	}
@@ -549,7 +551,7 @@ const (
 // busyFrames drops per busyWindow (on average since the latest check), the
 // traffic is busy until busyHold from now and the express socket goes off.
 // The count is shared by every capture of the prefilter.
-func (c *Capture) prefilterBurst() error {
+func (c *Conn) prefilterBurst() error {
 	now := time.Now().UnixNano()
 	el := now - c.pfAt
 	if el < busyWindow {
@@ -567,7 +569,7 @@ func (c *Capture) prefilterBurst() error {
 
 // waitRing blocks until the kernel hands over a ring block, at most
 // timeout milliseconds.
-func (c *Capture) waitRing(timeout int) error { return c.poll(false, timeout) }
+func (c *Conn) waitRing(timeout int) error { return c.poll(false, timeout) }
 
 // poll blocks in poll(2), on the reader's own thread, until the kernel
 // hands over a ring block, a frame comes to the express socket (when
@@ -576,14 +578,14 @@ func (c *Capture) waitRing(timeout int) error { return c.poll(false, timeout) }
 // network poller would wake the reader through another thread, which
 // under a flood may wait behind the busy CPU that runs the receive path:
 // measured, that let the ring overflow.)
-func (c *Capture) poll(express bool, timeout int) error {
+func (c *Conn) poll(express bool, timeout int) error {
 	pfds := c.pfds[:2]
 	if express {
 		pfds = c.pfds[:3]
 	}
 	for {
 		if c.closed.Load() {
-			return ErrClosed
+			return listener.ErrClosed
 		}
 		if c.ring.ready() {
 			return nil
@@ -631,9 +633,9 @@ func (c *Capture) poll(express bool, timeout int) error {
 }
 
 // Close closes the socket and unmaps the ring. A pending ReadFrame returns
-// ErrClosed at once. Close is safe to call from any goroutine and more
+// listener.ErrClosed at once. Close is safe to call from any goroutine and more
 // than once.
-func (c *Capture) Close() error {
+func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
@@ -665,7 +667,7 @@ func (c *Capture) Close() error {
 // Stats returns the counters since Listen; the kernel's (Packets, Drops,
 // Freezes) are read from the socket while it is open, and keep their last
 // values after Close. Safe to call from any goroutine.
-func (c *Capture) Stats() CaptureStats {
+func (c *Conn) Stats() Stats {
 	if !c.closed.Load() {
 		c.pollStats()
 	}
@@ -680,7 +682,7 @@ func (c *Capture) Stats() CaptureStats {
 }
 
 // pollStats adds the kernel's counters since the last poll to kstats.
-func (c *Capture) pollStats() {
+func (c *Conn) pollStats() {
 	c.statsMu.Lock()
 	defer c.statsMu.Unlock()
 	c.fdMu.RLock()
@@ -714,18 +716,18 @@ func packetStats(fd int, p unsafe.Pointer, size uintptr) error {
 // the prefilter's ranges. The kernel swaps the program (or the prefilter's
 // bitmap) atomically; frames already in the ring were accepted by the old
 // one, so the decoder checks the ranges again.
-func (c *Capture) SetRanges(ranges []inet.Range) error {
-	t, err := newRangeTable(ranges)
+func (c *Conn) SetRanges(rs []inet.Range) error {
+	t, err := ranges.New(rs)
 	if err != nil {
 		return fmt.Errorf("capture %s: %w", c.name, err)
 	}
 	c.fdMu.RLock()
 	defer c.fdMu.RUnlock()
 	if c.fd < 0 {
-		return fmt.Errorf("capture %s: set ranges: %w", c.name, ErrClosed)
+		return fmt.Errorf("capture %s: set ranges: %w", c.name, listener.ErrClosed)
 	}
 	if c.pf != nil {
-		if err := c.pf.SetRanges(ranges); err != nil {
+		if err := c.pf.SetRanges(rs); err != nil {
 			return fmt.Errorf("capture %s: set ranges: %w", c.name, err)
 		}
 		return nil

@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/listener"
 )
 
 var sysRanges = []inet.Range{
@@ -41,8 +42,8 @@ func TestCaptureSystem(t *testing.T) {
 	tb.srv.MustRun(t, "nft", "add chain inet tkcap in { type filter hook input priority 0; policy accept; }")
 	tb.srv.MustRun(t, "nft", "add rule inet tkcap in meta l4proto { tcp, udp } th dport { 40000-40999, 50000-50999 } counter drop")
 
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
-	if c.Link() != LinkEthernet {
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
+	if c.Link() != listener.LinkEthernet {
 		t.Fatalf("capture on veth: link %v, want ethernet", c.Link())
 	}
 	ch := collect(c, sysRanges)
@@ -53,9 +54,9 @@ func TestCaptureSystem(t *testing.T) {
 	}
 	cli4 := pkt{src: "192.0.2.2", dst: "192.0.2.1"}
 	cli6 := pkt{src: "2001:db8:1::2", dst: "2001:db8:1::1"}
-	var want []Knock
+	var want []listener.Knock
 	knock := func(src string, proto inet.Proto, port uint16) {
-		want = append(want, Knock{Src: addr(src), Proto: proto, Port: port})
+		want = append(want, listener.Knock{Src: addr(src), Proto: proto, Port: port})
 	}
 
 	sendUDP(t, tb.cli, "192.0.2.1", 50001)
@@ -121,7 +122,7 @@ func TestCaptureSystem(t *testing.T) {
 		}
 	}
 	got := knocks(t, rs)
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
 		t.Errorf("knocks (-want +got):\n%s", diff)
 	}
 	for _, r := range until2(ch) {
@@ -165,8 +166,8 @@ func until2(ch <-chan result) []result {
 // and carry the interface index.
 func TestCaptureAny(t *testing.T) {
 	tb := newTestbed(t)
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: "any", Ranges: sysRanges})
-	if c.Link() != LinkIP {
+	c := listenIn(t, tb.srv, Config{Interface: "any", Ranges: sysRanges})
+	if c.Link() != listener.LinkIP {
 		t.Fatalf("capture on any: link %v, want ip", c.Link())
 	}
 	ch := collect(c, sysRanges)
@@ -175,16 +176,16 @@ func TestCaptureAny(t *testing.T) {
 	sendUDP(t, tb.cli, "192.0.2.1", 51001) // outside
 	sendUDP(t, tb.cli, "2001:db8:1::1", 50999)
 	rs := until(t, ch, 50999)
-	want := []Knock{
+	want := []listener.Knock{
 		{Src: addr("192.0.2.2"), Proto: udp, Port: 50001},
 		{Src: addr("2001:db8:1::2"), Proto: tcp, Port: 40001},
 		{Src: addr("2001:db8:1::2"), Proto: udp, Port: 50999},
 	}
-	if diff := cmp.Diff(want, knocks(t, rs), cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(want, knocks(t, rs), cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
 		t.Errorf("knocks (-want +got):\n%s", diff)
 	}
 	for _, r := range rs {
-		if r.frame.Link != LinkIP || r.frame.Ifindex != tb.srvIndex {
+		if r.frame.Link != listener.LinkIP || r.frame.Ifindex != tb.srvIndex {
 			t.Errorf("frame link %v ifindex %d, want ip on %d", r.frame.Link, r.frame.Ifindex, tb.srvIndex)
 		}
 	}
@@ -195,22 +196,22 @@ func TestCaptureAny(t *testing.T) {
 func TestCaptureLoopback(t *testing.T) {
 	nstest.RequireRoot(t)
 	ns := nstest.New(t)
-	c := listenIn(t, ns, CaptureConfig{Interface: "lo", Ranges: sysRanges})
-	if c.Link() != LinkEthernet {
+	c := listenIn(t, ns, Config{Interface: "lo", Ranges: sysRanges})
+	if c.Link() != listener.LinkEthernet {
 		t.Fatalf("capture on lo: link %v, want ethernet", c.Link())
 	}
 	ch := collect(c, sysRanges)
 	sendUDP(t, ns, "127.0.0.1", 50001)
 	sendUDP(t, ns, "::1", 50002)
 	sendUDP(t, ns, "127.0.0.1", 50999)
-	want := []Knock{
+	want := []listener.Knock{
 		{Src: addr("127.0.0.1"), Proto: udp, Port: 50001},
 		{Src: addr("::1"), Proto: udp, Port: 50002},
 		{Src: addr("127.0.0.1"), Proto: udp, Port: 50999},
 	}
 	got := knocks(t, until(t, ch, 50999))
 	got = append(got, knocks(t, until2(ch))...)
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
 		t.Errorf("knocks on lo (-want +got):\n%s", diff)
 	}
 }
@@ -220,7 +221,7 @@ func TestCaptureSetRanges(t *testing.T) {
 	tb := newTestbed(t)
 	first := []inet.Range{{Proto: inet.UDP, Lo: 50000, Hi: 50000}}
 	second := []inet.Range{{Proto: inet.UDP, Lo: 50001, Hi: 50002}}
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: first})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: first})
 	all := append(append([]inet.Range(nil), first...), second...)
 	ch := collect(c, all)
 
@@ -236,8 +237,8 @@ func TestCaptureSetRanges(t *testing.T) {
 	sendUDP(t, tb.cli, "192.0.2.1", 50001)
 	sendUDP(t, tb.cli, "192.0.2.1", 50002)
 	got := knocks(t, until(t, ch, 50002))
-	want := []Knock{{Src: addr("192.0.2.2"), Proto: udp, Port: 50001}, {Src: addr("192.0.2.2"), Proto: udp, Port: 50002}}
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+	want := []listener.Knock{{Src: addr("192.0.2.2"), Proto: udp, Port: 50001}, {Src: addr("192.0.2.2"), Proto: udp, Port: 50002}}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
 		t.Errorf("after SetRanges (-want +got):\n%s", diff)
 	}
 
@@ -250,7 +251,7 @@ func TestCaptureSetRanges(t *testing.T) {
 // and that a frame read before Close stays readable after it.
 func TestCaptureClose(t *testing.T) {
 	tb := newTestbed(t)
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
 
 	sendUDP(t, tb.cli, "192.0.2.1", 50001)
 	f, err := c.ReadFrame()
@@ -265,7 +266,7 @@ func TestCaptureClose(t *testing.T) {
 		errc <- err
 	}()
 	statsDone := make(chan struct{})
-	go func() { // Stats and SetRanges from another goroutine, racing Close
+	go func() { // listener.Stats and SetRanges from another goroutine, racing Close
 		defer close(statsDone)
 		for range 200 {
 			c.Stats()
@@ -278,14 +279,14 @@ func TestCaptureClose(t *testing.T) {
 	}
 	select {
 	case err := <-errc:
-		if !errors.Is(err, ErrClosed) {
+		if !errors.Is(err, listener.ErrClosed) {
 			t.Errorf("pending ReadFrame after Close = %v, want ErrClosed", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("ReadFrame still blocked 5s after Close")
 	}
 	<-statsDone
-	if _, err := c.ReadFrame(); !errors.Is(err, ErrClosed) {
+	if _, err := c.ReadFrame(); !errors.Is(err, listener.ErrClosed) {
 		t.Errorf("ReadFrame after Close = %v, want ErrClosed", err)
 	}
 	if err := c.Close(); err != nil {
@@ -307,15 +308,15 @@ func TestListenErrors(t *testing.T) {
 	ns := nstest.New(t)
 	for _, c := range []struct {
 		name string
-		cfg  CaptureConfig
+		cfg  Config
 		want string
 	}{
-		{"no such interface", CaptureConfig{Interface: "nosuch0", Ranges: sysRanges}, "capture nosuch0: no such interface"},
-		{"bad range", CaptureConfig{Ranges: []inet.Range{{Proto: inet.TCP, Lo: 5, Hi: 4}}}, "knock range 0 (tcp/5-4): lo > hi"},
-		{"block size", CaptureConfig{BlockSize: 5000}, "block size 5000: want a power of two"},
-		{"blocks", CaptureConfig{NumBlocks: 1}, "1 blocks: want at least 2"},
-		{"timeout", CaptureConfig{BlockTimeout: 1500 * time.Microsecond}, "block timeout 1.5ms: want whole milliseconds"},
-		{"ring too big", CaptureConfig{BlockSize: 1 << 22, NumBlocks: 1 << 10}, "more than"},
+		{"no such interface", Config{Interface: "nosuch0", Ranges: sysRanges}, "capture nosuch0: no such interface"},
+		{"bad range", Config{Ranges: []inet.Range{{Proto: inet.TCP, Lo: 5, Hi: 4}}}, "knock range 0 (tcp/5-4): lo > hi"},
+		{"block size", Config{BlockSize: 5000}, "block size 5000: want a power of two"},
+		{"blocks", Config{NumBlocks: 1}, "1 blocks: want at least 2"},
+		{"timeout", Config{BlockTimeout: 1500 * time.Microsecond}, "block timeout 1.5ms: want whole milliseconds"},
+		{"ring too big", Config{BlockSize: 1 << 22, NumBlocks: 1 << 10}, "more than"},
 	} {
 		err := ns.Do(func() error {
 			c, err := Listen(c.cfg)
@@ -371,18 +372,18 @@ func TestReadPcapTcpdump(t *testing.T) {
 			f, err := os.Open(path)
 			must(t, err)
 			defer f.Close()
-			frames, err := ReadPcap(f)
+			frames, err := listener.ReadPcap(f)
 			must(t, err)
-			d := NewDecoder(sysRanges)
-			var got []Knock
+			d := listener.NewDecoder(sysRanges)
+			var got []listener.Knock
 			for _, fr := range frames {
 				if k, ok := d.Decode(fr); ok {
 					k.Time = time.Time{}
 					got = append(got, k)
 				}
 			}
-			want := []Knock{{Src: addr("192.0.2.2"), Proto: udp, Port: 50001}, {Src: addr("2001:db8:1::2"), Proto: udp, Port: 50001}}
-			if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+			want := []listener.Knock{{Src: addr("192.0.2.2"), Proto: udp, Port: 50001}, {Src: addr("2001:db8:1::2"), Proto: udp, Port: 50001}}
+			if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
 				t.Errorf("knocks in tcpdump's capture (-want +got):\n%s", diff)
 			}
 		})
@@ -394,7 +395,7 @@ func TestReadPcapTcpdump(t *testing.T) {
 func TestCaptureReadAllocs(t *testing.T) {
 	nstest.RequireTool(t, "hping3")
 	tb := newTestbed(t)
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
 	sendUDP(t, tb.cli, "192.0.2.1", 50001)
 	if _, err := c.ReadFrame(); err != nil {
 		t.Fatal(err)
@@ -451,12 +452,12 @@ func TestCaptureTun(t *testing.T) {
 	ns.MustRun(t, "ip", "addr", "add", "203.0.113.1/24", "dev", name)
 	ns.MustRun(t, "ip", "link", "set", name, "up")
 
-	c := listenIn(t, ns, CaptureConfig{Interface: name, Ranges: sysRanges})
-	if c.Link() != LinkIP {
+	c := listenIn(t, ns, Config{Interface: name, Ranges: sysRanges})
+	if c.Link() != listener.LinkIP {
 		t.Fatalf("capture on tun: link %v, want ip", c.Link())
 	}
 	ch := collect(c, sysRanges)
-	in := pkt{link: LinkIP, src: "203.0.113.2", dst: "203.0.113.1"}
+	in := pkt{link: listener.LinkIP, src: "203.0.113.2", dst: "203.0.113.1"}
 	for _, v := range []pkt{
 		with(in, func(v *pkt) { v.proto, v.syn, v.dport = tcp, true, 40001 }),
 		with(in, func(v *pkt) { v.proto, v.ack, v.dport = tcp, true, 40002 }), // not a knock
@@ -467,8 +468,8 @@ func TestCaptureTun(t *testing.T) {
 			t.Fatalf("write to tun: %v", err)
 		}
 	}
-	want := []Knock{{Src: addr("203.0.113.2"), Proto: tcp, Port: 40001}, {Src: addr("203.0.113.2"), Proto: udp, Port: 50999}}
-	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50999)), cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+	want := []listener.Knock{{Src: addr("203.0.113.2"), Proto: tcp, Port: 40001}, {Src: addr("203.0.113.2"), Proto: udp, Port: 50999}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50999)), cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
 		t.Errorf("knocks on tun (-want +got):\n%s", diff)
 	}
 }

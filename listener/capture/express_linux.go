@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"errors"
@@ -145,7 +145,7 @@ func (s *seenFrames) reset() { s.head, s.n = 0, 0 }
 
 // express is the capture's express socket, the frames read from it that
 // ReadFrame has not returned yet (q[head:head+n] modulo the length), and
-// the frames it returned ahead of the ring. Used under Capture.mu.
+// the frames it returned ahead of the ring. Used under Conn.mu.
 type express struct {
 	fd      int
 	ifindex int

@@ -1,4 +1,4 @@
-package main
+package capture
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/listener"
 )
 
@@ -22,11 +23,11 @@ func TestFeedReattachVeth(t *testing.T) {
 	srv, peer := nstest.New(t), nstest.New(t)
 	srvIf, _ := nstest.Link(t, srv, peer, []string{"192.0.2.1/24"}, []string{"192.0.2.2/24"})
 	ranges := []inet.Range{{Proto: inet.UDP, Lo: 40000, Hi: 40999}}
-	open := func(iface string, r []inet.Range) (capture, error) {
-		var c *listener.Capture
+	open := func(iface string, r []inet.Range) (Reader, error) {
+		var c *Conn
 		err := srv.Do(func() error {
 			var err error
-			c, err = listener.Listen(listener.CaptureConfig{Interface: iface, Ranges: r})
+			c, err = Listen(Config{Interface: iface, Ranges: r})
 			return err
 		})
 		if err != nil {
@@ -34,8 +35,8 @@ func TestFeedReattachVeth(t *testing.T) {
 		}
 		return c, nil
 	}
-	var logBuf syncBuffer
-	f, err := openFeed([]string{srvIf}, ranges, open, zerolog.New(&logBuf))
+	var logBuf testkit.SyncBuffer
+	f, err := OpenGroup([]string{srvIf}, ranges, open, zerolog.New(&logBuf))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/listener"
 )
 
 // newTestPrefilter loads a prefilter with ranges; it needs root.
@@ -39,13 +40,13 @@ func newTestPrefilterHold(t testing.TB, ranges []inet.Range, hold time.Duration)
 // filter the data after the first 14 bytes (it takes them for an
 // Ethernet header), so every frame goes in behind 14 dummy bytes: the
 // program then sees it as a packet socket of its link type does.
-func run(t testing.TB, p *Prefilter, f Frame) uint32 {
+func run(t testing.TB, p *Prefilter, f listener.Frame) uint32 {
 	t.Helper()
 	return runProg(t, p, progKey{f.Link, false}, f)
 }
 
 // runProg is run with the program of key k (the express one, say).
-func runProg(t testing.TB, p *Prefilter, k progKey, f Frame) uint32 {
+func runProg(t testing.TB, p *Prefilter, k progKey, f listener.Frame) uint32 {
 	t.Helper()
 	data := append(make([]byte, 14), f.Data...)
 	ret, err := p.progs[k].Run(&ebpf.RunOptions{Data: data})
@@ -67,8 +68,8 @@ func pfStats(t testing.TB, p *Prefilter) PrefilterStats {
 
 // anchorSet returns the anchor ports of a table that anchors ports of
 // TCP and UDP.
-func anchorSet(tcp, udp []uint16) AnchorPorts {
-	var a AnchorPorts
+func anchorSet(tcp, udp []uint16) listener.AnchorPorts {
+	var a listener.AnchorPorts
 	for pi, ports := range [][]uint16{tcp, udp} {
 		for _, port := range ports {
 			a.Ports[pi][port>>6] |= 1 << (port & 63)
@@ -77,7 +78,7 @@ func anchorSet(tcp, udp []uint16) AnchorPorts {
 	return a
 }
 
-func publish(t testing.TB, p *Prefilter, a AnchorPorts) {
+func publish(t testing.TB, p *Prefilter, a listener.AnchorPorts) {
 	t.Helper()
 	if err := p.Publish(a); err != nil {
 		t.Fatalf("Publish: %v", err)
@@ -89,7 +90,7 @@ func publish(t testing.TB, p *Prefilter, a AnchorPorts) {
 // header walk), for every fixture frame.
 func TestPrefilterAllAnchored(t *testing.T) {
 	p := newTestPrefilter(t, testRanges)
-	var all AnchorPorts
+	var all listener.AnchorPorts
 	for pi := range 2 {
 		for i := range all.Ports[pi] {
 			all.Ports[pi][i] = ^uint64(0)
@@ -98,7 +99,7 @@ func TestPrefilterAllAnchored(t *testing.T) {
 	publish(t, p, all)
 	for _, c := range frameCases {
 		f := c.frame(t)
-		if f.Link != LinkEthernet && f.Link != LinkIP {
+		if f.Link != listener.LinkEthernet && f.Link != listener.LinkIP {
 			continue
 		}
 		n := run(t, p, f)
@@ -168,7 +169,7 @@ func TestPrefilterRule1(t *testing.T) {
 		{inet.TCP, 40100, 40200, 40900, 41500},
 		{inet.UDP, 50010, 50020, 50250, 50150},
 	}
-	for _, link := range []LinkType{LinkEthernet, LinkIP} {
+	for _, link := range []listener.LinkType{listener.LinkEthernet, listener.LinkIP} {
 		for _, fam := range families {
 			for _, pr := range protos {
 				t.Run(fmt.Sprintf("%v/%s/%v", link, fam.name, pr.proto), func(t *testing.T) {
@@ -319,7 +320,7 @@ func TestPrefilterGenerations(t *testing.T) {
 	if err := p.SetHold(MinPrefilterHold - time.Nanosecond); err == nil {
 		t.Error("SetHold below MinPrefilterHold: no error")
 	}
-	syn := func(src string, port uint16) Frame {
+	syn := func(src string, port uint16) listener.Frame {
 		return pkt{src: src, dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: port}.frame(t)
 	}
 	const attempts = 5
@@ -382,7 +383,7 @@ func TestPrefilterFastSlow(t *testing.T) {
 		return pkt{src: src, dst: "198.51.100.1", proto: inet.UDP, dport: port}
 	}
 	frag := func(v pkt) pkt { v.fragOff = 8; return v }
-	ipLink := func(v pkt) pkt { v.link = LinkIP; return v }
+	ipLink := func(v pkt) pkt { v.link = listener.LinkIP; return v }
 	pfApply(t, p, []pfCheck{
 		{what: "fast, anchor", p: fast("192.0.2.1", 40100), pass: true, anchors: 1},
 		{what: "slow (options) after a fast anchor", p: opts("192.0.2.1", 40200), pass: true, tracked: 1},

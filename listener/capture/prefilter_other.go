@@ -1,12 +1,13 @@
 //go:build !linux
 
-package listener
+package capture
 
 import (
 	"errors"
 	"time"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
 )
 
 var errPrefilterNotLinux = errors.New("prefilter: eBPF socket filters are only available on Linux")
@@ -36,10 +37,10 @@ func (p *Prefilter) Hold() time.Duration { return 0 }
 func (p *Prefilter) SetHold(hold time.Duration) error { return errPrefilterNotLinux }
 
 // SetRanges returns an error.
-func (p *Prefilter) SetRanges(ranges []inet.Range) error { return errPrefilterNotLinux }
+func (p *Prefilter) SetRanges(rs []inet.Range) error { return errPrefilterNotLinux }
 
 // Publish returns an error.
-func (p *Prefilter) Publish(a AnchorPorts) error { return errPrefilterNotLinux }
+func (p *Prefilter) Publish(a listener.AnchorPorts) error { return errPrefilterNotLinux }
 
 // Stats returns an error.
 func (p *Prefilter) Stats() (PrefilterStats, error) { return PrefilterStats{}, errPrefilterNotLinux }

@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"encoding/binary"
@@ -12,6 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	easm "github.com/cilium/ebpf/asm"
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/internal/ranges"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,8 +60,8 @@ type Prefilter struct {
 
 	mu      sync.Mutex // guards the fields below and writes to mem
 	ranges  [2][1024]uint64
-	anchors []AnchorPorts // the latest published, oldest first
-	gen     uint64        // the current generation of the seen bitmap, 0 or 1
+	anchors []listener.AnchorPorts // the latest published, oldest first
+	gen     uint64                 // the current generation of the seen bitmap, 0 or 1
 	hold    time.Duration
 	rotated time.Time
 	stop    chan struct{}
@@ -121,7 +123,7 @@ func NewPrefilter(hold time.Duration) (*Prefilter, error) {
 	if p.counts, err = ebpf.NewMap(&ebpf.MapSpec{Name: "tknock_counts", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: pfCounters}); err != nil {
 		return nil, fmt.Errorf("prefilter: counters: %w", err)
 	}
-	for _, k := range []progKey{{LinkEthernet, false}, {LinkEthernet, true}, {LinkIP, false}, {LinkIP, true}} {
+	for _, k := range []progKey{{listener.LinkEthernet, false}, {listener.LinkEthernet, true}, {listener.LinkIP, false}, {listener.LinkIP, true}} {
 		var prog *ebpf.Program
 		prog, err = ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
 			Name:         "tknock_" + k.link.String(),
@@ -235,13 +237,13 @@ func (p *Prefilter) nextGen() {
 // a capture's ring or its express socket. The express socket's copy of a
 // frame is not counted (PrefilterStats counts each frame once).
 type progKey struct {
-	link    LinkType
+	link    listener.LinkType
 	express bool
 }
 
 // attach gives the socket fd the program for link, for a ring or an
 // express socket.
-func (p *Prefilter) attach(fd int, link LinkType, express bool) error {
+func (p *Prefilter) attach(fd int, link listener.LinkType, express bool) error {
 	prog, ok := p.progs[progKey{link, express}]
 	if !ok {
 		return fmt.Errorf("prefilter: no program for link type %v", link)
@@ -254,15 +256,15 @@ func (p *Prefilter) attach(fd int, link LinkType, express bool) error {
 
 // SetRanges replaces the knock ranges. An invalid range is an error naming
 // it, and changes nothing.
-func (p *Prefilter) SetRanges(ranges []inet.Range) error {
-	t, err := newRangeTable(ranges)
+func (p *Prefilter) SetRanges(rs []inet.Range) error {
+	t, err := ranges.New(rs)
 	if err != nil {
 		return fmt.Errorf("prefilter: %w", err)
 	}
 	var bits [2][1024]uint64
-	for pi, spans := range [][]span{t.tcp, t.udp} {
+	for pi, spans := range [][]ranges.Span{t.TCP, t.UDP} {
 		for _, s := range spans {
-			for port := int(s.lo); port <= int(s.hi); port++ {
+			for port := int(s.Lo); port <= int(s.Hi); port++ {
 				bits[pi][port>>6] |= 1 << (port & 63)
 			}
 		}
@@ -281,7 +283,7 @@ func (p *Prefilter) SetRanges(ranges []inet.Range) error {
 // Publish adds the anchors of a table the tracker built: the prefilter
 // passes the anchors of the latest pfKept tables published. It is
 // Config.Anchors's function for a tracker whose captures share p.
-func (p *Prefilter) Publish(a AnchorPorts) error {
+func (p *Prefilter) Publish(a listener.AnchorPorts) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.anchors
@@ -355,7 +357,7 @@ func (p *Prefilter) Stats() (PrefilterStats, error) {
 // so both spellings of an address are one source; the words in host order,
 // as LD_IND leaves them: the hash only has to be the same on every frame),
 // the bitmap map's key at fp-20 and a counter's index at fp-28.
-func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
+func (p *Prefilter) program(link listener.LinkType, count bool) easm.Instructions {
 	const (
 		etherIPv4   = 0x0800
 		etherIPv6   = 0x86dd
@@ -369,7 +371,7 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 	emit(easm.Mov.Reg(easm.R6, easm.R1))
 	p.fastIPv4(&in, link)
 	switch link {
-	case LinkEthernet:
+	case listener.LinkEthernet:
 		for i, off := range []int32{12, 16, 20} {
 			ins := easm.LoadAbs(off, easm.Half)
 			switch i {
@@ -387,7 +389,7 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 			}
 			emit(easm.Ja.Label("drop"))
 		}
-	case LinkIP:
+	case listener.LinkIP:
 		emit(label("slow", easm.LoadAbs(0, easm.Byte)), easm.RSh.Imm(easm.R0, 4), easm.Mov.Imm(easm.R7, 0),
 			easm.JEq.Imm(easm.R0, 4, "ip4"),
 			easm.JEq.Imm(easm.R0, 6, "ip6"),
@@ -570,12 +572,12 @@ func (p *Prefilter) program(link LinkType, count bool) easm.Instructions {
 // other frame, or one too short for the copy, goes to "slow", the header
 // walk from the start; the fast path leaves the same registers and key as
 // the slow one (see program) and jumps to "bitmaps", or to "drop".
-func (p *Prefilter) fastIPv4(in *easm.Instructions, link LinkType) {
+func (p *Prefilter) fastIPv4(in *easm.Instructions, link listener.LinkType) {
 	// The copy goes on the stack below the key and the indexes, where the
 	// IPv4 source lands on a 4-byte boundary (the verifier wants stack
 	// loads aligned).
 	buf, ip, n := int16(-88), int16(0), int32(40)
-	if link == LinkEthernet {
+	if link == listener.LinkEthernet {
 		buf, ip, n = -90, 14, 54
 	}
 	b := buf + ip // the IPv4 header on the stack
@@ -587,7 +589,7 @@ func (p *Prefilter) fastIPv4(in *easm.Instructions, link LinkType) {
 		easm.Mov.Imm(easm.R4, n),
 		easm.FnSkbLoadBytes.Call(),
 		easm.JNE.Imm(easm.R0, 0, "slow"))
-	if link == LinkEthernet {
+	if link == listener.LinkEthernet {
 		// The ethertype 0x0800, its bytes read as a little-endian word.
 		emit(easm.LoadMem(easm.R0, easm.RFP, buf+12, easm.Half),
 			easm.JNE.Imm(easm.R0, 0x0008, "slow"))

@@ -1,10 +1,12 @@
-package listener
+package capture
 
 import (
 	"testing"
 
 	"github.com/google/gopacket/layers"
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
+	rangetab "github.com/tknock/tknock/listener/internal/ranges"
 	"golang.org/x/net/bpf"
 )
 
@@ -18,15 +20,15 @@ func FuzzDecode(f *testing.F) {
 		fr := c.frame(f)
 		f.Add(fr.Data, uint8(fr.Link))
 	}
-	d := NewDecoder(testRanges)
-	tbl, _ := newRangeTable(testRanges)
-	vms := map[LinkType]*bpf.VM{
-		LinkEthernet: vm(f, testRanges, LinkEthernet),
-		LinkIP:       vm(f, testRanges, LinkIP),
+	d := listener.NewDecoder(testRanges)
+	tbl, _ := rangetab.New(testRanges)
+	vms := map[listener.LinkType]*bpf.VM{
+		listener.LinkEthernet: vm(f, testRanges, listener.LinkEthernet),
+		listener.LinkIP:       vm(f, testRanges, listener.LinkIP),
 	}
 	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
 		before := d.Stats()
-		k, ok := d.Decode(Frame{Data: data, Link: LinkType(link), Time: fixtureTime})
+		k, ok := d.Decode(listener.Frame{Data: data, Link: listener.LinkType(link), Time: fixtureTime})
 		after := d.Stats()
 		if after.Frames != before.Frames+1 || after.Frames != after.Knocks+after.Ignored+after.Malformed {
 			t.Fatalf("counters %+v after %+v: want one more frame, and frames = knocks + ignored + malformed", after, before)
@@ -35,18 +37,18 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode ok = %v, but knocks went from %d to %d", ok, before.Knocks, after.Knocks)
 		}
 		if !ok {
-			if k != (Knock{}) {
+			if k != (listener.Knock{}) {
 				t.Fatalf("not a knock, but Decode returned %+v", k)
 			}
 			return
 		}
-		if k.Proto != inet.TCP && k.Proto != inet.UDP || !tbl.contains(k.Proto, k.Port) {
+		if k.Proto != inet.TCP && k.Proto != inet.UDP || !tbl.Contains(k.Proto, k.Port) {
 			t.Fatalf("knock %v/%d outside the ranges", k.Proto, k.Port)
 		}
 		if !k.Src.IsValid() || k.Src.Is4In6() || k.Src.Zone() != "" || !k.Time.Equal(fixtureTime) {
 			t.Fatalf("knock %+v: want a valid unmapped source without zone and the frame's time", k)
 		}
-		v := vms[LinkType(link)]
+		v := vms[listener.LinkType(link)]
 		if v == nil {
 			t.Fatalf("knock from link type %d, which the decoder should refuse", link)
 		}
@@ -63,10 +65,10 @@ func FuzzFilterAgrees(f *testing.F) {
 	f.Add(true, uint8(17), uint8(0), uint16(50050), uint8(2), uint16(0), false, true)
 	f.Add(false, uint8(17), uint8(0), uint16(50299), uint8(1), uint16(3), true, false)
 	f.Add(true, uint8(6), uint8(0x12), uint16(40999), uint8(3), uint16(0), false, false)
-	d := NewDecoder(testRanges)
-	vms := map[LinkType]*bpf.VM{
-		LinkEthernet: vm(f, testRanges, LinkEthernet),
-		LinkIP:       vm(f, testRanges, LinkIP),
+	d := listener.NewDecoder(testRanges)
+	vms := map[listener.LinkType]*bpf.VM{
+		listener.LinkEthernet: vm(f, testRanges, listener.LinkEthernet),
+		listener.LinkIP:       vm(f, testRanges, listener.LinkIP),
 	}
 	f.Fuzz(func(t *testing.T, v6 bool, proto, flags uint8, dport uint16, tags uint8, fragOff uint16, mf, ipLink bool) {
 		p := pkt{src: "192.0.2.2", dst: "192.0.2.1", dport: dport, mf: mf, fragOff: fragOff & 0x1fff}
@@ -86,7 +88,7 @@ func FuzzFilterAgrees(f *testing.F) {
 		}
 		p.fin, p.syn, p.rst, p.ack = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&0x10 != 0
 		if ipLink {
-			p.link = LinkIP
+			p.link = listener.LinkIP
 		} else {
 			for i := range tags % 5 {
 				p.tags = append(p.tags, [2]layers.EthernetType{0x8100, 0x88a8}[(flags>>(5+i%3))&1])

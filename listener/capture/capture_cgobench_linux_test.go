@@ -4,7 +4,7 @@
 // cgo (CGO_ENABLED=1 and a C compiler), so it only builds with
 // "go test -tags cgobench"; the shipped binaries never import afpacket.
 
-package listener
+package capture
 
 import (
 	"errors"
@@ -13,17 +13,18 @@ import (
 	"time"
 
 	"github.com/google/gopacket/afpacket"
+	"github.com/tknock/tknock/listener"
 )
 
 // BenchmarkAfpacketFlood is BenchmarkCaptureFlood with
 // github.com/google/gopacket/afpacket reading instead of Capture: the same
 // floods, ring geometry, block timeout and BPF program, frames read with
-// ZeroCopyReadPacketData (no copy) and decoded by the same Decoder.
+// ZeroCopyReadPacketData (no copy) and decoded by the same listener.Decoder.
 func BenchmarkAfpacketFlood(b *testing.B) {
 	for i, fl := range floods {
 		b.Run(fl.name, func(b *testing.B) {
 			tb, conf := newFloodBed(b, i)
-			prog, err := Filter(sysRanges, LinkEthernet)
+			prog, err := Filter(sysRanges, listener.LinkEthernet)
 			must(b, err)
 			var last floodResult
 			for b.Loop() {
@@ -49,12 +50,12 @@ func BenchmarkAfpacketFlood(b *testing.B) {
 				_, s0, err := tp.SocketStats()
 				must(b, err)
 				res := runFlood(b, tb, conf, floodReader{
-					read: func() (Frame, error) {
+					read: func() (listener.Frame, error) {
 						data, ci, err := tp.ZeroCopyReadPacketData()
 						if errors.Is(err, afpacket.ErrTimeout) {
-							return Frame{}, os.ErrDeadlineExceeded
+							return listener.Frame{}, os.ErrDeadlineExceeded
 						}
-						return Frame{Data: data, Time: ci.Timestamp, Link: LinkEthernet, Ifindex: ci.InterfaceIndex}, err
+						return listener.Frame{Data: data, Time: ci.Timestamp, Link: listener.LinkEthernet, Ifindex: ci.InterfaceIndex}, err
 					},
 					interrupt: func() {},
 					stats: func() (uint64, uint64) {

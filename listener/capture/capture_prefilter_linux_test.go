@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
 )
 
 // TestCapturePrefilter captures with the prefilter as the kernel filter,
@@ -15,7 +16,7 @@ import (
 // ports are not received until it knocks at an anchor; from then on its
 // knocks into the ranges are, once each and in order (the express socket
 // and the ring run the program each, and must not duplicate a frame);
-// Capture.SetRanges sets the prefilter's ranges; the prefilter's counters
+// Conn.SetRanges sets the prefilter's ranges; the prefilter's counters
 // count what was sent.
 func TestCapturePrefilter(t *testing.T) {
 	for _, noExpress := range []bool{false, true} {
@@ -30,12 +31,12 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 	// A long hold: no rotation forgets the peer during the test.
 	p := newTestPrefilterHold(t, nil, time.Minute)
 	publish(t, p, anchorSet([]uint16{40100}, []uint16{50100}))
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, Prefilter: p, NoExpress: noExpress})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges, Prefilter: p, NoExpress: noExpress})
 	if noExpress != (c.ex == nil) {
 		t.Fatalf("NoExpress %v: express socket %v", noExpress, c.ex != nil)
 	}
 	ch := collect(c, sysRanges)
-	eq := cmp.Comparer(func(a, b Knock) bool { return a == b })
+	eq := cmp.Comparer(func(a, b listener.Knock) bool { return a == b })
 
 	// TCP from the peer's IPv4 address, UDP from its IPv6 one: two
 	// sources, each marked by its own anchor knock.
@@ -44,14 +45,14 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 	sendSYN(t, tb.cli, "192.0.2.1", 40201)
 	sendSYN(t, tb.cli, "192.0.2.1", 40100)
 	sendSYN(t, tb.cli, "192.0.2.1", 40200)
-	want := []Knock{{Src: v4, Proto: inet.TCP, Port: 40100}, {Src: v4, Proto: inet.TCP, Port: 40200}}
+	want := []listener.Knock{{Src: v4, Proto: inet.TCP, Port: 40100}, {Src: v4, Proto: inet.TCP, Port: 40200}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), eq); diff != "" {
 		t.Errorf("TCP knocks (-want +got):\n%s", diff)
 	}
 	sendUDP(t, tb.cli, "2001:db8:1::1", 50200)
 	sendUDP(t, tb.cli, "2001:db8:1::1", 50100)
 	sendUDP(t, tb.cli, "2001:db8:1::1", 50200)
-	want = []Knock{{Src: v6, Proto: inet.UDP, Port: 50100}, {Src: v6, Proto: inet.UDP, Port: 50200}}
+	want = []listener.Knock{{Src: v6, Proto: inet.UDP, Port: 50100}, {Src: v6, Proto: inet.UDP, Port: 50200}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50200)), eq); diff != "" {
 		t.Errorf("UDP knocks (-want +got):\n%s", diff)
 	}
@@ -72,7 +73,7 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 	}
 	sendSYN(t, tb.cli, "192.0.2.1", 40600)
 	sendSYN(t, tb.cli, "192.0.2.1", 40300)
-	want = []Knock{{Src: v4, Proto: inet.TCP, Port: 40300}}
+	want = []listener.Knock{{Src: v4, Proto: inet.TCP, Port: 40300}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40300)), eq); diff != "" {
 		t.Errorf("knocks after SetRanges (-want +got):\n%s", diff)
 	}
@@ -83,7 +84,7 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 	}
 	out := pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: inet.TCP, syn: true, dport: 40600}.frame(t)
 	if run(t, p, out) > 0 {
-		t.Error("after Capture.SetRanges, the prefilter passes a knock to a port no longer in the ranges")
+		t.Error("after Conn.SetRanges, the prefilter passes a knock to a port no longer in the ranges")
 	}
 
 	// An invalid range: an error naming it, and nothing changes.
@@ -92,7 +93,7 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 		t.Errorf("SetRanges with lo > hi: error %v, want one naming knock range 0", err)
 	}
 	sendSYN(t, tb.cli, "192.0.2.1", 40301)
-	want = []Knock{{Src: v4, Proto: inet.TCP, Port: 40301}}
+	want = []listener.Knock{{Src: v4, Proto: inet.TCP, Port: 40301}}
 	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40301)), eq); diff != "" {
 		t.Errorf("knocks after a rejected SetRanges (-want +got):\n%s", diff)
 	}
@@ -119,7 +120,7 @@ func TestCapturePrefilterBurst(t *testing.T) {
 	tb := newTestbed(t)
 	p := newTestPrefilterHold(t, nil, time.Minute)
 	publish(t, p, anchorSet([]uint16{40100}, nil))
-	c := listenIn(t, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, Prefilter: p})
+	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges, Prefilter: p})
 	ch := collect(c, sysRanges)
 
 	const flood = 20000 // UDP from 192.0.2.2, which knocks at no anchor
@@ -139,8 +140,8 @@ func TestCapturePrefilterBurst(t *testing.T) {
 	sendSYN(t, tb.cli, "192.0.2.1", 40100)
 	sendSYN(t, tb.cli, "192.0.2.1", 40200)
 	src := addr("192.0.2.2")
-	want := []Knock{{Src: src, Proto: inet.TCP, Port: 40100}, {Src: src, Proto: inet.TCP, Port: 40200}}
-	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), cmp.Comparer(func(a, b Knock) bool { return a == b })); diff != "" {
+	want := []listener.Knock{{Src: src, Proto: inet.TCP, Port: 40100}, {Src: src, Proto: inet.TCP, Port: 40200}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
 		t.Errorf("knocks after the flood (-want +got):\n%s", diff)
 	}
 	if got := c.Stats().Express - before; got == 0 {

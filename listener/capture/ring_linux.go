@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"encoding/binary"

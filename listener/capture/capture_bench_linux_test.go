@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/listener"
 )
 
 // BenchmarkCaptureLatency measures the time from writing a UDP knock in the
@@ -37,7 +38,7 @@ func BenchmarkCaptureLatency(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			tb := newTestbed(b)
-			cp := listenIn(b, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges, BlockTimeout: c.tov, NoExpress: c.noExpress})
+			cp := listenIn(b, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges, BlockTimeout: c.tov, NoExpress: c.noExpress})
 			// Unconnected, so the port unreachable answers do not fail writes.
 			var conn net.PacketConn
 			must(b, tb.cli.Do(func() error {
@@ -115,7 +116,7 @@ var floods = []struct {
 // return; stats returns the kernel's counters; close releases it once the
 // reader goroutine has returned.
 type floodReader struct {
-	read      func() (Frame, error)
+	read      func() (listener.Frame, error)
 	interrupt func()
 	stats     func() (packets, drops uint64)
 	close     func()
@@ -171,7 +172,7 @@ func runFlood(b *testing.B, tb *testbed, conf string, r floodReader) floodResult
 			readerCPU = time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 			done <- nil
 		}()
-		d := NewDecoder(sysRanges)
+		d := listener.NewDecoder(sysRanges)
 		for !stop.Load() {
 			f, err := r.read()
 			if err != nil {
@@ -265,7 +266,7 @@ func rxPackets(b *testing.B, tb *testbed) uint64 {
 	return links[0].Stats64.RX.Packets
 }
 
-// BenchmarkCaptureFlood measures the pure-Go ring (Capture) reading and
+// BenchmarkCaptureFlood measures the pure-Go ring (Conn) reading and
 // decoding a bounded trafgen flood. Run it with -benchtime 1x (each
 // iteration is a flood of floodCount frames); compare with
 // BenchmarkAfpacketFlood (go test -tags cgobench).
@@ -275,7 +276,7 @@ func BenchmarkCaptureFlood(b *testing.B) {
 			tb, conf := newFloodBed(b, i)
 			var last floodResult
 			for b.Loop() {
-				c := listenIn(b, tb.srv, CaptureConfig{Interface: tb.srvIf, Ranges: sysRanges})
+				c := listenIn(b, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
 				before := c.Stats()
 				res := runFlood(b, tb, conf, floodReader{
 					read:      c.ReadFrame,

@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"fmt"
@@ -7,18 +7,18 @@ import (
 	"github.com/tknock/tknock/inet"
 )
 
-// CaptureConfig configures Listen.
-type CaptureConfig struct {
+// Config configures Listen.
+type Config struct {
 	// Interface is the network interface to capture on. "" or "any"
 	// captures on every interface of the network namespace of the calling
-	// thread; the frames then start at the IP header (LinkIP). On a named
+	// thread; the frames then start at the IP header (listener.LinkIP). On a named
 	// Ethernet or loopback interface frames start with the Ethernet header
-	// (LinkEthernet); on other link types (tun, WireGuard, PPP) at the IP
+	// (listener.LinkEthernet); on other link types (tun, WireGuard, PPP) at the IP
 	// header.
 	Interface string
 
 	// Ranges are the knock ranges; the kernel filter passes only knocks to
-	// them (see Filter). They can be replaced with Capture.SetRanges.
+	// them (see Filter). They can be replaced with Conn.SetRanges.
 	Ranges []inet.Range
 
 	// BlockSize is the size in bytes of one block of the memory-mapped
@@ -39,7 +39,7 @@ type CaptureConfig struct {
 	// 1ms to 10s. 0 means DefaultBlockTimeout.
 	BlockTimeout time.Duration
 
-	// NoExpress leaves out the express socket (see Capture): every frame
+	// NoExpress leaves out the express socket (see Conn): every frame
 	// then comes through the ring, a block timeout late when the traffic
 	// is light. For measurements.
 	NoExpress bool
@@ -71,7 +71,7 @@ const (
 const maxRingBytes = 1 << 30
 
 // withDefaults fills the zero fields and checks the ring geometry.
-func (c CaptureConfig) withDefaults(pageSize int) (CaptureConfig, error) {
+func (c Config) withDefaults(pageSize int) (Config, error) {
 	if c.BlockSize == 0 {
 		c.BlockSize = DefaultBlockSize
 	}
@@ -96,8 +96,8 @@ func (c CaptureConfig) withDefaults(pageSize int) (CaptureConfig, error) {
 	return c, nil
 }
 
-// CaptureStats are the counters of a Capture since Listen.
-type CaptureStats struct {
+// Stats are the counters of a Conn since Listen.
+type Stats struct {
 	// Packets is the number of frames that passed the kernel filter,
 	// including Drops (PACKET_STATISTICS tp_packets).
 	Packets uint64

@@ -1,4 +1,4 @@
-package listener
+package capture
 
 import (
 	"slices"
@@ -6,11 +6,13 @@ import (
 	"testing"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
+	rangetab "github.com/tknock/tknock/listener/internal/ranges"
 	"golang.org/x/net/bpf"
 )
 
 // vm builds the filter for ranges and link and loads it into x/net/bpf's VM.
-func vm(t testing.TB, ranges []inet.Range, link LinkType) *bpf.VM {
+func vm(t testing.TB, ranges []inet.Range, link listener.LinkType) *bpf.VM {
 	t.Helper()
 	raw, err := Filter(ranges, link)
 	if err != nil {
@@ -28,9 +30,9 @@ func vm(t testing.TB, ranges []inet.Range, link LinkType) *bpf.VM {
 }
 
 func TestFilterFrames(t *testing.T) {
-	vms := map[LinkType]*bpf.VM{
-		LinkEthernet: vm(t, testRanges, LinkEthernet),
-		LinkIP:       vm(t, testRanges, LinkIP),
+	vms := map[listener.LinkType]*bpf.VM{
+		listener.LinkEthernet: vm(t, testRanges, listener.LinkEthernet),
+		listener.LinkIP:       vm(t, testRanges, listener.LinkIP),
 	}
 	for _, c := range frameCases {
 		f := c.frame(t)
@@ -59,8 +61,8 @@ func TestFilterRangeEdges(t *testing.T) {
 		{Proto: inet.UDP, Lo: 65530, Hi: 65535},
 		{Proto: inet.TCP, Lo: 11, Hi: 11},
 	}
-	v := vm(t, ranges, LinkEthernet)
-	tbl, err := newRangeTable(ranges)
+	v := vm(t, ranges, listener.LinkEthernet)
+	tbl, err := rangetab.New(ranges)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestFilterRangeEdges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := tbl.contains(proto, uint16(port))
+			want := tbl.Contains(proto, uint16(port))
 			if got := n > 0; got != want {
 				t.Errorf("%v port %d: filter accepts = %v, want %v", proto, port, got, want)
 			}
@@ -83,7 +85,7 @@ func TestFilterRangeEdges(t *testing.T) {
 }
 
 func TestFilterNoRanges(t *testing.T) {
-	for _, link := range []LinkType{LinkEthernet, LinkIP} {
+	for _, link := range []listener.LinkType{listener.LinkEthernet, listener.LinkIP} {
 		v := vm(t, nil, link)
 		for _, c := range frameCases {
 			f := c.frame(t)
@@ -100,7 +102,7 @@ func TestFilterNoRanges(t *testing.T) {
 // TestFilterOneProto checks that a protocol without ranges is dropped
 // while the other still passes.
 func TestFilterOneProto(t *testing.T) {
-	v := vm(t, []inet.Range{{Proto: inet.UDP, Lo: 40000, Hi: 40999}}, LinkEthernet)
+	v := vm(t, []inet.Range{{Proto: inet.UDP, Lo: 40000, Hi: 40999}}, listener.LinkEthernet)
 	for _, c := range []struct {
 		p    pkt
 		want bool
@@ -121,20 +123,20 @@ func TestFilterOneProto(t *testing.T) {
 }
 
 func TestFilterErrors(t *testing.T) {
-	many := make([]inet.Range, 0, maxSpans+1)
-	for i := range maxSpans + 1 {
+	many := make([]inet.Range, 0, rangetab.MaxSpans+1)
+	for i := range rangetab.MaxSpans + 1 {
 		many = append(many, inet.Range{Proto: inet.UDP, Lo: uint16(2 * i), Hi: uint16(2 * i)})
 	}
 	for _, c := range []struct {
 		name   string
 		ranges []inet.Range
-		link   LinkType
+		link   listener.LinkType
 		want   string
 	}{
-		{"lo > hi", []inet.Range{{Proto: inet.TCP, Lo: 9, Hi: 8}}, LinkEthernet, "knock range 0 (tcp/9-8): lo > hi"},
-		{"bad proto", []inet.Range{{Proto: inet.UDP, Lo: 1, Hi: 8}, {Proto: 1, Lo: 1, Hi: 2}}, LinkEthernet, "knock range 1 (proto(1)/1-2): protocol proto(1): want tcp or udp"},
+		{"lo > hi", []inet.Range{{Proto: inet.TCP, Lo: 9, Hi: 8}}, listener.LinkEthernet, "knock range 0 (tcp/9-8): lo > hi"},
+		{"bad proto", []inet.Range{{Proto: inet.UDP, Lo: 1, Hi: 8}, {Proto: 1, Lo: 1, Hi: 2}}, listener.LinkEthernet, "knock range 1 (proto(1)/1-2): protocol proto(1): want tcp or udp"},
 		{"bad link", testRanges, 0, "unknown link type link(0)"},
-		{"too many", many, LinkIP, "513 disjoint ranges after merging, at most 512"},
+		{"too many", many, listener.LinkIP, "513 disjoint ranges after merging, at most 512"},
 	} {
 		_, err := Filter(c.ranges, c.link)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -147,19 +149,19 @@ func TestFilterErrors(t *testing.T) {
 // jump overflows) and still filters right.
 func TestFilterLargest(t *testing.T) {
 	var ranges []inet.Range
-	for i := range maxSpans / 2 {
+	for i := range rangetab.MaxSpans / 2 {
 		ranges = append(ranges,
 			inet.Range{Proto: inet.UDP, Lo: uint16(10000 + 4*i), Hi: uint16(10000 + 4*i + 1)},
 			inet.Range{Proto: inet.TCP, Lo: uint16(20000 + 4*i), Hi: uint16(20000 + 4*i + 1)})
 	}
-	raw, err := Filter(ranges, LinkEthernet)
+	raw, err := Filter(ranges, listener.LinkEthernet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(raw) > 4096 {
 		t.Fatalf("%d instructions, more than the kernel's 4096", len(raw))
 	}
-	v := vm(t, ranges, LinkEthernet)
+	v := vm(t, ranges, listener.LinkEthernet)
 	for _, c := range []struct {
 		p    pkt
 		want bool
@@ -177,7 +179,7 @@ func TestFilterLargest(t *testing.T) {
 }
 
 func TestRangeTableMerge(t *testing.T) {
-	tbl, err := newRangeTable([]inet.Range{
+	tbl, err := rangetab.New([]inet.Range{
 		{Proto: inet.TCP, Lo: 30, Hi: 40},
 		{Proto: inet.TCP, Lo: 10, Hi: 20},
 		{Proto: inet.TCP, Lo: 21, Hi: 25}, // adjacent to 10-20
@@ -188,8 +190,8 @@ func TestRangeTableMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := rangeTable{tcp: []span{{10, 25}, {30, 40}}, udp: []span{{0, 0}, {65535, 65535}}}
-	if !slices.Equal(tbl.tcp, want.tcp) || !slices.Equal(tbl.udp, want.udp) {
+	want := rangetab.Table{TCP: []rangetab.Span{{Lo: 10, Hi: 25}, {Lo: 30, Hi: 40}}, UDP: []rangetab.Span{{Lo: 0, Hi: 0}, {Lo: 65535, Hi: 65535}}}
+	if !slices.Equal(tbl.TCP, want.TCP) || !slices.Equal(tbl.UDP, want.UDP) {
 		t.Errorf("merged = %+v, want %+v", *tbl, want)
 	}
 }
