@@ -16,7 +16,7 @@ import (
 func TestCaptureExpressMerge(t *testing.T) {
 	tb := newTestbed(t)
 	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges})
-	if c.ex == nil || !c.ex.on {
+	if c.ex == nil || !c.ex.on.Load() {
 		t.Fatal("no express socket, or it is off")
 	}
 
@@ -244,14 +244,12 @@ func readBurst(t *testing.T, ch <-chan result, n int) {
 
 // waitExpressBack waits for the express socket to be back in the receive
 // path after a burst: the burst's hold (busyHold) and the move back, which
-// waits for a grace period, then a little for the reader to turn it on.
+// waits for a grace period, and the reader turning its filter on.
 func waitExpressBack(t *testing.T, c *Conn) {
 	t.Helper()
-	time.Sleep(busyHold)
-	for deadline := time.Now().Add(2 * time.Second); !c.ex.all.Load() || c.ex.moving.Load(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(busyHold + 2*time.Second); !c.ex.all.Load() || c.ex.moving.Load() || !c.ex.on.Load(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the express socket is not back in the receive path 2s after the burst")
 		}
 	}
-	time.Sleep(10 * time.Millisecond)
 }

@@ -316,10 +316,10 @@ func (c *Conn) next(buf []byte, block bool) (listener.Frame, bool, error) {
 				return listener.Frame{}, false, err
 			}
 			c.ringTaken++
-			if c.ex != nil && c.ex.on {
+			if c.ex != nil && c.ex.on.Load() {
 				c.ex.behind.add(c.ex.seen(buf[:p.n], p.ts))
 			}
-		case c.ex != nil && c.ex.on:
+		case c.ex != nil && c.ex.on.Load():
 			ef, err := c.expressHead()
 			if err != nil {
 				return listener.Frame{}, false, err
@@ -446,7 +446,7 @@ func (c *Conn) steerExpress(busy bool) error {
 		return nil
 	}
 	switch all := ex.all.Load(); {
-	case busy && ex.on:
+	case busy && ex.on.Load():
 		if err := ex.disable(); err != nil {
 			return fmt.Errorf("capture %s: %w", c.name, err)
 		}
@@ -455,7 +455,7 @@ func (c *Conn) steerExpress(busy bool) error {
 		c.moveExpress(false)
 	case !busy && !all:
 		c.moveExpress(true)
-	case !busy && !ex.on:
+	case !busy && !ex.on.Load():
 		if err := ex.enable(); err != nil {
 			return fmt.Errorf("capture %s: %w", c.name, err)
 		}
@@ -509,16 +509,16 @@ func (c *Conn) wait(timeout int) error {
 		if c.pfDropping {
 			check = prefilterCheck
 		}
-		if c.ex.on && (timeout < 0 || timeout > check) {
+		if c.ex.on.Load() && (timeout < 0 || timeout > check) {
 			timeout = check
 		}
 	}
-	if !c.ex.on {
+	if !c.ex.on.Load() {
 		left := c.busyUntil - time.Now().UnixNano()
 		if err := c.steerExpress(left > 0); err != nil {
 			return err
 		}
-		if !c.ex.on {
+		if !c.ex.on.Load() {
 			// Wait no longer than the burst lasts, or than a move
 			// takes (it is checked again every millisecond).
 			ms := 1
@@ -530,7 +530,7 @@ func (c *Conn) wait(timeout int) error {
 			}
 		}
 	}
-	return c.poll(c.ex.on, timeout)
+	return c.poll(c.ex.on.Load(), timeout)
 }
 
 // How often, in milliseconds, a reader with nothing to read looks at the

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
+	"golang.org/x/sys/unix"
 )
 
 // TestCapturePrefilter captures with the prefilter as the kernel filter,
@@ -115,7 +116,16 @@ func noMore(t *testing.T, ch <-chan result) {
 // capture, so only the prefilter's drop count can tell the reader of the
 // flood, and the express socket must leave the receive path all the same
 // (prefilterBurst). After the flood it comes back, and a knock at an
-// anchor and the next one from that source come through it.
+// anchor and the next one from that source reach it.
+//
+// Which copy of a knock ReadFrame returns, the express socket's or the
+// ring's, depends on how soon the reader runs: it may find the ring's copy
+// first; or, when it comes to the first knock's express copy after the
+// second knock is in the ring too, it cannot tell that frame from one the
+// express socket missed, and takes both from the ring, in order (next).
+// With both CPUs busy that happened about one run in three, so the test
+// checks that the express socket got the knocks (the kernel's count of
+// what its filter passed), not which copy came out first.
 func TestCapturePrefilterBurst(t *testing.T) {
 	tb := newTestbed(t)
 	p := newTestPrefilterHold(t, nil, time.Minute)
@@ -123,28 +133,71 @@ func TestCapturePrefilterBurst(t *testing.T) {
 	c := listenIn(t, tb.srv, Config{Interface: tb.srvIf, Ranges: sysRanges, Prefilter: p})
 	ch := collect(c, sysRanges)
 
-	const flood = 20000 // UDP from 192.0.2.2, which knocks at no anchor
-	sendRaw(t, tb.cli, tb.cliIf, burstFrames(t, tb, flood)...)
-	for deadline := time.Now().Add(2 * time.Second); c.ex.parks.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the express socket stayed in the receive path during a flood the prefilter dropped (%+v)", pfStats(t, p))
+	// A flood is a burst when the reader finds busyFrames drops per
+	// busyWindow on average since its previous look. On a loaded machine
+	// the sender may not reach that rate (about one run in thirty with
+	// both CPUs busy): such a flood is not a burst, by design, so the
+	// test sends up to floods of them.
+	const flood, floods = 20000, 5 // UDP from 192.0.2.2, which knocks at no anchor
+	frames := burstFrames(t, tb, flood)
+	sent := 0
+	for sent < floods && c.ex.parks.Load() == 0 {
+		sendRaw(t, tb.cli, tb.cliIf, frames...)
+		sent++
+		for deadline := time.Now().Add(time.Second); c.ex.parks.Load() == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		}
 	}
-	if s := pfStats(t, p); s.Dropped < flood/2 {
-		t.Errorf("prefilter dropped %d of the %d flood frames, want most of them (%+v)", s.Dropped, flood, s)
+	if c.ex.parks.Load() == 0 {
+		t.Fatalf("the express socket stayed in the receive path during %d floods the prefilter dropped (%+v)", floods, pfStats(t, p))
+	}
+	if s := pfStats(t, p); s.Dropped < uint64(sent*flood/2) {
+		t.Errorf("prefilter dropped %d of the %d flood frames, want most of them (%+v)", s.Dropped, sent*flood, s)
 	}
 	noMore(t, ch)
 
-	waitExpressBack(t, c)
-	before := c.Stats().Express
-	sendSYN(t, tb.cli, "192.0.2.1", 40100)
-	sendSYN(t, tb.cli, "192.0.2.1", 40200)
+	// The kernel may still be dropping the flood's tail when the express
+	// socket comes back (its softirq work waits behind busy CPUs), and the
+	// reader's next look at the drop count then takes it out again: a
+	// round of knocks during which that happened is sent again, up to
+	// rounds times.
+	const rounds = 3
 	src := addr("192.0.2.2")
 	want := []listener.Knock{{Src: src, Proto: inet.TCP, Port: 40100}, {Src: src, Proto: inet.TCP, Port: 40200}}
-	if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
-		t.Errorf("knocks after the flood (-want +got):\n%s", diff)
+	for round := 1; ; round++ {
+		waitExpressBack(t, c)
+		expressPassed(t, c) // PACKET_STATISTICS counts from the latest read
+		parks := c.ex.parks.Load()
+		sendSYN(t, tb.cli, "192.0.2.1", 40100)
+		sendSYN(t, tb.cli, "192.0.2.1", 40200)
+		if diff := cmp.Diff(want, knocks(t, until(t, ch, 40200)), cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
+			t.Errorf("knocks after the flood (-want +got):\n%s", diff)
+		}
+		got := expressPassed(t, c)
+		// Read in the order the reader writes them backwards: it turns
+		// the socket off, sets moving, and the move counts a park.
+		if !c.ex.on.Load() || c.ex.moving.Load() || c.ex.parks.Load() != parks {
+			if round == rounds {
+				t.Fatalf("the express socket left the receive path during each of %d rounds of knocks after the flood (%+v)", rounds, pfStats(t, p))
+			}
+			continue
+		}
+		if got != 2 {
+			t.Errorf("the express socket's filter passed %d frames after the flood, want the 2 knocks", got)
+		}
+		break
 	}
-	if got := c.Stats().Express - before; got == 0 {
-		t.Errorf("no knock after the flood came through the express socket")
+}
+
+// expressPassed returns how many frames the kernel queued on c's express
+// socket (its filter passed them) since the previous call: whether the
+// reader has read them yet or not.
+func expressPassed(t *testing.T, c *Conn) uint64 {
+	t.Helper()
+	c.fdMu.RLock()
+	defer c.fdMu.RUnlock()
+	st, err := unix.GetsockoptTpacketStats(c.ex.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		t.Fatalf("express socket: PACKET_STATISTICS: %v", err)
 	}
+	return uint64(st.Packets)
 }

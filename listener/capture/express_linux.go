@@ -149,7 +149,7 @@ func (s *seenFrames) reset() { s.head, s.n = 0, 0 }
 type express struct {
 	fd      int
 	ifindex int
-	on      bool // the socket has the knock filter; written under mu, by the reader only
+	on      atomic.Bool // the socket has the knock filter; written under mu, by the reader only; atomic so tests can watch it
 
 	// all reports whether the socket is bound to every frame of the
 	// interface (else to parkProto); moving is set while a goroutine
@@ -245,7 +245,7 @@ func (e *express) enable() error {
 	if err := e.filt.attach(e.fd); err != nil {
 		return fmt.Errorf("express socket: %w", err)
 	}
-	e.on = true
+	e.on.Store(true)
 	return nil
 }
 
@@ -256,7 +256,7 @@ func (e *express) setProg(kf knockFilter) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.filt = kf
-	if e.on {
+	if e.on.Load() {
 		if err := kf.attach(e.fd); err != nil {
 			return fmt.Errorf("express socket: %w", err)
 		}
@@ -270,7 +270,7 @@ func (e *express) disable() error {
 	e.mu.Lock()
 	err := attach(e.fd, dropAll)
 	if err == nil {
-		e.on = false
+		e.on.Store(false)
 	}
 	e.mu.Unlock()
 	if err != nil {
