@@ -8,6 +8,7 @@ import (
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
 	rangetab "github.com/tknock/tknock/listener/internal/ranges"
+	"github.com/tknock/tknock/listener/listenertest"
 	"golang.org/x/net/bpf"
 )
 
@@ -31,25 +32,25 @@ func vm(t testing.TB, ranges []inet.Range, link listener.LinkType) *bpf.VM {
 
 func TestFilterFrames(t *testing.T) {
 	vms := map[listener.LinkType]*bpf.VM{
-		listener.LinkEthernet: vm(t, testRanges, listener.LinkEthernet),
-		listener.LinkIP:       vm(t, testRanges, listener.LinkIP),
+		listener.LinkEthernet: vm(t, listenertest.Ranges(), listener.LinkEthernet),
+		listener.LinkIP:       vm(t, listenertest.Ranges(), listener.LinkIP),
 	}
-	for _, c := range frameCases {
-		f := c.frame(t)
+	for _, c := range listenertest.Cases() {
+		f := c.Frame(t)
 		v := vms[f.Link]
 		if v == nil {
 			continue // a link type the filter does not take
 		}
 		n, err := v.Run(f.Data)
 		if err != nil {
-			t.Errorf("%s: Run: %v", c.name, err)
+			t.Errorf("%s: Run: %v", c.Name, err)
 			continue
 		}
-		if got := n > 0; got != c.bpf {
-			t.Errorf("%s: filter accepts = %v (returned %d), want %v", c.name, got, n, c.bpf)
+		if got := n > 0; got != c.BPF {
+			t.Errorf("%s: filter accepts = %v (returned %d), want %v", c.Name, got, n, c.BPF)
 		}
 		if n > 0 && n != SnapLen {
-			t.Errorf("%s: filter returned %d, want the snap length %d", c.name, n, SnapLen)
+			t.Errorf("%s: filter returned %d, want the snap length %d", c.Name, n, SnapLen)
 		}
 	}
 }
@@ -71,7 +72,7 @@ func TestFilterRangeEdges(t *testing.T) {
 			if !(port < 20 || port > 65520) {
 				continue
 			}
-			f := pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: proto, syn: true, dport: uint16(port)}.frame(t)
+			f := listenertest.Packet{Src: "192.0.2.2", Dst: "192.0.2.1", Proto: proto, SYN: true, DstPort: uint16(port)}.Frame(t)
 			n, err := v.Run(f.Data)
 			if err != nil {
 				t.Fatal(err)
@@ -87,13 +88,13 @@ func TestFilterRangeEdges(t *testing.T) {
 func TestFilterNoRanges(t *testing.T) {
 	for _, link := range []listener.LinkType{listener.LinkEthernet, listener.LinkIP} {
 		v := vm(t, nil, link)
-		for _, c := range frameCases {
-			f := c.frame(t)
+		for _, c := range listenertest.Cases() {
+			f := c.Frame(t)
 			if f.Link != link {
 				continue
 			}
 			if n, _ := v.Run(f.Data); n != 0 {
-				t.Errorf("%v, no ranges: %s: filter accepts (%d), want drop", link, c.name, n)
+				t.Errorf("%v, no ranges: %s: filter accepts (%d), want drop", link, c.Name, n)
 			}
 		}
 	}
@@ -104,20 +105,20 @@ func TestFilterNoRanges(t *testing.T) {
 func TestFilterOneProto(t *testing.T) {
 	v := vm(t, []inet.Range{{Proto: inet.UDP, Lo: 40000, Hi: 40999}}, listener.LinkEthernet)
 	for _, c := range []struct {
-		p    pkt
+		p    listenertest.Packet
 		want bool
 	}{
-		{with(v4syn, func(v *pkt) { v.dport = 40000 }), false},
-		{with(v4udp, func(v *pkt) { v.dport = 40000 }), true},
-		{with(v6syn, func(v *pkt) { v.dport = 40000 }), false},
-		{with(v6udp, func(v *pkt) { v.dport = 40999 }), true},
+		{listenertest.With(listenertest.V4SYN(), func(v *listenertest.Packet) { v.DstPort = 40000 }), false},
+		{listenertest.With(listenertest.V4UDP(), func(v *listenertest.Packet) { v.DstPort = 40000 }), true},
+		{listenertest.With(listenertest.V6SYN(), func(v *listenertest.Packet) { v.DstPort = 40000 }), false},
+		{listenertest.With(listenertest.V6UDP(), func(v *listenertest.Packet) { v.DstPort = 40999 }), true},
 	} {
-		n, err := v.Run(c.p.frame(t).Data)
+		n, err := v.Run(c.p.Frame(t).Data)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := n > 0; got != c.want {
-			t.Errorf("%v to %d: filter accepts = %v, want %v", c.p.proto, c.p.dport, got, c.want)
+			t.Errorf("%v to %d: filter accepts = %v, want %v", c.p.Proto, c.p.DstPort, got, c.want)
 		}
 	}
 }
@@ -135,7 +136,7 @@ func TestFilterErrors(t *testing.T) {
 	}{
 		{"lo > hi", []inet.Range{{Proto: inet.TCP, Lo: 9, Hi: 8}}, listener.LinkEthernet, "knock range 0 (tcp/9-8): lo > hi"},
 		{"bad proto", []inet.Range{{Proto: inet.UDP, Lo: 1, Hi: 8}, {Proto: 1, Lo: 1, Hi: 2}}, listener.LinkEthernet, "knock range 1 (proto(1)/1-2): protocol proto(1): want tcp or udp"},
-		{"bad link", testRanges, 0, "unknown link type link(0)"},
+		{"bad link", listenertest.Ranges(), 0, "unknown link type link(0)"},
 		{"too many", many, listener.LinkIP, "513 disjoint ranges after merging, at most 512"},
 	} {
 		_, err := Filter(c.ranges, c.link)
@@ -163,17 +164,17 @@ func TestFilterLargest(t *testing.T) {
 	}
 	v := vm(t, ranges, listener.LinkEthernet)
 	for _, c := range []struct {
-		p    pkt
+		p    listenertest.Packet
 		want bool
 	}{
-		{with(v4udp, func(v *pkt) { v.dport = 10000 + 4*255 + 1 }), true},
-		{with(v4udp, func(v *pkt) { v.dport = 10000 + 4*255 + 2 }), false},
-		{with(v4syn, func(v *pkt) { v.dport = 20000 + 4*255 }), true},
-		{with(v4syn, func(v *pkt) { v.dport = 20000 + 4*256 }), false},
+		{listenertest.With(listenertest.V4UDP(), func(v *listenertest.Packet) { v.DstPort = 10000 + 4*255 + 1 }), true},
+		{listenertest.With(listenertest.V4UDP(), func(v *listenertest.Packet) { v.DstPort = 10000 + 4*255 + 2 }), false},
+		{listenertest.With(listenertest.V4SYN(), func(v *listenertest.Packet) { v.DstPort = 20000 + 4*255 }), true},
+		{listenertest.With(listenertest.V4SYN(), func(v *listenertest.Packet) { v.DstPort = 20000 + 4*256 }), false},
 	} {
-		n, _ := v.Run(c.p.frame(t).Data)
+		n, _ := v.Run(c.p.Frame(t).Data)
 		if got := n > 0; got != c.want {
-			t.Errorf("%v to %d: filter accepts = %v, want %v", c.p.proto, c.p.dport, got, c.want)
+			t.Errorf("%v to %d: filter accepts = %v, want %v", c.p.Proto, c.p.DstPort, got, c.want)
 		}
 	}
 }

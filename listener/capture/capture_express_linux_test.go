@@ -6,6 +6,7 @@ import (
 
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/listenertest"
 )
 
 // TestCaptureExpressMerge sends a burst of knock frames much larger than
@@ -200,8 +201,8 @@ func TestCaptureReadFrames(t *testing.T) {
 func burstFrames(t *testing.T, tb *testbed, n int) [][]byte {
 	frames := make([][]byte, n)
 	for i := range frames {
-		frames[i] = pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: udp, dport: 50000 + uint16(i%1000), dstMAC: tb.srvMAC,
-			payload: []byte{byte(i >> 8), byte(i)}}.frame(t).Data
+		frames[i] = listenertest.Packet{Src: "192.0.2.2", Dst: "192.0.2.1", Proto: udp, DstPort: 50000 + uint16(i%1000), DstMAC: tb.srvMAC,
+			Payload: []byte{byte(i >> 8), byte(i)}}.Frame(t).Data
 	}
 	return frames
 }

@@ -200,3 +200,8 @@ func knocks(t testing.TB, rs []result) []listener.Knock {
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+const (
+	tcp = inet.TCP
+	udp = inet.UDP
+)

@@ -21,6 +21,7 @@ import (
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/listenertest"
 )
 
 var sysRanges = []inet.Range{
@@ -48,12 +49,12 @@ func TestCaptureSystem(t *testing.T) {
 	}
 	ch := collect(c, sysRanges)
 
-	raw := func(v pkt) []byte {
-		v.dstMAC = tb.srvMAC
-		return v.frame(t).Data
+	raw := func(v listenertest.Packet) []byte {
+		v.DstMAC = tb.srvMAC
+		return v.Frame(t).Data
 	}
-	cli4 := pkt{src: "192.0.2.2", dst: "192.0.2.1"}
-	cli6 := pkt{src: "2001:db8:1::2", dst: "2001:db8:1::1"}
+	cli4 := listenertest.Packet{Src: "192.0.2.2", Dst: "192.0.2.1"}
+	cli6 := listenertest.Packet{Src: "2001:db8:1::2", Dst: "2001:db8:1::1"}
 	var want []listener.Knock
 	knock := func(src string, proto inet.Proto, port uint16) {
 		want = append(want, listener.Knock{Src: addr(src), Proto: proto, Port: port})
@@ -73,16 +74,16 @@ func TestCaptureSystem(t *testing.T) {
 	sendUDP(t, tb.cli, "2001:db8:1::1", 49999)
 	sendSYN(t, tb.cli, "192.0.2.1", 39999)
 	sendRaw(t, tb.cli, tb.cliIf,
-		raw(with(cli4, func(v *pkt) { v.proto, v.ack, v.dport = tcp, true, 40004 })),
-		raw(with(cli4, func(v *pkt) { v.proto, v.syn, v.ack, v.dport = tcp, true, true, 40005 })),
-		raw(with(cli4, func(v *pkt) { v.proto, v.rst, v.dport = tcp, true, 40006 })),
-		raw(with(cli6, func(v *pkt) { v.proto, v.ack, v.dport = tcp, true, 40007 })),
-		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.fragOff = udp, 50008, 185 })),
-		raw(with(cli6, func(v *pkt) { v.proto, v.dport, v.hopByHop = udp, 50009, true })),
-		raw(with(cli4, func(v *pkt) { v.proto, v.syn, v.dport = udp, true, 40010 })), // UDP to the TCP range
-		raw(with(cli4, func(v *pkt) { v.proto, v.syn, v.dport = tcp, true, 50011 })), // SYN to the UDP range
-		raw(with(cli4, func(v *pkt) { // the kernel takes out one tag; three inline are deeper than the filter looks
-			v.proto, v.dport, v.tags = udp, 50012, []layers.EthernetType{0x88a8, 0x8100, 0x8100, 0x8100}
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.ACK, v.DstPort = tcp, true, 40004 })),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.SYN, v.ACK, v.DstPort = tcp, true, true, 40005 })),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.RST, v.DstPort = tcp, true, 40006 })),
+		raw(listenertest.With(cli6, func(v *listenertest.Packet) { v.Proto, v.ACK, v.DstPort = tcp, true, 40007 })),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.DstPort, v.FragOff = udp, 50008, 185 })),
+		raw(listenertest.With(cli6, func(v *listenertest.Packet) { v.Proto, v.DstPort, v.HopByHop = udp, 50009, true })),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.SYN, v.DstPort = udp, true, 40010 })), // UDP to the TCP range
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.SYN, v.DstPort = tcp, true, 50011 })), // SYN to the UDP range
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { // the kernel takes out one tag; three inline are deeper than the filter looks
+			v.Proto, v.DstPort, v.Tags = udp, 50012, []layers.EthernetType{0x88a8, 0x8100, 0x8100, 0x8100}
 		})),
 	)
 
@@ -90,15 +91,19 @@ func TestCaptureSystem(t *testing.T) {
 	// outer tag out of the frame into the ring's metadata), QinQ (the inner
 	// tag stays inline), a first fragment, a SYN with IP options.
 	sendRaw(t, tb.cli, tb.cliIf,
-		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.tags = udp, 50003, []layers.EthernetType{0x8100} })),
-		raw(with(cli6, func(v *pkt) { v.proto, v.syn, v.dport, v.tags = tcp, true, 40003, []layers.EthernetType{0x8100} })),
-		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.tags = udp, 50004, []layers.EthernetType{0x88a8} })),
-		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.tags = udp, 50013, []layers.EthernetType{0x88a8, 0x8100} })),
-		raw(with(cli6, func(v *pkt) {
-			v.proto, v.syn, v.dport, v.tags = tcp, true, 40014, []layers.EthernetType{0x88a8, 0x8100}
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.DstPort, v.Tags = udp, 50003, []layers.EthernetType{0x8100} })),
+		raw(listenertest.With(cli6, func(v *listenertest.Packet) {
+			v.Proto, v.SYN, v.DstPort, v.Tags = tcp, true, 40003, []layers.EthernetType{0x8100}
 		})),
-		raw(with(cli4, func(v *pkt) { v.proto, v.dport, v.mf = udp, 50015, true })),
-		raw(with(cli4, func(v *pkt) { v.proto, v.syn, v.dport, v.ipOpts = tcp, true, 40016, true })),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.DstPort, v.Tags = udp, 50004, []layers.EthernetType{0x88a8} })),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) {
+			v.Proto, v.DstPort, v.Tags = udp, 50013, []layers.EthernetType{0x88a8, 0x8100}
+		})),
+		raw(listenertest.With(cli6, func(v *listenertest.Packet) {
+			v.Proto, v.SYN, v.DstPort, v.Tags = tcp, true, 40014, []layers.EthernetType{0x88a8, 0x8100}
+		})),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.DstPort, v.MF = udp, 50015, true })),
+		raw(listenertest.With(cli4, func(v *listenertest.Packet) { v.Proto, v.SYN, v.DstPort, v.IPOptions = tcp, true, 40016, true })),
 	)
 	knock("192.0.2.2", udp, 50003)
 	knock("2001:db8:1::2", tcp, 40003)
@@ -372,7 +377,7 @@ func TestReadPcapTcpdump(t *testing.T) {
 			f, err := os.Open(path)
 			must(t, err)
 			defer f.Close()
-			frames, err := listener.ReadPcap(f)
+			frames, err := listenertest.ReadPcap(f)
 			must(t, err)
 			d := listener.NewDecoder(sysRanges)
 			var got []listener.Knock
@@ -457,14 +462,14 @@ func TestCaptureTun(t *testing.T) {
 		t.Fatalf("capture on tun: link %v, want ip", c.Link())
 	}
 	ch := collect(c, sysRanges)
-	in := pkt{link: listener.LinkIP, src: "203.0.113.2", dst: "203.0.113.1"}
-	for _, v := range []pkt{
-		with(in, func(v *pkt) { v.proto, v.syn, v.dport = tcp, true, 40001 }),
-		with(in, func(v *pkt) { v.proto, v.ack, v.dport = tcp, true, 40002 }), // not a knock
-		with(in, func(v *pkt) { v.proto, v.dport = udp, 51000 }),              // not a knock
-		with(in, func(v *pkt) { v.proto, v.dport = udp, 50999 }),
+	in := listenertest.Packet{Link: listener.LinkIP, Src: "203.0.113.2", Dst: "203.0.113.1"}
+	for _, v := range []listenertest.Packet{
+		listenertest.With(in, func(v *listenertest.Packet) { v.Proto, v.SYN, v.DstPort = tcp, true, 40001 }),
+		listenertest.With(in, func(v *listenertest.Packet) { v.Proto, v.ACK, v.DstPort = tcp, true, 40002 }), // not a knock
+		listenertest.With(in, func(v *listenertest.Packet) { v.Proto, v.DstPort = udp, 51000 }),              // not a knock
+		listenertest.With(in, func(v *listenertest.Packet) { v.Proto, v.DstPort = udp, 50999 }),
 	} {
-		if _, err := unix.Write(tun, v.frame(t).Data); err != nil {
+		if _, err := unix.Write(tun, v.Frame(t).Data); err != nil {
 			t.Fatalf("write to tun: %v", err)
 		}
 	}

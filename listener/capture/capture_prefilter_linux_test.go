@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/listenertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,7 +84,7 @@ func testCapturePrefilter(t *testing.T, noExpress bool) {
 	if s := pfStats(t, p); s != wantStats {
 		t.Errorf("prefilter counters after SetRanges %+v, want %+v", s, wantStats)
 	}
-	out := pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: inet.TCP, syn: true, dport: 40600}.frame(t)
+	out := listenertest.Packet{Src: "192.0.2.2", Dst: "192.0.2.1", Proto: inet.TCP, SYN: true, DstPort: 40600}.Frame(t)
 	if run(t, p, out) > 0 {
 		t.Error("after Conn.SetRanges, the prefilter passes a knock to a port no longer in the ranges")
 	}

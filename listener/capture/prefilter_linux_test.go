@@ -12,6 +12,7 @@ import (
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/listenertest"
 )
 
 // newTestPrefilter loads a prefilter with ranges; it needs root.
@@ -89,7 +90,7 @@ func publish(t testing.TB, p *Prefilter, a listener.AnchorPorts) {
 // then passes exactly the frames the classic Filter passes (the same
 // header walk), for every fixture frame.
 func TestPrefilterAllAnchored(t *testing.T) {
-	p := newTestPrefilter(t, testRanges)
+	p := newTestPrefilter(t, listenertest.Ranges())
 	var all listener.AnchorPorts
 	for pi := range 2 {
 		for i := range all.Ports[pi] {
@@ -97,14 +98,14 @@ func TestPrefilterAllAnchored(t *testing.T) {
 		}
 	}
 	publish(t, p, all)
-	for _, c := range frameCases {
-		f := c.frame(t)
+	for _, c := range listenertest.Cases() {
+		f := c.Frame(t)
 		if f.Link != listener.LinkEthernet && f.Link != listener.LinkIP {
 			continue
 		}
 		n := run(t, p, f)
-		if got := n > 0; got != c.bpf {
-			t.Errorf("%s: prefilter accepts = %v (returned %d), want %v", c.name, got, n, c.bpf)
+		if got := n > 0; got != c.BPF {
+			t.Errorf("%s: prefilter accepts = %v (returned %d), want %v", c.Name, got, n, c.BPF)
 		}
 	}
 }
@@ -113,7 +114,7 @@ func TestPrefilterAllAnchored(t *testing.T) {
 // counter it must count (none for a frame that is no knock into a range).
 type pfCheck struct {
 	what string
-	p    pkt
+	p    listenertest.Packet
 	pass bool
 	// delta of the ring program's counters
 	anchors, tracked, dropped uint64
@@ -125,7 +126,7 @@ type pfCheck struct {
 func pfApply(t *testing.T, p *Prefilter, checks []pfCheck) {
 	t.Helper()
 	for _, c := range checks {
-		f := c.p.frame(t)
+		f := c.p.Frame(t)
 		before := pfStats(t, p)
 		n := run(t, p, f)
 		if got := n > 0; got != c.pass {
@@ -173,10 +174,10 @@ func TestPrefilterRule1(t *testing.T) {
 		for _, fam := range families {
 			for _, pr := range protos {
 				t.Run(fmt.Sprintf("%v/%s/%v", link, fam.name, pr.proto), func(t *testing.T) {
-					p := newTestPrefilter(t, testRanges)
+					p := newTestPrefilter(t, listenertest.Ranges())
 					publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
-					k := func(src string, port uint16) pkt {
-						return pkt{link: link, src: src, dst: fam.dst, proto: pr.proto, syn: true, dport: port}
+					k := func(src string, port uint16) listenertest.Packet {
+						return listenertest.Packet{Link: link, Src: src, Dst: fam.dst, Proto: pr.proto, SYN: true, DstPort: port}
 					}
 					checks := []pfCheck{
 						{what: "new source, non-anchor", p: k(fam.a, pr.other), dropped: 1},
@@ -192,9 +193,9 @@ func TestPrefilterRule1(t *testing.T) {
 					}
 					if pr.proto == inet.TCP {
 						synAck := k(fam.a, pr.other)
-						synAck.ack = true
+						synAck.ACK = true
 						plain := k(fam.a, pr.other)
-						plain.syn, plain.ack = false, true
+						plain.SYN, plain.ACK = false, true
 						checks = append(checks,
 							pfCheck{what: "marked source, SYN-ACK", p: synAck},
 							pfCheck{what: "marked source, ACK", p: plain})
@@ -210,10 +211,10 @@ func TestPrefilterRule1(t *testing.T) {
 // that its IPv4-mapped IPv6 spelling is the same source, and the other way
 // round.
 func TestPrefilterMappedSource(t *testing.T) {
-	p := newTestPrefilter(t, testRanges)
+	p := newTestPrefilter(t, listenertest.Ranges())
 	publish(t, p, anchorSet([]uint16{40100}, nil))
-	syn := func(src, dst string, port uint16) pkt {
-		return pkt{src: src, dst: dst, proto: inet.TCP, syn: true, dport: port}
+	syn := func(src, dst string, port uint16) listenertest.Packet {
+		return listenertest.Packet{Src: src, Dst: dst, Proto: inet.TCP, SYN: true, DstPort: port}
 	}
 	pfApply(t, p, []pfCheck{
 		{what: "::ffff:1.2.3.4 before its anchor", p: syn("::ffff:1.2.3.4", "2001:db8::1", 40200), dropped: 1},
@@ -230,14 +231,14 @@ func TestPrefilterMappedSource(t *testing.T) {
 // latest 3 pass, the first set's no longer do. Anchors outside the ranges
 // never pass, nor mark their source.
 func TestPrefilterPublishKeeps(t *testing.T) {
-	p := newTestPrefilter(t, testRanges)
+	p := newTestPrefilter(t, listenertest.Ranges())
 	anchors := []uint16{40101, 40102, 40103, 40104}
 	for _, a := range anchors {
 		publish(t, p, anchorSet([]uint16{a, 41500}, []uint16{50150}))
 	}
 	for i, a := range anchors {
 		src := fmt.Sprintf("203.0.113.%d", 10+i)
-		f := pkt{src: src, dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: a}.frame(t)
+		f := listenertest.Packet{Src: src, Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: a}.Frame(t)
 		want := i > 0
 		if got := run(t, p, f) > 0; got != want {
 			t.Errorf("a new source at the anchor %d of set %d of 4: passes = %v, want %v", a, i+1, got, want)
@@ -247,13 +248,13 @@ func TestPrefilterPublishKeeps(t *testing.T) {
 		proto inet.Proto
 		port  uint16
 	}{{inet.TCP, 41500}, {inet.UDP, 50150}} {
-		k := pkt{src: "203.0.113.50", dst: "198.51.100.1", proto: c.proto, syn: true, dport: c.port}
-		if run(t, p, k.frame(t)) > 0 {
+		k := listenertest.Packet{Src: "203.0.113.50", Dst: "198.51.100.1", Proto: c.proto, SYN: true, DstPort: c.port}
+		if run(t, p, k.Frame(t)) > 0 {
 			t.Errorf("%v anchor %d outside the ranges: passes", c.proto, c.port)
 		}
 	}
-	next := pkt{src: "203.0.113.50", dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: 40200}
-	if run(t, p, next.frame(t)) > 0 {
+	next := listenertest.Packet{Src: "203.0.113.50", Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: 40200}
+	if run(t, p, next.Frame(t)) > 0 {
 		t.Error("a source whose only knocks went to anchors outside the ranges passes at a non-anchor: it was marked")
 	}
 }
@@ -261,9 +262,9 @@ func TestPrefilterPublishKeeps(t *testing.T) {
 // TestPrefilterSetRangesInvalid gives SetRanges an invalid range: an
 // error naming it, and the old ranges stay.
 func TestPrefilterSetRangesInvalid(t *testing.T) {
-	p := newTestPrefilter(t, testRanges)
+	p := newTestPrefilter(t, listenertest.Ranges())
 	publish(t, p, anchorSet([]uint16{40100}, nil))
-	f := pkt{src: "192.0.2.10", dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: 40100}.frame(t)
+	f := listenertest.Packet{Src: "192.0.2.10", Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: 40100}.Frame(t)
 	if run(t, p, f) == 0 {
 		t.Fatal("a knock at an anchor is dropped")
 	}
@@ -315,13 +316,13 @@ func waitGens(t *testing.T, p *Prefilter, n uint64) uint64 {
 // with another source.
 func TestPrefilterGenerations(t *testing.T) {
 	const hold = 50 * time.Millisecond
-	p := newTestPrefilterHold(t, testRanges, hold)
+	p := newTestPrefilterHold(t, listenertest.Ranges(), hold)
 	publish(t, p, anchorSet([]uint16{40100}, nil))
 	if err := p.SetHold(MinPrefilterHold - time.Nanosecond); err == nil {
 		t.Error("SetHold below MinPrefilterHold: no error")
 	}
 	syn := func(src string, port uint16) listener.Frame {
-		return pkt{src: src, dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: port}.frame(t)
+		return listenertest.Packet{Src: src, Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: port}.Frame(t)
 	}
 	const attempts = 5
 	done := false
@@ -368,22 +369,22 @@ func TestPrefilterGenerations(t *testing.T) {
 // copy (a UDP knock without payload) the slow one. A source marked on one
 // path is found on the other, and each path drops a non-first fragment.
 func TestPrefilterFastSlow(t *testing.T) {
-	p := newTestPrefilter(t, testRanges)
+	p := newTestPrefilter(t, listenertest.Ranges())
 	publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
-	fast := func(src string, port uint16) pkt {
-		return pkt{src: src, dst: "198.51.100.1", proto: inet.TCP, syn: true, dport: port}
+	fast := func(src string, port uint16) listenertest.Packet {
+		return listenertest.Packet{Src: src, Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: port}
 	}
-	opts := func(src string, port uint16) pkt { v := fast(src, port); v.ipOpts = true; return v }
-	vlan := func(src string, port uint16) pkt {
+	opts := func(src string, port uint16) listenertest.Packet { v := fast(src, port); v.IPOptions = true; return v }
+	vlan := func(src string, port uint16) listenertest.Packet {
 		v := fast(src, port)
-		v.tags = []layers.EthernetType{layers.EthernetTypeDot1Q}
+		v.Tags = []layers.EthernetType{layers.EthernetTypeDot1Q}
 		return v
 	}
-	udp := func(src string, port uint16) pkt {
-		return pkt{src: src, dst: "198.51.100.1", proto: inet.UDP, dport: port}
+	udp := func(src string, port uint16) listenertest.Packet {
+		return listenertest.Packet{Src: src, Dst: "198.51.100.1", Proto: inet.UDP, DstPort: port}
 	}
-	frag := func(v pkt) pkt { v.fragOff = 8; return v }
-	ipLink := func(v pkt) pkt { v.link = listener.LinkIP; return v }
+	frag := func(v listenertest.Packet) listenertest.Packet { v.FragOff = 8; return v }
+	ipLink := func(v listenertest.Packet) listenertest.Packet { v.Link = listener.LinkIP; return v }
 	pfApply(t, p, []pfCheck{
 		{what: "fast, anchor", p: fast("192.0.2.1", 40100), pass: true, anchors: 1},
 		{what: "slow (options) after a fast anchor", p: opts("192.0.2.1", 40200), pass: true, tracked: 1},
@@ -397,6 +398,6 @@ func TestPrefilterFastSlow(t *testing.T) {
 		{what: "fast, a stranger", p: fast("192.0.2.9", 40200), dropped: 1},
 		{what: "fast, non-first fragment of a marked source", p: frag(fast("192.0.2.1", 40200))},
 		{what: "slow, non-first fragment of a marked source", p: frag(opts("192.0.2.1", 40200))},
-		{what: "fast, SYN-ACK of a marked source", p: func() pkt { v := fast("192.0.2.1", 40200); v.ack = true; return v }()},
+		{what: "fast, SYN-ACK of a marked source", p: func() listenertest.Packet { v := fast("192.0.2.1", 40200); v.ACK = true; return v }()},
 	})
 }

@@ -1,4 +1,4 @@
-package listener
+package listenertest
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/tknock/tknock/listener"
 )
 
 // SliceSource is a Source over frames in memory, for tests and in-process
@@ -19,25 +20,25 @@ import (
 // in order, then io.EOF; after Close they return ErrClosed. They must be
 // called from one goroutine at a time; Close may be called from any.
 type SliceSource struct {
-	frames []Frame
+	frames []listener.Frame
 	next   int
 	closed atomic.Bool
 }
 
 // NewSliceSource returns a source that reads frames. The frames are not
 // copied; the source never modifies them.
-func NewSliceSource(frames []Frame) *SliceSource {
+func NewSliceSource(frames []listener.Frame) *SliceSource {
 	return &SliceSource{frames: frames}
 }
 
 // ReadFrame returns the next frame, io.EOF when there is none left, or
 // ErrClosed after Close. It never blocks.
-func (s *SliceSource) ReadFrame() (Frame, error) {
+func (s *SliceSource) ReadFrame() (listener.Frame, error) {
 	if s.closed.Load() {
-		return Frame{}, ErrClosed
+		return listener.Frame{}, listener.ErrClosed
 	}
 	if s.next >= len(s.frames) {
-		return Frame{}, io.EOF
+		return listener.Frame{}, io.EOF
 	}
 	f := s.frames[s.next]
 	s.next++
@@ -47,9 +48,9 @@ func (s *SliceSource) ReadFrame() (Frame, error) {
 // ReadFrames stores the next frames in fs, as many as are left up to
 // len(fs), and returns how many; io.EOF (and 0) when there is none left,
 // or ErrClosed after Close. It never blocks.
-func (s *SliceSource) ReadFrames(fs []Frame) (int, error) {
+func (s *SliceSource) ReadFrames(fs []listener.Frame) (int, error) {
 	if s.closed.Load() {
-		return 0, ErrClosed
+		return 0, listener.ErrClosed
 	}
 	if s.next >= len(s.frames) {
 		return 0, io.EOF
@@ -73,7 +74,7 @@ const linkTypeRawAlt = 12
 // Linux cooked header SLL ("tcpdump -i any -y LINUX_SLL"), which is removed
 // (outgoing and non-IP packets are left out, as the capture does). SLL2,
 // tcpdump's default for "-i any", does not fit gopacket's 8-bit link type.
-func ReadPcap(r io.Reader) ([]Frame, error) {
+func ReadPcap(r io.Reader) ([]listener.Frame, error) {
 	br := bufio.NewReader(r)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -93,16 +94,16 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 		return nil, fmt.Errorf("pcap: %w", err)
 	}
 	lt := pr.LinkType()
-	var link LinkType
+	var link listener.LinkType
 	switch lt {
 	case layers.LinkTypeEthernet:
-		link = LinkEthernet
+		link = listener.LinkEthernet
 	case layers.LinkTypeRaw, linkTypeRawAlt, layers.LinkTypeIPv4, layers.LinkTypeIPv6, layers.LinkTypeLinuxSLL:
-		link = LinkIP
+		link = listener.LinkIP
 	default:
 		return nil, fmt.Errorf("pcap: link type %v (%d): want Ethernet, raw IP, or Linux SLL", lt, uint8(lt))
 	}
-	var frames []Frame
+	var frames []listener.Frame
 	for n := 1; ; n++ {
 		data, ci, err := pr.ReadPacketData()
 		if errors.Is(err, io.EOF) {
@@ -111,7 +112,7 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pcap: packet %d: %w", n, err)
 		}
-		f := Frame{Data: data, Time: ci.Timestamp, Link: link, Ifindex: ci.InterfaceIndex}
+		f := listener.Frame{Data: data, Time: ci.Timestamp, Link: link, Ifindex: ci.InterfaceIndex}
 		if lt == layers.LinkTypeLinuxSLL {
 			var keep bool
 			if f, keep, err = cooked(f); err != nil {
@@ -127,7 +128,7 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 
 // cooked removes the 16-byte Linux SLL header from f. It reports false for
 // outgoing and non-IP packets.
-func cooked(f Frame) (Frame, bool, error) {
+func cooked(f listener.Frame) (listener.Frame, bool, error) {
 	const hdr = 16
 	if len(f.Data) < hdr {
 		return f, false, fmt.Errorf("%d bytes, shorter than a Linux SLL header (%d)", len(f.Data), hdr)
@@ -137,18 +138,18 @@ func cooked(f Frame) (Frame, bool, error) {
 	if pkttype == 4 /* PACKET_OUTGOING */ || (proto != 0x0800 && proto != 0x86dd) {
 		return f, false, nil
 	}
-	f.Data, f.Link = f.Data[hdr:], LinkIP
+	f.Data, f.Link = f.Data[hdr:], listener.LinkIP
 	return f, true, nil
 }
 
 // WritePcap writes frames as a pcap stream with nanosecond timestamps. All
 // frames must have the same link type.
-func WritePcap(w io.Writer, frames []Frame) error {
+func WritePcap(w io.Writer, frames []listener.Frame) error {
 	lt := layers.LinkTypeEthernet
 	if len(frames) > 0 {
 		switch frames[0].Link {
-		case LinkEthernet:
-		case LinkIP:
+		case listener.LinkEthernet:
+		case listener.LinkIP:
 			lt = layers.LinkTypeRaw
 		default:
 			return fmt.Errorf("pcap: frame 0: unknown link type %v", frames[0].Link)

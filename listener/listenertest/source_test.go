@@ -1,4 +1,4 @@
-package listener
+package listenertest
 
 import (
 	"bytes"
@@ -15,12 +15,13 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/tknock/tknock/listener"
 )
 
 func TestSliceSource(t *testing.T) {
-	frames := []Frame{v4syn.frame(t), v6udp.frame(t)}
+	frames := []listener.Frame{V4SYN().Frame(t), V6UDP().Frame(t)}
 	s := NewSliceSource(frames)
-	var src Source = s
+	var src listener.Source = s
 	for i := range frames {
 		f, err := src.ReadFrame()
 		if err != nil {
@@ -36,7 +37,7 @@ func TestSliceSource(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.ReadFrame(); !errors.Is(err, ErrClosed) {
+	if _, err := src.ReadFrame(); !errors.Is(err, listener.ErrClosed) {
 		t.Errorf("ReadFrame after Close = %v, want ErrClosed", err)
 	}
 }
@@ -45,17 +46,17 @@ func TestSliceSource(t *testing.T) {
 // as many as fit and are left, then io.EOF, and ErrClosed after Close;
 // ReadFrame and ReadFrames share the position.
 func TestSliceSourceReadFrames(t *testing.T) {
-	var frames []Frame
-	for _, c := range frameCases {
-		frames = append(frames, c.frame(t))
+	var frames []listener.Frame
+	for _, c := range Cases() {
+		frames = append(frames, c.Frame(t))
 	}
 	if len(frames) < 5 {
 		t.Fatalf("%d frame cases, want at least 5", len(frames))
 	}
 	s := NewSliceSource(frames)
-	var src BatchSource = s
-	var got []Frame
-	fs := make([]Frame, 2)
+	var src listener.BatchSource = s
+	var got []listener.Frame
+	fs := make([]listener.Frame, 2)
 	if f, err := src.ReadFrame(); err != nil {
 		t.Fatalf("ReadFrame: %v", err)
 	} else {
@@ -84,17 +85,17 @@ func TestSliceSourceReadFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.next = 0 // frames left: Close still wins
-	if n, err := src.ReadFrames(fs); n != 0 || !errors.Is(err, ErrClosed) {
+	if n, err := src.ReadFrames(fs); n != 0 || !errors.Is(err, listener.ErrClosed) {
 		t.Errorf("ReadFrames after Close = %d, %v; want 0, ErrClosed", n, err)
 	}
 }
 
 func TestPcapRoundTrip(t *testing.T) {
-	for _, link := range []LinkType{LinkEthernet, LinkIP} {
-		var frames []Frame
-		for _, c := range frameCases {
-			if f := c.frame(t); f.Link == link {
-				f.Time, f.Ifindex = fixtureTime, 0 // a pcap file keeps no interface index
+	for _, link := range []listener.LinkType{listener.LinkEthernet, listener.LinkIP} {
+		var frames []listener.Frame
+		for _, c := range Cases() {
+			if f := c.Frame(t); f.Link == link {
+				f.Time, f.Ifindex = FixtureTime(), 0 // a pcap file keeps no interface index
 				frames = append(frames, f)
 			}
 		}
@@ -110,21 +111,21 @@ func TestPcapRoundTrip(t *testing.T) {
 			t.Errorf("%v frames after a pcap round trip (-want +got):\n%s", link, diff)
 		}
 	}
-	if err := WritePcap(io.Discard, []Frame{v4syn.frame(t), with(v4syn, func(v *pkt) { v.link = LinkIP }).frame(t)}); err == nil ||
+	if err := WritePcap(io.Discard, []listener.Frame{V4SYN().Frame(t), With(V4SYN(), func(v *Packet) { v.Link = listener.LinkIP }).Frame(t)}); err == nil ||
 		!strings.Contains(err.Error(), "frame 1: link type ip, but frame 0 is ethernet") {
 		t.Errorf("WritePcap of mixed link types = %v, want an error naming frame 1", err)
 	}
 }
 
 // TestReadPcapFixture decodes testdata/knocks.pcap: the Ethernet frames of
-// frameCases, as WritePcap wrote them (go test -run TestReadPcapFixture
+// Cases(), as WritePcap wrote them (go test -run TestReadPcapFixture
 // -update rewrites it).
 func TestReadPcapFixture(t *testing.T) {
 	path := filepath.Join("testdata", "knocks.pcap")
-	var cases []frameCase
-	var frames []Frame
-	for _, c := range frameCases {
-		if f := c.frame(t); f.Link == LinkEthernet && len(f.Data) > 0 {
+	var cases []Case
+	var frames []listener.Frame
+	for _, c := range Cases() {
+		if f := c.Frame(t); f.Link == listener.LinkEthernet && len(f.Data) > 0 {
 			cases, frames = append(cases, c), append(frames, f)
 		}
 	}
@@ -149,10 +150,10 @@ func TestReadPcapFixture(t *testing.T) {
 	if len(got) != len(cases) {
 		t.Fatalf("%s: %d frames, want %d (rewrite it with -update)", path, len(got), len(cases))
 	}
-	d := NewDecoder(testRanges)
+	d := listener.NewDecoder(Ranges())
 	for i, c := range cases {
-		if _, ok := d.Decode(got[i]); ok != (c.want == isKnock) {
-			t.Errorf("%s frame %d (%s): knock = %v, want %v", path, i, c.name, ok, c.want == isKnock)
+		if _, ok := d.Decode(got[i]); ok != (c.Want == Knock) {
+			t.Errorf("%s frame %d (%s): knock = %v, want %v", path, i, c.Name, ok, c.Want == Knock)
 		}
 	}
 }
@@ -161,7 +162,7 @@ func TestReadPcapFixture(t *testing.T) {
 // LINUX_SLL"): the cooked header is removed, outgoing and non-IP packets
 // are left out.
 func TestReadPcapCooked(t *testing.T) {
-	ip := func(p pkt) []byte { p.link = LinkIP; return p.frame(t).Data }
+	ip := func(p Packet) []byte { p.Link = listener.LinkIP; return p.Frame(t).Data }
 	sll := func(pkttype, proto uint16, payload []byte) []byte {
 		h := make([]byte, 16)
 		h[0], h[1] = byte(pkttype>>8), byte(pkttype)
@@ -174,12 +175,12 @@ func TestReadPcapCooked(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, data := range [][]byte{
-		sll(0, 0x0800, ip(v4udp)),
-		sll(4, 0x0800, ip(v4udp)), // outgoing
+		sll(0, 0x0800, ip(V4UDP())),
+		sll(4, 0x0800, ip(V4UDP())), // outgoing
 		sll(0, 0x0806, make([]byte, 28)),
-		sll(0, 0x86dd, ip(v6syn)),
+		sll(0, 0x86dd, ip(V6SYN())),
 	} {
-		if err := w.WritePacket(gopacket.CaptureInfo{CaptureLength: len(data), Length: len(data), Timestamp: fixtureTime}, data); err != nil {
+		if err := w.WritePacket(gopacket.CaptureInfo{CaptureLength: len(data), Length: len(data), Timestamp: FixtureTime()}, data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,17 +188,17 @@ func TestReadPcapCooked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDecoder(testRanges)
+	d := listener.NewDecoder(Ranges())
 	var ports []uint16
 	for _, f := range frames {
-		if f.Link != LinkIP {
+		if f.Link != listener.LinkIP {
 			t.Errorf("cooked frame with link %v, want ip", f.Link)
 		}
 		if k, ok := d.Decode(f); ok {
 			ports = append(ports, k.Port)
 		}
 	}
-	if want := []uint16{v4udp.dport, v6syn.dport}; !cmp.Equal(ports, want) {
+	if want := []uint16{V4UDP().DstPort, V6SYN().DstPort}; !cmp.Equal(ports, want) {
 		t.Errorf("knocks from a cooked capture to ports %v, want %v", ports, want)
 	}
 }
