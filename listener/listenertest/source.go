@@ -1,3 +1,9 @@
+// Package listenertest has test doubles for code that reads frames:
+// SliceSource, a Source over frames in memory; ReadPcap and WritePcap, for
+// pcap files; and Packet, the one builder of knock frames, with the frame
+// cases (Cases) that the decoder and the capture filters are checked
+// against. For tests only: it links gopacket's pcapgo, which no binary
+// needs.
 package listenertest
 
 import (
