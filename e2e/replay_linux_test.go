@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -22,7 +23,7 @@ func TestReplay(t *testing.T) {
 		d := e.startDaemon(e.writeConfig(config{Skew: 1, DropKnocks: ptr(true)}))
 		s := e.sniff(e.server, e.srvToClient)
 
-		knockedAt := awayFromBoundary(period, 2*time.Second, 200*time.Millisecond)
+		knockedAt := testkit.AwayFromBoundary(period, 2*time.Second, 200*time.Millisecond)
 		w := totpseq.Window(knockedAt, period)
 		m := d.mark()
 		e.knock(alice, "ssh")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/internal/testkit"
 )
 
 // TestClockSkew knocks as a client whose clock is off by whole windows:
@@ -33,7 +34,7 @@ func TestClockSkew(t *testing.T) {
 				e := e.in(t)
 				// Far enough from a boundary that the offset the daemon
 				// sees is the one the test means.
-				now := awayFromBoundary(period, 3*time.Second, 500*time.Millisecond)
+				now := testkit.AwayFromBoundary(period, 3*time.Second, 500*time.Millisecond)
 				clock := now.Add(time.Duration(tc.windows*period) * time.Second)
 				seq := e.sequence(alice, "ssh", e.clientAddr.String(), clock)
 				m := d.mark()

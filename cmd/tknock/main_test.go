@@ -20,6 +20,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -141,18 +142,12 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
 func enrollment(t *testing.T, host string, proto inet.Proto, services ...string) *totpseq.Enrollment {
 	t.Helper()
-	p := totpseq.Defaults()
-	p.Secret = testSecret
-	p.Realm = "realm.example.org"
-	p.Proto = proto
-	if len(services) > 0 {
-		p.Services = services
-	}
-	e := &totpseq.Enrollment{Name: "alice", Host: host, Params: p}
-	if err := e.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return testkit.Enrollment(t, "alice", host, func(p *totpseq.Params) {
+		p.Proto = proto
+		if len(services) > 0 {
+			p.Services = services
+		}
+	})
 }
 
 func writeEnrollment(t *testing.T, e *totpseq.Enrollment) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/listener/capture/capturetest"
 	"github.com/tknock/tknock/nft"
@@ -424,15 +425,6 @@ func (h *harness) wantMetrics(lines ...string) {
 	}
 }
 
-// awayFromBoundary waits until the current window of period seconds has
-// at least room left, so a test's knocks fall in one window.
-func awayFromBoundary(period int, room time.Duration) {
-	p := time.Duration(period) * time.Second
-	if left := p - time.Duration(time.Now().UnixNano()%int64(p)); left < room {
-		time.Sleep(left + 50*time.Millisecond)
-	}
-}
-
 func event(ev string) func(map[string]any) bool {
 	return func(l map[string]any) bool { return l["event"] == ev }
 }
@@ -447,7 +439,7 @@ var (
 func TestDaemonOpenAndReject(t *testing.T) {
 	c0 := testConfig(t, "")
 	alice := enrollment(t, c0, "alice", "ssh", "web")
-	awayFromBoundary(alice.Period, 5*time.Second)
+	testkit.AwayFromBoundary(alice.Period, 5*time.Second, 50*time.Millisecond)
 	h := startHarness(t, "", alice)
 
 	if got := h.fw.all(); len(got) != 2 || got[0] != "open protected=tcp/22,tcp/80,tcp/443 knocks=tcp/10000-32767" || got[1] != "ensure" {
@@ -538,7 +530,7 @@ func TestDaemonOpenAndReject(t *testing.T) {
 func TestDaemonAllowFails(t *testing.T) {
 	c0 := testConfig(t, "")
 	alice := enrollment(t, c0, "alice")
-	awayFromBoundary(alice.Period, 5*time.Second)
+	testkit.AwayFromBoundary(alice.Period, 5*time.Second, 50*time.Millisecond)
 	h := startHarness(t, "", alice)
 	h.fw.mu.Lock()
 	h.fw.failAllow = errors.New("nft: allow: no buffer space")
@@ -558,7 +550,7 @@ func TestDaemonReload(t *testing.T) {
 	c0 := testConfig(t, "")
 	alice := enrollment(t, c0, "alice", "ssh")
 	bob := enrollment(t, c0, "bob", "web")
-	awayFromBoundary(alice.Period, 8*time.Second)
+	testkit.AwayFromBoundary(alice.Period, 8*time.Second, 50*time.Millisecond)
 	h := startHarness(t, "", alice)
 
 	h.knock(alice, "ssh", 0, client)

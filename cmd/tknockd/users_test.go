@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -35,16 +36,13 @@ func testConfig(t testing.TB, extra string) *Config {
 // a fixed secret derived from the name (so tests can compute sequences).
 func enrollment(t testing.TB, c *Config, name string, services ...string) *totpseq.Enrollment {
 	t.Helper()
-	p := c.Enroll.Params
-	if len(services) > 0 {
-		p.Services = services
-	}
-	p.Secret = []byte(strings.Repeat(name+"-secret-", 4))[:32]
-	e := &totpseq.Enrollment{Name: name, Host: "gw.example.org", Params: p}
-	if err := e.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return testkit.Enrollment(t, name, "gw.example.org", func(p *totpseq.Params) {
+		*p = c.Enroll.Params
+		if len(services) > 0 {
+			p.Services = services
+		}
+		p.Secret = []byte(strings.Repeat(name+"-secret-", 4))[:32]
+	})
 }
 
 func writeUser(t testing.TB, c *Config, e *totpseq.Enrollment) {
