@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,57 +19,59 @@ import (
 )
 
 func TestFeedMergesInterfaces(t *testing.T) {
-	n := capturetest.NewNet()
-	ranges := []inet.Range{{Proto: 6, Lo: 10000, Hi: 10999}}
-	f, err := capture.OpenGroup([]string{"eth0", "eth1"}, ranges, n.Open, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	eth0, eth1 := n.WaitOpen(t), n.WaitOpen(t)
-	eth0.Frames <- capturetest.Frame(1)
-	eth1.Frames <- capturetest.Frame(2)
-	eth0.Frames <- capturetest.Frame(3)
-	got := map[byte]bool{}
-	for range 3 {
-		fr, err := f.ReadFrame()
+	synctest.Test(t, func(t *testing.T) {
+		n := capturetest.NewNet()
+		ranges := []inet.Range{{Proto: 6, Lo: 10000, Hi: 10999}}
+		f, err := capture.OpenGroup([]string{"eth0", "eth1"}, ranges, n.Open, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
-		got[fr.Data[0]] = true
-	}
-	if len(got) != 3 {
-		t.Errorf("read frames %v, want 1, 2 and 3", got)
-	}
-
-	// Reload: every capture gets the new ranges.
-	newRanges := []inet.Range{{Proto: 17, Lo: 40000, Hi: 40999}}
-	if err := f.SetRanges(newRanges); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*capturetest.Fake{eth0, eth1} {
-		if got := c.Ranges(); len(got) != 1 || got[0] != newRanges[0] {
-			t.Errorf("%s ranges after SetRanges: %v", c.Iface, got)
+		defer f.Close()
+		eth0, eth1 := n.WaitOpen(t), n.WaitOpen(t)
+		eth0.Frames <- capturetest.Frame(1)
+		eth1.Frames <- capturetest.Frame(2)
+		eth0.Frames <- capturetest.Frame(3)
+		got := map[byte]bool{}
+		for range 3 {
+			fr, err := f.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[fr.Data[0]] = true
 		}
-	}
-	if s := f.Stats(); s.Packets != 20 || s.Drops != 2 {
-		t.Errorf("Stats = %+v, want the sum of both captures", s)
-	}
+		if len(got) != 3 {
+			t.Errorf("read frames %v, want 1, 2 and 3", got)
+		}
 
-	// Close unblocks a pending ReadFrame.
-	errc := make(chan error, 1)
-	go func() {
-		_, err := f.ReadFrame()
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
-	f.Close()
-	if err := <-errc; !errors.Is(err, listener.ErrClosed) {
-		t.Errorf("ReadFrame after Close: %v, want ErrClosed", err)
-	}
-	if !eth0.Closed() || !eth1.Closed() {
-		t.Errorf("Close left a capture.Reader open")
-	}
+		// Reload: every capture gets the new ranges.
+		newRanges := []inet.Range{{Proto: 17, Lo: 40000, Hi: 40999}}
+		if err := f.SetRanges(newRanges); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []*capturetest.Fake{eth0, eth1} {
+			if got := c.Ranges(); len(got) != 1 || got[0] != newRanges[0] {
+				t.Errorf("%s ranges after SetRanges: %v", c.Iface, got)
+			}
+		}
+		if s := f.Stats(); s.Packets != 20 || s.Drops != 2 {
+			t.Errorf("Stats = %+v, want the sum of both captures", s)
+		}
+
+		// Close unblocks a pending ReadFrame.
+		errc := make(chan error, 1)
+		go func() {
+			_, err := f.ReadFrame()
+			errc <- err
+		}()
+		synctest.Wait() // ReadFrame is blocked
+		f.Close()
+		if err := <-errc; !errors.Is(err, listener.ErrClosed) {
+			t.Errorf("ReadFrame after Close: %v, want ErrClosed", err)
+		}
+		if !eth0.Closed() || !eth1.Closed() {
+			t.Errorf("Close left a capture.Reader open")
+		}
+	})
 }
 
 // plainCapture is a capture without ReadFrames: only the methods of the
@@ -201,60 +204,62 @@ func TestFeedOpenFails(t *testing.T) {
 // retrying while the interface is missing, and frames flow again; the run
 // loop never sees the error.
 func TestFeedReattach(t *testing.T) {
-	n := capturetest.NewNet()
-	var logBuf testkit.SyncBuffer
-	f, err := capture.OpenGroup([]string{"eth0"}, nil, n.Open, zerolog.New(&logBuf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	first := n.WaitOpen(t)
+	synctest.Test(t, func(t *testing.T) {
+		n := capturetest.NewNet()
+		var logBuf testkit.SyncBuffer
+		f, err := capture.OpenGroup([]string{"eth0"}, nil, n.Open, zerolog.New(&logBuf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		first := n.WaitOpen(t)
 
-	got := make(chan byte)
-	go func() {
-		for {
-			fr, err := f.ReadFrame()
-			if err != nil {
-				close(got)
-				return
+		got := make(chan byte)
+		go func() {
+			for {
+				fr, err := f.ReadFrame()
+				if err != nil {
+					close(got)
+					return
+				}
+				got <- fr.Data[0]
 			}
-			got <- fr.Data[0]
+		}()
+		first.Frames <- capturetest.Frame(1)
+		if b := <-got; b != 1 {
+			t.Fatalf("frame %d, want 1", b)
 		}
-	}()
-	first.Frames <- capturetest.Frame(1)
-	if b := <-got; b != 1 {
-		t.Fatalf("frame %d, want 1", b)
-	}
 
-	n.SetMissing("eth0", true)
-	first.Errs <- fmt.Errorf("capture eth0: %w", syscall.ENETDOWN)
-	// Two failed reopens, then the interface is back.
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(logBuf.String(), "capture reopen failed") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed reopen logged:\n%s", logBuf.String())
+		n.SetMissing("eth0", true)
+		first.Errs <- fmt.Errorf("capture eth0: %w", syscall.ENETDOWN)
+		// Two failed reopens, then the interface is back.
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(logBuf.String(), "capture reopen failed") < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no failed reopen logged:\n%s", logBuf.String())
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	n.SetMissing("eth0", false)
-	second := n.WaitOpen(t)
-	if !first.Closed() {
-		t.Errorf("the failed capture.Reader was not closed")
-	}
-	second.Frames <- capturetest.Frame(2)
-	if b := <-got; b != 2 {
-		t.Fatalf("frame %d after reattach, want 2", b)
-	}
-	for _, want := range []string{`"level":"warn"`, "capture failed; reopening", "network is down", "capture reattached", `"interface":"eth0"`} {
-		if !strings.Contains(logBuf.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, logBuf.String())
+		n.SetMissing("eth0", false)
+		second := n.WaitOpen(t)
+		if !first.Closed() {
+			t.Errorf("the failed capture.Reader was not closed")
 		}
-	}
-	if s := f.Stats(); s.Packets != 20 {
-		t.Errorf("Stats().Packets = %d after a reopen, want 20 (the closed capture's counters are kept)", s.Packets)
-	}
-	f.Close()
-	if _, ok := <-got; ok {
-		t.Errorf("frames after Close")
-	}
+		second.Frames <- capturetest.Frame(2)
+		if b := <-got; b != 2 {
+			t.Fatalf("frame %d after reattach, want 2", b)
+		}
+		for _, want := range []string{`"level":"warn"`, "capture failed; reopening", "network is down", "capture reattached", `"interface":"eth0"`} {
+			if !strings.Contains(logBuf.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logBuf.String())
+			}
+		}
+		if s := f.Stats(); s.Packets != 20 {
+			t.Errorf("Stats().Packets = %d after a reopen, want 20 (the closed capture's counters are kept)", s.Packets)
+		}
+		f.Close()
+		if _, ok := <-got; ok {
+			t.Errorf("frames after Close")
+		}
+	})
 }
