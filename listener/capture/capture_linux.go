@@ -47,21 +47,16 @@ type Conn struct {
 	fd   int          // the AF_PACKET socket
 	efd  int          // eventfd that Close signals to wake a pending ReadFrame
 
-	mu         sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
-	ring       ring
-	ringTaken  uint64         // frames taken from the ring
-	pending    error          // an error met after a batch's first frame or at a burst, for the next read to return
-	ex         *express       // the express socket (express_linux.go); nil with NoExpress
-	tov        int            // the ring's block timeout, in milliseconds
-	busyUntil  int64          // Unix nanoseconds: until then the traffic is a burst and the express socket is off
-	pfDrops    uint64         // the prefilter's drop count at pfAt (prefilterBurst)
-	pfAt       int64          // Unix nanoseconds
-	pfDropping bool           // the latest look found drops
-	winStart   int64          // capture time of the first frame of the current burst window
-	winFrames  int            // frames in it
-	buf        []byte         // the frame ReadFrame returned last
-	bufs       []byte         // the frames ReadFrames returned last, SnapLen bytes each
-	pfds       [3]unix.PollFd // fd, efd and the express socket, for poll(2)
+	mu        sync.Mutex // held by ReadFrame, and by Close to close fd and unmap; guards the fields below
+	ring      ring
+	ringTaken uint64         // frames taken from the ring
+	pending   error          // an error met after a batch's first frame or at a burst, for the next read to return
+	ex        *express       // the express socket (express_linux.go); nil with NoExpress
+	tov       int            // the ring's block timeout, in milliseconds
+	burst     burst          // light traffic or a burst (burst_linux.go)
+	buf       []byte         // the frame ReadFrame returned last
+	bufs      []byte         // the frames ReadFrames returned last, SnapLen bytes each
+	pfds      [3]unix.PollFd // fd, efd and the express socket, for poll(2)
 
 	read, outgoing, otherHost, expressRead atomic.Uint64
 
@@ -411,21 +406,10 @@ func (c *Conn) skip(pkttype uint8) bool {
 	return true
 }
 
-// countBurst counts a frame captured at ts towards the burst detection:
-// busyFrames frames within busyWindow of capture time are a burst, and
-// the traffic is busy until busyHold after the reader met the latest
-// burst (by the wall clock: a reader that lags behind a flood still is in
-// it). At the start of a burst the express socket goes off.
+// countBurst counts a frame captured at ts towards the burst detection
+// (burst.frame). At the start of a burst the express socket goes off.
 func (c *Conn) countBurst(ts int64) error {
-	if ts-c.winStart > busyWindow || ts < c.winStart {
-		c.winStart, c.winFrames = ts, 0
-	}
-	c.winFrames++
-	if c.winFrames != busyFrames { // once per window, not every frame of a flood
-		return nil
-	}
-	c.busyUntil = time.Now().UnixNano() + busyHold
-	if c.ex != nil {
+	if c.burst.frame(ts, time.Now().UnixNano()) && c.ex != nil {
 		return c.steerExpress(true)
 	}
 	return nil
@@ -506,7 +490,7 @@ func (c *Conn) wait(timeout int) error {
 			return err
 		}
 		check := prefilterQuiet
-		if c.pfDropping {
+		if c.burst.pfDropping {
 			check = prefilterCheck
 		}
 		if c.ex.on.Load() && (timeout < 0 || timeout > check) {
@@ -514,7 +498,7 @@ func (c *Conn) wait(timeout int) error {
 		}
 	}
 	if !c.ex.on.Load() {
-		left := c.busyUntil - time.Now().UnixNano()
+		left := c.burst.left(time.Now().UnixNano())
 		if err := c.steerExpress(left > 0); err != nil {
 			return err
 		}
@@ -553,17 +537,9 @@ const (
 // The count is shared by every capture of the prefilter.
 func (c *Conn) prefilterBurst() error {
 	now := time.Now().UnixNano()
-	el := now - c.pfAt
-	if el < busyWindow {
+	if !c.burst.lookDue(now) || !c.burst.drops(c.pf.dropped(), now) {
 		return nil
 	}
-	d := c.pf.dropped()
-	n := d - c.pfDrops
-	c.pfDrops, c.pfAt, c.pfDropping = d, now, n > 0
-	if n < busyFrames || int64(n)*busyWindow < busyFrames*el {
-		return nil
-	}
-	c.busyUntil = now + busyHold
 	return c.steerExpress(true)
 }
 
