@@ -17,14 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 	"github.com/rs/zerolog"
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/listener/capture/capturetest"
+	"github.com/tknock/tknock/listener/listenertest"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -320,37 +319,13 @@ func (h *harness) knockPorts(u *totpseq.Enrollment, src netip.Addr, ports []uint
 // datagram from src to the server's port.
 func knockFrame(t testing.TB, src netip.Addr, proto inet.Proto, port uint16, at time.Time) listener.Frame {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
-	var ip gopacket.NetworkLayer
-	var ipl gopacket.SerializableLayer
-	ipProto := layers.IPProtocolTCP
-	if proto == inet.UDP {
-		ipProto = layers.IPProtocolUDP
+	dst := server
+	if !src.Is4() {
+		dst = netip.MustParseAddr("2001:db8::1")
 	}
-	if src.Is4() {
-		eth.EthernetType = layers.EthernetTypeIPv4
-		l := &layers.IPv4{Version: 4, TTL: 64, Protocol: ipProto, SrcIP: src.AsSlice(), DstIP: server.AsSlice()}
-		ip, ipl = l, l
-	} else {
-		eth.EthernetType = layers.EthernetTypeIPv6
-		l := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: ipProto, SrcIP: src.AsSlice(), DstIP: netip.MustParseAddr("2001:db8::1").AsSlice()}
-		ip, ipl = l, l
-	}
-	var l4 gopacket.SerializableLayer
-	if proto == inet.UDP {
-		u := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(port)}
-		u.SetNetworkLayerForChecksum(ip)
-		l4 = u
-	} else {
-		tc := &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(port), SYN: true, Window: 1024, Seq: 1}
-		tc.SetNetworkLayerForChecksum(ip)
-		l4 = tc
-	}
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ipl, l4); err != nil {
-		t.Fatal(err)
-	}
-	return listener.Frame{Data: slices.Clone(buf.Bytes()), Time: at, Link: listener.LinkEthernet, Ifindex: 2}
+	f := listenertest.Packet{Src: src.String(), Dst: dst.String(), Proto: proto, SYN: proto == inet.TCP, DstPort: port}.Frame(t)
+	f.Time, f.Ifindex = at, 2
+	return f
 }
 
 // waitAllow waits for the n-th allow line of the fake firewall.
