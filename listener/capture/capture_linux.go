@@ -58,12 +58,42 @@ type Conn struct {
 	bufs      []byte         // the frames ReadFrames returned last, SnapLen bytes each
 	pfds      [3]unix.PollFd // fd, efd and the express socket, for poll(2)
 
-	read, outgoing, otherHost, expressRead atomic.Uint64
+	counts counters    // what ReadFrame did, for Stats
+	kernel kernelStats // the ring's kernel counters, for Stats and ringHeld
+}
 
-	statsMu  sync.Mutex // guards the fields below
-	kstats   Stats      // the ring's kernel counters summed so far (PACKET_STATISTICS resets on read)
+// counters are the Conn's own counters: the reader adds, Stats loads.
+type counters struct {
+	read, outgoing, otherHost, express atomic.Uint64
+}
+
+// kernelStats sums the ring socket's PACKET_STATISTICS, which the kernel
+// resets at each read. Safe for concurrent use.
+type kernelStats struct {
+	mu       sync.Mutex // guards the fields below
+	sum      Stats      // Packets, Drops and Freezes so far
 	ringRecv uint64     // frames the kernel put in the ring so far
 	st3      unix.TpacketStatsV3
+}
+
+// poll adds the counters of fd since the previous poll.
+func (k *kernelStats) poll(fd int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if packetStats(fd, unsafe.Pointer(&k.st3), unsafe.Sizeof(k.st3)) == nil {
+		st := &k.st3
+		k.sum.Packets += uint64(st.Packets)
+		k.sum.Drops += uint64(st.Drops)
+		k.sum.Freezes += uint64(st.Freeze_q_cnt)
+		k.ringRecv += uint64(st.Packets - st.Drops)
+	}
+}
+
+// get returns the sums and the frames put in the ring so far.
+func (k *kernelStats) get() (Stats, uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.sum, k.ringRecv
 }
 
 var _ listener.BatchSource = (*Conn)(nil)
@@ -345,7 +375,7 @@ func (c *Conn) next(buf []byte, block bool) (listener.Frame, bool, error) {
 			c.ex.ahead.add(c.ex.seen(ef.data[:ef.n], ef.ts))
 			p = ringPacket{n: copy(buf, ef.data[:ef.n]), ts: ef.ts, ifindex: ef.ifindex, pkttype: ef.pkttype}
 			c.ex.pop()
-			c.expressRead.Add(1)
+			c.counts.express.Add(1)
 		default:
 			if !block {
 				return listener.Frame{}, false, nil
@@ -362,7 +392,7 @@ func (c *Conn) next(buf []byte, block bool) (listener.Frame, bool, error) {
 		if c.skip(p.pkttype) {
 			continue
 		}
-		c.read.Add(1)
+		c.counts.read.Add(1)
 		return listener.Frame{Data: buf[:p.n], Time: time.Unix(0, p.ts), Link: c.link, Ifindex: p.ifindex}, true, nil
 	}
 }
@@ -397,9 +427,9 @@ func frameData(h []byte) []byte {
 func (c *Conn) skip(pkttype uint8) bool {
 	switch pkttype {
 	case unix.PACKET_OUTGOING:
-		c.outgoing.Add(1)
+		c.counts.outgoing.Add(1)
 	case unix.PACKET_OTHERHOST:
-		c.otherHost.Add(1)
+		c.counts.otherHost.Add(1)
 	default:
 		return false
 	}
@@ -469,12 +499,11 @@ func (c *Conn) moveExpress(all bool) {
 // ReadFrame has not taken: those of a block not handed over yet.
 func (c *Conn) ringHeld() uint64 {
 	c.pollStats()
-	c.statsMu.Lock()
-	defer c.statsMu.Unlock()
-	if c.ringRecv <= c.ringTaken {
+	_, recv := c.kernel.get()
+	if recv <= c.ringTaken {
 		return 0
 	}
-	return c.ringRecv - c.ringTaken
+	return recv - c.ringTaken
 }
 
 // wait blocks until a frame may be ready (poll), on the express socket
@@ -647,20 +676,16 @@ func (c *Conn) Stats() Stats {
 	if !c.closed.Load() {
 		c.pollStats()
 	}
-	c.statsMu.Lock()
-	s := c.kstats
-	c.statsMu.Unlock()
-	s.Read = c.read.Load()
-	s.Express = c.expressRead.Load()
-	s.Outgoing = c.outgoing.Load()
-	s.OtherHost = c.otherHost.Load()
+	s, _ := c.kernel.get()
+	s.Read = c.counts.read.Load()
+	s.Express = c.counts.express.Load()
+	s.Outgoing = c.counts.outgoing.Load()
+	s.OtherHost = c.counts.otherHost.Load()
 	return s
 }
 
-// pollStats adds the kernel's counters since the last poll to kstats.
+// pollStats adds the kernel's counters since the last poll to c.kernel.
 func (c *Conn) pollStats() {
-	c.statsMu.Lock()
-	defer c.statsMu.Unlock()
 	c.fdMu.RLock()
 	defer c.fdMu.RUnlock()
 	if c.fd < 0 {
@@ -668,13 +693,7 @@ func (c *Conn) pollStats() {
 	}
 	// The kernel reports counts since the last read; tp_packets already
 	// includes tp_drops.
-	if packetStats(c.fd, unsafe.Pointer(&c.st3), unsafe.Sizeof(c.st3)) == nil {
-		st := &c.st3
-		c.kstats.Packets += uint64(st.Packets)
-		c.kstats.Drops += uint64(st.Drops)
-		c.kstats.Freezes += uint64(st.Freeze_q_cnt)
-		c.ringRecv += uint64(st.Packets - st.Drops)
-	}
+	c.kernel.poll(c.fd)
 }
 
 // packetStats reads PACKET_STATISTICS of fd into p, size bytes, without
