@@ -8,19 +8,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 type nopDialer struct{}
 
-func (nopDialer) Knock(context.Context, totpseq.Proto, netip.AddrPort) error { return nil }
+func (nopDialer) Knock(context.Context, inet.Proto, netip.AddrPort) error { return nil }
 
 // BenchmarkKnockPlan is the client's own work for one knock: target,
 // window, sequence, no network and no pause.
 func BenchmarkKnockPlan(b *testing.B) {
 	f := newFakeNet()
 	k := &Knocker{Dialer: nopDialer{}, Resolver: f, Route: f.route}
-	req := Request{Enrollment: testEnrollment(b, "alice", "192.0.2.10", totpseq.TCP)}
+	req := Request{Enrollment: testEnrollment(b, "alice", "192.0.2.10", inet.TCP)}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := k.Knock(b.Context(), req); err != nil {
@@ -36,7 +36,7 @@ func BenchmarkKnockPlanWithMemory(b *testing.B) {
 	now := time.Unix(1_800_000_000, 0)
 	k := &Knocker{Dialer: nopDialer{}, Resolver: f, Route: f.route, Now: func() time.Time { return now },
 		Memory: &Memory{Path: filepath.Join(b.TempDir(), MemoryFile)}}
-	req := Request{Enrollment: testEnrollment(b, "alice", "192.0.2.10", totpseq.TCP)}
+	req := Request{Enrollment: testEnrollment(b, "alice", "192.0.2.10", inet.TCP)}
 	for b.Loop() {
 		now = now.Add(time.Minute) // a fresh window each time
 		if _, err := k.Knock(b.Context(), req); err != nil {
@@ -55,7 +55,7 @@ func BenchmarkNetDialerTCP(b *testing.B) {
 	dst := ln.Addr().(*net.TCPAddr).AddrPort()
 	ln.Close()
 	for b.Loop() {
-		if err := (NetDialer{}).Knock(b.Context(), totpseq.TCP, dst); err != nil {
+		if err := (NetDialer{}).Knock(b.Context(), inet.TCP, dst); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -70,7 +70,7 @@ func BenchmarkNetDialerUDP(b *testing.B) {
 	defer c.Close()
 	dst := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	for b.Loop() {
-		if err := (NetDialer{}).Knock(b.Context(), totpseq.UDP, dst); err != nil {
+		if err := (NetDialer{}).Knock(b.Context(), inet.UDP, dst); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // Dialer sends one knock: a TCP SYN or a UDP datagram to dst. Knock returns
@@ -15,7 +15,7 @@ import (
 // answer. Its errors must not name dst's port (it is a port of the current
 // sequence).
 type Dialer interface {
-	Knock(ctx context.Context, proto totpseq.Proto, dst netip.AddrPort) error
+	Knock(ctx context.Context, proto inet.Proto, dst netip.AddrPort) error
 }
 
 // NetDialer is the real Dialer. It needs no privilege: a TCP knock is a
@@ -26,15 +26,15 @@ type NetDialer struct{}
 
 // UDPPayload is the content of a UDP knock. The daemon ignores payloads;
 // a few zero bytes get through middleboxes that drop empty datagrams.
-var UDPPayload = make([]byte, 8)
+const UDPPayload = "\x00\x00\x00\x00\x00\x00\x00\x00"
 
 // Knock implements Dialer.
-func (NetDialer) Knock(ctx context.Context, proto totpseq.Proto, dst netip.AddrPort) error {
+func (NetDialer) Knock(ctx context.Context, proto inet.Proto, dst netip.AddrPort) error {
 	var err error
 	switch proto {
-	case totpseq.TCP:
+	case inet.TCP:
 		err = knockTCP(ctx, dst)
-	case totpseq.UDP:
+	case inet.UDP:
 		err = knockUDP(ctx, dst)
 	default:
 		return fmt.Errorf("knock %v: unsupported protocol", proto)
@@ -51,7 +51,7 @@ func knockUDP(ctx context.Context, dst netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Write(UDPPayload)
+	_, err = c.Write([]byte(UDPPayload))
 	if cerr := c.Close(); err == nil {
 		err = cerr
 	}

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 	"golang.org/x/sys/unix"
 )
 
 // wirePacket is a packet seen on the wire by the capture.
 type wirePacket struct {
-	Proto totpseq.Proto
+	Proto inet.Proto
 	Port  uint16
 	SYN   bool // TCP SYN without ACK
 }
@@ -62,7 +62,7 @@ func capture(t *testing.T, fd int, lo, hi uint16, stop <-chan struct{}) <-chan [
 			if port < lo || port > hi {
 				continue
 			}
-			p := wirePacket{Proto: totpseq.Proto(proto), Port: port}
+			p := wirePacket{Proto: inet.Proto(proto), Port: port}
 			if proto == 6 {
 				p.SYN = l4[13]&0x12 == 0x02
 			}
@@ -104,12 +104,12 @@ func TestNetDialerOnTheWire(t *testing.T) {
 
 	var want []wirePacket
 	knocks := []struct {
-		proto totpseq.Proto
+		proto inet.Proto
 		dst   string
 	}{
-		{totpseq.TCP, "127.0.0.1:40010"}, {totpseq.TCP, "127.0.0.1:40003"}, {totpseq.TCP, "127.0.0.1:40007"},
-		{totpseq.UDP, "127.0.0.1:40020"}, {totpseq.UDP, "127.0.0.1:40011"},
-		{totpseq.TCP, "[::1]:40500"}, {totpseq.UDP, "[::1]:40501"}, {totpseq.TCP, "[::1]:40502"},
+		{inet.TCP, "127.0.0.1:40010"}, {inet.TCP, "127.0.0.1:40003"}, {inet.TCP, "127.0.0.1:40007"},
+		{inet.UDP, "127.0.0.1:40020"}, {inet.UDP, "127.0.0.1:40011"},
+		{inet.TCP, "[::1]:40500"}, {inet.UDP, "[::1]:40501"}, {inet.TCP, "[::1]:40502"},
 	}
 	if err := ns.Do(func() error {
 		for _, k := range knocks {
@@ -117,7 +117,7 @@ func TestNetDialerOnTheWire(t *testing.T) {
 			if err := (NetDialer{}).Knock(t.Context(), k.proto, dst); err != nil {
 				return err
 			}
-			want = append(want, wirePacket{Proto: k.proto, Port: dst.Port(), SYN: k.proto == totpseq.TCP})
+			want = append(want, wirePacket{Proto: k.proto, Port: dst.Port(), SYN: k.proto == inet.TCP})
 			time.Sleep(DefaultGap)
 		}
 		return nil
@@ -137,7 +137,7 @@ func TestNetDialerOnTheWire(t *testing.T) {
 func TestNetDialerErrorHidesPort(t *testing.T) {
 	nstest.RequireRoot(t)
 	ns := nstest.New(t)
-	for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
+	for _, proto := range []inet.Proto{inet.TCP, inet.UDP} {
 		var err error
 		ns.Do(func() error {
 			err = (NetDialer{}).Knock(t.Context(), proto, netip.MustParseAddrPort("192.0.2.1:40123"))

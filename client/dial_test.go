@@ -1,14 +1,13 @@
 package client
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // TestNetDialerUDP sends UDP knocks to loopback listeners and checks that
@@ -26,7 +25,7 @@ func TestNetDialerUDP(t *testing.T) {
 		}
 		for _, c := range conns {
 			dst := c.LocalAddr().(*net.UDPAddr).AddrPort()
-			if err := (NetDialer{}).Knock(t.Context(), totpseq.UDP, dst); err != nil {
+			if err := (NetDialer{}).Knock(t.Context(), inet.UDP, dst); err != nil {
 				t.Fatalf("Knock udp %v: %v", dst, err)
 			}
 		}
@@ -37,7 +36,7 @@ func TestNetDialerUDP(t *testing.T) {
 			if err != nil {
 				t.Fatalf("knock %d on %s: %v", i, addr, err)
 			}
-			if !bytes.Equal(buf[:n], UDPPayload) {
+			if string(buf[:n]) != UDPPayload {
 				t.Errorf("knock %d payload %x, want %x", i, buf[:n], UDPPayload)
 			}
 		}
@@ -53,10 +52,10 @@ func TestNetDialerTCP(t *testing.T) {
 	}
 	closed := ln.Addr().(*net.TCPAddr).AddrPort()
 	ln.Close()
-	if err := (NetDialer{}).Knock(t.Context(), totpseq.TCP, closed); err != nil {
+	if err := (NetDialer{}).Knock(t.Context(), inet.TCP, closed); err != nil {
 		t.Errorf("TCP knock on a closed port: %v", err)
 	}
-	if err := (NetDialer{}).Knock(t.Context(), totpseq.Proto(1), closed); err == nil || !strings.Contains(err.Error(), "unsupported protocol") {
+	if err := (NetDialer{}).Knock(t.Context(), inet.Proto(1), closed); err == nil || !strings.Contains(err.Error(), "unsupported protocol") {
 		t.Errorf("knock with protocol 1 = %v, want unsupported protocol", err)
 	}
 }

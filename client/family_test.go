@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 func TestKnockFamilies(t *testing.T) {
-	e := testEnrollment(t, "alice", "ssh.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh.example.com", inet.TCP)
 	v4, v6 := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")
 	for _, tc := range []struct {
 		name  string

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -68,15 +69,15 @@ type Request struct {
 
 // Result describes a knock that was sent, or was about to be.
 type Result struct {
-	Host    string        // the host name or address knocked at
-	Addr    netip.Addr    // the address knocked at
-	Source  netip.Addr    // the source address bound into the sequence
-	From    string        // where Source came from: FromFlag, FromOutbound, "stun server HOST:PORT", "stun cache (...)"
-	Service string        // the service knocked for
-	Proto   totpseq.Proto // the knock protocol
-	Window  uint64        // the time window of the sequence
-	Next    bool          // Window is the one after the current one (the current one was used)
-	Knocks  int           // knocks sent, every round's
+	Host    string     // the host name or address knocked at
+	Addr    netip.Addr // the address knocked at
+	Source  netip.Addr // the source address bound into the sequence
+	From    string     // where Source came from: FromFlag, FromOutbound, "stun server HOST:PORT", "stun cache (...)"
+	Service string     // the service knocked for
+	Proto   inet.Proto // the knock protocol
+	Window  uint64     // the time window of the sequence
+	Next    bool       // Window is the one after the current one (the current one was used)
+	Knocks  int        // knocks sent, every round's
 }
 
 func (k *Knocker) dialer() Dialer {
@@ -191,7 +192,7 @@ func (k *Knocker) Knock(ctx context.Context, req Request) (*Result, error) {
 
 // send sends ports Rounds times in the pattern of Knock, counting the
 // knocks in r.
-func (k *Knocker) send(ctx context.Context, proto totpseq.Proto, dst netip.Addr, ports []uint16, r *Result) error {
+func (k *Knocker) send(ctx context.Context, proto inet.Proto, dst netip.Addr, ports []uint16, r *Result) error {
 	if k.Rounds < 0 || k.Rounds > MaxRounds {
 		return fmt.Errorf("rounds %d: want 1..%d", k.Rounds, MaxRounds)
 	}

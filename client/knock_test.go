@@ -17,12 +17,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
 // sent is one knock as the fake network saw it.
 type sent struct {
-	Proto totpseq.Proto
+	Proto inet.Proto
 	Dst   netip.AddrPort
 	At    time.Time
 }
@@ -39,7 +40,7 @@ type fakeNet struct {
 	noV6   bool // IPv6 destinations have no route
 }
 
-func (f *fakeNet) Knock(_ context.Context, proto totpseq.Proto, dst netip.AddrPort) error {
+func (f *fakeNet) Knock(_ context.Context, proto inet.Proto, dst netip.AddrPort) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.knocks)+1 == f.failAt {
@@ -99,7 +100,7 @@ func wantSequence(t *testing.T, e *totpseq.Enrollment, service string, w uint64,
 }
 
 func TestKnockSendsRoundsWithGaps(t *testing.T) {
-	for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
+	for _, proto := range []inet.Proto{inet.TCP, inet.UDP} {
 		t.Run(proto.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeNet()
@@ -148,7 +149,7 @@ func TestKnockRoundsOutOfRange(t *testing.T) {
 		f := newFakeNet()
 		k := f.knocker(time.Now)
 		k.Rounds = n
-		_, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)})
+		_, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)})
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rounds %d", n)) || len(f.knocks) != 0 {
 			t.Errorf("Rounds %d: %v, %d knocks; want an error naming the rounds and no knock", n, err, len(f.knocks))
 		}
@@ -162,7 +163,7 @@ func TestKnockNoGap(t *testing.T) {
 		k.Gap = 0
 		k.Rounds = 2
 		start := time.Now()
-		if _, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)}); err != nil {
+		if _, err := k.Knock(t.Context(), Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)}); err != nil {
 			t.Fatal(err)
 		}
 		if len(f.knocks) != 8 || !f.knocks[7].At.Equal(start) {
@@ -177,7 +178,7 @@ func TestKnockWindowMemory(t *testing.T) {
 	k := f.knocker(func() time.Time { return now })
 	k.Gap = 0
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.UDP, "ssh", "web")
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.UDP, "ssh", "web")
 	cur := totpseq.Window(now, e.Period)
 
 	knock := func(svc string) (*Result, error) {
@@ -221,7 +222,7 @@ func TestKnockFailureNotRemembered(t *testing.T) {
 	k := f.knocker(func() time.Time { return now })
 	k.Gap = 0
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)
 	_, err := k.Knock(t.Context(), Request{Enrollment: e})
 	if err == nil || !strings.Contains(err.Error(), "knock 2 of 4") {
 		t.Fatalf("Knock with a failing second send = %v, want 'knock 2 of 4'", err)
@@ -234,7 +235,7 @@ func TestKnockFailureNotRemembered(t *testing.T) {
 }
 
 func TestKnockTarget(t *testing.T) {
-	e := testEnrollment(t, "alice", "ssh.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh.example.com", inet.TCP)
 	for _, tc := range []struct {
 		name     string
 		req      Request
@@ -291,7 +292,7 @@ func TestKnockTarget(t *testing.T) {
 
 func TestKnockNoHost(t *testing.T) {
 	f := newFakeNet()
-	e := testEnrollment(t, "alice", "", totpseq.TCP)
+	e := testEnrollment(t, "alice", "", inet.TCP)
 	if _, err := f.knocker(time.Now).Knock(t.Context(), Request{Enrollment: e}); err == nil || !strings.Contains(err.Error(), "no host") {
 		t.Errorf("Knock without a host = %v, want a 'no host' error", err)
 	}
@@ -308,7 +309,7 @@ func TestKnockCancelledDuringPause(t *testing.T) {
 		k.Rounds = 3
 		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 		defer cancel()
-		_, err := k.Knock(ctx, Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)})
+		_, err := k.Knock(ctx, Request{Enrollment: testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)})
 		if !errors.Is(err, context.DeadlineExceeded) || len(f.knocks) != 4 {
 			t.Errorf("Knock cancelled after 1.5 s of 1 s gaps: %v, %d knocks; want DeadlineExceeded after the first round's 4", err, len(f.knocks))
 		}
@@ -324,7 +325,7 @@ func TestKnockLogsNoPorts(t *testing.T) {
 	k.Gap = 0
 	k.Log = zerolog.New(&buf).Level(zerolog.DebugLevel)
 	k.Memory = &Memory{Path: filepath.Join(t.TempDir(), MemoryFile)}
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)
 	e.Length = 16
 	if _, err := k.Knock(t.Context(), Request{Enrollment: e}); err != nil {
 		t.Fatal(err)

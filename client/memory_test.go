@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -110,7 +111,7 @@ func TestMemoryPrunesAndSurvivesCorruption(t *testing.T) {
 }
 
 func TestMemoryKey(t *testing.T) {
-	e := testEnrollment(t, "alice", "h", totpseq.TCP)
+	e := testEnrollment(t, "alice", "h", inet.TCP)
 	e.V6Prefix = 64
 	k := func(svc, src string) string {
 		t.Helper()

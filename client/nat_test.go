@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 func TestPrivate(t *testing.T) {
@@ -145,7 +145,7 @@ func TestKnockBehindNAT(t *testing.T) {
 	k.Gap = 0
 	k.STUN = m
 	k.NATCache = &NATCache{Path: filepath.Join(t.TempDir(), NATCacheFile)}
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)
 	e.STUN = []string{"stun.example.net:3478"}
 
 	r, err := k.Knock(t.Context(), Request{Enrollment: e, STUN: []string{"flag.example.net:3478"}})
@@ -185,7 +185,7 @@ func TestKnockBehindNAT(t *testing.T) {
 }
 
 func TestKnockBehindNATErrors(t *testing.T) {
-	e := testEnrollment(t, "alice", "ssh4.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "ssh4.example.com", inet.TCP)
 	f := newFakeNet()
 	f.src4 = netip.MustParseAddr("100.64.7.8")
 	m := &fakeMapper{err: errors.New("stun server s:1: no answer")}

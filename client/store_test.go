@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -19,7 +20,7 @@ func newStore(t *testing.T) *Store {
 
 func TestStoreRoundTrip(t *testing.T) {
 	s := newStore(t)
-	e := testEnrollment(t, "alice", "ssh.example.com", totpseq.UDP, "ssh", "web")
+	e := testEnrollment(t, "alice", "ssh.example.com", inet.UDP, "ssh", "web")
 	e.Exclude = []uint16{10022, 20000}
 	p, err := s.Add("work", e, false)
 	if err != nil {
@@ -53,11 +54,11 @@ func TestStoreRoundTrip(t *testing.T) {
 
 func TestStoreAddExisting(t *testing.T) {
 	s := newStore(t)
-	e := testEnrollment(t, "alice", "a.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "a.example.com", inet.TCP)
 	if _, err := s.Add("a", e, false); err != nil {
 		t.Fatal(err)
 	}
-	e2 := testEnrollment(t, "bob", "a.example.com", totpseq.TCP)
+	e2 := testEnrollment(t, "bob", "a.example.com", inet.TCP)
 	if _, err := s.Add("a", e2, false); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("Add over an existing profile = %v, want ErrExists mentioning --force", err)
 	}
@@ -74,7 +75,7 @@ func TestStoreAddExisting(t *testing.T) {
 
 func TestStoreAddInvalid(t *testing.T) {
 	s := newStore(t)
-	e := testEnrollment(t, "alice", "a.example.com", totpseq.TCP)
+	e := testEnrollment(t, "alice", "a.example.com", inet.TCP)
 	for _, name := range []string{"", ".hidden", "a/b", `a\b`, "../x", strings.Repeat("x", 65)} {
 		if _, err := s.Add(name, e, false); err == nil || !strings.Contains(err.Error(), "profile name") {
 			t.Errorf("Add(%q) = %v, want a profile name error", name, err)
@@ -98,7 +99,7 @@ func TestStoreUnknown(t *testing.T) {
 		t.Errorf("Get in an empty store = %v, want UnknownProfileError telling how to enroll", err)
 	}
 	for _, n := range []string{"b", "a"} {
-		if _, err := s.Add(n, testEnrollment(t, "alice", n+".example.com", totpseq.TCP), false); err != nil {
+		if _, err := s.Add(n, testEnrollment(t, "alice", n+".example.com", inet.TCP), false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,11 +123,11 @@ func TestStoreBadFiles(t *testing.T) {
 		t.Skip("permission bits mean nothing on Windows")
 	}
 	s := newStore(t)
-	good := testEnrollment(t, "alice", "good.example.com", totpseq.TCP)
+	good := testEnrollment(t, "alice", "good.example.com", inet.TCP)
 	if _, err := s.Add("good", good, false); err != nil {
 		t.Fatal(err)
 	}
-	loose, _ := s.Add("loose", testEnrollment(t, "alice", "loose.example.com", totpseq.TCP), false)
+	loose, _ := s.Add("loose", testEnrollment(t, "alice", "loose.example.com", inet.TCP), false)
 	if err := os.Chmod(loose.Path, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestStoreFind(t *testing.T) {
 	}
 	add := func(name, host string) {
 		t.Helper()
-		if _, err := s.Add(name, testEnrollment(t, "alice", host, totpseq.TCP), false); err != nil {
+		if _, err := s.Add(name, testEnrollment(t, "alice", host, inet.TCP), false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,7 +208,7 @@ func TestStoreFind(t *testing.T) {
 
 func TestStoreRemove(t *testing.T) {
 	s := newStore(t)
-	if _, err := s.Add("a", testEnrollment(t, "alice", "a.example.com", totpseq.TCP), false); err != nil {
+	if _, err := s.Add("a", testEnrollment(t, "alice", "a.example.com", inet.TCP), false); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Remove("a"); err != nil {

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/internal/netns"
 )
 
 // The demo's network. The names are fixed so that a newcomer can look
@@ -43,7 +43,7 @@ type demo struct {
 	openFor time.Duration
 	dir     string // configuration, users, the client's files
 
-	server, client, stranger *nstest.NS
+	server, client, stranger *netns.NS
 	namespaces               []string // created, to delete
 	listener                 net.Listener
 	daemon                   *exec.Cmd
@@ -203,12 +203,12 @@ func (d *demo) network() error {
 			}
 		}
 	}
-	mk := func(name string) (*nstest.NS, error) {
+	mk := func(name string) (*netns.NS, error) {
 		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("ip netns add %s: %v: %s", name, err, out)
 		}
 		d.namespaces = append(d.namespaces, name)
-		ns := &nstest.NS{Name: name, Path: filepath.Join("/run/netns", name)}
+		ns := &netns.NS{Name: name, Path: filepath.Join("/run/netns", name)}
 		_, err := ns.Run("ip", "link", "set", "lo", "up")
 		return ns, err
 	}
@@ -224,7 +224,7 @@ func (d *demo) network() error {
 	}
 	links := []struct {
 		srvIf          string
-		peer           *nstest.NS
+		peer           *netns.NS
 		srvNet, peerIP string
 	}{
 		{"to-client", d.client, serverAddr + "/24", clientAddr + "/24"},
@@ -233,7 +233,7 @@ func (d *demo) network() error {
 	for _, l := range links {
 		gw, _, _ := strings.Cut(l.srvNet, "/")
 		for _, c := range []struct {
-			ns   *nstest.NS
+			ns   *netns.NS
 			args []string
 		}{
 			{d.server, []string{"link", "add", l.srvIf, "type", "veth", "peer", "name", "eth0", "netns", l.peer.Name}},
@@ -393,7 +393,7 @@ func (d *demo) waitLog(ctx context.Context, timeout time.Duration, what string, 
 }
 
 // runCmd runs a program inside ns and prints its output as it comes.
-func (d *demo) runCmd(ctx context.Context, ns *nstest.NS, env []string, name string, args ...string) error {
+func (d *demo) runCmd(ctx context.Context, ns *netns.NS, env []string, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := ns.Command(ctx, name, args...)
@@ -434,7 +434,7 @@ func (w *quoteWriter) flush() {
 }
 
 // dial connects from inside ns to the service and checks an echo.
-func (d *demo) dial(ns *nstest.NS) (net.Conn, error) {
+func (d *demo) dial(ns *netns.NS) (net.Conn, error) {
 	var c net.Conn
 	err := ns.Do(func() error {
 		var err error
@@ -453,7 +453,7 @@ func (d *demo) dial(ns *nstest.NS) (net.Conn, error) {
 
 // expectRefused tries to connect from ns and reports the refusal; a
 // connection that succeeds is an error.
-func (d *demo) expectRefused(ns *nstest.NS, who string) error {
+func (d *demo) expectRefused(ns *netns.NS, who string) error {
 	start := time.Now()
 	c, err := d.dial(ns)
 	if err == nil {

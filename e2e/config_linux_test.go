@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
@@ -21,8 +22,8 @@ func TestReload(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		e.serve(sshPort)
 		users := []*user{
-			e.enroll("alice", params{Proto: totpseq.TCP}),
-			e.enroll("bob", params{Proto: totpseq.UDP}),
+			e.enroll("alice", params{Proto: inet.TCP}),
+			e.enroll("bob", params{Proto: inet.UDP}),
 		}
 		cfg := e.writeConfig(config{DropKnocks: ptr(true), Metrics: true})
 		good, err := os.ReadFile(cfg)
@@ -113,7 +114,7 @@ func TestBadConfig(t *testing.T) {
 	t.Parallel()
 	nstest.RequireTool(t, "nft")
 	e := newEnv(t, v4)
-	e.enroll("alice", params{Proto: totpseq.TCP})
+	e.enroll("alice", params{Proto: inet.TCP})
 	good := config{DropKnocks: ptr(true)}.toml(filepath.Join(e.dir, "etc", "users"))
 
 	// Users directories, each with one bad file beside a good user.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // TestKill9 kills the daemon with SIGKILL, twice. The firewall fails
@@ -19,7 +19,7 @@ func TestKill9(t *testing.T) {
 			openFor = 5 * time.Second
 		)
 		e.serve(sshPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Period: period})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Period: period})
 		cfg := e.writeConfig(config{OpenFor: openFor, DropKnocks: ptr(true)})
 
 		d1 := e.startDaemon(cfg)

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/internal/promtest"
 	"github.com/tknock/tknock/totpseq"
@@ -149,7 +150,7 @@ type user struct {
 
 // params are the enrollment parameters of a test user.
 type params struct {
-	Proto    totpseq.Proto
+	Proto    inet.Proto
 	Period   int // seconds; 0: 30
 	Services []string
 }

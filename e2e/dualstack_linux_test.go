@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // dualName is the host name of the server in TestDualStack: an A and an
@@ -63,7 +63,7 @@ func TestDualStack(t *testing.T) {
 	hostsFile(t, e.client, "127.0.0.1 localhost\n::1 localhost\n"+srv4.String()+" "+dualName+"\n"+srv6.String()+" "+dualName+"\n")
 	e.serve(sshPort)
 	e.serve(webPort)
-	alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh", "web"}})
+	alice := e.enroll("alice", params{Proto: inet.TCP, Services: []string{"ssh", "web"}})
 	d := e.startDaemon(e.writeConfig(config{Services: map[string][]string{"ssh": {"tcp/2222"}, "web": {"tcp/8080"}}}))
 
 	mustOpen := func(ns *nstest.NS, dst netip.AddrPort) {

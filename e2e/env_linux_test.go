@@ -259,23 +259,6 @@ func (e *env) mustRefuse(ns *nstest.NS, port uint16) {
 	}
 }
 
-// awayFromBoundary waits, when needed, so that the current window of the
-// given period has at least room seconds left and began at least settle
-// ago: steps that must happen inside one window then do. It returns the
-// time it waited until.
-func awayFromBoundary(period int, room, settle time.Duration) time.Time {
-	p := time.Duration(period) * time.Second
-	now := time.Now()
-	into := time.Duration(now.UnixNano() % int64(p))
-	switch {
-	case into < settle:
-		time.Sleep(settle - into)
-	case p-into < room:
-		time.Sleep(p - into + settle)
-	}
-	return time.Now()
-}
-
 // sleepUntil sleeps until t.
 func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // TestAnyOrder: PROTOCOL.md section 3, rule 2, with the real daemon. The
@@ -21,14 +21,14 @@ import (
 func TestAnyOrder(t *testing.T) {
 	e := newEnv(t, v4)
 	e.serve(sshPort)
-	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	alice := e.enroll("alice", params{Proto: inet.TCP})
 	d := e.startDaemon(e.writeConfig(config{DropKnocks: ptr(true)}))
 
 	m := d.mark()
 	seq := e.sequence(alice, "ssh", e.clientAddr.String(), time.Now())
 	rev := slices.Clone(seq[1:])
 	slices.Reverse(rev)
-	e.sendRaw(e.client, e.clientAddr, totpseq.TCP, append([]uint16{seq[0]}, rev...))
+	e.sendRaw(e.client, e.clientAddr, inet.TCP, append([]uint16{seq[0]}, rev...))
 	if _, err := d.waitFrom(m, 5*time.Second, "an opening for the bound ports in reverse", isOpen("alice", "ssh")); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestAnyOrder(t *testing.T) {
 			}
 			ks = append(ks, p)
 		}
-		e.sendRawEvery(e.stranger, e.strangerAddr, totpseq.TCP, ks, 50*time.Microsecond)
+		e.sendRawEvery(e.stranger, e.strangerAddr, inet.TCP, ks, 50*time.Microsecond)
 	}
 	e.marker(d, e.stranger, e.strangerAddr, alice)
 	if got := d.since(m, isEvent("open")); len(got) != 0 {
@@ -62,7 +62,7 @@ func TestKnockUnderLoss(t *testing.T) {
 	const trials = 20
 	e := newEnv(t, v4)
 	e.serve(sshPort)
-	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	alice := e.enroll("alice", params{Proto: inet.TCP})
 	e.startDaemon(e.writeConfig(config{DropKnocks: ptr(true)}))
 	e.client.MustRun(t, "nft", fmt.Sprintf(`table inet loss {
 		chain out {

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // TestForwardedPort protects a port the server forwards by DNAT to a
@@ -29,7 +29,7 @@ func TestForwardedPort(t *testing.T) {
 }
 `, addrs[v4].server, webPort, addrs[v6].server, webPort), 0o600))
 		e.serveIn(ctr, 80)
-		bob := e.enroll("bob", params{Proto: totpseq.TCP, Services: []string{"web"}})
+		bob := e.enroll("bob", params{Proto: inet.TCP, Services: []string{"web"}})
 		services := map[string][]string{"ssh": {fmt.Sprintf("tcp/%d", sshPort)}, "web": {fmt.Sprintf("tcp/%d", webPort)}}
 		d := e.startDaemon(e.writeConfig(config{OpenFor: time.Minute, Services: services, DropKnocks: ptr(true)}))
 

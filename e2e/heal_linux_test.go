@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // TestFlushHeals flushes the server's whole ruleset, as nftables.service
@@ -22,8 +22,8 @@ func TestFlushHeals(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		e.serve(sshPort)
 		e.serve(webPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh"}})
-		bob := e.enroll("bob", params{Proto: totpseq.TCP, Services: []string{"web"}})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Services: []string{"ssh"}})
+		bob := e.enroll("bob", params{Proto: inet.TCP, Services: []string{"web"}})
 		services := map[string][]string{"ssh": {fmt.Sprintf("tcp/%d", sshPort)}, "web": {fmt.Sprintf("tcp/%d", webPort)}}
 		d := e.startDaemon(e.writeConfig(config{OpenFor: time.Minute, Services: services, DropKnocks: ptr(true)}))
 
@@ -94,7 +94,7 @@ func TestFloodConntrack(t *testing.T) {
 	// filter, so they go as far as a real host lets them.
 	e.server.MustRun(t, "sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf."+e.srvToStranger+".rp_filter=0")
 	e.serve(sshPort)
-	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	alice := e.enroll("alice", params{Proto: inet.TCP})
 	d := e.startDaemon(e.writeConfig(config{OpenFor: time.Minute, DropKnocks: ptr(true)}))
 
 	peak := e.flood("dp=drnd(1, 65535)", func() {

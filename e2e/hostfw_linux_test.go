@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // TestHostFirewall is deploy/README's recipe for a host whose own firewall
@@ -18,7 +18,7 @@ func TestHostFirewall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, v4)
 	e.serve(sshPort)
-	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	alice := e.enroll("alice", params{Proto: inet.TCP})
 	cfg := e.writeConfig(config{OpenFor: time.Minute, DropKnocks: ptr(true)})
 	host := func(accept string) string {
 		return e.writeFile("host.nft", fmt.Sprintf(`flush ruleset

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/promtest"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -27,7 +28,7 @@ const windowEnd = "tknock_metrics_window_end_timestamp_seconds"
 // move for both.
 func TestMetricsNoOracle(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh"}})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Services: []string{"ssh"}})
 		d := e.startDaemon(e.writeConfig(config{Metrics: true, MetricsWindow: metricsWindow, Prefilter: "on"}))
 		p := alice.enr.Params
 		src := e.spoofedAddr

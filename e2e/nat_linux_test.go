@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/client"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 
 	"github.com/pion/stun/v3"
 )
@@ -224,7 +224,7 @@ func TestNAT(t *testing.T) {
 			if len(alice.enr.STUN) != 1 || alice.enr.STUN[0] != natSTUN.String() {
 				t.Fatalf("tknockd enroll wrote STUN servers %q, want [%v] from [enroll] stun", alice.enr.STUN, natSTUN)
 			}
-			bob := e.enroll("bob", params{Proto: totpseq.TCP, Services: []string{"web"}}) // no stun=
+			bob := e.enroll("bob", params{Proto: inet.TCP, Services: []string{"web"}}) // no stun=
 			d := e.startDaemon(configPath)
 
 			e.mustRefuse(e.client, sshPort)
@@ -283,7 +283,7 @@ func TestNATWithoutSTUNOpensNothing(t *testing.T) {
 	t.Parallel()
 	e := newNATEnv(t, false, false)
 	e.serve(sshPort)
-	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	alice := e.enroll("alice", params{Proto: inet.TCP})
 	d := e.startDaemon(e.writeConfig(config{}))
 	m := d.mark()
 	e.tknock("knock", "--enrollment", alice.clientFile, "--source", natHome.String(), natServer.String())

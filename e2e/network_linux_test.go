@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // TestNetwork checks the test network itself, without tknock: with no
@@ -23,13 +23,13 @@ func TestNetwork(t *testing.T) {
 
 			s := e.sniff(e.server, e.srvToStranger)
 			ports := []uint16{knockLo, knockHi, 40123}
-			e.sendRaw(e.stranger, e.spoofedAddr, totpseq.TCP, ports)
-			e.sendRaw(e.stranger, e.strangerAddr, totpseq.UDP, ports)
+			e.sendRaw(e.stranger, e.spoofedAddr, inet.TCP, ports)
+			e.sendRaw(e.stranger, e.strangerAddr, inet.UDP, ports)
 			pkts := s.packets()
-			if got := knocksFrom(pkts, e.spoofedAddr, totpseq.TCP); !slices.Equal(got, ports) {
+			if got := knocksFrom(pkts, e.spoofedAddr, inet.TCP); !slices.Equal(got, ports) {
 				t.Errorf("SYNs from %v seen at the server: %v, want %v", e.spoofedAddr, got, ports)
 			}
-			if got := knocksFrom(pkts, e.strangerAddr, totpseq.UDP); !slices.Equal(got, ports) {
+			if got := knocksFrom(pkts, e.strangerAddr, inet.UDP); !slices.Equal(got, ports) {
 				t.Errorf("UDP knocks from %v seen at the server: %v, want %v", e.strangerAddr, got, ports)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/client"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -28,7 +29,7 @@ func TestOpenAndExpire(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		const openFor = 4 * time.Second
 		e.serve(sshPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP})
+		alice := e.enroll("alice", params{Proto: inet.TCP})
 		d := e.startDaemon(e.writeConfig(config{OpenFor: openFor, DropKnocks: ptr(true)}))
 
 		e.mustRefuse(e.client, sshPort)
@@ -72,8 +73,8 @@ func TestModesAndUsers(t *testing.T) {
 		const openFor = 3 * time.Second
 		e.serve(sshPort)
 		e.serve(webPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh"}})
-		bob := e.enroll("bob", params{Proto: totpseq.UDP, Services: []string{"web"}})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Services: []string{"ssh"}})
+		bob := e.enroll("bob", params{Proto: inet.UDP, Services: []string{"web"}})
 		services := map[string][]string{"ssh": {"tcp/2222"}, "web": {"tcp/8080"}}
 		d := e.startDaemon(e.writeConfig(config{OpenFor: openFor, Services: services, DropKnocks: ptr(true)}))
 		s := e.sniff(e.server, e.srvToClient)
@@ -109,10 +110,10 @@ func TestModesAndUsers(t *testing.T) {
 
 		// The knocks were of the protocol each enrollment says.
 		pkts := s.packets()
-		if got := knocksFrom(pkts, e.clientAddr, totpseq.TCP); len(got) != alice.enr.Length*client.DefaultRounds {
+		if got := knocksFrom(pkts, e.clientAddr, inet.TCP); len(got) != alice.enr.Length*client.DefaultRounds {
 			t.Errorf("TCP SYN knocks %v, want alice's %d, %d times (the client's rounds)", got, alice.enr.Length, client.DefaultRounds)
 		}
-		if got := knocksFrom(pkts, e.clientAddr, totpseq.UDP); len(got) != bob.enr.Length*client.DefaultRounds {
+		if got := knocksFrom(pkts, e.clientAddr, inet.UDP); len(got) != bob.enr.Length*client.DefaultRounds {
 			t.Errorf("UDP knocks %v, want bob's %d, %d times (the client's rounds)", got, bob.enr.Length, client.DefaultRounds)
 		}
 
@@ -125,7 +126,7 @@ func TestModesAndUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := d.mark()
-		e.sendRaw(e.client, e.clientAddr, totpseq.TCP, seq)
+		e.sendRaw(e.client, e.clientAddr, inet.TCP, seq)
 		e.marker(d, e.client, e.clientAddr, alice)
 		if got := d.since(m, isEvent("open")); len(got) != 0 {
 			t.Errorf("alice's sequence for a service she is not enrolled for opened: %s", got[0].raw)

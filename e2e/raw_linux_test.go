@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -24,13 +25,13 @@ const knockGap = 25 * time.Millisecond
 // from inside ns, as whole Ethernet frames written to an AF_PACKET socket:
 // the source address is whatever src says, the namespace's own or a
 // spoofed one. It is how an attacker replays what it captured.
-func (e *env) sendRaw(ns *nstest.NS, src netip.Addr, proto totpseq.Proto, ports []uint16) {
+func (e *env) sendRaw(ns *nstest.NS, src netip.Addr, proto inet.Proto, ports []uint16) {
 	e.t.Helper()
 	e.sendRawEvery(ns, src, proto, ports, knockGap)
 }
 
 // sendRawEvery is sendRaw with gap between two knocks.
-func (e *env) sendRawEvery(ns *nstest.NS, src netip.Addr, proto totpseq.Proto, ports []uint16, gap time.Duration) {
+func (e *env) sendRawEvery(ns *nstest.NS, src netip.Addr, proto inet.Proto, ports []uint16, gap time.Duration) {
 	t := e.t
 	t.Helper()
 	ifname, srvIf := e.clientIf, e.srvToClient
@@ -89,7 +90,7 @@ func (e *env) mac(ns *nstest.NS, ifname string) net.HardwareAddr {
 
 // knockFrame builds one Ethernet frame: a TCP SYN (random source port and
 // sequence number) or a UDP datagram with a small payload.
-func knockFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, proto totpseq.Proto, port uint16) ([]byte, error) {
+func knockFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, proto inet.Proto, port uint16) ([]byte, error) {
 	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC}
 	var ip gopacket.NetworkLayer
 	ipProto := layers.IPProtocol(proto)
@@ -108,13 +109,13 @@ func knockFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, proto totp
 	var l4 gopacket.SerializableLayer
 	var payload gopacket.Payload
 	switch proto {
-	case totpseq.TCP:
+	case inet.TCP:
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(srcPort), DstPort: layers.TCPPort(port), Seq: rand.Uint32(), SYN: true, Window: 64240}
 		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
 			return nil, err
 		}
 		l4 = tcp
-	case totpseq.UDP:
+	case inet.UDP:
 		udp := &layers.UDP{SrcPort: layers.UDPPort(srcPort), DstPort: layers.UDPPort(port)}
 		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
 			return nil, err
@@ -134,7 +135,7 @@ func knockFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, proto totp
 // sniffed is one knock-like packet seen on the wire.
 type sniffed struct {
 	Src   netip.Addr
-	Proto totpseq.Proto
+	Proto inet.Proto
 	Port  uint16
 	SYN   bool // TCP: SYN set and ACK clear
 }
@@ -254,9 +255,9 @@ func parseKnock(frame []byte) (sniffed, bool) {
 	p.Src = p.Src.Unmap()
 	switch l4 := pkt.TransportLayer().(type) {
 	case *layers.TCP:
-		p.Proto, p.Port, p.SYN = totpseq.TCP, uint16(l4.DstPort), l4.SYN && !l4.ACK
+		p.Proto, p.Port, p.SYN = inet.TCP, uint16(l4.DstPort), l4.SYN && !l4.ACK
 	case *layers.UDP:
-		p.Proto, p.Port = totpseq.UDP, uint16(l4.DstPort)
+		p.Proto, p.Port = inet.UDP, uint16(l4.DstPort)
 	default:
 		return p, false
 	}
@@ -265,13 +266,13 @@ func parseKnock(frame []byte) (sniffed, bool) {
 
 // knocksFrom returns the ports of the knocks (SYNs without ACK, or UDP
 // datagrams) from src into the knock range, in the order they arrived.
-func knocksFrom(pkts []sniffed, src netip.Addr, proto totpseq.Proto) []uint16 {
+func knocksFrom(pkts []sniffed, src netip.Addr, proto inet.Proto) []uint16 {
 	var ports []uint16
 	for _, p := range pkts {
 		if p.Src != src || p.Proto != proto || p.Port < knockLo || p.Port > knockHi {
 			continue
 		}
-		if proto == totpseq.TCP && !p.SYN {
+		if proto == inet.TCP && !p.SYN {
 			continue
 		}
 		ports = append(ports, p.Port)

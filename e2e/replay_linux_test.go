@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/client"
+	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -18,11 +20,11 @@ func TestReplay(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		const period = 5 // seconds: the shortest window, so the last step waits ~10 s, not a minute
 		e.serve(sshPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Period: period})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Period: period})
 		d := e.startDaemon(e.writeConfig(config{Skew: 1, DropKnocks: ptr(true)}))
 		s := e.sniff(e.server, e.srvToClient)
 
-		knockedAt := awayFromBoundary(period, 2*time.Second, 200*time.Millisecond)
+		knockedAt := testkit.AwayFromBoundary(period, 2*time.Second, 200*time.Millisecond)
 		w := totpseq.Window(knockedAt, period)
 		m := d.mark()
 		e.knock(alice, "ssh")
@@ -30,7 +32,7 @@ func TestReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		openedAt := time.Now()
-		captured := knocksFrom(s.packets(), e.clientAddr, totpseq.TCP)
+		captured := knocksFrom(s.packets(), e.clientAddr, inet.TCP)
 		want := e.sequence(alice, "ssh", e.clientAddr.String(), knockedAt)
 		if !slices.Equal(captured, slices.Repeat(want, client.DefaultRounds)) {
 			t.Fatalf("knocks captured on the wire: %v; want the sequence of the current window, %v, %d times (the client's rounds)", captured, want, client.DefaultRounds)
@@ -43,7 +45,7 @@ func TestReplay(t *testing.T) {
 			// client's rounds), silently; after that, as a replay.
 			sleepUntil(openedAt.Add(3*time.Second + 500*time.Millisecond))
 			m := d.mark()
-			e.sendRaw(e.client, e.clientAddr, totpseq.TCP, captured)
+			e.sendRaw(e.client, e.clientAddr, inet.TCP, captured)
 			l, err := d.waitFrom(m, 5*time.Second, "a replay rejection", isReject("replay"))
 			if err != nil {
 				t.Fatal(err)
@@ -59,8 +61,8 @@ func TestReplay(t *testing.T) {
 		t.Run("other sources", func(t *testing.T) {
 			e := e.in(t)
 			m := d.mark()
-			e.sendRaw(e.stranger, e.strangerAddr, totpseq.TCP, captured)
-			e.sendRaw(e.stranger, e.spoofedAddr, totpseq.TCP, captured)
+			e.sendRaw(e.stranger, e.strangerAddr, inet.TCP, captured)
+			e.sendRaw(e.stranger, e.spoofedAddr, inet.TCP, captured)
 			e.marker(d, e.stranger, e.strangerAddr, alice)
 			if got := d.since(m, isEvent("open")); len(got) != 0 {
 				t.Errorf("the client's sequence sent from another address opened: %s", got[0].raw)
@@ -86,7 +88,7 @@ func TestReplay(t *testing.T) {
 			// Window w is accepted until w+skew is the current window.
 			sleepUntil(totpseq.WindowStart(w+2, period).Add(200 * time.Millisecond))
 			m := d.mark()
-			e.sendRaw(e.client, e.clientAddr, totpseq.TCP, captured)
+			e.sendRaw(e.client, e.clientAddr, inet.TCP, captured)
 			l, err := d.waitFrom(m, 5*time.Second, "a rejection of the old sequence", isEvent("reject"))
 			if err != nil {
 				t.Fatal(err)

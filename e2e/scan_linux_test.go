@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // TestScan runs nmap from the stranger's namespace: a SYN scan of every
@@ -21,8 +21,8 @@ func TestScan(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		e.serve(sshPort)
 		e.serve(webPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Services: []string{"ssh"}})
-		e.enroll("bob", params{Proto: totpseq.UDP, Services: []string{"web"}})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Services: []string{"ssh"}})
+		e.enroll("bob", params{Proto: inet.UDP, Services: []string{"web"}})
 		services := map[string][]string{"ssh": {"tcp/2222"}, "web": {"tcp/8080"}}
 		d := e.startDaemon(e.writeConfig(config{Services: services, DropKnocks: ptr(true), Metrics: true, MetricsDebug: true}))
 

@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/internal/testkit"
 )
 
 // TestClockSkew knocks as a client whose clock is off by whole windows:
@@ -17,7 +18,7 @@ func TestClockSkew(t *testing.T) {
 	forFamilies(t, func(t *testing.T, e *env) {
 		const period = 30
 		e.serve(sshPort)
-		alice := e.enroll("alice", params{Proto: totpseq.TCP, Period: period})
+		alice := e.enroll("alice", params{Proto: inet.TCP, Period: period})
 		d := e.startDaemon(e.writeConfig(config{Skew: 1, DropKnocks: ptr(true)}))
 
 		for _, tc := range []struct {
@@ -33,11 +34,11 @@ func TestClockSkew(t *testing.T) {
 				e := e.in(t)
 				// Far enough from a boundary that the offset the daemon
 				// sees is the one the test means.
-				now := awayFromBoundary(period, 3*time.Second, 500*time.Millisecond)
+				now := testkit.AwayFromBoundary(period, 3*time.Second, 500*time.Millisecond)
 				clock := now.Add(time.Duration(tc.windows*period) * time.Second)
 				seq := e.sequence(alice, "ssh", e.clientAddr.String(), clock)
 				m := d.mark()
-				e.sendRaw(e.client, e.clientAddr, totpseq.TCP, seq)
+				e.sendRaw(e.client, e.clientAddr, inet.TCP, seq)
 				want := fmt.Sprint(tc.windows)
 				if tc.opens {
 					l, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh"))

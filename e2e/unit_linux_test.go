@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // unitPath is the shipped systemd unit, from this package's directory.
@@ -432,7 +432,7 @@ func startInUnit(t *testing.T, e *env, tracer ...string) (*daemon, *user, *sandb
 		}
 	}
 
-	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	alice := e.enroll("alice", params{Proto: inet.TCP})
 	cfg := e.writeConfig(config{Prefilter: "on", Metrics: true, MetricsDebug: true, DropKnocks: ptr(true)}) // debug: the test reads the prefilter's per-knock counter
 	e.giveTo(uid, gid)
 	e.sandbox = sb.argv()

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -29,11 +30,11 @@ import (
 // Tracker.Knock is the only reader.
 
 // protoIndex maps a knock protocol to the table's first index, or -1.
-func protoIndex(p totpseq.Proto) int {
+func protoIndex(p inet.Proto) int {
 	switch p {
-	case totpseq.TCP:
+	case inet.TCP:
 		return 0
-	case totpseq.UDP:
+	case inet.UDP:
 		return 1
 	}
 	return -1
@@ -179,7 +180,7 @@ func windowAt(ns, period int64) int64 { return ns / int64(time.Second) / period 
 // relevant reports whether a knock of proto to port is a knock for user u:
 // its protocol, inside its range and not excluded. A knock that is not
 // leaves u's candidates unchanged.
-func (u *userState) relevant(proto totpseq.Proto, port uint16) bool {
+func (u *userState) relevant(proto inet.Proto, port uint16) bool {
 	p := &u.params
 	if proto != p.Proto || port < p.Range.Lo || port > p.Range.Hi {
 		return false

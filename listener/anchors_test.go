@@ -10,6 +10,7 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -82,7 +83,7 @@ func trkMixedUsers() []User {
 		trkUser("p5", func(p *totpseq.Params) { p.Period = 5 }),
 		trkUser("p7", func(p *totpseq.Params) { p.Period = 7; p.Services = []string{"ssh", "web", "db"} }),
 		trkUser("p30", nil),
-		trkUser("p30udp", func(p *totpseq.Params) { p.Proto = totpseq.UDP; p.Range = totpseq.Range{Lo: 40000, Hi: 40099} }),
+		trkUser("p30udp", func(p *totpseq.Params) { p.Proto = inet.UDP; p.Range = totpseq.Range{Lo: 40000, Hi: 40099} }),
 		trkUser("p3600", func(p *totpseq.Params) { p.Period = 3600 }),
 		trkUser("small", func(p *totpseq.Params) {
 			p.Range = totpseq.Range{Lo: 1, Hi: 70}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener/internal/ranges"
 )
 
 // Decoder turns frames into knocks. It decodes with gopacket
@@ -39,7 +39,7 @@ type Decoder struct {
 	tcp  knockTCP
 	udp  knockUDP
 
-	ranges atomic.Pointer[rangeTable]
+	ranges atomic.Pointer[ranges.Table]
 
 	knocks, ignored, malformed atomic.Uint64 // one atomic add per frame; Frames is their sum
 }
@@ -55,18 +55,18 @@ type DecoderStats struct {
 
 // NewDecoder returns a decoder for the knock ranges. Ranges may overlap. An
 // invalid range (lo > hi, a protocol other than TCP or UDP) matches
-// nothing; Filter reports such ranges as errors.
-func NewDecoder(ranges []PortRange) *Decoder {
+// nothing; capture.Filter reports such ranges as errors.
+func NewDecoder(rs []inet.Range) *Decoder {
 	d := &Decoder{}
-	d.SetRanges(ranges)
+	d.SetRanges(rs)
 	return d
 }
 
 // SetRanges replaces the knock ranges (a reload). It is safe to call
 // concurrently with Decode; frames decoded after it returns use the new
 // ranges.
-func (d *Decoder) SetRanges(ranges []PortRange) {
-	t, _ := newRangeTable(ranges) // invalid entries are left out
+func (d *Decoder) SetRanges(rs []inet.Range) {
+	t, _ := ranges.New(rs) // invalid entries are left out
 	d.ranges.Store(t)
 }
 
@@ -247,20 +247,20 @@ func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 		return isIgnored
 	}
 
-	var proto totpseq.Proto
+	var proto inet.Proto
 	var port uint16
 	switch l.transport {
 	case layers.LayerTypeTCP:
 		if !d.tcp.syn || d.tcp.ack {
 			return isIgnored
 		}
-		proto, port = totpseq.TCP, d.tcp.dstPort
+		proto, port = inet.TCP, d.tcp.dstPort
 	case layers.LayerTypeUDP:
-		proto, port = totpseq.UDP, d.udp.dstPort
+		proto, port = inet.UDP, d.udp.dstPort
 	default:
 		return isIgnored
 	}
-	if !d.ranges.Load().contains(proto, port) {
+	if !d.ranges.Load().Contains(proto, port) {
 		return isIgnored
 	}
 	// Field by field: building a Knock and copying it whole makes wide
@@ -303,7 +303,7 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 	}
 	l4 := ip[20:length]
 	var (
-		proto totpseq.Proto
+		proto inet.Proto
 		port  uint16
 	)
 	switch layers.IPProtocol(ip[9]) {
@@ -319,7 +319,7 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 		if l4[13]&0x12 != 0x02 { // SYN without ACK
 			return isIgnored, true
 		}
-		proto, port = totpseq.TCP, binary.BigEndian.Uint16(l4[2:4])
+		proto, port = inet.TCP, binary.BigEndian.Uint16(l4[2:4])
 	case layers.IPProtocolUDP:
 		// knockUDP's checks.
 		if len(l4) < 8 {
@@ -328,11 +328,11 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 		if n := binary.BigEndian.Uint16(l4[4:6]); n != 0 && n < 8 {
 			return 0, false
 		}
-		proto, port = totpseq.UDP, binary.BigEndian.Uint16(l4[2:4])
+		proto, port = inet.UDP, binary.BigEndian.Uint16(l4[2:4])
 	default:
 		return 0, false
 	}
-	if !d.ranges.Load().contains(proto, port) {
+	if !d.ranges.Load().Contains(proto, port) {
 		return isIgnored, true
 	}
 	k.Src, k.Proto, k.Port, k.Time = netip.AddrFrom4([4]byte(ip[12:16])), proto, port, f.Time

@@ -1,4 +1,4 @@
-package listener
+package listener_test
 
 import (
 	"net/netip"
@@ -6,8 +6,10 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
+	rangetab "github.com/tknock/tknock/listener/internal/ranges"
+	"github.com/tknock/tknock/listener/listenertest"
 )
 
 // refDecoder is the reference the Decoder is checked against: gopacket's
@@ -24,7 +26,7 @@ type refDecoder struct {
 
 	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
-	ranges  *rangeTable
+	ranges  *rangetab.Table
 }
 
 // refIPv6 is layers.IPv6 that refuses a hop-by-hop options header.
@@ -32,14 +34,14 @@ type refIPv6 struct{ layers.IPv6 }
 
 func (l *refIPv6) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) > 6 && layers.IPProtocol(data[6]) == layers.IPProtocolIPv6HopByHop {
-		return errHopByHop
+		return listener.ErrHopByHop
 	}
 	return l.IPv6.DecodeFromBytes(data, df)
 }
 
-func newRefDecoder(ranges []PortRange) *refDecoder {
+func newRefDecoder(ranges []inet.Range) *refDecoder {
 	r := &refDecoder{parsers: map[gopacket.LayerType]*gopacket.DecodingLayerParser{}}
-	r.ranges, _ = newRangeTable(ranges)
+	r.ranges, _ = rangetab.New(ranges)
 	dls := []gopacket.DecodingLayer{&r.eth, &r.vlan, &r.ip4, &r.ip6, &r.tcp, &r.udp}
 	for _, first := range []gopacket.LayerType{layers.LayerTypeEthernet, layers.LayerTypeIPv4, layers.LayerTypeIPv6} {
 		p := gopacket.NewDecodingLayerParser(first, dls...)
@@ -49,14 +51,14 @@ func newRefDecoder(ranges []PortRange) *refDecoder {
 	return r
 }
 
-func (r *refDecoder) decode(f Frame) (Knock, verdict) {
+func (r *refDecoder) decode(f listener.Frame) (listener.Knock, listenertest.Verdict) {
 	var p *gopacket.DecodingLayerParser
 	switch f.Link {
-	case LinkEthernet:
+	case listener.LinkEthernet:
 		p = r.parsers[layers.LayerTypeEthernet]
-	case LinkIP:
+	case listener.LinkIP:
 		if len(f.Data) == 0 {
-			return Knock{}, isMalformed
+			return listener.Knock{}, listenertest.Malformed
 		}
 		switch f.Data[0] >> 4 {
 		case 4:
@@ -64,15 +66,15 @@ func (r *refDecoder) decode(f Frame) (Knock, verdict) {
 		case 6:
 			p = r.parsers[layers.LayerTypeIPv6]
 		default:
-			return Knock{}, isIgnored
+			return listener.Knock{}, listenertest.Ignored
 		}
 	default:
-		return Knock{}, isMalformed
+		return listener.Knock{}, listenertest.Malformed
 	}
-	if err := p.DecodeLayers(f.Data, &r.decoded); err == errHopByHop {
-		return Knock{}, isIgnored
+	if err := p.DecodeLayers(f.Data, &r.decoded); err == listener.ErrHopByHop {
+		return listener.Knock{}, listenertest.Ignored
 	} else if err != nil {
-		return Knock{}, isMalformed
+		return listener.Knock{}, listenertest.Malformed
 	}
 	var network, transport gopacket.LayerType
 	tags := 0
@@ -87,14 +89,14 @@ func (r *refDecoder) decode(f Frame) (Knock, verdict) {
 		}
 	}
 	if tags > 2 {
-		return Knock{}, isIgnored
+		return listener.Knock{}, listenertest.Ignored
 	}
 	var src netip.Addr
 	switch network {
 	case layers.LayerTypeIPv4:
 		src = netip.AddrFrom4([4]byte(r.ip4.SrcIP.To4()))
 		if r.ip4.FragOffset != 0 {
-			return Knock{}, isIgnored
+			return listener.Knock{}, listenertest.Ignored
 		}
 		if transport == 0 && r.ip4.Flags&layers.IPv4MoreFragments != 0 {
 			var err error
@@ -106,50 +108,50 @@ func (r *refDecoder) decode(f Frame) (Knock, verdict) {
 				err = r.udp.DecodeFromBytes(r.ip4.Payload, gopacket.NilDecodeFeedback)
 				transport = layers.LayerTypeUDP
 			default:
-				return Knock{}, isIgnored
+				return listener.Knock{}, listenertest.Ignored
 			}
 			if err != nil {
-				return Knock{}, isMalformed
+				return listener.Knock{}, listenertest.Malformed
 			}
 		}
 	case layers.LayerTypeIPv6:
 		src = netip.AddrFrom16([16]byte(r.ip6.SrcIP))
 		if src.Is4In6() || src.IsUnspecified() || src.IsMulticast() {
-			return Knock{}, isIgnored
+			return listener.Knock{}, listenertest.Ignored
 		}
 	default:
-		return Knock{}, isIgnored
+		return listener.Knock{}, listenertest.Ignored
 	}
-	var proto totpseq.Proto
+	var proto inet.Proto
 	var port uint16
 	switch transport {
 	case layers.LayerTypeTCP:
 		if !r.tcp.SYN || r.tcp.ACK {
-			return Knock{}, isIgnored
+			return listener.Knock{}, listenertest.Ignored
 		}
-		proto, port = totpseq.TCP, uint16(r.tcp.DstPort)
+		proto, port = inet.TCP, uint16(r.tcp.DstPort)
 	case layers.LayerTypeUDP:
-		proto, port = totpseq.UDP, uint16(r.udp.DstPort)
+		proto, port = inet.UDP, uint16(r.udp.DstPort)
 	default:
-		return Knock{}, isIgnored
+		return listener.Knock{}, listenertest.Ignored
 	}
-	if !r.ranges.contains(proto, port) {
-		return Knock{}, isIgnored
+	if !r.ranges.Contains(proto, port) {
+		return listener.Knock{}, listenertest.Ignored
 	}
-	return Knock{Src: src, Proto: proto, Port: port, Time: f.Time}, isKnock
+	return listener.Knock{Src: src, Proto: proto, Port: port, Time: f.Time}, listenertest.Knock
 }
 
 // refCheck decodes f with d and with the reference and fails on any
 // difference.
-func refCheck(t *testing.T, d *Decoder, r *refDecoder, name string, f Frame) {
+func refCheck(t *testing.T, d *listener.Decoder, r *refDecoder, name string, f listener.Frame) {
 	t.Helper()
-	var k Knock
-	got := d.decode(&f, &k)
+	var k listener.Knock
+	got := listenertest.Verdict(d.DecodeVerdict(&f, &k))
 	wantK, want := r.decode(f)
 	if got != want {
-		t.Fatalf("%s: verdict %d, gopacket's layers give %d (frame % x)", name, got, want, f.Data)
+		t.Fatalf("%s: listenertest.Verdict %d, gopacket's layers give %d (frame % x)", name, got, want, f.Data)
 	}
-	if got == isKnock && k != wantK {
+	if got == listenertest.Knock && k != wantK {
 		t.Fatalf("%s: knock %+v, gopacket's layers give %+v", name, k, wantK)
 	}
 }
@@ -158,13 +160,13 @@ func refCheck(t *testing.T, d *Decoder, r *refDecoder, name string, f Frame) {
 // gopacket's own layers for every frame case, and for every truncation of
 // each.
 func TestDecodeReference(t *testing.T) {
-	d, r := NewDecoder(testRanges), newRefDecoder(testRanges)
-	for _, c := range frameCases {
-		f := c.frame(t)
+	d, r := listener.NewDecoder(listenertest.Ranges()), newRefDecoder(listenertest.Ranges())
+	for _, c := range listenertest.Cases() {
+		f := c.Frame(t)
 		for n := len(f.Data); n >= 0; n-- {
 			g := f
 			g.Data = f.Data[:n]
-			refCheck(t, d, r, c.name, g)
+			refCheck(t, d, r, c.Name, g)
 		}
 	}
 }
@@ -173,12 +175,12 @@ func TestDecodeReference(t *testing.T) {
 // arbitrary frames. Crashers are kept under
 // testdata/fuzz/FuzzDecodeReference.
 func FuzzDecodeReference(f *testing.F) {
-	for _, c := range frameCases {
-		fr := c.frame(f)
+	for _, c := range listenertest.Cases() {
+		fr := c.Frame(f)
 		f.Add(fr.Data, uint8(fr.Link))
 	}
-	d, r := NewDecoder(testRanges), newRefDecoder(testRanges)
+	d, r := listener.NewDecoder(listenertest.Ranges()), newRefDecoder(listenertest.Ranges())
 	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
-		refCheck(t, d, r, "fuzz", Frame{Data: data, Link: LinkType(link % 3), Time: fixtureTime})
+		refCheck(t, d, r, "fuzz", listener.Frame{Data: data, Link: listener.LinkType(link % 3), Time: listenertest.FixtureTime()})
 	})
 }

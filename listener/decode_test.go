@@ -1,4 +1,4 @@
-package listener
+package listener_test
 
 import (
 	"net/netip"
@@ -6,61 +6,62 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/gopacket/layers"
-
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/listenertest"
 )
 
 func TestDecodeFrames(t *testing.T) {
-	d := NewDecoder(testRanges)
-	var want DecoderStats
-	for _, c := range frameCases {
-		f := c.frame(t)
+	d := listener.NewDecoder(listenertest.Ranges())
+	var want listener.DecoderStats
+	for _, c := range listenertest.Cases() {
+		f := c.Frame(t)
 		k, ok := d.Decode(f)
 		want.Frames++
-		switch c.want {
-		case isKnock:
+		switch c.Want {
+		case listenertest.Knock:
 			want.Knocks++
-		case isIgnored:
+		case listenertest.Ignored:
 			want.Ignored++
-		case isMalformed:
+		case listenertest.Malformed:
 			want.Malformed++
 		}
 		if got := d.Stats(); got != want {
-			t.Errorf("%s: stats = %+v, want %+v", c.name, got, want)
+			t.Errorf("%s: stats = %+v, want %+v", c.Name, got, want)
 			want = got
 		}
-		if ok != (c.want == isKnock) {
-			t.Errorf("%s: Decode ok = %v, want %v", c.name, ok, c.want == isKnock)
+		if ok != (c.Want == listenertest.Knock) {
+			t.Errorf("%s: Decode ok = %v, want %v", c.Name, ok, c.Want == listenertest.Knock)
 			continue
 		}
 		if !ok {
-			if k != (Knock{}) {
-				t.Errorf("%s: not a knock, but Decode returned %+v", c.name, k)
+			if k != (listener.Knock{}) {
+				t.Errorf("%s: not a knock, but Decode returned %+v", c.Name, k)
 			}
 			continue
 		}
-		if !k.Time.Equal(fixtureTime) {
-			t.Errorf("%s: Time = %v, want %v", c.name, k.Time, fixtureTime)
+		if !k.Time.Equal(listenertest.FixtureTime()) {
+			t.Errorf("%s: Time = %v, want %v", c.Name, k.Time, listenertest.FixtureTime())
 		}
 		if !k.Src.IsValid() || k.Src.Zone() != "" || k.Src.Is4In6() {
-			t.Errorf("%s: Src = %v, want a valid unmapped address without zone", c.name, k.Src)
+			t.Errorf("%s: Src = %v, want a valid unmapped address without zone", c.Name, k.Src)
 		}
 	}
 }
 
 // TestDecodeKnockFields checks every field of decoded knocks.
 func TestDecodeKnockFields(t *testing.T) {
-	d := NewDecoder(testRanges)
+	d := listener.NewDecoder(listenertest.Ranges())
 	for _, c := range []struct {
-		p    pkt
-		want Knock
+		p    listenertest.Packet
+		want listener.Knock
 	}{
-		{v4syn, Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: totpseq.TCP, Port: 40000, Time: fixtureTime}},
-		{with(v4udp, func(v *pkt) { v.link = LinkIP }), Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: totpseq.UDP, Port: 50050, Time: fixtureTime}},
-		{v6syn, Knock{Src: netip.MustParseAddr("2001:db8:1::2"), Proto: totpseq.TCP, Port: 40999, Time: fixtureTime}},
-		{with(v6udp, func(v *pkt) { v.src = "fe80::2" }), Knock{Src: netip.MustParseAddr("fe80::2"), Proto: totpseq.UDP, Port: 50299, Time: fixtureTime}},
+		{listenertest.V4SYN(), listener.Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: inet.TCP, Port: 40000, Time: listenertest.FixtureTime()}},
+		{listenertest.With(listenertest.V4UDP(), func(v *listenertest.Packet) { v.Link = listener.LinkIP }), listener.Knock{Src: netip.MustParseAddr("192.0.2.2"), Proto: inet.UDP, Port: 50050, Time: listenertest.FixtureTime()}},
+		{listenertest.V6SYN(), listener.Knock{Src: netip.MustParseAddr("2001:db8:1::2"), Proto: inet.TCP, Port: 40999, Time: listenertest.FixtureTime()}},
+		{listenertest.With(listenertest.V6UDP(), func(v *listenertest.Packet) { v.Src = "fe80::2" }), listener.Knock{Src: netip.MustParseAddr("fe80::2"), Proto: inet.UDP, Port: 50299, Time: listenertest.FixtureTime()}},
 	} {
-		k, ok := d.Decode(c.p.frame(t))
+		k, ok := d.Decode(c.p.Frame(t))
 		if !ok {
 			t.Errorf("%+v: not a knock", c.p)
 			continue
@@ -75,21 +76,21 @@ func TestDecodeKnockFields(t *testing.T) {
 }
 
 func TestDecodeSetRanges(t *testing.T) {
-	d := NewDecoder(nil)
-	f := v4syn.frame(t)
+	d := listener.NewDecoder(nil)
+	f := listenertest.V4SYN().Frame(t)
 	if _, ok := d.Decode(f); ok {
 		t.Fatal("knock decoded with no ranges")
 	}
-	d.SetRanges([]PortRange{{Proto: totpseq.TCP, Lo: 40000, Hi: 40000}})
+	d.SetRanges([]inet.Range{{Proto: inet.TCP, Lo: 40000, Hi: 40000}})
 	if _, ok := d.Decode(f); !ok {
 		t.Fatal("knock not decoded after SetRanges")
 	}
 	// Invalid entries match nothing; the valid ones still work.
-	d.SetRanges([]PortRange{{Proto: totpseq.TCP, Lo: 40001, Hi: 39999}, {Proto: 99, Lo: 1, Hi: 65535}, {Proto: totpseq.UDP, Lo: 50050, Hi: 50050}})
+	d.SetRanges([]inet.Range{{Proto: inet.TCP, Lo: 40001, Hi: 39999}, {Proto: 99, Lo: 1, Hi: 65535}, {Proto: inet.UDP, Lo: 50050, Hi: 50050}})
 	if _, ok := d.Decode(f); ok {
 		t.Error("invalid range matched")
 	}
-	if _, ok := d.Decode(v4udp.frame(t)); !ok {
+	if _, ok := d.Decode(listenertest.V4UDP().Frame(t)); !ok {
 		t.Error("valid range next to invalid ones did not match")
 	}
 }
@@ -97,33 +98,33 @@ func TestDecodeSetRanges(t *testing.T) {
 // TestDecodeStaleLayers checks that fields of a layer decoded for an
 // earlier frame never leak into a later one.
 func TestDecodeStaleLayers(t *testing.T) {
-	d := NewDecoder(testRanges)
-	if _, ok := d.Decode(v4syn.frame(t)); !ok {
+	d := listener.NewDecoder(listenertest.Ranges())
+	if _, ok := d.Decode(listenertest.V4SYN().Frame(t)); !ok {
 		t.Fatal("v4 syn not a knock")
 	}
 	// Truncated after the IPv4 header: the TCP layer still holds the SYN.
-	if k, ok := d.Decode(truncated(v4syn, 14+20)(t)); ok {
+	if k, ok := d.Decode(truncate(listenertest.V4SYN().Frame(t), 14+20)); ok {
 		t.Errorf("IPv4 header alone decoded as %+v", k)
 	}
-	if k, ok := d.Decode(p(pkt{src: "192.0.2.2", dst: "192.0.2.1", proto: 1})(t)); ok {
+	if k, ok := d.Decode(listenertest.Packet{Src: "192.0.2.2", Dst: "192.0.2.1", Proto: 1}.Frame(t)); ok {
 		t.Errorf("ICMP after a SYN decoded as %+v", k)
 	}
 }
 
 func TestDecodeAllocs(t *testing.T) {
-	d := NewDecoder(testRanges)
-	var frames []Frame
-	for _, c := range frameCases {
-		frames = append(frames, c.frame(t))
+	d := listener.NewDecoder(listenertest.Ranges())
+	var frames []listener.Frame
+	for _, c := range listenertest.Cases() {
+		frames = append(frames, c.Frame(t))
 	}
-	for i, c := range frameCases {
-		if c.want == isMalformed {
+	for i, c := range listenertest.Cases() {
+		if c.Want == listenertest.Malformed {
 			continue // gopacket builds error values for these
 		}
 		f := frames[i]
 		d.Decode(f) // let the layers grow their option slices once
 		if n := testing.AllocsPerRun(100, func() { d.Decode(f) }); n != 0 {
-			t.Errorf("%s: %v allocations per Decode, want 0", c.name, n)
+			t.Errorf("%s: %v allocations per Decode, want 0", c.Name, n)
 		}
 	}
 }
@@ -131,23 +132,29 @@ func TestDecodeAllocs(t *testing.T) {
 func BenchmarkDecode(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		p    pkt
+		p    listenertest.Packet
 	}{
-		{"v4syn", v4syn},
-		{"v4udp", v4udp},
-		{"v6syn", v6syn},
-		{"v6udp", v6udp},
-		{"vlan-v4syn", with(v4syn, func(v *pkt) { v.tags = []layers.EthernetType{0x8100} })},
-		{"ip-v4udp", with(v4udp, func(v *pkt) { v.link = LinkIP })},
-		{"v4ack", with(v4syn, func(v *pkt) { v.ack = true })},
+		{"listenertest.V4SYN()", listenertest.V4SYN()},
+		{"listenertest.V4UDP()", listenertest.V4UDP()},
+		{"listenertest.V6SYN()", listenertest.V6SYN()},
+		{"listenertest.V6UDP()", listenertest.V6UDP()},
+		{"vlan-listenertest.V4SYN()", listenertest.With(listenertest.V4SYN(), func(v *listenertest.Packet) { v.Tags = []layers.EthernetType{0x8100} })},
+		{"ip-listenertest.V4UDP()", listenertest.With(listenertest.V4UDP(), func(v *listenertest.Packet) { v.Link = listener.LinkIP })},
+		{"v4ack", listenertest.With(listenertest.V4SYN(), func(v *listenertest.Packet) { v.ACK = true })},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			d := NewDecoder(testRanges)
-			f := c.p.frame(b)
+			d := listener.NewDecoder(listenertest.Ranges())
+			f := c.p.Frame(b)
 			b.ReportAllocs()
 			for b.Loop() {
 				d.Decode(f)
 			}
 		})
 	}
+}
+
+// truncate cuts f to n bytes.
+func truncate(f listener.Frame, n int) listener.Frame {
+	f.Data = f.Data[:n]
+	return f
 }

@@ -1,33 +1,22 @@
 package listener
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // Knock is one decoded knock packet. Values only; it holds no reference to
 // the frame it came from.
 type Knock struct {
-	Src   netip.Addr    // source address, unmapped (an IPv4 source is a 4-byte Addr), no zone
-	Proto totpseq.Proto // TCP (SYN without ACK) or UDP
-	Port  uint16        // destination port
-	Time  time.Time     // capture timestamp (from the ring's frame header)
+	Src   netip.Addr // source address, unmapped (an IPv4 source is a 4-byte Addr), no zone
+	Proto inet.Proto // TCP (SYN without ACK) or UDP
+	Port  uint16     // destination port
+	Time  time.Time  // capture timestamp (from the ring's frame header)
 }
-
-// PortRange is one knock range of one protocol: ports Lo..Hi inclusive.
-type PortRange struct {
-	Proto  totpseq.Proto
-	Lo, Hi uint16
-}
-
-// String returns "tcp/lo-hi".
-func (r PortRange) String() string { return fmt.Sprintf("%v/%d-%d", r.Proto, r.Lo, r.Hi) }
 
 // LinkType says where a frame starts.
 type LinkType uint8
@@ -88,85 +77,3 @@ type BatchSource interface {
 
 // ErrClosed is returned by ReadFrame after Close.
 var ErrClosed = errors.New("listener: source closed")
-
-// span is a merged, validated port range of one protocol.
-type span struct{ lo, hi uint16 }
-
-// rangeTable is the union of the knock ranges, per protocol, as sorted,
-// disjoint, non-adjacent spans. It is immutable once built.
-type rangeTable struct {
-	tcp, udp []span
-}
-
-// maxSpans bounds the merged spans of a table, so that the BPF program
-// stays far below the kernel's limit of 4096 instructions.
-const maxSpans = 512
-
-// newRangeTable validates and merges ranges. Invalid entries are left out
-// of the table and reported, all of them, in the error; the table of the
-// valid entries is returned in every case.
-func newRangeTable(ranges []PortRange) (*rangeTable, error) {
-	var tcp, udp []span
-	var errs []error
-	for i, r := range ranges {
-		if r.Lo > r.Hi {
-			errs = append(errs, fmt.Errorf("knock range %d (%v): lo > hi", i, r))
-			continue
-		}
-		switch r.Proto {
-		case totpseq.TCP:
-			tcp = append(tcp, span{r.Lo, r.Hi})
-		case totpseq.UDP:
-			udp = append(udp, span{r.Lo, r.Hi})
-		default:
-			errs = append(errs, fmt.Errorf("knock range %d (%v): protocol %v: want tcp or udp", i, r, r.Proto))
-		}
-	}
-	t := &rangeTable{tcp: mergeSpans(tcp), udp: mergeSpans(udp)}
-	if n := len(t.tcp) + len(t.udp); n > maxSpans {
-		errs = append(errs, fmt.Errorf("knock ranges: %d disjoint ranges after merging, at most %d", n, maxSpans))
-	}
-	return t, errors.Join(errs...)
-}
-
-// mergeSpans sorts s and merges overlapping and adjacent spans, in place.
-func mergeSpans(s []span) []span {
-	if len(s) == 0 {
-		return nil
-	}
-	slices.SortFunc(s, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
-	out := s[:1]
-	for _, x := range s[1:] {
-		last := &out[len(out)-1]
-		if uint32(x.lo) <= uint32(last.hi)+1 {
-			last.hi = max(last.hi, x.hi)
-			continue
-		}
-		out = append(out, x)
-	}
-	return out
-}
-
-// contains reports whether port is a knock port of proto.
-func (t *rangeTable) contains(proto totpseq.Proto, port uint16) bool {
-	var s []span
-	switch proto {
-	case totpseq.TCP:
-		s = t.tcp
-	case totpseq.UDP:
-		s = t.udp
-	default:
-		return false
-	}
-	// Binary search for the last span with lo <= port.
-	lo, hi := 0, len(s)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s[m].lo <= port {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo > 0 && port <= s[lo-1].hi
-}

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 func TestReplayRecord(t *testing.T) {
@@ -40,7 +40,7 @@ func TestTrackerReplayFull(t *testing.T) {
 	cfg.ReplayCapacity = 1
 	tr, rec := trkNew(t, cfg, alice)
 	knock := func(window uint64, at time.Time) {
-		for _, k := range trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", window, trkA), at, 25*time.Millisecond) {
+		for _, k := range trkKnocks(trkA, inet.TCP, trkSeq(t, alice, "ssh", window, trkA), at, 25*time.Millisecond) {
 			tr.Knock(k)
 		}
 	}
@@ -67,12 +67,12 @@ func TestTrackerReplayFull(t *testing.T) {
 func TestTrackerReplayClockBack(t *testing.T) {
 	tr, rec := trkNew(t, DefaultConfig(), alice)
 	s := trkSeq(t, alice, "ssh", trkW0, trkA)
-	for _, k := range trkKnocks(trkA, totpseq.TCP, s, trkAt(trkMid), 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, s, trkAt(trkMid), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	// An hour later a knock from elsewhere, then the clock goes back.
-	tr.Knock(Knock{Src: trkB, Proto: totpseq.TCP, Port: 12345, Time: trkAt(time.Hour)})
-	for _, k := range trkKnocks(trkA, totpseq.TCP, s, trkAt(trkMid+5*time.Second), 25*time.Millisecond) { // past gap_max: no copy
+	tr.Knock(Knock{Src: trkB, Proto: inet.TCP, Port: 12345, Time: trkAt(time.Hour)})
+	for _, k := range trkKnocks(trkA, inet.TCP, s, trkAt(trkMid+5*time.Second), 25*time.Millisecond) { // past gap_max: no copy
 		tr.Knock(k)
 	}
 	if len(rec.events) != 2 || rec.events[0].Kind != Opened || rec.events[1].Kind != Replay {

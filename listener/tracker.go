@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -257,7 +257,7 @@ type trackerState struct {
 	slots  []enrollSlot
 	b      *anchorBuilder
 	tab    *anchorTable
-	ranges []PortRange
+	ranges []inet.Range
 }
 
 // counters are the Stats counters, readable from any goroutine. The owner
@@ -427,30 +427,19 @@ func newTrackerState(cfg Config, users []User, now time.Time) (*trackerState, er
 }
 
 // unionRanges merges the knock ranges of users per protocol.
-func unionRanges(users []userState) []PortRange {
-	var rs []PortRange
+func unionRanges(users []userState) []inet.Range {
+	rs := make([]inet.Range, len(users))
 	for i := range users {
 		p := &users[i].params
-		rs = append(rs, PortRange{Proto: p.Proto, Lo: p.Range.Lo, Hi: p.Range.Hi})
+		rs[i] = inet.Range{Proto: p.Proto, Lo: p.Range.Lo, Hi: p.Range.Hi}
 	}
-	slices.SortFunc(rs, func(a, b PortRange) int {
-		return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Lo, b.Lo))
-	})
-	var out []PortRange
-	for _, r := range rs {
-		if n := len(out); n > 0 && out[n-1].Proto == r.Proto && uint32(r.Lo) <= uint32(out[n-1].Hi)+1 {
-			out[n-1].Hi = max(out[n-1].Hi, r.Hi)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
+	return inet.Merge(rs)
 }
 
 // Ranges returns the union of the users' knock ranges per protocol,
 // sorted, for the capture filter and the decoder. After SetUsers it
 // returns the new users' ranges at once. Safe from any goroutine.
-func (t *Tracker) Ranges() []PortRange { return slices.Clone(t.latest.Load().ranges) }
+func (t *Tracker) Ranges() []inet.Range { return slices.Clone(t.latest.Load().ranges) }
 
 // SetUsers replaces the enrolled users (a reload). It validates users and
 // builds their anchor table for now, then hands them to the goroutine
@@ -501,7 +490,7 @@ func (t *Tracker) stateFor(cfg Config, users []User, now time.Time) (*trackerSta
 type Staged struct{ st *trackerState }
 
 // Ranges returns the knock ranges of the staged users (see Tracker.Ranges).
-func (s *Staged) Ranges() []PortRange { return slices.Clone(s.st.ranges) }
+func (s *Staged) Ranges() []inet.Range { return slices.Clone(s.st.ranges) }
 
 // Prepare builds the state for cfg and users that SetConfig and SetUsers
 // would, in one step and without changing the tracker: on error nothing

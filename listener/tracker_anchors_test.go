@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -31,7 +32,7 @@ func (r *trkPublished) latest() (int, AnchorPorts) {
 }
 
 // trkBit reports whether port of proto is set in a.
-func trkBit(a AnchorPorts, proto totpseq.Proto, port uint16) bool {
+func trkBit(a AnchorPorts, proto inet.Proto, port uint16) bool {
 	return a.Ports[protoIndex(proto)][port>>6]&(1<<(port&63)) != 0
 }
 
@@ -47,7 +48,7 @@ func trkCheckAnchors(t *testing.T, a AnchorPorts, d int, users ...User) {
 	}
 	// near: every anchor in windows well beyond the table's (its back
 	// windows included), per protocol.
-	near := map[totpseq.Proto]map[uint16]bool{totpseq.TCP: {}, totpseq.UDP: {}}
+	near := map[inet.Proto]map[uint16]bool{inet.TCP: {}, inet.UDP: {}}
 	for _, u := range users {
 		w0 := int64(trkWindow(trkT0, u.Params.Period))
 		for _, svc := range u.Params.Services {
@@ -76,7 +77,7 @@ func trkCheckAnchors(t *testing.T, a AnchorPorts, d int, users ...User) {
 			t.Errorf("%s: %v %d, no user's anchor near the table's windows, is published", u.Name, u.Params.Proto, port)
 		}
 	}
-	if trkBit(a, totpseq.TCP, 80) || trkBit(a, totpseq.UDP, 53) {
+	if trkBit(a, inet.TCP, 80) || trkBit(a, inet.UDP, 53) {
 		t.Error("a port outside every user's range is published")
 	}
 }
@@ -90,7 +91,7 @@ func TestTrackerAnchorsHook(t *testing.T) {
 	d := cfg.depth()
 	alice := trkUser("alice", nil)
 	bob := trkUser("bob", func(p *totpseq.Params) {
-		p.Proto = totpseq.UDP
+		p.Proto = inet.UDP
 		p.Range = totpseq.Range{Lo: 20000, Hi: 20999}
 		p.Period = 60
 	})
@@ -125,7 +126,7 @@ func TestTrackerAnchorsHook(t *testing.T) {
 	// A knock two windows later: the tracker builds the table of its time
 	// before it uses it, and publishes it first.
 	at := trkAt(2*time.Duration(carol.Params.Period)*time.Second + time.Second)
-	tr.Knock(Knock{Src: trkAddr("198.51.100.7"), Proto: totpseq.TCP, Port: 40000, Time: at})
+	tr.Knock(Knock{Src: trkAddr("198.51.100.7"), Proto: inet.TCP, Port: 40000, Time: at})
 	k, a := rec.latest()
 	if k <= m {
 		t.Fatal("a knock past the table's interval: no table published")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -20,7 +21,7 @@ func trkScanUsers() []User {
 		carol,
 		heidi,
 		grace,
-		trkUser("udp", func(p *totpseq.Params) { p.Proto = totpseq.UDP }),
+		trkUser("udp", func(p *totpseq.Params) { p.Proto = inet.UDP }),
 		trkUser("three", func(p *totpseq.Params) { p.Length = 3; p.Period = 5 }),
 	}
 }
@@ -31,7 +32,7 @@ func trkScanUsers() []User {
 // nothing and report nothing.
 func TestTrackerScans(t *testing.T) {
 	users := trkScanUsers()
-	r := totpseq.DefaultRange
+	r := totpseq.DefaultRange()
 	var ports []uint16
 	for p := r.Lo; p <= r.Hi; p++ {
 		ports = append(ports, p)
@@ -42,7 +43,7 @@ func TestTrackerScans(t *testing.T) {
 	rand.New(rand.NewPCG(7, 7)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	sweeps := map[string][]uint16{"ascending": ports, "descending": desc, "shuffled": shuffled}
 	for name, sweep := range sweeps {
-		for _, proto := range []totpseq.Proto{totpseq.TCP, totpseq.UDP} {
+		for _, proto := range []inet.Proto{inet.TCP, inet.UDP} {
 			for _, spacing := range []time.Duration{time.Microsecond, time.Millisecond} {
 				// Start offsets across a window; with a 1 ms spacing a sweep
 				// lasts 22.8 s and crosses one or more window boundaries.
@@ -79,7 +80,7 @@ func TestTrackerScans(t *testing.T) {
 // sweep opens nothing unless the k-1 bound ports of its own address come
 // next to one another, as likely as guessing them.
 func TestTrackerSweepAfterAnchor(t *testing.T) {
-	r := totpseq.DefaultRange
+	r := totpseq.DefaultRange()
 	var ports []uint16
 	for p := r.Lo; p <= r.Hi; p++ {
 		ports = append(ports, p)
@@ -104,7 +105,7 @@ func TestTrackerSweepAfterAnchor(t *testing.T) {
 						}
 						ks = append(ks, p)
 					}
-					for _, k := range trkKnocks(trkA, totpseq.TCP, ks, trkAt(trkMid), 10*time.Microsecond) {
+					for _, k := range trkKnocks(trkA, inet.TCP, ks, trkAt(trkMid), 10*time.Microsecond) {
 						tr.Knock(k)
 					}
 					s := tr.Stats()
@@ -138,9 +139,9 @@ func TestTrackerRandomKnocks(t *testing.T) {
 	for range n {
 		ns += rng.Int64N(int64(2 * time.Millisecond))
 		k.Time = time.Unix(0, ns)
-		k.Proto = totpseq.TCP
+		k.Proto = inet.TCP
 		if rng.IntN(16) == 0 {
-			k.Proto = totpseq.UDP
+			k.Proto = inet.UDP
 		}
 		k.Port = uint16(9990 + rng.IntN(32767-9990+10))
 		tr.Knock(k)
@@ -156,7 +157,7 @@ func TestTrackerRandomKnocks(t *testing.T) {
 }
 
 // trkLiveAnchors returns the anchor ports of the tracker's current table.
-func trkLiveAnchors(tr *Tracker, proto totpseq.Proto) []uint16 {
+func trkLiveAnchors(tr *Tracker, proto inet.Proto) []uint16 {
 	var out []uint16
 	tab := tr.st.tab
 	pi := protoIndex(proto)
@@ -186,8 +187,8 @@ func TestTrackerFlood(t *testing.T) {
 	tr, rec := trkNew(t, cfg, alice, carol)
 	tr.hash = trkHasher // where sources land does not change between runs
 	anchorCap := tr.anc.capacity()
-	anchors := trkLiveAnchors(tr, totpseq.TCP)
-	client := trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), time.Time{}, 0)
+	anchors := trkLiveAnchors(tr, inet.TCP)
+	client := trkKnocks(trkA, inet.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), time.Time{}, 0)
 	// The client's knocks go after these many spoofed ones: between its
 	// first and second knock 1000 new sources arrive, about one per
 	// bucket (an anchor-only source is evicted when as many newer ones as
@@ -214,7 +215,7 @@ func TestTrackerFlood(t *testing.T) {
 			break
 		}
 		ns += 2000 // 500 000 packets per second
-		tr.Knock(Knock{Src: trkSpoofed(i), Proto: totpseq.TCP, Port: anchors[rng.IntN(len(anchors))], Time: time.Unix(0, ns)})
+		tr.Knock(Knock{Src: trkSpoofed(i), Proto: inet.TCP, Port: anchors[rng.IntN(len(anchors))], Time: time.Unix(0, ns)})
 	}
 	s := tr.Stats()
 	if len(rec.events) != 1 || rec.events[0].Kind != Opened || rec.events[0].Src != trkA {
@@ -248,16 +249,16 @@ func TestTrackerFloodBetweenFirstKnocks(t *testing.T) {
 		cfg.Capacity = 100
 		tr, rec := trkNew(t, cfg, alice)
 		tr.hash = trkHasher
-		anchors := trkLiveAnchors(tr, totpseq.TCP)
+		anchors := trkLiveAnchors(tr, inet.TCP)
 		s := trkSeq(t, alice, "ssh", trkW0, trkA)
 		ns := trkAt(trkMid).UnixNano()
-		tr.Knock(Knock{Src: trkA, Proto: totpseq.TCP, Port: s[0], Time: time.Unix(0, ns)})
-		ka := newSourceKey(trkA, totpseq.TCP)
+		tr.Knock(Knock{Src: trkA, Proto: inet.TCP, Port: s[0], Time: time.Unix(0, ns)})
+		ka := newSourceKey(trkA, inet.TCP)
 		home, _ := tr.anc.where(trkHasher.hash(&ka))
 		n := 0
 		for i := 0; n < tr.anc.ways; i++ {
 			src := trkSpoofed(i)
-			k := newSourceKey(src, totpseq.TCP)
+			k := newSourceKey(src, inet.TCP)
 			if b, _ := tr.anc.where(trkHasher.hash(&k)); (b == home) != same {
 				continue
 			}
@@ -265,12 +266,12 @@ func TestTrackerFloodBetweenFirstKnocks(t *testing.T) {
 				break
 			}
 			ns += 1000
-			tr.Knock(Knock{Src: src, Proto: totpseq.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
+			tr.Knock(Knock{Src: src, Proto: inet.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
 			if same {
 				n++
 			}
 		}
-		for _, k := range trkKnocks(trkA, totpseq.TCP, s[1:], time.Unix(0, ns+1000), time.Millisecond) {
+		for _, k := range trkKnocks(trkA, inet.TCP, s[1:], time.Unix(0, ns+1000), time.Millisecond) {
 			tr.Knock(k)
 		}
 		switch {
@@ -287,14 +288,14 @@ func TestTrackerAllocs(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Capacity = 1000
 	tr, _ := trkNew(t, cfg, alice, carol, dave6)
-	anchors := trkLiveAnchors(tr, totpseq.TCP)
+	anchors := trkLiveAnchors(tr, inet.TCP)
 	ns := trkAt(trkMid).UnixNano()
 	i := 0
 	// New sources at anchor ports, the table full: insert and evict.
 	flood := func() {
 		i++
 		ns += 1000
-		tr.Knock(Knock{Src: trkSpoofed(i), Proto: totpseq.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
+		tr.Knock(Knock{Src: trkSpoofed(i), Proto: inet.TCP, Port: anchors[i%len(anchors)], Time: time.Unix(0, ns)})
 	}
 	for range 2000 {
 		flood()
@@ -311,7 +312,7 @@ func TestTrackerAllocs(t *testing.T) {
 		if j%2 == 0 {
 			p = anchors[j%len(anchors)]
 		}
-		tr.Knock(Knock{Src: trkA6, Proto: totpseq.TCP, Port: p, Time: time.Unix(0, ns)})
+		tr.Knock(Knock{Src: trkA6, Proto: inet.TCP, Port: p, Time: time.Unix(0, ns)})
 	}
 	for range 1000 {
 		scan()
@@ -337,12 +338,12 @@ func TestTrackerSharedTag(t *testing.T) {
 	if nb, ways, _ := capacities(cfg.Capacity); nb != 1 || ways != bucketWays {
 		t.Fatalf("capacity %d: %d buckets of %d ways, want one bucket", cfg.Capacity, nb, ways)
 	}
-	ka := newSourceKey(trkA, totpseq.TCP)
+	ka := newSourceKey(trkA, inet.TCP)
 	_, tagA := tr.anc.where(trkHasher.hash(&ka))
 	var twin netip.Addr
 	for i := range 1 << 26 { // 2^22 tries on average
 		src := trkSpoofed(i)
-		k := newSourceKey(src, totpseq.TCP)
+		k := newSourceKey(src, inet.TCP)
 		if _, tag := tr.anc.where(trkHasher.hash(&k)); tag == tagA {
 			twin = src
 			break
@@ -355,24 +356,24 @@ func TestTrackerSharedTag(t *testing.T) {
 	at := trkAt(trkMid)
 	// The client's anchor, then its twin's at the same port: taken for
 	// the client, the twin adds no record.
-	tr.Knock(Knock{Src: trkA, Proto: totpseq.TCP, Port: seq[0], Time: at})
-	tr.Knock(Knock{Src: twin, Proto: totpseq.TCP, Port: seq[0], Time: at.Add(time.Millisecond)})
+	tr.Knock(Knock{Src: trkA, Proto: inet.TCP, Port: seq[0], Time: at})
+	tr.Knock(Knock{Src: twin, Proto: inet.TCP, Port: seq[0], Time: at.Add(time.Millisecond)})
 	if tr.anc.n != 1 {
 		t.Fatalf("the client and a source with its tag hold %d records, want one", tr.anc.n)
 	}
 	// The twin knocks the rest of the client's sequence on that record.
-	for _, k := range trkKnocks(twin, totpseq.TCP, seq[1:], at.Add(2*time.Millisecond), time.Millisecond) {
+	for _, k := range trkKnocks(twin, inet.TCP, seq[1:], at.Add(2*time.Millisecond), time.Millisecond) {
 		tr.Knock(k)
 	}
 	// The twin knocks the whole sequence, as a replay from its address.
-	for _, k := range trkKnocks(twin, totpseq.TCP, seq, at.Add(10*time.Millisecond), time.Millisecond) {
+	for _, k := range trkKnocks(twin, inet.TCP, seq, at.Add(10*time.Millisecond), time.Millisecond) {
 		tr.Knock(k)
 	}
 	if len(rec.events) != 0 {
 		t.Fatalf("a source sharing the client's tag: events %+v, want none", rec.events)
 	}
 	// The client starts again and gets in.
-	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, at.Add(20*time.Millisecond), time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, seq, at.Add(20*time.Millisecond), time.Millisecond) {
 		tr.Knock(k)
 	}
 	if len(rec.events) != 1 || rec.events[0].Kind != Opened || rec.events[0].Src != trkA {

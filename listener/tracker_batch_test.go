@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -27,9 +28,9 @@ func trkStream(rng *rand.Rand, n int) []Knock {
 		now = now.Add(trkFuzzDeltas[rng.IntN(len(trkFuzzDeltas))] / 8)
 		switch rng.IntN(3) {
 		case 0:
-			proto := totpseq.TCP
+			proto := inet.TCP
 			if rng.IntN(4) == 0 {
-				proto = totpseq.UDP
+				proto = inet.UDP
 			}
 			ks = append(ks, Knock{Src: src, Proto: proto, Port: 10000 + uint16(rng.IntN(70)), Time: now})
 		default: // a true sequence, maybe cut short

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // trkBenchUsers returns n users with the default parameters.
@@ -34,7 +34,7 @@ func trkBenchTracker(b *testing.B, n int, emit func(Event)) (*Tracker, []uint16)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return tr, trkLiveAnchors(tr, totpseq.TCP)
+	return tr, trkLiveAnchors(tr, inet.TCP)
 }
 
 // trkSpoof writes source address number i into an IPv4 Ethernet frame:
@@ -56,7 +56,7 @@ func BenchmarkKnock(b *testing.B) {
 		dec := NewDecoder(tr.Ranges())
 		frames := make([]Frame, 4096)
 		for i := range frames {
-			frames[i] = trkFrame(b, trkA, totpseq.TCP, anchors[i%len(anchors)], false, trkAt(trkMid))
+			frames[i] = trkFrame(b, trkA, inet.TCP, anchors[i%len(anchors)], false, trkAt(trkMid))
 		}
 		// Fill the store first: the steady state of a flood is a full
 		// store, every bucket full.
@@ -138,7 +138,7 @@ func BenchmarkTrackerKnock(b *testing.B) {
 			// knock that derives bound ports (the benchmark's knocks all
 			// carry one time, so no record is older than another).
 			k.Src = netip.AddrFrom4([4]byte{byte(src >> 24), byte(src >> 16), byte(src >> 8), byte(src)})
-			k.Proto = totpseq.TCP
+			k.Proto = inet.TCP
 			k.Port = anchors[src%uint32(len(anchors))]
 			k.Time = at
 			tr.knockBatch(ks[:])
@@ -182,7 +182,7 @@ func BenchmarkClientSequence(b *testing.B) {
 			for b.Loop() {
 				c := i / 4 % clients
 				ns += 100
-				tr.Knock(Knock{Src: srcs[c], Proto: totpseq.TCP, Port: seqs[c][i%4], Time: time.Unix(0, ns)})
+				tr.Knock(Knock{Src: srcs[c], Proto: inet.TCP, Port: seqs[c][i%4], Time: time.Unix(0, ns)})
 				i++
 			}
 			if i >= 4 && opened == 0 {
@@ -284,13 +284,13 @@ func BenchmarkPipeline(b *testing.B) {
 		src := &trkBenchSource{ns: trkAt(time.Second).UnixNano()}
 		rng := rand.New(rand.NewPCG(1, 1))
 		for range 4096 {
-			src.flood = append(src.flood, trkFrame(b, trkA, totpseq.TCP, anchors[rng.IntN(len(anchors))], false, time.Time{}))
+			src.flood = append(src.flood, trkFrame(b, trkA, inet.TCP, anchors[rng.IntN(len(anchors))], false, time.Time{}))
 		}
 		for c := range 256 {
 			a := netip.AddrFrom4([4]byte{198, 51, 100, byte(c)})
 			var fs []Frame
 			for _, p := range trkSeq(b, users[c%n], "ssh", trkW0, a) {
-				fs = append(fs, trkFrame(b, a, totpseq.TCP, p, false, time.Time{}))
+				fs = append(fs, trkFrame(b, a, inet.TCP, p, false, time.Time{}))
 			}
 			src.clients = append(src.clients, fs)
 		}

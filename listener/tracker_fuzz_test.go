@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -43,7 +44,7 @@ func trkFuzzUsers() []User {
 			p.Period = 7
 			p.Services = []string{"ssh", "web"}
 		}),
-		trkUser("udp", func(p *totpseq.Params) { p.Range = small; p.Length = 2; p.Proto = totpseq.UDP; p.V6Prefix = 64 }),
+		trkUser("udp", func(p *totpseq.Params) { p.Range = small; p.Length = 2; p.Proto = inet.UDP; p.V6Prefix = 64 }),
 	}
 }
 
@@ -106,7 +107,7 @@ func (o *trkOracle) check(e Event) {
 	t := o.t
 	u := o.user(e.User)
 	p := &u.Params
-	var proto totpseq.Proto = p.Proto
+	var proto inet.Proto = p.Proto
 	h := o.history[o.key(Knock{Src: e.Src, Proto: proto})]
 	if len(h) == 0 || !h[len(h)-1].Time.Equal(e.Time) {
 		t.Fatalf("event %+v: not reported at a knock of its source", e)
@@ -225,9 +226,9 @@ func trkPlay(t testing.TB, data []byte) []Event {
 	for i := 0; i+3 <= len(data); i += 3 {
 		b0, b1, b2 := data[i], data[i+1], data[i+2]
 		si := int(b0&7) % len(trkFuzzSrcs)
-		proto := totpseq.TCP
+		proto := inet.TCP
 		if b0&8 != 0 {
-			proto = totpseq.UDP
+			proto = inet.UDP
 		}
 		now = now.Add(trkFuzzDeltas[b2%16])
 		k := Knock{Src: trkFuzzSrcs[si], Proto: proto, Time: now}
@@ -334,7 +335,7 @@ func TestTrackerOracle(t *testing.T) {
 	}
 	ft := &trkFatalRecorder{TB: t}
 	o := &trkOracle{t: ft, users: trkFuzzUsers(), cfg: trkFuzzConfig(), history: map[sourceKey][]Knock{}, accepted: map[replayKey]bool{}}
-	k := Knock{Src: trkA, Proto: totpseq.TCP, Port: 10001, Time: trkAt(trkMid)}
+	k := Knock{Src: trkA, Proto: inet.TCP, Port: 10001, Time: trkAt(trkMid)}
 	o.knock(k)
 	func() {
 		defer func() { _ = recover() }()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -61,7 +62,7 @@ func trkSeq(t testing.TB, u User, service string, window uint64, src netip.Addr)
 
 // trkKnocks returns knocks of proto from src to ports, the first at start,
 // then one every gap.
-func trkKnocks(src netip.Addr, proto totpseq.Proto, ports []uint16, start time.Time, gap time.Duration) []Knock {
+func trkKnocks(src netip.Addr, proto inet.Proto, ports []uint16, start time.Time, gap time.Duration) []Knock {
 	ks := make([]Knock, len(ports))
 	for i, p := range ports {
 		ks[i] = Knock{Src: src, Proto: proto, Port: p, Time: start.Add(time.Duration(i) * gap)}

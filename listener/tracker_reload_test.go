@@ -9,6 +9,7 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -34,7 +35,7 @@ func TestTrackerReload(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr, rec := trkNew(t, DefaultConfig(), alice, dave6)
-			ks := trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), trkAt(trkMid), 25*ms)
+			ks := trkKnocks(trkA, inet.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), trkAt(trkMid), 25*ms)
 			for _, k := range ks[:tt.before] {
 				tr.Knock(k)
 			}
@@ -59,7 +60,7 @@ func TestTrackerReload(t *testing.T) {
 // is a replay after it.
 func TestTrackerReloadKeepsReplayRecord(t *testing.T) {
 	tr, rec := trkNew(t, DefaultConfig(), alice)
-	ks := trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), trkAt(trkMid), 25*time.Millisecond)
+	ks := trkKnocks(trkA, inet.TCP, trkSeq(t, alice, "ssh", trkW0, trkA), trkAt(trkMid), 25*time.Millisecond)
 	for _, k := range ks {
 		tr.Knock(k)
 	}
@@ -103,7 +104,7 @@ func TestTrackerReloadErrors(t *testing.T) {
 	if err := tr.SetConfig(cfg, trkAt(trkMid)); err == nil || !strings.Contains(err.Error(), "skew 9") {
 		t.Errorf("SetConfig(skew 9): %v", err)
 	}
-	for _, k := range trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0-1, trkA), trkAt(trkMid), 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, trkSeq(t, alice, "ssh", trkW0-1, trkA), trkAt(trkMid), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	if len(rec.events) != 1 || rec.events[0].Kind != Opened {
@@ -115,7 +116,7 @@ func TestTrackerReloadErrors(t *testing.T) {
 // sequence in progress is kept.
 func TestTrackerSetConfig(t *testing.T) {
 	tr, rec := trkNew(t, DefaultConfig(), alice)
-	ks := trkKnocks(trkA, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0-1, trkA), trkAt(trkMid), 25*time.Millisecond)
+	ks := trkKnocks(trkA, inet.TCP, trkSeq(t, alice, "ssh", trkW0-1, trkA), trkAt(trkMid), 25*time.Millisecond)
 	tr.Knock(ks[0])
 	tr.Knock(ks[1])
 	cfg := DefaultConfig()
@@ -130,7 +131,7 @@ func TestTrackerSetConfig(t *testing.T) {
 		t.Errorf("events %+v, want one expired", rec.events)
 	}
 	// A new sequence at -1 is now a clock skew.
-	for _, k := range trkKnocks(trkB, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0-1, trkB), trkAt(trkMid), 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkB, inet.TCP, trkSeq(t, alice, "ssh", trkW0-1, trkB), trkAt(trkMid), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	if len(rec.events) != 2 || rec.events[1].Kind != ClockSkew {
@@ -167,7 +168,7 @@ func TestTrackerReloadConcurrent(t *testing.T) {
 	})
 	for i := range 200 {
 		src := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
-		for _, k := range trkKnocks(src, totpseq.TCP, trkSeq(t, alice, "ssh", trkW0, src), trkAt(trkMid+time.Duration(i)*10*time.Millisecond), time.Millisecond) {
+		for _, k := range trkKnocks(src, inet.TCP, trkSeq(t, alice, "ssh", trkW0, src), trkAt(trkMid+time.Duration(i)*10*time.Millisecond), time.Millisecond) {
 			tr.Knock(k)
 		}
 	}
@@ -224,13 +225,13 @@ func TestTrackerRanges(t *testing.T) {
 		trkUser("in", func(p *totpseq.Params) { p.Range = totpseq.Range{Lo: 10000, Hi: 10999} }),
 		trkUser("adjacent", func(p *totpseq.Params) { p.Range = totpseq.Range{Lo: 32768, Hi: 40000} }),
 		trkUser("apart", func(p *totpseq.Params) { p.Range = totpseq.Range{Lo: 50000, Hi: 50100} }),
-		trkUser("udp", func(p *totpseq.Params) { p.Proto = totpseq.UDP; p.Range = totpseq.Range{Lo: 40000, Hi: 40099} }),
+		trkUser("udp", func(p *totpseq.Params) { p.Proto = inet.UDP; p.Range = totpseq.Range{Lo: 40000, Hi: 40099} }),
 	}
 	tr, _ := trkNew(t, Config{Capacity: 10}, users...)
-	want := []PortRange{
-		{totpseq.TCP, 10000, 40000},
-		{totpseq.TCP, 50000, 50100},
-		{totpseq.UDP, 40000, 40099},
+	want := []inet.Range{
+		{Proto: inet.TCP, Lo: 10000, Hi: 40000},
+		{Proto: inet.TCP, Lo: 50000, Hi: 50100},
+		{Proto: inet.UDP, Lo: 40000, Hi: 40099},
 	}
 	if diff := gocmp.Diff(want, tr.Ranges()); diff != "" {
 		t.Errorf("Ranges (-want +got):\n%s", diff)
@@ -248,11 +249,11 @@ func TestTrackerIgnored(t *testing.T) {
 	tr, rec := trkNew(t, Config{Capacity: 10}, alice)
 	a := trkSeq(t, alice, "ssh", trkW0, trkA)[0]
 	for _, k := range []Knock{
-		{Src: netip.Addr{}, Proto: totpseq.TCP, Port: a, Time: trkAt(trkMid)},
+		{Src: netip.Addr{}, Proto: inet.TCP, Port: a, Time: trkAt(trkMid)},
 		{Src: trkA, Proto: 1, Port: a, Time: trkAt(trkMid)},
-		{Src: trkA, Proto: totpseq.TCP, Port: 0, Time: trkAt(trkMid)},
-		{Src: trkA, Proto: totpseq.TCP, Port: a, Time: time.Time{}},
-		{Src: trkA, Proto: totpseq.TCP, Port: a, Time: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Src: trkA, Proto: inet.TCP, Port: 0, Time: trkAt(trkMid)},
+		{Src: trkA, Proto: inet.TCP, Port: a, Time: time.Time{}},
+		{Src: trkA, Proto: inet.TCP, Port: a, Time: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)},
 	} {
 		tr.Knock(k)
 	}
@@ -260,7 +261,7 @@ func TestTrackerIgnored(t *testing.T) {
 		t.Errorf("stats %+v, events %v: want 5 ignored, nothing tracked", s, rec.events)
 	}
 	// A zone is ignored.
-	for _, k := range trkKnocks(trkAddr("fe80::1%eth0"), totpseq.TCP, trkSeq(t, alice, "ssh", trkW0, trkAddr("fe80::1")), trkAt(trkMid), time.Millisecond) {
+	for _, k := range trkKnocks(trkAddr("fe80::1%eth0"), inet.TCP, trkSeq(t, alice, "ssh", trkW0, trkAddr("fe80::1")), trkAt(trkMid), time.Millisecond) {
 		tr.Knock(k)
 	}
 	if len(rec.events) != 1 || rec.events[0].Src != trkAddr("fe80::1") {
@@ -285,7 +286,7 @@ func TestTrackerMixedPeriods(t *testing.T) {
 			n++
 			start := trkAt(at + time.Duration(i)*time.Millisecond)
 			w := trkWindow(start, u.Params.Period)
-			for _, k := range trkKnocks(src, totpseq.TCP, trkSeq(t, u, "ssh", w, src), start, 40*time.Millisecond) {
+			for _, k := range trkKnocks(src, inet.TCP, trkSeq(t, u, "ssh", w, src), start, 40*time.Millisecond) {
 				tr.Knock(k)
 			}
 		}
@@ -316,7 +317,7 @@ func TestTrackerMixedPeriods(t *testing.T) {
 // prepared state in use, keeping the replay record.
 func TestTrackerPrepareCommit(t *testing.T) {
 	tr, rec := trkNew(t, DefaultConfig(), alice)
-	udp := trkUser("bob", func(p *totpseq.Params) { p.Proto = totpseq.UDP })
+	udp := trkUser("bob", func(p *totpseq.Params) { p.Proto = inet.UDP })
 	before := tr.Ranges()
 
 	bad := DefaultConfig()
@@ -336,12 +337,12 @@ func TestTrackerPrepareCommit(t *testing.T) {
 	if got := tr.Ranges(); !gocmp.Equal(got, before) {
 		t.Errorf("ranges after Prepare: %v, want still %v", got, before)
 	}
-	want := []PortRange{before[0], {Proto: totpseq.UDP, Lo: before[0].Lo, Hi: before[0].Hi}}
+	want := []inet.Range{before[0], {Proto: inet.UDP, Lo: before[0].Lo, Hi: before[0].Hi}}
 	if got := st.Ranges(); !gocmp.Equal(got, want) {
 		t.Errorf("staged ranges %v, want %v", got, want)
 	}
 	seq := trkSeq(t, alice, "ssh", trkW0-1, trkA)
-	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, trkAt(trkMid), 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, seq, trkAt(trkMid), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	tr.Commit(st)
@@ -350,7 +351,7 @@ func TestTrackerPrepareCommit(t *testing.T) {
 	}
 	// Past gap_max, so the copies of the first knock are done with (rule
 	// 6): the same sequence again is a replay, across the Commit.
-	for _, k := range trkKnocks(trkA, totpseq.TCP, seq, trkAt(trkMid+DefaultConfig().GapMax+time.Second), 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, seq, trkAt(trkMid+DefaultConfig().GapMax+time.Second), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	if len(rec.events) != 2 || rec.events[0].Kind != Opened || rec.events[1].Kind != Replay {

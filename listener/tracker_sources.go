@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -64,12 +65,12 @@ const maxAdvanced = 2
 // comparing keys are aligned word moves.
 type sourceKey struct {
 	hi, lo uint64 // As16 of the (unmapped) address, big-endian halves
-	proto  totpseq.Proto
+	proto  inet.Proto
 	v4     bool
 }
 
 // newSourceKey returns the key of src (unmapped, no zone) and proto.
-func newSourceKey(src netip.Addr, proto totpseq.Proto) sourceKey {
+func newSourceKey(src netip.Addr, proto inet.Proto) sourceKey {
 	if src.Is4() {
 		// As16 of an IPv4 address, without going through memory: the
 		// compiler copies As16's array with wide loads of its narrow
@@ -510,7 +511,7 @@ const MaxTableBytes = 64 << 20
 
 // DefaultCapacity is the default number of tracked sources: 2 097 152, of
 // which 65 536 past their anchor (about 27 MiB in all).
-var DefaultCapacity = 1 << 21
+const DefaultCapacity = 1 << 21
 
 // MinCapacity is the smallest capacity: one anchor-only and one advanced
 // source.

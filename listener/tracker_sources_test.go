@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 func trkKey(i int) sourceKey {
 	a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-	return newSourceKey(a, totpseq.TCP)
+	return newSourceKey(a, inet.TCP)
 }
 
 // trkHasher is a fixed hasher, so that the tests that depend on where

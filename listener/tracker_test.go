@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -23,7 +24,7 @@ var (
 	alice  = trkUser("alice", nil)
 	carol  = trkUser("carol", func(p *totpseq.Params) { p.Services = []string{"ssh", "web"} })
 	dave6  = trkUser("dave", func(p *totpseq.Params) { p.V6Prefix = 64 })
-	erin   = trkUser("erin", func(p *totpseq.Params) { p.Proto = totpseq.UDP })
+	erin   = trkUser("erin", func(p *totpseq.Params) { p.Proto = inet.UDP })
 	frank  = trkUser("frank", func(p *totpseq.Params) { p.Length = 2 })
 	grace  = trkUser("grace", func(p *totpseq.Params) { p.Length = 16 })
 	heidi  = trkUser("heidi", func(p *totpseq.Params) { p.Length = 5 })
@@ -61,7 +62,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "complete",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -76,7 +77,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "start: anchor only",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA)[:1], start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA)[:1], start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Started != 1 || s.Tracked != 1 {
@@ -88,7 +89,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "advance: three of four",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA)[:3], start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA)[:3], start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Advanced != 2 || s.Tracked != 1 {
@@ -101,7 +102,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[0], s[1], s[1], s[1], s[2], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[0], s[1], s[1], s[1], s[2], s[3]}, start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -115,7 +116,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], notIn(s), s[2], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[1], notIn(s), s[2], s[3]}, start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Resets != 1 {
@@ -128,7 +129,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], s[2], s[1], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[1], s[2], s[1], s[3]}, start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -142,7 +143,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[2], s[1], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[2], s[1], s[3]}, start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -153,7 +154,7 @@ func TestTrackerRules(t *testing.T) {
 				s := seq(t, grace, "ssh", 0, trkA)
 				r := slices.Clone(s[1:])
 				slices.Reverse(r)
-				return trkKnocks(trkA, totpseq.TCP, append([]uint16{s[0]}, r...), start, ms)
+				return trkKnocks(trkA, inet.TCP, append([]uint16{s[0]}, r...), start, ms)
 			},
 			want: []trkEv{ev(Opened, grace, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -168,7 +169,7 @@ func TestTrackerRules(t *testing.T) {
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, heidi, "ssh", 0, trkA)
 				b := s[1:]
-				return trkKnocks(trkA, totpseq.TCP, slices.Concat([]uint16{s[0], s[0], s[0]}, b, b, b), start, 0)
+				return trkKnocks(trkA, inet.TCP, slices.Concat([]uint16{s[0], s[0], s[0]}, b, b, b), start, 0)
 			},
 			want: []trkEv{ev(Opened, heidi, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -185,7 +186,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[3], s[0], s[1], s[0], s[2], s[1], s[3]}, start, ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[3], s[0], s[1], s[0], s[2], s[1], s[3]}, start, ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -194,7 +195,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[1], s[0], s[2], s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[1], s[0], s[2], s[3]}, start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Advanced != 2 || s.Tracked != 1 || s.Opened != 0 {
@@ -207,7 +208,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[3], s[1], notIn(s), s[2]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], s[3], s[1], notIn(s), s[2]}, start, 25*ms)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Resets != 1 || s.Opened != 0 {
@@ -220,7 +221,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, append([]uint16{s[0], s[1], notIn(s)}, s...), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, append([]uint16{s[0], s[1], notIn(s)}, s...), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -229,7 +230,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, append([]uint16{s[0], s[1], s[2]}, s...), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, append([]uint16{s[0], s[1], s[2]}, s...), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -237,7 +238,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: every gap exactly gap_max",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 3*time.Second)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 3*time.Second)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -245,7 +246,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: a gap just over gap_max",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				ks := trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 				for i := 2; i < len(ks); i++ {
 					ks[i].Time = ks[i].Time.Add(3*time.Second + 1)
 				}
@@ -261,7 +262,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: a gap over gap_max after the anchor",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				ks := trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 				for i := 1; i < len(ks); i++ {
 					ks[i].Time = ks[i].Time.Add(3*time.Second + 1)
 				}
@@ -273,7 +274,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				ks := trkKnocks(trkA, totpseq.TCP, []uint16{s[0], s[1], s[1], s[2], s[3]}, start, 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, []uint16{s[0], s[1], s[1], s[2], s[3]}, start, 25*ms)
 				ks[2].Time = ks[1].Time.Add(2 * time.Second)
 				ks[3].Time = ks[1].Time.Add(3*time.Second + ms)
 				ks[4].Time = ks[3].Time.Add(ms)
@@ -284,7 +285,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: the whole sequence exactly seq_timeout",
 			users: []User{heidi},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms)
 			},
 			want: []trkEv{ev(Opened, heidi, "ssh", trkA, 0, 0)},
 		},
@@ -292,7 +293,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "timing: the whole sequence over seq_timeout",
 			users: []User{heidi},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms+1)
+				return trkKnocks(trkA, inet.TCP, seq(t, heidi, "ssh", 0, trkA), start, 2500*ms+1)
 			},
 			stats: func(t *testing.T, s Stats) {
 				if s.Timeouts != 1 || s.Opened != 0 {
@@ -305,8 +306,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return slices.Concat(trkKnocks(trkA, totpseq.TCP, s, start, ms), trkKnocks(trkA, totpseq.TCP, s, start.Add(10*ms), ms),
-					trkKnocks(trkA, totpseq.TCP, s, start.Add(20*ms), 0))
+				return slices.Concat(trkKnocks(trkA, inet.TCP, s, start, ms), trkKnocks(trkA, inet.TCP, s, start.Add(10*ms), ms),
+					trkKnocks(trkA, inet.TCP, s, start.Add(20*ms), 0))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 			stats: func(t *testing.T, s Stats) {
@@ -320,7 +321,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{frank},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, frank, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, slices.Concat(s, s, s), start, ms)
+				return trkKnocks(trkA, inet.TCP, slices.Concat(s, s, s), start, ms)
 			},
 			want: []trkEv{ev(Opened, frank, "ssh", trkA, 0, 0)},
 		},
@@ -329,7 +330,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, slices.Concat(s, []uint16{notIn(s)}, s), start, ms)
+				return trkKnocks(trkA, inet.TCP, slices.Concat(s, []uint16{notIn(s)}, s), start, ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(Replay, alice, "ssh", trkA, 0, 0)},
 		},
@@ -338,7 +339,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return slices.Concat(trkKnocks(trkA, totpseq.TCP, s, start, 25*ms), trkKnocks(trkA, totpseq.TCP, s, start.Add(5*time.Second), 25*ms))
+				return slices.Concat(trkKnocks(trkA, inet.TCP, s, start, 25*ms), trkKnocks(trkA, inet.TCP, s, start.Add(5*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(Replay, alice, "ssh", trkA, 0, 0)},
 		},
@@ -347,8 +348,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(Opened, alice, "ssh", trkA, 1, 0)},
 		},
@@ -356,7 +357,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "completion: a captured sequence from another source opens nothing",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkB, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkB, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 			},
 		},
 		{
@@ -364,7 +365,7 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, alice, "ssh", 0, trkA)
-				return slices.Concat(trkKnocks(trkA, totpseq.TCP, s, start, 25*ms), trkKnocks(trkA, totpseq.TCP, s, start.Add(60*time.Second), 25*ms))
+				return slices.Concat(trkKnocks(trkA, inet.TCP, s, start, 25*ms), trkKnocks(trkA, inet.TCP, s, start.Add(60*time.Second), 25*ms))
 			},
 			// Two windows later the anchor is only considered for clock skew detection.
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0), ev(ClockSkew, alice, "ssh", trkA, 0, 2)},
@@ -374,8 +375,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, -1, 0), ev(Opened, alice, "ssh", trkA, 1, 0)},
 		},
@@ -385,7 +386,7 @@ func TestTrackerRules(t *testing.T) {
 			knocks: func(t *testing.T) []Knock {
 				var ks []Knock
 				for i, off := range []int{-5, -4, -3, -2, 2, 3, 4, 5} {
-					ks = append(ks, trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", off, trkA), start.Add(time.Duration(i)*time.Second), 25*ms)...)
+					ks = append(ks, trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", off, trkA), start.Add(time.Duration(i)*time.Second), 25*ms)...)
 				}
 				return ks
 			},
@@ -406,8 +407,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -6, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 6, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -6, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 6, trkA), start.Add(time.Second), 25*ms))
 			},
 		},
 		{
@@ -416,9 +417,9 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start.Add(time.Second), 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(2*time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -1, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start.Add(time.Second), 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), start.Add(2*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(ClockSkew, alice, "ssh", trkA, -1, 0), ev(Opened, alice, "ssh", trkA, 0, 0), ev(ClockSkew, alice, "ssh", trkA, 1, 0)},
 		},
@@ -428,9 +429,9 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 2, trkA), start.Add(time.Second), 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -3, trkA), start.Add(2*time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 2, trkA), start.Add(time.Second), 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -3, trkA), start.Add(2*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, -2, 0), ev(Opened, alice, "ssh", trkA, 2, 0), ev(ClockSkew, alice, "ssh", trkA, -3, 0)},
 		},
@@ -439,14 +440,14 @@ func TestTrackerRules(t *testing.T) {
 			cfg:   func(c *Config) { c.SkewDetect = 0 },
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -2, trkA), start, 25*ms)
 			},
 		},
 		{
 			name:  "window edge: started in one window, finished in the next (skew 1)",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 1)},
 		},
@@ -455,7 +456,7 @@ func TestTrackerRules(t *testing.T) {
 			cfg:   func(c *Config) { c.Skew = 0 },
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Expired, alice, "ssh", trkA, 0, 1)},
 		},
@@ -463,7 +464,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "window edge: started at -1, finished at -2 (skew 1)",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -1, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -1, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Expired, alice, "ssh", trkA, -1, 1)},
 			stats: func(t *testing.T, s Stats) {
@@ -477,7 +478,7 @@ func TestTrackerRules(t *testing.T) {
 			cfg:   func(c *Config) { c.Skew = 2 },
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", -2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", -2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(Expired, alice, "ssh", trkA, -2, 1)},
 		},
@@ -485,7 +486,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "window edge: started at +2 (outside skew 1) stays a clock skew at +1",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 2, trkA), trkAt(30*time.Second-40*ms), 25*ms)
 			},
 			want: []trkEv{ev(ClockSkew, alice, "ssh", trkA, 2, 1)},
 		},
@@ -493,7 +494,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "window edge: the anchor just before the boundary, the rest after (skew 1, window +1)",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 1, trkA), trkAt(30*time.Second-10*ms), 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 1, trkA), trkAt(30*time.Second-10*ms), 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 1, 1)},
 		},
@@ -502,8 +503,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{carol},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA, totpseq.TCP, seq(t, carol, "web", 0, trkA), start, 25*ms),
-					trkKnocks(trkA, totpseq.TCP, seq(t, carol, "ssh", 0, trkA), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA, inet.TCP, seq(t, carol, "web", 0, trkA), start, 25*ms),
+					trkKnocks(trkA, inet.TCP, seq(t, carol, "ssh", 0, trkA), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, carol, "web", trkA, 0, 0), ev(Opened, carol, "ssh", trkA, 0, 0)},
 		},
@@ -516,15 +517,15 @@ func TestTrackerRules(t *testing.T) {
 				for i := range a {
 					ports = append(ports, a[i], b[i])
 				}
-				return trkKnocks(trkA, totpseq.TCP, ports, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, ports, start, 25*ms)
 			},
 		},
 		{
 			name:  "two sources at once do not disturb each other",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				a := trkKnocks(trkA, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
-				b := trkKnocks(trkB, totpseq.TCP, seq(t, alice, "ssh", 0, trkB), start.Add(ms), 25*ms)
+				a := trkKnocks(trkA, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				b := trkKnocks(trkB, inet.TCP, seq(t, alice, "ssh", 0, trkB), start.Add(ms), 25*ms)
 				var ks []Knock
 				for i := range a {
 					ks = append(ks, a[i], b[i])
@@ -537,7 +538,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "length 2",
 			users: []User{frank},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, frank, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, frank, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, frank, "ssh", trkA, 0, 0)},
 		},
@@ -545,7 +546,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "length 16",
 			users: []User{grace},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkA, totpseq.TCP, seq(t, grace, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, seq(t, grace, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, grace, "ssh", trkA, 0, 0)},
 		},
@@ -554,8 +555,8 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
 				return slices.Concat(
-					trkKnocks(trkA6, totpseq.TCP, seq(t, alice, "ssh", 0, trkA6), start, 25*ms),
-					trkKnocks(trkB6, totpseq.TCP, seq(t, alice, "ssh", 1, trkA6), start.Add(time.Second), 25*ms))
+					trkKnocks(trkA6, inet.TCP, seq(t, alice, "ssh", 0, trkA6), start, 25*ms),
+					trkKnocks(trkB6, inet.TCP, seq(t, alice, "ssh", 1, trkA6), start.Add(time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA6, 0, 0)},
 		},
@@ -565,9 +566,9 @@ func TestTrackerRules(t *testing.T) {
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, dave6, "ssh", 0, trkA6)
 				return slices.Concat(
-					trkKnocks(trkB6, totpseq.TCP, s, start, 25*ms),
-					trkKnocks(trkC6, totpseq.TCP, s, start.Add(time.Second), 25*ms),
-					trkKnocks(trkA6, totpseq.TCP, s, start.Add(2*time.Second), 25*ms))
+					trkKnocks(trkB6, inet.TCP, s, start, 25*ms),
+					trkKnocks(trkC6, inet.TCP, s, start.Add(time.Second), 25*ms),
+					trkKnocks(trkA6, inet.TCP, s, start.Add(2*time.Second), 25*ms))
 			},
 			want: []trkEv{ev(Opened, dave6, "ssh", trkB6, 0, 0), ev(Replay, dave6, "ssh", trkA6, 0, 0)},
 		},
@@ -575,7 +576,7 @@ func TestTrackerRules(t *testing.T) {
 			name:  "IPv4-mapped source counts as the IPv4 address",
 			users: []User{alice},
 			knocks: func(t *testing.T) []Knock {
-				return trkKnocks(trkM4, totpseq.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
+				return trkKnocks(trkM4, inet.TCP, seq(t, alice, "ssh", 0, trkA), start, 25*ms)
 			},
 			want: []trkEv{ev(Opened, alice, "ssh", trkA, 0, 0)},
 		},
@@ -584,10 +585,10 @@ func TestTrackerRules(t *testing.T) {
 			users: []User{erin},
 			knocks: func(t *testing.T) []Knock {
 				s := seq(t, erin, "ssh", 0, trkA)
-				ks := trkKnocks(trkA, totpseq.TCP, s, start, 25*ms)
-				us := trkKnocks(trkA, totpseq.UDP, s, start.Add(time.Second), 25*ms)
+				ks := trkKnocks(trkA, inet.TCP, s, start, 25*ms)
+				us := trkKnocks(trkA, inet.UDP, s, start.Add(time.Second), 25*ms)
 				// A TCP knock from the same address in the middle of the UDP sequence.
-				return slices.Concat(ks, us[:2], []Knock{{Src: trkA, Proto: totpseq.TCP, Port: notIn(s), Time: us[1].Time.Add(ms)}}, us[2:])
+				return slices.Concat(ks, us[:2], []Knock{{Src: trkA, Proto: inet.TCP, Port: notIn(s), Time: us[1].Time.Add(ms)}}, us[2:])
 			},
 			want: []trkEv{ev(Opened, erin, "ssh", trkA, 0, 0)},
 		},
@@ -603,7 +604,7 @@ func TestTrackerRules(t *testing.T) {
 					p.Exclude = []uint16{10500}
 				})
 				s := seq(t, u, "ssh", 0, trkA)
-				return trkKnocks(trkA, totpseq.TCP, []uint16{s[0], 22, s[1], 10500, 11000, s[2], 9999, s[3]}, start, 25*ms)
+				return trkKnocks(trkA, inet.TCP, []uint16{s[0], 22, s[1], 10500, 11000, s[2], 9999, s[3]}, start, 25*ms)
 			},
 			want: []trkEv{{Opened, "ivan", "ssh", trkA, trkW0, 0}},
 		},
@@ -660,10 +661,10 @@ func TestTrackerSharedAnchor(t *testing.T) {
 	u, v := trkSharedAnchor(t, trkA)
 	tr, rec := trkNew(t, DefaultConfig(), u, v)
 	start := trkAt(trkMid)
-	for _, k := range trkKnocks(trkA, totpseq.TCP, trkSeq(t, v, "ssh", trkW0, trkA), start, 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, trkSeq(t, v, "ssh", trkW0, trkA), start, 25*time.Millisecond) {
 		tr.Knock(k)
 	}
-	for _, k := range trkKnocks(trkA, totpseq.TCP, trkSeq(t, u, "ssh", trkW0, trkA), start.Add(time.Second), 25*time.Millisecond) {
+	for _, k := range trkKnocks(trkA, inet.TCP, trkSeq(t, u, "ssh", trkW0, trkA), start.Add(time.Second), 25*time.Millisecond) {
 		tr.Knock(k)
 	}
 	want := []trkEv{

@@ -10,13 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// IP protocol numbers of the two transport protocols tknock knows (the
-// values of IPPROTO_TCP and IPPROTO_UDP on every OS).
-const (
-	ProtoTCP uint8 = 6
-	ProtoUDP uint8 = 17
+	"github.com/tknock/tknock/inet"
 )
 
 // DefaultTable is the name of the table in own-table mode when
@@ -39,13 +34,13 @@ const conntrackPriority = -200
 // Endpoint is one protocol and port of a service. The zero value is not
 // valid.
 type Endpoint struct {
-	Proto uint8 // ProtoTCP or ProtoUDP
+	Proto inet.Proto // inet.TCP or inet.UDP
 	Port  uint16
 }
 
 // String returns the endpoint as "tcp/22" (the form ParseEndpoint reads).
 func (e Endpoint) String() string {
-	return protoName(e.Proto) + "/" + strconv.Itoa(int(e.Port))
+	return e.Proto.String() + "/" + strconv.Itoa(int(e.Port))
 }
 
 // ParseEndpoint parses "tcp/22" or "udp/53".
@@ -54,9 +49,9 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if !ok {
 		return Endpoint{}, fmt.Errorf("endpoint %q: want protocol/port, as in tcp/22", s)
 	}
-	proto, err := parseProto(name)
+	proto, err := inet.ParseProto(name)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("endpoint %q: %w", s, err)
+		return Endpoint{}, fmt.Errorf("endpoint %q: protocol %w", s, err)
 	}
 	p, err := parsePort(port)
 	if err != nil {
@@ -86,24 +81,11 @@ type Service struct {
 	Endpoints []Endpoint
 }
 
-// KnockRange is a range of ports, both ends included, to which knocks are
-// sent: for TCP, a segment with SYN set and ACK clear; for UDP, any
-// datagram. With [Config.DropKnocks] the table drops such packets.
-type KnockRange struct {
-	Proto  uint8 // ProtoTCP or ProtoUDP
-	Lo, Hi uint16
-}
-
-// String returns the range as "tcp/10000-32767", or "tcp/5000" for a single
-// port.
-func (r KnockRange) String() string {
-	if r.Lo == r.Hi {
-		return Endpoint{r.Proto, r.Lo}.String()
-	}
-	return fmt.Sprintf("%s/%d-%d", protoName(r.Proto), r.Lo, r.Hi)
-}
-
-func (r KnockRange) validate() error {
+// validateKnock checks a knock range: knocks are sent to a range of
+// ports, both ends included, for TCP a segment with SYN set and ACK clear,
+// for UDP any datagram. With [Config.DropKnocks] the table drops such
+// packets.
+func validateKnock(r inet.Range) error {
 	if err := checkProto(r.Proto); err != nil {
 		return fmt.Errorf("knock range %v: %w", r, err)
 	}
@@ -140,7 +122,7 @@ type Config struct {
 	// knock packets to them. Overlapping ranges are merged. Ports inside a
 	// range that a public service listens on must be cut out by the caller,
 	// or new connections to that service are dropped too.
-	Knocks []KnockRange
+	Knocks []inet.Range
 	// DropKnocks makes knock ports look filtered rather than closed to a
 	// scanner. The capture still sees the knocks: it runs before nftables.
 	DropKnocks bool
@@ -262,27 +244,14 @@ func (e ExternalSets) validate() error {
 	return nil
 }
 
-// mergeRanges validates ranges and returns them sorted by protocol and start,
-// with overlapping or adjacent ranges of one protocol merged.
-func mergeRanges(in []KnockRange) ([]KnockRange, error) {
+// mergeRanges validates ranges and returns them merged (inet.Merge).
+func mergeRanges(in []inet.Range) ([]inet.Range, error) {
 	for _, r := range in {
-		if err := r.validate(); err != nil {
+		if err := validateKnock(r); err != nil {
 			return nil, err
 		}
 	}
-	sorted := slices.Clone(in)
-	slices.SortFunc(sorted, func(a, b KnockRange) int {
-		return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Lo, b.Lo))
-	})
-	var out []KnockRange
-	for _, r := range sorted {
-		if n := len(out); n > 0 && out[n-1].Proto == r.Proto && int(r.Lo) <= int(out[n-1].Hi)+1 {
-			out[n-1].Hi = max(out[n-1].Hi, r.Hi)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return inet.Merge(in), nil
 }
 
 // Grant is one live set element: Src may open new connections to Endpoint
@@ -347,31 +316,11 @@ func endpointList(es []Endpoint) string {
 	return strings.Join(parts, ",")
 }
 
-func protoName(p uint8) string {
-	switch p {
-	case ProtoTCP:
-		return "tcp"
-	case ProtoUDP:
-		return "udp"
-	}
-	return "proto" + strconv.Itoa(int(p))
-}
-
-func checkProto(p uint8) error {
-	if p != ProtoTCP && p != ProtoUDP {
+func checkProto(p inet.Proto) error {
+	if p != inet.TCP && p != inet.UDP {
 		return fmt.Errorf("protocol %d: want tcp (6) or udp (17)", p)
 	}
 	return nil
-}
-
-func parseProto(s string) (uint8, error) {
-	switch s {
-	case "tcp":
-		return ProtoTCP, nil
-	case "udp":
-		return ProtoUDP, nil
-	}
-	return 0, fmt.Errorf("protocol %q: want tcp or udp", s)
 }
 
 func parsePort(s string) (uint16, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/inet"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -15,9 +16,9 @@ func TestParseEndpoint(t *testing.T) {
 		in   string
 		want Endpoint
 	}{
-		{"tcp/22", Endpoint{ProtoTCP, 22}},
-		{"udp/53", Endpoint{ProtoUDP, 53}},
-		{"tcp/65535", Endpoint{ProtoTCP, 65535}},
+		{"tcp/22", Endpoint{inet.TCP, 22}},
+		{"udp/53", Endpoint{inet.UDP, 53}},
+		{"tcp/65535", Endpoint{inet.TCP, 65535}},
 	} {
 		got, err := ParseEndpoint(tc.in)
 		if err != nil || got != tc.want {
@@ -45,23 +46,23 @@ func TestParseEndpoint(t *testing.T) {
 
 func TestNormalize(t *testing.T) {
 	got, err := Config{
-		Protected: []Endpoint{{ProtoUDP, 53}, {ProtoTCP, 22}, {ProtoTCP, 22}, {ProtoTCP, 443}},
-		Knocks: []KnockRange{
-			{ProtoUDP, 40000, 40999},
-			{ProtoTCP, 20000, 30000},
-			{ProtoTCP, 10000, 20000}, // overlaps the one above
-			{ProtoTCP, 30001, 30005}, // adjacent
-			{ProtoTCP, 65000, 65535}, // reaches the top: no overflow
-			{ProtoTCP, 65535, 65535}, // inside the one above
-			{ProtoUDP, 41001, 41001}, // a gap of one port: not merged
-			{ProtoTCP, 12000, 12001}, // inside
-			{ProtoUDP, 39000, 39999}, // adjacent below
-			{ProtoTCP, 5000, 5000},   // alone
-			{ProtoTCP, 40000, 40999}, // another protocol's range
-			{ProtoUDP, 40999, 41000}, // overlaps and extends
-			{ProtoUDP, 100, 100},     // alone
-			{ProtoTCP, 64999, 64999}, // adjacent below 65000
-			{ProtoTCP, 30006, 30006}, // adjacent to the merged 10000-30005
+		Protected: []Endpoint{{inet.UDP, 53}, {inet.TCP, 22}, {inet.TCP, 22}, {inet.TCP, 443}},
+		Knocks: []inet.Range{
+			{Proto: inet.UDP, Lo: 40000, Hi: 40999},
+			{Proto: inet.TCP, Lo: 20000, Hi: 30000},
+			{Proto: inet.TCP, Lo: 10000, Hi: 20000}, // overlaps the one above
+			{Proto: inet.TCP, Lo: 30001, Hi: 30005}, // adjacent
+			{Proto: inet.TCP, Lo: 65000, Hi: 65535}, // reaches the top: no overflow
+			{Proto: inet.TCP, Lo: 65535, Hi: 65535}, // inside the one above
+			{Proto: inet.UDP, Lo: 41001, Hi: 41001}, // a gap of one port: not merged
+			{Proto: inet.TCP, Lo: 12000, Hi: 12001}, // inside
+			{Proto: inet.UDP, Lo: 39000, Hi: 39999}, // adjacent below
+			{Proto: inet.TCP, Lo: 5000, Hi: 5000},   // alone
+			{Proto: inet.TCP, Lo: 40000, Hi: 40999}, // another protocol's range
+			{Proto: inet.UDP, Lo: 40999, Hi: 41000}, // overlaps and extends
+			{Proto: inet.UDP, Lo: 100, Hi: 100},     // alone
+			{Proto: inet.TCP, Lo: 64999, Hi: 64999}, // adjacent below 65000
+			{Proto: inet.TCP, Lo: 30006, Hi: 30006}, // adjacent to the merged 10000-30005
 		},
 	}.normalize()
 	if err != nil {
@@ -70,14 +71,14 @@ func TestNormalize(t *testing.T) {
 	want := Config{
 		Table:     DefaultTable,
 		Priority:  DefaultPriority,
-		Protected: []Endpoint{{ProtoTCP, 22}, {ProtoTCP, 443}, {ProtoUDP, 53}},
-		Knocks: []KnockRange{
-			{ProtoTCP, 5000, 5000},
-			{ProtoTCP, 10000, 30006},
-			{ProtoTCP, 40000, 40999},
-			{ProtoTCP, 64999, 65535},
-			{ProtoUDP, 100, 100},
-			{ProtoUDP, 39000, 41001},
+		Protected: []Endpoint{{inet.TCP, 22}, {inet.TCP, 443}, {inet.UDP, 53}},
+		Knocks: []inet.Range{
+			{Proto: inet.TCP, Lo: 5000, Hi: 5000},
+			{Proto: inet.TCP, Lo: 10000, Hi: 30006},
+			{Proto: inet.TCP, Lo: 40000, Hi: 40999},
+			{Proto: inet.TCP, Lo: 64999, Hi: 65535},
+			{Proto: inet.UDP, Lo: 100, Hi: 100},
+			{Proto: inet.UDP, Lo: 39000, Hi: 41001},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -86,21 +87,21 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestNormalizeErrors(t *testing.T) {
-	ok := []Endpoint{{ProtoTCP, 22}}
+	ok := []Endpoint{{inet.TCP, 22}}
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
 		wantErr string
 	}{
 		{"no protected", Config{}, "protected: no endpoints"},
-		{"bad proto", Config{Protected: []Endpoint{{1, 22}}}, "protected: endpoint proto1/22: protocol 1"},
-		{"port 0", Config{Protected: []Endpoint{{ProtoTCP, 0}}}, "endpoint tcp/0: port 0"},
+		{"bad proto", Config{Protected: []Endpoint{{1, 22}}}, "protected: endpoint proto(1)/22: protocol 1"},
+		{"port 0", Config{Protected: []Endpoint{{inet.TCP, 0}}}, "endpoint tcp/0: port 0"},
 		{"table name", Config{Table: "tk nock", Protected: ok}, `table "tk nock"`},
 		{"table name digit", Config{Table: "1tk", Protected: ok}, `table "1tk"`},
 		{"priority", Config{Priority: -200, Protected: ok}, "priority -200: must be above -200"},
-		{"knock lo>hi", Config{Protected: ok, Knocks: []KnockRange{{ProtoTCP, 9, 8}}}, "knock range tcp/9-8: want 1 <= lo <= hi"},
-		{"knock lo 0", Config{Protected: ok, Knocks: []KnockRange{{ProtoUDP, 0, 8}}}, "knock range udp/0-8"},
-		{"knock proto", Config{Protected: ok, Knocks: []KnockRange{{0, 1, 8}}}, "knock range proto0/1-8: protocol 0"},
+		{"knock lo>hi", Config{Protected: ok, Knocks: []inet.Range{{Proto: inet.TCP, Lo: 9, Hi: 8}}}, "knock range tcp/9-8: want 1 <= lo <= hi"},
+		{"knock lo 0", Config{Protected: ok, Knocks: []inet.Range{{Proto: inet.UDP, Lo: 0, Hi: 8}}}, "knock range udp/0-8"},
+		{"knock proto", Config{Protected: ok, Knocks: []inet.Range{{Proto: 0, Lo: 1, Hi: 8}}}, "knock range proto(0)/1-8: protocol 0"},
 		{"ext family", Config{External: &ExternalSets{Family: "bridge", Table: "f", Set4: "s"}}, `external: family "bridge"`},
 		{"ext no sets", Config{External: &ExternalSets{Family: "inet", Table: "f"}}, "external: no set named"},
 		{"ext table", Config{External: &ExternalSets{Family: "inet", Table: "", Set4: "s"}}, `external: table ""`},
@@ -120,7 +121,7 @@ func TestNormalizeErrors(t *testing.T) {
 }
 
 func TestCheckAllow(t *testing.T) {
-	ssh := Service{Name: "ssh", Endpoints: []Endpoint{{ProtoTCP, 22}}}
+	ssh := Service{Name: "ssh", Endpoints: []Endpoint{{inet.TCP, 22}}}
 	for _, tc := range []struct {
 		in, want string
 	}{
@@ -146,7 +147,7 @@ func TestCheckAllow(t *testing.T) {
 		{"unspecified", netip.MustParseAddr("0.0.0.0"), ssh, time.Second, "source address 0.0.0.0: not a unicast"},
 		{"multicast", netip.MustParseAddr("ff02::1"), ssh, time.Second, "source address ff02::1: not a unicast"},
 		{"no endpoints", src, Service{Name: "web"}, time.Second, `service "web": no endpoints`},
-		{"bad endpoint", src, Service{Name: "web", Endpoints: []Endpoint{{ProtoTCP, 0}}}, time.Second, `service "web": endpoint tcp/0`},
+		{"bad endpoint", src, Service{Name: "web", Endpoints: []Endpoint{{inet.TCP, 0}}}, time.Second, `service "web": endpoint tcp/0`},
 		{"zero ttl", src, ssh, 0, "ttl 0s: must be at least 1ms"},
 		{"negative ttl", src, ssh, -time.Second, "ttl -1s: must be at least 1ms"},
 		{"sub-ms ttl", src, ssh, time.Microsecond, "ttl 1µs: must be at least 1ms"},
@@ -165,8 +166,8 @@ func TestKeys(t *testing.T) {
 		ep   Endpoint
 		want []byte
 	}{
-		{"192.0.2.2", Endpoint{ProtoTCP, 2222}, []byte{192, 0, 2, 2, 6, 0, 0, 0, 0x08, 0xae, 0, 0}},
-		{"2001:db8::2", Endpoint{ProtoUDP, 53}, []byte{
+		{"192.0.2.2", Endpoint{inet.TCP, 2222}, []byte{192, 0, 2, 2, 6, 0, 0, 0, 0x08, 0xae, 0, 0}},
+		{"2001:db8::2", Endpoint{inet.UDP, 53}, []byte{
 			0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
 			17, 0, 0, 0, 0, 53, 0, 0}},
 	} {
@@ -180,7 +181,7 @@ func TestKeys(t *testing.T) {
 			t.Errorf("parseGrantKey(% x) = %v, %v, %v; want %v, %v", k, gotSrc, gotEp, err, src, tc.ep)
 		}
 	}
-	if got, want := endpointKey(Endpoint{ProtoUDP, 5353}), []byte{17, 0, 0, 0, 0x14, 0xe9, 0, 0}; !bytes.Equal(got, want) {
+	if got, want := endpointKey(Endpoint{inet.UDP, 5353}), []byte{17, 0, 0, 0, 0x14, 0xe9, 0, 0}; !bytes.Equal(got, want) {
 		t.Errorf("endpointKey(udp/5353) = % x, want % x", got, want)
 	}
 	for _, bad := range [][]byte{
@@ -195,7 +196,7 @@ func TestKeys(t *testing.T) {
 }
 
 func TestGrantString(t *testing.T) {
-	g := Grant{Src: netip.MustParseAddr("203.0.113.7"), Endpoint: Endpoint{ProtoTCP, 22}, Timeout: 30 * time.Second, Remaining: 12500 * time.Millisecond}
+	g := Grant{Src: netip.MustParseAddr("203.0.113.7"), Endpoint: Endpoint{inet.TCP, 22}, Timeout: 30 * time.Second, Remaining: 12500 * time.Millisecond}
 	if got, want := g.String(), "203.0.113.7 tcp/22 12.5s left of 30s"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}

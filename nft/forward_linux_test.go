@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 )
 
@@ -16,7 +17,7 @@ func TestTrafficLoopback(t *testing.T) {
 	srv, cli := newNS(t), newNS(t)
 	nstest.Link(t, srv, cli, []string{"192.0.2.1/24"}, []string{"192.0.2.2/24"})
 	echoTCP(t, srv, 2222)
-	cfg := Config{Protected: []Endpoint{{ProtoTCP, 2222}}}
+	cfg := Config{Protected: []Endpoint{{inet.TCP, 2222}}}
 	tb := open(t, srv, cfg)
 	if err := tb.Apply(cfg); err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestTrafficDNAT(t *testing.T) {
 }
 `))
 	echoTCP(t, ctr, 80)
-	cfg := Config{Protected: []Endpoint{{ProtoTCP, 8080}}}
+	cfg := Config{Protected: []Endpoint{{inet.TCP, 8080}}}
 	tb := open(t, srv, cfg)
 	if err := tb.Apply(cfg); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,13 +82,13 @@ func CheckHost(cfg Config, opts ...Option) ([]string, error) {
 				describeTable(ch.Table), ch.Name, strings.Join(missing, ",")))
 		}
 	}
-	if n.External == nil && n.DropKnocks && slices.ContainsFunc(n.Knocks, func(r KnockRange) bool { return r.Proto == ProtoUDP }) {
+	if n.External == nil && n.DropKnocks && slices.ContainsFunc(n.Knocks, func(r inet.Range) bool { return r.Proto == inet.UDP }) {
 		lo, hi, err := localPortRange(o.netnsFd)
 		if err != nil {
 			return nil, fmt.Errorf("nft: check host: %w", err)
 		}
 		for _, r := range n.Knocks {
-			if r.Proto == ProtoUDP && r.Lo <= hi && lo <= r.Hi {
+			if r.Proto == inet.UDP && r.Lo <= hi && lo <= r.Hi {
 				warnings = append(warnings, fmt.Sprintf("knock range %v overlaps the ports this host's own UDP clients use "+
 					"(net.ipv4.ip_local_port_range %d-%d): with drop_knocks, replies to them (DNS, NTP) in the overlap "+
 					"are dropped, as the table keeps no connection state; move the range or exclude those ports", r, lo, hi))

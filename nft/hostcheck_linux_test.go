@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/inet"
 )
 
 // TestCheckHost loads host rulesets into a namespace and checks which
 // protected endpoints CheckHost reports as dropped.
 func TestCheckHost(t *testing.T) {
 	cfg := Config{Protected: []Endpoint{
-		{ProtoTCP, 22}, {ProtoTCP, 443}, {ProtoTCP, 2222}, {ProtoTCP, 8050}, {ProtoUDP, 5353}, {ProtoUDP, 22},
+		{inet.TCP, 22}, {inet.TCP, 443}, {inet.TCP, 2222}, {inet.TCP, 8050}, {inet.UDP, 5353}, {inet.UDP, 22},
 	}}
 	for _, tc := range []struct {
 		name    string
@@ -79,8 +80,8 @@ func TestCheckHostLocalPorts(t *testing.T) {
 	ns := newNS(t)
 	ns.MustRun(t, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40500 60999")
 	cfg := Config{
-		Protected:  []Endpoint{{ProtoTCP, 22}},
-		Knocks:     []KnockRange{{ProtoUDP, 40000, 40999}, {ProtoTCP, 40000, 40999}, {ProtoUDP, 10000, 32767}},
+		Protected:  []Endpoint{{inet.TCP, 22}},
+		Knocks:     []inet.Range{{Proto: inet.UDP, Lo: 40000, Hi: 40999}, {Proto: inet.TCP, Lo: 40000, Hi: 40999}, {Proto: inet.UDP, Lo: 10000, Hi: 32767}},
 		DropKnocks: true,
 	}
 	warnings, err := CheckHost(cfg, WithNetNSFd(ns.Fd(t)))

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/tknock/tknock/inet"
 )
 
 // Set keys are concatenations whose every field is padded with zeros to a
@@ -23,7 +25,7 @@ func endpointKey(e Endpoint) []byte {
 }
 
 func appendEndpoint(b []byte, e Endpoint) []byte {
-	b = append(b, e.Proto, 0, 0, 0)
+	b = append(b, byte(e.Proto), 0, 0, 0)
 	b = binary.BigEndian.AppendUint16(b, e.Port)
 	return append(b, 0, 0)
 }
@@ -46,5 +48,5 @@ func parseGrantKey(k []byte) (netip.Addr, Endpoint, error) {
 	if pp[1]|pp[2]|pp[3]|pp[6]|pp[7] != 0 {
 		return netip.Addr{}, Endpoint{}, fmt.Errorf("element key % x: padding is not zero", k)
 	}
-	return src, Endpoint{Proto: pp[0], Port: binary.BigEndian.Uint16(pp[4:6])}, nil
+	return src, Endpoint{Proto: inet.Proto(pp[0]), Port: binary.BigEndian.Uint16(pp[4:6])}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,7 +80,7 @@ func guardRules(cfg Config, protected *nftables.Set, closed string) [][]expr.Any
 	rules = append(rules,
 		[]expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{ProtoTCP}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(inet.TCP)}},
 			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1, Mask: []byte{tcpSYN | tcpACK}, Xor: []byte{0}},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{tcpSYN}},
@@ -149,10 +150,10 @@ func grantRule(set *nftables.Set, nfproto uint8, off, n uint32) []expr.Any {
 // knockRule is "tcp dport LO-HI fib daddr type local counter drop" (or
 // udp). For TCP the guard chain has already let every segment but a SYN
 // without ACK pass.
-func knockRule(r KnockRange) []expr.Any {
+func knockRule(r inet.Range) []expr.Any {
 	e := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{r.Proto}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(r.Proto)}},
 		loadDport(reg1),
 	}
 	if r.Lo == r.Hi {

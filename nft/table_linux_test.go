@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 )
 
@@ -23,18 +24,18 @@ var update = flag.Bool("update", false, "rewrite testdata/ensure.golden from the
 // testConfig protects tcp/22, tcp/2222 and udp/5353, and drops knocks to
 // two TCP ranges and a UDP range.
 var testConfig = Config{
-	Protected: []Endpoint{{ProtoUDP, 5353}, {ProtoTCP, 22}, {ProtoTCP, 2222}},
-	Knocks: []KnockRange{
-		{ProtoTCP, 10000, 32767},
-		{ProtoUDP, 40000, 40999},
-		{ProtoTCP, 5000, 5000},
+	Protected: []Endpoint{{inet.UDP, 5353}, {inet.TCP, 22}, {inet.TCP, 2222}},
+	Knocks: []inet.Range{
+		{Proto: inet.TCP, Lo: 10000, Hi: 32767},
+		{Proto: inet.UDP, Lo: 40000, Hi: 40999},
+		{Proto: inet.TCP, Lo: 5000, Hi: 5000},
 	},
 	DropKnocks: true,
 }
 
 var (
-	ssh  = Service{Name: "ssh", Endpoints: []Endpoint{{ProtoTCP, 22}}}
-	both = Service{Name: "both", Endpoints: []Endpoint{{ProtoTCP, 22}, {ProtoUDP, 5353}}}
+	ssh  = Service{Name: "ssh", Endpoints: []Endpoint{{inet.TCP, 22}}}
+	both = Service{Name: "both", Endpoints: []Endpoint{{inet.TCP, 22}, {inet.UDP, 5353}}}
 )
 
 // newNS returns a fresh namespace in which nft works.
@@ -203,10 +204,10 @@ func TestAllowGrants(t *testing.T) {
 		return Grant{Src: netip.MustParseAddr(src), Endpoint: e, Timeout: ttl, Remaining: ttl}
 	}
 	want := []Grant{
-		g("192.0.2.7", Endpoint{ProtoTCP, 22}, 30*time.Second),
-		g("192.0.2.7", Endpoint{ProtoUDP, 5353}, 30*time.Second),
-		g("198.51.100.1", Endpoint{ProtoTCP, 22}, 10*time.Second),
-		g("2001:db8::7", Endpoint{ProtoTCP, 22}, 20*time.Second),
+		g("192.0.2.7", Endpoint{inet.TCP, 22}, 30*time.Second),
+		g("192.0.2.7", Endpoint{inet.UDP, 5353}, 30*time.Second),
+		g("198.51.100.1", Endpoint{inet.TCP, 22}, 10*time.Second),
+		g("2001:db8::7", Endpoint{inet.TCP, 22}, 20*time.Second),
 	}
 	// Remaining has counted down a little since Allow.
 	if diff := cmp.Diff(want, got, approxRemaining(2*time.Second)); diff != "" {
@@ -340,7 +341,7 @@ func TestUpdate(t *testing.T) {
 	ensure(t, tb)
 	allow(t, tb, "192.0.2.7", ssh, time.Minute)
 	cfg := testConfig
-	cfg.Protected = []Endpoint{{ProtoTCP, 22}, {ProtoTCP, 443}}
+	cfg.Protected = []Endpoint{{inet.TCP, 22}, {inet.TCP, 443}}
 	cfg.DropKnocks = false
 	cfg.Priority = -5
 	if err := tb.Apply(cfg); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 )
 
@@ -46,8 +47,8 @@ func testTraffic(t *testing.T, server, client netip.Addr) {
 	echoUDP(t, srv, 5353) // protected
 
 	cfg := Config{
-		Protected:  []Endpoint{{ProtoTCP, 2222}, {ProtoUDP, 5353}},
-		Knocks:     []KnockRange{{ProtoTCP, 10000, 10999}, {ProtoUDP, 40000, 40999}},
+		Protected:  []Endpoint{{inet.TCP, 2222}, {inet.UDP, 5353}},
+		Knocks:     []inet.Range{{Proto: inet.TCP, Lo: 10000, Hi: 10999}, {Proto: inet.UDP, Lo: 40000, Hi: 40999}},
 		DropKnocks: true,
 	}
 	tb := open(t, srv, cfg)
@@ -300,7 +301,7 @@ func TestTrafficExternal(t *testing.T) {
 			closeIf(c)
 			t.Errorf("connect to %s before Allow: error = %v, want a timeout", at, err)
 		}
-		allow(t, tb, tc.client, Service{Endpoints: []Endpoint{{ProtoTCP, 2222}}}, time.Minute)
+		allow(t, tb, tc.client, Service{Endpoints: []Endpoint{{inet.TCP, 2222}}}, time.Minute)
 		c, err := dialTCP(cli, at)
 		if err != nil {
 			t.Errorf("connect to %s after Allow: %v", at, err)

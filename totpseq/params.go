@@ -12,42 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tknock/tknock/inet"
 )
 
 // Version is the protocol version this package implements.
 const Version = 1
-
-// Proto is what a knock is: a TCP SYN or a UDP datagram. The values are the
-// IP protocol numbers.
-type Proto uint8
-
-// Knock protocols.
-const (
-	TCP Proto = 6
-	UDP Proto = 17
-)
-
-// String returns "tcp", "udp" or "proto(N)".
-func (p Proto) String() string {
-	switch p {
-	case TCP:
-		return "tcp"
-	case UDP:
-		return "udp"
-	}
-	return "proto(" + strconv.Itoa(int(p)) + ")"
-}
-
-// ParseProto parses "tcp" or "udp".
-func ParseProto(s string) (Proto, error) {
-	switch s {
-	case "tcp":
-		return TCP, nil
-	case "udp":
-		return UDP, nil
-	}
-	return 0, fmt.Errorf("%q: want tcp or udp", s)
-}
 
 // Range is an inclusive range of ports, Lo <= port <= Hi.
 type Range struct {
@@ -111,21 +81,21 @@ const (
 	DefaultService    = "ssh"
 )
 
-// DefaultRange is the default knock range, 10000-32767.
-var DefaultRange = Range{10000, 32767}
+// DefaultRange returns the default knock range, 10000-32767.
+func DefaultRange() Range { return Range{10000, 32767} }
 
 // Params are the parameters of one enrollment that the sequence derivation
 // depends on. The zero value is not valid; start from Defaults.
 type Params struct {
-	Secret   Secret   // shared key, MinSecretSize..MaxSecretSize bytes
-	Realm    string   // names the server or fleet; 1..255 bytes of UTF-8
-	Services []string // services this user may open, each a valid service name
-	Period   int      // window length in seconds
-	Length   int      // knocks per sequence
-	Range    Range    // knock ports
-	Exclude  []uint16 // ports inside Range never used; sorted, no duplicates
-	Proto    Proto    // knock protocol
-	V6Prefix int      // leading bits of an IPv6 source bound into the sequence
+	Secret   Secret     // shared key, MinSecretSize..MaxSecretSize bytes
+	Realm    string     // names the server or fleet; 1..255 bytes of UTF-8
+	Services []string   // services this user may open, each a valid service name
+	Period   int        // window length in seconds
+	Length   int        // knocks per sequence
+	Range    Range      // knock ports
+	Exclude  []uint16   // ports inside Range never used; sorted, no duplicates
+	Proto    inet.Proto // knock protocol
+	V6Prefix int        // leading bits of an IPv6 source bound into the sequence
 }
 
 // Defaults returns the default parameters of PROTOCOL.md section 1 with no
@@ -135,8 +105,8 @@ func Defaults() Params {
 		Services: []string{DefaultService},
 		Period:   DefaultPeriod,
 		Length:   DefaultLength,
-		Range:    DefaultRange,
-		Proto:    TCP,
+		Range:    DefaultRange(),
+		Proto:    inet.TCP,
 		V6Prefix: DefaultV6Prefix,
 	}
 }
@@ -222,7 +192,7 @@ func (p *Params) Validate() error {
 	if usable := p.Range.Size() - len(p.Exclude); usable < MinUsablePorts {
 		return paramErr("range", p.Range.String(), "%d usable ports after exclude: want at least %d", usable, MinUsablePorts)
 	}
-	if p.Proto != TCP && p.Proto != UDP {
+	if p.Proto != inet.TCP && p.Proto != inet.UDP {
 		return paramErr("proto", p.Proto.String(), "want tcp or udp")
 	}
 	if p.V6Prefix < MinV6Prefix || p.V6Prefix > MaxV6Prefix {

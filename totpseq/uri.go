@@ -12,6 +12,7 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+	"github.com/tknock/tknock/inet"
 )
 
 // Issuer is the otpauth issuer of every tknock enrollment.
@@ -310,7 +311,7 @@ func parseURI(s string) (*Enrollment, error) {
 		e.Range, err = ParseRange(v)
 		return err
 	})
-	param("proto", func(v string) (err error) { e.Proto, err = ParseProto(v); return err })
+	param("proto", func(v string) (err error) { e.Proto, err = inet.ParseProto(v); return err })
 	param("exclude", func(v string) error {
 		if v == "" {
 			return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/inet"
 )
 
 func testEnrollment(t testing.TB) *Enrollment {
@@ -81,7 +82,7 @@ func TestParseURISpecExample(t *testing.T) {
 	}
 	want := &Enrollment{Name: "alice", Host: "ssh.example.com", Params: Params{
 		Secret: e.Secret, Realm: "ssh.example.com", Services: []string{"ssh", "web"}, Period: 30, Length: 4,
-		Range: Range{10000, 32767}, Exclude: []uint16{11211, 27017}, Proto: TCP, V6Prefix: 128,
+		Range: Range{10000, 32767}, Exclude: []uint16{11211, 27017}, Proto: inet.TCP, V6Prefix: 128,
 	}}
 	if diff := cmp.Diff(want, e); diff != "" {
 		t.Errorf("ParseURI mismatch (-want +got):\n%s", diff)

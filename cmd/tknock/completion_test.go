@@ -8,17 +8,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/kongdoc/doctest"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/totpseq"
 )
 
 // completionEnv has two profiles: ssh.example.com (named after its host)
 // and work (at ssh6.example.com).
 func completionEnv(t *testing.T) *env {
 	e := newEnv(t)
-	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", totpseq.TCP).URI())
-	e.mustRun("enroll", "--uri", enrollment(t, "ssh6.example.com", totpseq.TCP).URI(), "--name", "work")
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", inet.TCP).URI())
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh6.example.com", inet.TCP).URI(), "--name", "work")
 	return e
 }
 

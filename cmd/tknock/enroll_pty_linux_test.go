@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,7 +43,7 @@ func openPTY(t *testing.T) (ptmx, tty *os.File) {
 func TestEnrollURITerminal(t *testing.T) {
 	ptmx, tty := openPTY(t)
 	e := newEnv(t)
-	uri := enrollment(t, "ssh.example.com", totpseq.TCP).URI()
+	uri := enrollment(t, "ssh.example.com", inet.TCP).URI()
 
 	var stdout, stderr bytes.Buffer
 	a := &app{stdin: tty, stdout: &stdout, stderr: &stderr, dialer: e.net, resolver: e.net, route: route}

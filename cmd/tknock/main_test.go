@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/pquerna/otp"
 	"github.com/tknock/tknock/client"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -28,11 +29,11 @@ import (
 type fakeNet struct {
 	mu     sync.Mutex
 	knocks []netip.AddrPort
-	protos []totpseq.Proto
+	protos []inet.Proto
 	names  map[string][]netip.Addr
 }
 
-func (f *fakeNet) Knock(_ context.Context, proto totpseq.Proto, dst netip.AddrPort) error {
+func (f *fakeNet) Knock(_ context.Context, proto inet.Proto, dst netip.AddrPort) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.knocks = append(f.knocks, dst)
@@ -146,7 +147,7 @@ func (e *env) mustRun(args ...string) string {
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
-func enrollment(t *testing.T, host string, proto totpseq.Proto, services ...string) *totpseq.Enrollment {
+func enrollment(t *testing.T, host string, proto inet.Proto, services ...string) *totpseq.Enrollment {
 	t.Helper()
 	p := totpseq.Defaults()
 	p.Secret = testSecret
@@ -235,7 +236,7 @@ func TestUsageErrors(t *testing.T) {
 func TestEnrollURINotFromArgs(t *testing.T) {
 	e := newEnv(t)
 	e.literalURI = true
-	uri := enrollment(t, "ssh.example.com", totpseq.TCP).URI()
+	uri := enrollment(t, "ssh.example.com", inet.TCP).URI()
 	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(testSecret)
 	code, out, errOut := e.run("enroll", "--uri", uri)
 	if code != 1 || !strings.Contains(errOut, "--uri takes \"-\"") || strings.Contains(out+errOut, secret) {
@@ -250,7 +251,7 @@ func TestEnrollURINotFromArgs(t *testing.T) {
 
 func TestEnrollListRemove(t *testing.T) {
 	e := newEnv(t)
-	en := enrollment(t, "ssh.example.com", totpseq.TCP, "ssh", "web")
+	en := enrollment(t, "ssh.example.com", inet.TCP, "ssh", "web")
 	uri := en.URI()
 	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(testSecret)
 
@@ -304,7 +305,7 @@ func TestEnrollListRemove(t *testing.T) {
 
 func TestEnrollFromFileAndQR(t *testing.T) {
 	e := newEnv(t)
-	en := enrollment(t, "ssh.example.com", totpseq.UDP)
+	en := enrollment(t, "ssh.example.com", inet.UDP)
 	file := writeEnrollment(t, en)
 	e.mustRun("enroll", "--file", file, "--name", "fromfile")
 
@@ -335,12 +336,12 @@ func TestEnrollFromFileAndQR(t *testing.T) {
 
 func TestEnrollErrors(t *testing.T) {
 	e := newEnv(t)
-	noHost := writeEnrollment(t, enrollment(t, "", totpseq.TCP))
-	loose := writeEnrollment(t, enrollment(t, "ssh.example.com", totpseq.TCP))
+	noHost := writeEnrollment(t, enrollment(t, "", inet.TCP))
+	loose := writeEnrollment(t, enrollment(t, "ssh.example.com", inet.TCP))
 	if runtime.GOOS != "windows" {
 		os.Chmod(loose, 0o644)
 	}
-	badRange := strings.Replace(enrollment(t, "ssh.example.com", totpseq.TCP).URI(), "range=10000-32767", "range=9-8", 1)
+	badRange := strings.Replace(enrollment(t, "ssh.example.com", inet.TCP).URI(), "range=10000-32767", "range=9-8", 1)
 	notImage := filepath.Join(t.TempDir(), "x.png")
 	os.WriteFile(notImage, []byte("hello"), 0o600)
 	for _, tc := range []struct {
@@ -371,9 +372,9 @@ func TestEnrollErrors(t *testing.T) {
 
 func TestKnock(t *testing.T) {
 	e := newEnv(t)
-	en := enrollment(t, "ssh.example.com", totpseq.UDP, "ssh", "web")
+	en := enrollment(t, "ssh.example.com", inet.UDP, "ssh", "web")
 	e.mustRun("enroll", "--uri", en.URI(), "--name", "work")
-	e.mustRun("enroll", "--uri", enrollment(t, "ssh6.example.com", totpseq.TCP).URI())
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh6.example.com", inet.TCP).URI())
 
 	for _, tc := range []struct {
 		args    []string
@@ -399,7 +400,7 @@ func TestKnock(t *testing.T) {
 			t.Errorf("tknock %v knocked (-want +got):\n%s", tc.args, diff)
 		}
 		for i, k := range e.net.knocks {
-			if k.Addr().String() != tc.dst || e.net.protos[i] != totpseq.UDP {
+			if k.Addr().String() != tc.dst || e.net.protos[i] != inet.UDP {
 				t.Errorf("tknock %v: knock %d %v to %v, want udp to %s", tc.args, i, e.net.protos[i], k.Addr(), tc.dst)
 			}
 		}
@@ -408,14 +409,14 @@ func TestKnock(t *testing.T) {
 	// A profile over IPv6, with TCP knocks.
 	e.net.reset()
 	e.mustRun("ssh6.example.com")
-	if len(e.net.knocks) != 4*client.DefaultRounds || e.net.knocks[0].Addr() != netip.MustParseAddr("2001:db8::10") || e.net.protos[0] != totpseq.TCP {
+	if len(e.net.knocks) != 4*client.DefaultRounds || e.net.knocks[0].Addr() != netip.MustParseAddr("2001:db8::10") || e.net.protos[0] != inet.TCP {
 		t.Errorf("IPv6 profile: knocks %v %v", e.net.knocks, e.net.protos)
 	}
 }
 
 func TestKnockFromEnrollmentFile(t *testing.T) {
 	e := newEnv(t)
-	en := enrollment(t, "", totpseq.TCP)
+	en := enrollment(t, "", inet.TCP)
 	file := writeEnrollment(t, en)
 	e.mustRun("knock", "--enrollment", file, "192.0.2.5")
 	want := sent(sequence(t, en, "ssh", e.now, false, "198.51.100.7"))
@@ -433,7 +434,7 @@ func TestKnockFromEnrollmentFile(t *testing.T) {
 
 func TestKnockTwiceInOneWindow(t *testing.T) {
 	e := newEnv(t)
-	en := enrollment(t, "ssh.example.com", totpseq.TCP)
+	en := enrollment(t, "ssh.example.com", inet.TCP)
 	file := writeEnrollment(t, en)
 	e.mustRun("knock", "--enrollment", file)
 	e.now = e.now.Add(5 * time.Second)
@@ -456,8 +457,8 @@ func TestKnockTwiceInOneWindow(t *testing.T) {
 
 func TestKnockErrors(t *testing.T) {
 	e := newEnv(t)
-	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", totpseq.TCP).URI(), "--name", "work")
-	e.mustRun("enroll", "--uri", enrollment(t, "gone.example.com", totpseq.TCP).URI(), "--name", "gone")
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", inet.TCP).URI(), "--name", "work")
+	e.mustRun("enroll", "--uri", enrollment(t, "gone.example.com", inet.TCP).URI(), "--name", "gone")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -489,7 +490,7 @@ func TestKnockLoosePermissions(t *testing.T) {
 		t.Skip("no permission bits on Windows")
 	}
 	e := newEnv(t)
-	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", totpseq.TCP).URI(), "--name", "work")
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", inet.TCP).URI(), "--name", "work")
 	path := filepath.Join(e.config, "work.uri")
 	os.Chmod(path, 0o640)
 	code, _, errOut := e.run("work")
@@ -500,7 +501,7 @@ func TestKnockLoosePermissions(t *testing.T) {
 
 func TestKnockWrongClockWarns(t *testing.T) {
 	e := newEnv(t)
-	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", totpseq.TCP).URI(), "--name", "work")
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", inet.TCP).URI(), "--name", "work")
 	e.now = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 	code, out, errOut := e.run("work")
 	if code != 0 || out != "" || !strings.Contains(errOut, "tknock: warning: the system clock looks wrong: it reads 2001-01-01T00:00:00Z, before 2024") {
@@ -517,7 +518,7 @@ func TestKnockWrongClockWarns(t *testing.T) {
 
 func TestKnockVerboseShowsNoPorts(t *testing.T) {
 	e := newEnv(t)
-	en := enrollment(t, "ssh.example.com", totpseq.TCP)
+	en := enrollment(t, "ssh.example.com", inet.TCP)
 	en.Length = 16
 	e.mustRun("enroll", "--uri", en.URI(), "--name", "work")
 	code, out, errOut := e.run("-v", "work")
@@ -541,7 +542,7 @@ func TestKnockVerboseShowsNoPorts(t *testing.T) {
 
 func TestPrint(t *testing.T) {
 	e := newEnv(t)
-	en := enrollment(t, "ssh.example.com", totpseq.TCP, "ssh", "web")
+	en := enrollment(t, "ssh.example.com", inet.TCP, "ssh", "web")
 	file := writeEnrollment(t, en)
 	at := time.Unix(1_800_000_000, 0)
 	wantLine := func(service, src string, at time.Time) string {
@@ -594,7 +595,7 @@ func TestPrint(t *testing.T) {
 // and that --config-dir beats it.
 func TestEnvOverridesDirs(t *testing.T) {
 	e := newEnv(t)
-	uri := enrollment(t, "ssh.example.com", totpseq.TCP).URI()
+	uri := enrollment(t, "ssh.example.com", inet.TCP).URI()
 	e.mustRun("enroll", "--uri", uri, "--name", "a")
 	other := filepath.Join(t.TempDir(), "other")
 	e.mustRun("--config-dir", other, "enroll", "--uri", uri, "--name", "b")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tknock/tknock/client"
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/inet"
 )
 
 // fakeSTUN answers every question with one address and records the
@@ -37,7 +37,7 @@ func TestKnockBehindNATCommand(t *testing.T) {
 	e.route = homeRoute
 	st := &fakeSTUN{mapped: netip.MustParseAddr("203.0.113.50")}
 	e.stun = st
-	en := enrollment(t, "ssh.example.com", totpseq.TCP)
+	en := enrollment(t, "ssh.example.com", inet.TCP)
 	e.mustRun("enroll", "--uri", en.URI(), "--name", "work")
 
 	// No STUN server anywhere: the error says what is wrong and the fixes.
@@ -82,7 +82,7 @@ func TestKnockBehindNATCommand(t *testing.T) {
 func TestKnockFamiliesCommand(t *testing.T) {
 	e := newEnv(t)
 	e.net.names["dual.example.com"] = []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}
-	en := enrollment(t, "dual.example.com", totpseq.TCP)
+	en := enrollment(t, "dual.example.com", inet.TCP)
 	e.mustRun("enroll", "--uri", en.URI(), "--name", "dual")
 	for _, tc := range []struct {
 		args []string

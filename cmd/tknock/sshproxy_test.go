@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/client"
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -56,7 +57,7 @@ func newDoor(t *testing.T) *door {
 	p := totpseq.Defaults()
 	p.Secret = testSecret
 	p.Realm = "loopback"
-	p.Proto = totpseq.UDP
+	p.Proto = inet.UDP
 	p.Range = totpseq.Range{Lo: lo, Hi: lo + 63}
 	d := &door{e: &totpseq.Enrollment{Name: "alice", Host: "127.0.0.1", Params: p}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -13,6 +13,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/internal/enrollfile"
@@ -48,7 +49,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 	}
 	if e.Name != "alice" || e.Host != "knock.example.org" || e.Realm != "gw.example.org" ||
 		strings.Join(e.Services, ",") != "ssh,web" || e.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
-		e.Proto != totpseq.UDP || e.Length != 8 || len(e.Exclude) != 1 || len(e.Secret) != totpseq.DefaultSecretSize {
+		e.Proto != inet.UDP || e.Length != 8 || len(e.Exclude) != 1 || len(e.Secret) != totpseq.DefaultSecretSize {
 		t.Errorf("enrollment file read as %+v", e)
 	}
 	users, err := config.LoadUsers(c)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/nft"
 )
@@ -19,9 +20,9 @@ func TestWriteGrants(t *testing.T) {
 	}
 	out.Reset()
 	grants := []nft.Grant{
-		{Src: netip.MustParseAddr("192.0.2.7"), Endpoint: nft.Endpoint{Proto: nft.ProtoTCP, Port: 22}, Timeout: 30 * time.Second, Remaining: 12345 * time.Millisecond},
-		{Src: netip.MustParseAddr("2001:db8::7"), Endpoint: nft.Endpoint{Proto: nft.ProtoTCP, Port: 443}, Timeout: 30 * time.Second, Remaining: 29 * time.Second},
-		{Src: netip.MustParseAddr("198.51.100.9"), Endpoint: nft.Endpoint{Proto: nft.ProtoUDP, Port: 53}},
+		{Src: netip.MustParseAddr("192.0.2.7"), Endpoint: nft.Endpoint{Proto: inet.TCP, Port: 22}, Timeout: 30 * time.Second, Remaining: 12345 * time.Millisecond},
+		{Src: netip.MustParseAddr("2001:db8::7"), Endpoint: nft.Endpoint{Proto: inet.TCP, Port: 443}, Timeout: 30 * time.Second, Remaining: 29 * time.Second},
+		{Src: netip.MustParseAddr("198.51.100.9"), Endpoint: nft.Endpoint{Proto: inet.UDP, Port: 53}},
 	}
 	if err := writeGrants(e, c, grants); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
@@ -624,7 +625,7 @@ func (v *validator) enroll(c *Config, fe *fileEnroll) {
 		p.Range = r
 	}
 	if fe.Proto != "" {
-		proto, err := totpseq.ParseProto(fe.Proto)
+		proto, err := inet.ParseProto(fe.Proto)
 		if err != nil {
 			v.addf("enroll.proto", "%v", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -54,7 +55,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"LogLevel", c.LogLevel, zerolog.InfoLevel},
 		{"LogFormat", c.LogFormat, "auto"},
 		{"MetricsListen", c.MetricsListen, ""},
-		{"Services", c.Services, map[string]nft.Service{"ssh": {Name: "ssh", Endpoints: []nft.Endpoint{{Proto: nft.ProtoTCP, Port: 22}}}}},
+		{"Services", c.Services, map[string]nft.Service{"ssh": {Name: "ssh", Endpoints: []nft.Endpoint{{Proto: inet.TCP, Port: 22}}}}},
 	}
 	for _, c := range checks {
 		if diff := cmp.Diff(c.want, c.got); diff != "" {
@@ -114,7 +115,7 @@ func TestConfigExample(t *testing.T) {
 		t.Fatalf("the documented example does not load: %v", err)
 	}
 	if c.Realm != "ssh.example.com" || !c.Firewall.DropKnocks || c.MetricsListen != "127.0.0.1:9121" ||
-		len(c.Services) != 2 || c.Enroll.Params.Range != totpseq.DefaultRange || c.UsersDir != filepath.Join(filepath.Dir(path), "users") {
+		len(c.Services) != 2 || c.Enroll.Params.Range != totpseq.DefaultRange() || c.UsersDir != filepath.Join(filepath.Dir(path), "users") {
 		t.Errorf("example config read as %+v", c)
 	}
 }
@@ -163,7 +164,7 @@ listen = "[::1]:9121"
 		c.StateCapacity != 1000 || c.ReplayCapacity != 500 || c.Prefilter != "on" || c.UsersDir != "/var/lib/tknock/users" ||
 		!cmp.Equal(c.Interfaces, []string{"eth0", "wg0"}) || c.Enroll.Host != "203.0.113.1" ||
 		p.Period != 60 || p.Length != 8 || p.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
-		!cmp.Equal(p.Exclude, []uint16{40001, 40500}) || p.Proto != totpseq.UDP || p.V6Prefix != 64 ||
+		!cmp.Equal(p.Exclude, []uint16{40001, 40500}) || p.Proto != inet.UDP || p.V6Prefix != 64 ||
 		!cmp.Equal(p.Services, []string{"ssh", "web"}) || c.LogLevel != zerolog.DebugLevel || c.LogFormat != "json" ||
 		c.MetricsListen != "[::1]:9121" {
 		t.Errorf("config read as %+v", c)
@@ -305,22 +306,22 @@ func TestConfigFileErrors(t *testing.T) {
 }
 
 func TestKnockRanges(t *testing.T) {
-	mk := func(proto totpseq.Proto, lo, hi uint16, exclude ...uint16) *totpseq.Enrollment {
+	mk := func(proto inet.Proto, lo, hi uint16, exclude ...uint16) *totpseq.Enrollment {
 		p := totpseq.Defaults()
 		p.Proto, p.Range, p.Exclude = proto, totpseq.Range{Lo: lo, Hi: hi}, exclude
 		return &totpseq.Enrollment{Params: p}
 	}
 	users := []*totpseq.Enrollment{
-		mk(totpseq.TCP, 10000, 10999, 10500),
-		mk(totpseq.TCP, 10900, 11999),
-		mk(totpseq.UDP, 40000, 40099, 40000),
-		mk(totpseq.TCP, 65000, 65535, 65535),
+		mk(inet.TCP, 10000, 10999, 10500),
+		mk(inet.TCP, 10900, 11999),
+		mk(inet.UDP, 40000, 40099, 40000),
+		mk(inet.TCP, 65000, 65535, 65535),
 	}
-	want := []nft.KnockRange{
-		{Proto: nft.ProtoTCP, Lo: 10000, Hi: 10499},
-		{Proto: nft.ProtoTCP, Lo: 10501, Hi: 11999},
-		{Proto: nft.ProtoTCP, Lo: 65000, Hi: 65534},
-		{Proto: nft.ProtoUDP, Lo: 40001, Hi: 40099},
+	want := []inet.Range{
+		{Proto: inet.TCP, Lo: 10000, Hi: 10499},
+		{Proto: inet.TCP, Lo: 10501, Hi: 11999},
+		{Proto: inet.TCP, Lo: 65000, Hi: 65534},
+		{Proto: inet.UDP, Lo: 40001, Hi: 40099},
 	}
 	if diff := cmp.Diff(want, knockRanges(users)); diff != "" {
 		t.Errorf("knockRanges (-want +got):\n%s", diff)

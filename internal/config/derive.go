@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
@@ -32,10 +33,10 @@ func (c *Config) NFT(users []*totpseq.Enrollment) nft.Config {
 // except every port that any user excludes: excluded ports are where
 // public services listen, and the firewall must not drop connections to
 // them.
-func knockRanges(users []*totpseq.Enrollment) []nft.KnockRange {
+func knockRanges(users []*totpseq.Enrollment) []inet.Range {
 	var knock [2][]bool // by protocol: tcp, udp; index: port
-	protoIndex := func(p totpseq.Proto) int {
-		if p == totpseq.UDP {
+	protoIndex := func(p inet.Proto) int {
+		if p == inet.UDP {
 			return 1
 		}
 		return 0
@@ -58,11 +59,11 @@ func knockRanges(users []*totpseq.Enrollment) []nft.KnockRange {
 			}
 		}
 	}
-	var out []nft.KnockRange
+	var out []inet.Range
 	for i, ports := range knock {
-		proto := nft.ProtoTCP
+		proto := inet.TCP
 		if i == 1 {
-			proto = nft.ProtoUDP
+			proto = inet.UDP
 		}
 		for p := 1; p < len(ports); p++ {
 			if !ports[p] {
@@ -72,7 +73,7 @@ func knockRanges(users []*totpseq.Enrollment) []nft.KnockRange {
 			for p+1 < len(ports) && ports[p+1] {
 				p++
 			}
-			out = append(out, nft.KnockRange{Proto: proto, Lo: uint16(lo), Hi: uint16(p)})
+			out = append(out, inet.Range{Proto: proto, Lo: uint16(lo), Hi: uint16(p)})
 		}
 	}
 	return out

@@ -15,9 +15,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -48,8 +50,8 @@ func (c *loopCapture) Close() error {
 	return nil
 }
 
-func (c *loopCapture) SetRanges([]listener.PortRange) error { return nil }
-func (c *loopCapture) Stats() listener.CaptureStats         { return listener.CaptureStats{} }
+func (c *loopCapture) SetRanges([]inet.Range) error { return nil }
+func (c *loopCapture) Stats() capture.Stats         { return capture.Stats{} }
 
 // strayFrames are knocks into the range from many sources that match no
 // sequence: what a scan or a spoofed flood looks like.
@@ -58,7 +60,7 @@ func strayFrames(b *testing.B, n int) []listener.Frame {
 	now := time.Now()
 	for i := range frames {
 		src := netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)})
-		frames[i] = knockFrame(b, src, totpseq.TCP, uint16(10000+i%20000), now)
+		frames[i] = knockFrame(b, src, inet.TCP, uint16(10000+i%20000), now)
 	}
 	return frames
 }
@@ -69,10 +71,10 @@ func strayFrames(b *testing.B, n int) []listener.Frame {
 func BenchmarkFeed(b *testing.B) {
 	for _, ifaces := range [][]string{nil, {"eth0", "eth1"}} {
 		b.Run(fmt.Sprintf("interfaces=%d", max(1, len(ifaces))), func(b *testing.B) {
-			open := func(string, []listener.PortRange) (capture, error) {
+			open := func(string, []inet.Range) (capture.Reader, error) {
 				return &loopCapture{frames: strayFrames(b, 1), n: int64(b.N), done: make(chan struct{})}, nil
 			}
-			f, err := openFeed(ifaces, nil, open, zerolog.Nop())
+			f, err := capture.OpenGroup(ifaces, nil, open, zerolog.Nop())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -101,7 +103,7 @@ func BenchmarkDaemon(b *testing.B) {
 	fw := newFakeFirewall()
 	var ln net.Listener
 	d := deps{
-		openCapture:     func(string, []listener.PortRange, *listener.Prefilter) (capture, error) { return lc, nil },
+		openCapture:     func(string, []inet.Range, *capture.Prefilter) (capture.Reader, error) { return lc, nil },
 		openFirewall:    fw.open,
 		checkInterfaces: func(*config.Config) error { return nil },
 		listen:          func(string, string) (net.Listener, error) { return ln, nil },

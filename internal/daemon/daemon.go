@@ -19,8 +19,10 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -28,8 +30,8 @@ import (
 // deps are the parts of the daemon that touch the system. Tests replace
 // them with fakes; productionDeps has the real ones.
 type deps struct {
-	openCapture     func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error)
-	openPrefilter   func(hold time.Duration) (*listener.Prefilter, error)      // nil: never a prefilter
+	openCapture     func(iface string, ranges []inet.Range, pf *capture.Prefilter) (capture.Reader, error)
+	openPrefilter   func(hold time.Duration) (*capture.Prefilter, error)       // nil: never a prefilter
 	openFirewall    func(cfg nft.Config, log zerolog.Logger) (firewall, error) // opens, changes nothing
 	checkInterfaces func(c *config.Config) error
 	listen          func(network, addr string) (net.Listener, error)
@@ -47,14 +49,14 @@ func Run(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, hup
 
 func productionDeps(hup <-chan os.Signal) deps {
 	return deps{
-		openCapture: func(iface string, ranges []listener.PortRange, pf *listener.Prefilter) (capture, error) {
-			c, err := listener.Listen(listener.CaptureConfig{Interface: iface, Ranges: ranges, Prefilter: pf})
+		openCapture: func(iface string, ranges []inet.Range, pf *capture.Prefilter) (capture.Reader, error) {
+			c, err := capture.Listen(capture.Config{Interface: iface, Ranges: ranges, Prefilter: pf})
 			if err != nil {
 				return nil, err
 			}
 			return c, nil
 		},
-		openPrefilter: listener.NewPrefilter,
+		openPrefilter: capture.NewPrefilter,
 		openFirewall: func(cfg nft.Config, log zerolog.Logger) (firewall, error) {
 			t, err := nft.Open(cfg, nft.WithLogger(log))
 			if err != nil {
@@ -108,7 +110,7 @@ func (d *daemon) trackerConfig(c *config.Config) listener.Config {
 
 // openPrefilter opens the eBPF prefilter as c.Prefilter says: nil with
 // "off", or with "auto" when the kernel refuses it (logged).
-func openPrefilter(c *config.Config, dp deps, log zerolog.Logger) (*listener.Prefilter, error) {
+func openPrefilter(c *config.Config, dp deps, log zerolog.Logger) (*capture.Prefilter, error) {
 	if c.Prefilter == "off" || dp.openPrefilter == nil {
 		return nil, nil
 	}
@@ -176,10 +178,10 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	d.tr = tr
 	ranges := tr.Ranges()
 	d.f.dec = listener.NewDecoder(ranges)
-	open := func(iface string, ranges []listener.PortRange) (capture, error) {
+	open := func(iface string, ranges []inet.Range) (capture.Reader, error) {
 		return dp.openCapture(iface, ranges, pf)
 	}
-	d.f.feed, err = openFeed(c.Interfaces, ranges, open, log)
+	d.f.feed, err = capture.OpenGroup(c.Interfaces, ranges, open, log)
 	if err != nil {
 		return err
 	}

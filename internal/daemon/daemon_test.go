@@ -19,13 +19,15 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/config/configtest"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture/capturetest"
+	"github.com/tknock/tknock/listener/listenertest"
 	"github.com/tknock/tknock/nft"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -142,12 +144,12 @@ func logLines(t testing.TB, buf *syncBuffer) []map[string]any {
 type harness struct {
 	t    *testing.T
 	cfg  *config.Config
-	net  *fakeNet
+	net  *capturetest.Net
 	fw   *fakeFirewall
 	log  *syncBuffer
 	hup  chan os.Signal
-	cap  *fakeCapture // the capture on all interfaces
-	done chan error   // runDaemon's result
+	cap  *capturetest.Fake // the capture on all interfaces
+	done chan error        // runDaemon's result
 	stop context.CancelFunc
 	http *http.Client // to the metrics endpoint
 }
@@ -163,7 +165,7 @@ func startHarness(t *testing.T, extra string, users ...*totpseq.Enrollment) *har
 // startHarnessDeps is startHarness with the fakes' deps changed by mod.
 func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*totpseq.Enrollment) *harness {
 	t.Helper()
-	h := &harness{t: t, net: newFakeNet(), fw: newFakeFirewall(), log: &syncBuffer{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
+	h := &harness{t: t, net: capturetest.NewNet(), fw: newFakeFirewall(), log: &syncBuffer{}, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
 	h.cfg = configtest.New(t, extra+"\n[metrics]\nlisten = \"127.0.0.1:9121\"")
 	for _, u := range users {
 		u.Realm = h.cfg.Realm
@@ -191,7 +193,7 @@ func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*tot
 	log := zerolog.New(h.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	go func() { h.done <- runDaemon(ctx, h.cfg, loaded, dp, log) }()
 	h.waitLog("the ready line", func(l map[string]any) bool { return l["message"] == "ready" })
-	h.cap = h.net.waitOpen(t)
+	h.cap = h.net.WaitOpen(t)
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		h.stop()
@@ -213,7 +215,7 @@ func startHarnessDeps(t *testing.T, extra string, mod func(*deps), users ...*tot
 
 func (h *harness) deps() deps {
 	return deps{
-		openCapture:     h.net.openWith,
+		openCapture:     h.net.OpenWith,
 		openFirewall:    h.fw.open,
 		checkInterfaces: func(*config.Config) error { return nil },
 		now:             time.Now, // synctest's clock
@@ -310,45 +312,21 @@ func (h *harness) sequence(u *totpseq.Enrollment, service string, offset int, sr
 func (h *harness) knockPorts(u *totpseq.Enrollment, src netip.Addr, ports []uint16) {
 	h.t.Helper()
 	for _, p := range ports {
-		h.cap.frames <- knockFrame(h.t, src, u.Proto, p, time.Now())
+		h.cap.Frames <- knockFrame(h.t, src, u.Proto, p, time.Now())
 	}
 }
 
 // knockFrame builds an Ethernet frame of a knock: a TCP SYN or a UDP
 // datagram from src to the server's port.
-func knockFrame(t testing.TB, src netip.Addr, proto totpseq.Proto, port uint16, at time.Time) listener.Frame {
+func knockFrame(t testing.TB, src netip.Addr, proto inet.Proto, port uint16, at time.Time) listener.Frame {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
-	var ip gopacket.NetworkLayer
-	var ipl gopacket.SerializableLayer
-	ipProto := layers.IPProtocolTCP
-	if proto == totpseq.UDP {
-		ipProto = layers.IPProtocolUDP
+	dst := server
+	if !src.Is4() {
+		dst = netip.MustParseAddr("2001:db8::1")
 	}
-	if src.Is4() {
-		eth.EthernetType = layers.EthernetTypeIPv4
-		l := &layers.IPv4{Version: 4, TTL: 64, Protocol: ipProto, SrcIP: src.AsSlice(), DstIP: server.AsSlice()}
-		ip, ipl = l, l
-	} else {
-		eth.EthernetType = layers.EthernetTypeIPv6
-		l := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: ipProto, SrcIP: src.AsSlice(), DstIP: netip.MustParseAddr("2001:db8::1").AsSlice()}
-		ip, ipl = l, l
-	}
-	var l4 gopacket.SerializableLayer
-	if proto == totpseq.UDP {
-		u := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(port)}
-		u.SetNetworkLayerForChecksum(ip)
-		l4 = u
-	} else {
-		tc := &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(port), SYN: true, Window: 1024, Seq: 1}
-		tc.SetNetworkLayerForChecksum(ip)
-		l4 = tc
-	}
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ipl, l4); err != nil {
-		t.Fatal(err)
-	}
-	return listener.Frame{Data: slices.Clone(buf.Bytes()), Time: at, Link: listener.LinkEthernet, Ifindex: 2}
+	f := listenertest.Packet{Src: src.String(), Dst: dst.String(), Proto: proto, SYN: proto == inet.TCP, DstPort: port}.Frame(t)
+	f.Time, f.Ifindex = at, 2
+	return f
 }
 
 // waitAllow waits for the n-th allow line of the fake firewall.
@@ -435,10 +413,7 @@ func (h *harness) nextWindow() {
 // awayFromBoundary waits until the current window of period seconds has
 // at least room left, so a test's knocks fall in one window.
 func awayFromBoundary(period int, room time.Duration) {
-	p := time.Duration(period) * time.Second
-	if left := p - time.Duration(time.Now().UnixNano()%int64(p)); left < room {
-		time.Sleep(left + 50*time.Millisecond)
-	}
+	testkit.AwayFromBoundary(period, room, 50*time.Millisecond)
 }
 
 func event(ev string) func(map[string]any) bool {
@@ -745,25 +720,25 @@ func TestDaemonStartErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		change func(*deps, *fakeNet, *fakeFirewall)
+		change func(*deps, *capturetest.Net, *fakeFirewall)
 		want   string
 		fwUsed bool
 	}{
-		{"missing interface", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
+		{"missing interface", func(d *deps, _ *capturetest.Net, _ *fakeFirewall) {
 			d.checkInterfaces = (*config.Config).CheckInterfaces
 		}, `interface "eth1" does not exist`, false},
-		{"capture fails", func(_ *deps, n *fakeNet, _ *fakeFirewall) { n.setMissing("eth1", true) }, "capture on interface eth1", false},
-		{"metrics port taken", func(d *deps, _ *fakeNet, _ *fakeFirewall) {
+		{"capture fails", func(_ *deps, n *capturetest.Net, _ *fakeFirewall) { n.SetMissing("eth1", true) }, "capture on interface eth1", false},
+		{"metrics port taken", func(d *deps, _ *capturetest.Net, _ *fakeFirewall) {
 			d.listen = func(string, string) (net.Listener, error) { return nil, errors.New("address already in use") }
 		}, "metrics: address already in use", false},
-		{"firewall fails", func(_ *deps, _ *fakeNet, fw *fakeFirewall) {
+		{"firewall fails", func(_ *deps, _ *capturetest.Net, fw *fakeFirewall) {
 			fw.failApply = errors.New("nft: permission denied")
 		}, "permission denied", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, fw := newFakeNet(), newFakeFirewall()
-			d := deps{openCapture: n.openWith, openFirewall: fw.open, checkInterfaces: func(*config.Config) error { return nil },
+			n, fw := capturetest.NewNet(), newFakeFirewall()
+			d := deps{openCapture: n.OpenWith, openFirewall: fw.open, checkInterfaces: func(*config.Config) error { return nil },
 				listen: func(string, string) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }, now: time.Now, hup: make(chan os.Signal)}
 			if tt.name == "missing interface" {
 				// eth0 exists nowhere here either; only eth1 is named below.
@@ -784,9 +759,9 @@ func TestDaemonStartErrors(t *testing.T) {
 			if used := len(fw.all()) > 0; used != tt.fwUsed {
 				t.Errorf("firewall calls: %q", fw.all())
 			}
-			for _, c := range n.opened {
-				if !c.closed() {
-					t.Errorf("capture on %q left open", c.iface)
+			for _, c := range n.Opened {
+				if !c.Closed() {
+					t.Errorf("capture on %q left open", c.Iface)
 				}
 			}
 		})

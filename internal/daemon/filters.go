@@ -5,7 +5,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture"
 )
 
 // filters are the parts in front of the tracker that follow what it
@@ -16,9 +18,9 @@ import (
 // (Config.Anchors), ranges at start and after a reload.
 type filters struct {
 	log  zerolog.Logger
-	pf   *listener.Prefilter // nil: the captures have the classic filter
+	pf   *capture.Prefilter // nil: the captures have the classic filter
 	dec  *listener.Decoder
-	feed *feed
+	feed *capture.Group
 }
 
 // anchors hands the anchors of a new anchor table to the prefilter: the
@@ -37,7 +39,7 @@ func (f *filters) anchors(a listener.AnchorPorts) {
 // prefilter holds sources for seq_timeout, the decoder and the captures
 // take the new ranges. What the kernel refuses is logged; the reload
 // stands.
-func (f *filters) follow(seqTimeout time.Duration, ranges []listener.PortRange) {
+func (f *filters) follow(seqTimeout time.Duration, ranges []inet.Range) {
 	if f.pf != nil {
 		// Sources are held for at least the longest sequence. A shorter
 		// hold takes effect at the next generation; until then sources are

@@ -1,30 +1,16 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"sync"
+
+	"github.com/tknock/tknock/internal/testkit"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent use: a logger's
-// destination that a test reads while the daemon writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a logger's destination that a test reads while the
+// daemon writes.
+type syncBuffer = testkit.SyncBuffer
 
 // pipeListener is a net.Listener of in-memory connections (net.Pipe): the
 // metrics endpoint served inside a synctest bubble, where a real socket

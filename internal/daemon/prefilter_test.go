@@ -16,7 +16,7 @@ import (
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/internal/nstest"
-	"github.com/tknock/tknock/listener"
+	"github.com/tknock/tknock/listener/capture"
 )
 
 // TestOpenPrefilter checks the three settings of prefilter against a
@@ -40,7 +40,7 @@ func TestOpenPrefilter(t *testing.T) {
 			var logBuf bytes.Buffer
 			tried := false
 			var hold time.Duration
-			dp := deps{openPrefilter: func(h time.Duration) (*listener.Prefilter, error) {
+			dp := deps{openPrefilter: func(h time.Duration) (*capture.Prefilter, error) {
 				tried, hold = true, h
 				return nil, refused
 			}}
@@ -104,10 +104,10 @@ func testDaemonPrefilterReload(t *testing.T) {
 	nstest.RequireRoot(t)
 	c0 := configtest.New(t, "")
 	alice := configtest.Enrollment(t, c0, "alice", "ssh")
-	var pf *listener.Prefilter
+	var pf *capture.Prefilter
 	h := startHarnessDeps(t, "", func(dp *deps) {
-		dp.openPrefilter = func(hold time.Duration) (*listener.Prefilter, error) {
-			p, err := listener.NewPrefilter(hold)
+		dp.openPrefilter = func(hold time.Duration) (*capture.Prefilter, error) {
+			p, err := capture.NewPrefilter(hold)
 			pf = p
 			return p, err
 		}
@@ -115,9 +115,7 @@ func testDaemonPrefilterReload(t *testing.T) {
 	if pf == nil {
 		t.Fatal("the daemon did not open the prefilter")
 	}
-	h.net.mu.Lock()
-	given := h.net.pf
-	h.net.mu.Unlock()
+	given := h.net.Prefilter()
 	if given != pf {
 		t.Errorf("the capture was opened with prefilter %p, want the daemon's %p", given, pf)
 	}

@@ -8,18 +8,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/totpseq"
 )
 
 func enrollment(t *testing.T) *totpseq.Enrollment {
 	t.Helper()
-	p := totpseq.Defaults()
-	p.Realm = "ssh.example.com"
-	e, err := totpseq.NewEnrollment("alice", "ssh.example.com", p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return testkit.Enrollment(t, "alice", "ssh.example.com", func(p *totpseq.Params) { p.Realm = "ssh.example.com" })
 }
 
 func TestWriteRead(t *testing.T) {

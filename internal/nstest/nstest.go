@@ -10,18 +10,14 @@
 package nstest
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/tknock/tknock/internal/netns"
 )
 
 // RequireRoot skips t unless the process is root. With CI=true it fails
@@ -50,10 +46,10 @@ func RequireTool(t testing.TB, name string) {
 	t.Skipf("skipping: %q is not installed", name)
 }
 
-// NS is a named network namespace, as `ip netns add` makes it.
+// NS is a network namespace a test created (see New), with the helpers
+// of netns.NS (Command, Run, Do) and test helpers that fail the test.
 type NS struct {
-	Name string // name under /run/netns
-	Path string // /run/netns/Name
+	netns.NS
 }
 
 // New creates a fresh namespace with its loopback up and registers its
@@ -67,7 +63,7 @@ func New(t testing.TB) *NS {
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
-	n := &NS{Name: "tk" + hex.EncodeToString(b[:])}
+	n := &NS{netns.NS{Name: "tk" + hex.EncodeToString(b[:])}}
 	n.Path = filepath.Join("/run/netns", n.Name)
 	if out, err := exec.Command("ip", "netns", "add", n.Name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", n.Name, err, out)
@@ -93,21 +89,6 @@ func (n *NS) Fd(t testing.TB) int {
 	return int(f.Fd())
 }
 
-// Command returns a command that runs name inside the namespace
-// (through `ip netns exec`).
-func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
-}
-
-// Run runs a command inside the namespace and returns its combined output.
-func (n *NS) Run(name string, args ...string) (string, error) {
-	out, err := n.Command(context.Background(), name, args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s in netns %s: %w: %s", name, strings.Join(args, " "), n.Name, err, out)
-	}
-	return string(out), nil
-}
-
 // MustRun is Run that fails the test on error.
 func (n *NS) MustRun(t testing.TB, name string, args ...string) string {
 	t.Helper()
@@ -116,34 +97,6 @@ func (n *NS) MustRun(t testing.TB, name string, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// Do runs f on a fresh OS thread that has entered the namespace, and waits
-// for it. The thread is never unlocked, so the Go runtime discards it when f
-// returns instead of reusing a thread that sits in another namespace.
-// Sockets that f opens stay in the namespace after f returns.
-func (n *NS) Do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Not unlocked on purpose: see the doc comment.
-		fd, err := unix.Open(n.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("open netns %s: %w", n.Name, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
 }
 
 // Link joins two namespaces with a veth pair, assigns the given addresses

@@ -26,8 +26,9 @@ import (
 
 	"github.com/google/gopacket/afpacket"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener"
-	"github.com/tknock/tknock/totpseq"
+	"github.com/tknock/tknock/listener/capture"
 )
 
 func main() {
@@ -50,8 +51,8 @@ func run(iface, tcp string) error {
 	if !ok || err1 != nil || err2 != nil {
 		return fmt.Errorf("-tcp %q: want LO-HI, two ports", tcp)
 	}
-	ranges := []listener.PortRange{{Proto: totpseq.TCP, Lo: uint16(l), Hi: uint16(h)}}
-	prog, err := listener.Filter(ranges, listener.LinkEthernet)
+	ranges := []inet.Range{{Proto: inet.TCP, Lo: uint16(l), Hi: uint16(h)}}
+	prog, err := capture.Filter(ranges, listener.LinkEthernet)
 	if err != nil {
 		return err
 	}
@@ -59,9 +60,9 @@ func run(iface, tcp string) error {
 		afpacket.OptInterface(iface),
 		afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
 		afpacket.OptFrameSize(2048),
-		afpacket.OptBlockSize(listener.DefaultBlockSize),
-		afpacket.OptNumBlocks(listener.DefaultNumBlocks),
-		afpacket.OptBlockTimeout(listener.DefaultBlockTimeout),
+		afpacket.OptBlockSize(capture.DefaultBlockSize),
+		afpacket.OptNumBlocks(capture.DefaultNumBlocks),
+		afpacket.OptBlockTimeout(capture.DefaultBlockTimeout),
 		afpacket.OptPollTimeout(50*time.Millisecond),
 	)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -94,7 +95,7 @@ func TestFloodOnTheWire(t *testing.T) {
 	}
 	const n = 200
 	fl, err := startFlood(context.Background(), floodSpec{NS: an, Ifname: aIf, Dir: t.TempDir(), Count: n, Limit: 10 * time.Second,
-		Packets: []FloodPacket{{DstMAC: mac, Dst: netip.MustParseAddr("192.0.2.1"), Proto: totpseq.TCP,
+		Packets: []FloodPacket{{DstMAC: mac, Dst: netip.MustParseAddr("192.0.2.1"), Proto: inet.TCP,
 			Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16, Ports: knockRange}}})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestFloodOnTheWire(t *testing.T) {
 	anchors := []uint16{12345, 23456}
 	var pkts []FloodPacket
 	for j, port := range anchors {
-		pkts = append(pkts, FloodPacket{DstMAC: mac, Dst: netip.MustParseAddr("2001:db8:1::1"), Proto: totpseq.TCP,
+		pkts = append(pkts, FloodPacket{DstMAC: mac, Dst: netip.MustParseAddr("2001:db8:1::1"), Proto: inet.TCP,
 			Src: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xf0, byte(j), 0, 7}), CountSrc: true,
 			Ports: totpseq.Range{Lo: port, Hi: port}})
 	}

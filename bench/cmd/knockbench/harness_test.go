@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -250,9 +251,9 @@ func TestFormats(t *testing.T) {
 func TestTrafgenConfig(t *testing.T) {
 	mac, _ := net.ParseMAC("02:00:00:00:00:01")
 	got, err := TrafgenConfig([]FloodPacket{
-		{DstMAC: mac, Dst: netip.MustParseAddr("198.51.100.1"), Proto: totpseq.TCP,
+		{DstMAC: mac, Dst: netip.MustParseAddr("198.51.100.1"), Proto: inet.TCP,
 			Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16, Ports: totpseq.Range{Lo: 10000, Hi: 32767}},
-		{DstMAC: mac, Dst: netip.MustParseAddr("2001:db8:2::1"), Proto: totpseq.UDP,
+		{DstMAC: mac, Dst: netip.MustParseAddr("2001:db8:2::1"), Proto: inet.UDP,
 			Src: netip.MustParseAddr("2001:db8:f000:1::"), CountSrc: true, Ports: totpseq.Range{Lo: 12345, Hi: 12345}},
 	})
 	if err != nil {
@@ -278,7 +279,7 @@ func TestTrafgenConfig(t *testing.T) {
 func TestTrafgenConfigErrors(t *testing.T) {
 	mac, _ := net.ParseMAC("02:00:00:00:00:01")
 	ok := FloodPacket{DstMAC: mac, Dst: netip.MustParseAddr("192.0.2.1"), Src: netip.MustParseAddr("198.18.0.0"),
-		Proto: totpseq.TCP, Ports: totpseq.Range{Lo: 1000, Hi: 2000}}
+		Proto: inet.TCP, Ports: totpseq.Range{Lo: 1000, Hi: 2000}}
 	for _, c := range []struct {
 		name   string
 		change func(*FloodPacket)

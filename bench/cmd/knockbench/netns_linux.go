@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/tknock/tknock/internal/nstest"
+	nsexec "github.com/tknock/tknock/internal/netns"
 )
 
 // netns is a named network namespace that the harness created (as
@@ -76,7 +76,7 @@ func (n *netns) run(name string, args ...string) (string, error) {
 // reusing a thread that sits in another namespace. Sockets f opens stay in
 // the namespace.
 func (n *netns) do(f func() error) error {
-	return (&nstest.NS{Name: n.Name, Path: n.Path}).Do(f)
+	return (&nsexec.NS{Name: n.Name, Path: n.Path}).Do(f)
 }
 
 // dialer returns a DialContext function that opens TCP connections from

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -270,7 +271,7 @@ func (r floodResult) processedRatio() float64 {
 // knock range, at the server's address on the flooder's link.
 func (s *sys) randomFlood() []FloodPacket {
 	return []FloodPacket{{
-		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: totpseq.TCP,
+		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: inet.TCP,
 		Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16,
 		Ports: s.user.Range,
 	}}
@@ -280,7 +281,7 @@ func (s *sys) randomFlood() []FloodPacket {
 // 198.18.0.0/16 to random ports, 1 to 65535, of the server.
 func (s *sys) randomPortFlood() []FloodPacket {
 	return []FloodPacket{{
-		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: totpseq.TCP,
+		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: inet.TCP,
 		Src: netip.MustParseAddr("198.18.0.0"), RandomSrcBits: 16,
 		Ports: totpseq.Range{Lo: 1, Hi: 65535},
 	}}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -16,8 +17,8 @@ import (
 // run-time counters.
 type FloodPacket struct {
 	DstMAC net.HardwareAddr
-	Dst    netip.Addr    // the server's address; its family decides IPv4 or IPv6
-	Proto  totpseq.Proto // TCP (a SYN) or UDP
+	Dst    netip.Addr // the server's address; its family decides IPv4 or IPv6
+	Proto  inet.Proto // TCP (a SYN) or UDP
 	// Src is the source address. With RandomSrcBits > 0, that many of its
 	// low bits are random in every packet (at most 32, whole bytes are
 	// randomised, so it must be a multiple of 8). With CountSrc, the low 32
@@ -43,7 +44,7 @@ func (p FloodPacket) Validate() error {
 	} else if p.Dst.Is4() != p.Src.Is4() {
 		errs = append(errs, fmt.Errorf("source %v and destination %v: different families", p.Src, p.Dst))
 	}
-	if p.Proto != totpseq.TCP && p.Proto != totpseq.UDP {
+	if p.Proto != inet.TCP && p.Proto != inet.UDP {
 		errs = append(errs, fmt.Errorf("protocol %d: want tcp or udp", p.Proto))
 	}
 	if p.Ports.Lo == 0 || p.Ports.Lo > p.Ports.Hi {
@@ -102,7 +103,7 @@ func TrafgenConfig(pkts []FloodPacket) (string, error) {
 		if p.Ports.Hi > p.Ports.Lo {
 			dp = fmt.Sprintf("dp=drnd(%d, %d)", p.Ports.Lo, p.Ports.Hi)
 		}
-		if p.Proto == totpseq.TCP {
+		if p.Proto == inet.TCP {
 			fmt.Fprintf(&b, "  tcp(sp=drnd(1024, 65535), %s, seq=drnd(), syn, win=64240)\n", dp)
 		} else {
 			fmt.Fprintf(&b, "  udp(sp=drnd(1024, 65535), %s),\n  \"knock\"\n", dp)

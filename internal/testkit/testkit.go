@@ -1,0 +1,72 @@
+// Package testkit holds the helpers that tests of several packages share,
+// so each exists once. It is imported by tests only, never by a binary.
+package testkit
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tknock/tknock/totpseq"
+)
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a logger's
+// destination that a test reads while the code under test writes. The
+// zero value is an empty buffer.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// AwayFromBoundary waits, when needed, so that the current window of the
+// given period (seconds) has at least room left and began at least settle
+// ago: steps of a test that must happen inside one window then do. It
+// returns the time it waited until. It reads the real clock: for tests
+// that run real daemons; code under testing/synctest does not need it.
+func AwayFromBoundary(period int, room, settle time.Duration) time.Time {
+	p := time.Duration(period) * time.Second
+	into := time.Duration(time.Now().UnixNano() % int64(p))
+	switch {
+	case into < settle:
+		time.Sleep(settle - into)
+	case p-into < room:
+		time.Sleep(p - into + settle)
+	}
+	return time.Now()
+}
+
+// Secret is the shared secret of the enrollments Enrollment builds.
+const Secret = "0123456789abcdef0123456789abcdef"
+
+// Enrollment returns a valid enrollment of name at host: totpseq.Defaults
+// with Secret and the realm "realm.example.org", then changed by edit (if
+// not nil). It fails the test if the result is not valid.
+func Enrollment(t testing.TB, name, host string, edit func(*totpseq.Params)) *totpseq.Enrollment {
+	t.Helper()
+	p := totpseq.Defaults()
+	p.Secret = []byte(Secret)
+	p.Realm = "realm.example.org"
+	if edit != nil {
+		edit(&p)
+	}
+	e := &totpseq.Enrollment{Name: name, Host: host, Params: p}
+	if err := e.Validate(); err != nil {
+		t.Fatalf("test enrollment %s: %v", name, err)
+	}
+	return e
+}
