@@ -33,6 +33,8 @@ type Table struct {
 	set6     *nftables.Set // nil: no IPv6 grants
 	verified bool          // external mode: the sets were checked by Ensure
 	closed   bool
+	nl       *nlSocket     // conn's socket, for deadlines
+	timeout  time.Duration // of each operation on conn (WithTimeout)
 }
 
 // Open validates cfg and connects to nftables in the caller's network
@@ -41,7 +43,7 @@ type Table struct {
 // here, in plain words (ErrPermission, ErrNotSupported). Open changes
 // nothing: call Ensure. Close the Table when done.
 func Open(cfg Config, opts ...Option) (*Table, error) {
-	o := options{log: zerolog.Nop()}
+	o := options{log: zerolog.Nop(), timeout: DefaultTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -49,7 +51,8 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: config: %w", err)
 	}
-	copts := []nftables.ConnOption{nftables.AsLasting()}
+	nl := new(nlSocket)
+	copts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(nl.record)}
 	if o.netnsFd != 0 {
 		copts = append(copts, nftables.WithNetNSFd(o.netnsFd))
 	}
@@ -60,7 +63,7 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: open netlink socket: %w", probeError(err))
 	}
-	t := &Table{log: o.log, conn: conn, connOpts: copts}
+	t := &Table{log: o.log, conn: conn, connOpts: copts, nl: nl, timeout: o.timeout}
 	t.setConfig(n)
 	if _, err := conn.ListTablesOfFamily(t.table.Family); err != nil {
 		conn.CloseLasting()
@@ -113,7 +116,7 @@ func familyName(f nftables.TableFamily) string {
 	return "inet"
 }
 
-var errClosed = errors.New("table handle is closed")
+var errClosed = ErrClosed
 
 // Ensure makes the kernel state match the configuration.
 //
@@ -132,7 +135,8 @@ func (t *Table) Ensure() error {
 	if t.closed {
 		return fmt.Errorf("nft: ensure: %w", errClosed)
 	}
-	return t.ensureLocked()
+	t.arm()
+	return t.settle(t.ensureLocked())
 }
 
 // Update replaces the configuration, as on a daemon reload, and applies it
@@ -156,7 +160,8 @@ func (t *Table) Update(cfg Config) error {
 		return errors.New("nft: update: the table name or the external sets changed: restart the daemon for that")
 	}
 	t.setConfig(n)
-	if err := t.ensureLocked(); err != nil {
+	t.arm()
+	if err := t.settle(t.ensureLocked()); err != nil {
 		t.setConfig(old)
 		return err
 	}
@@ -382,7 +387,7 @@ func (t *Table) discard(cause error) error {
 	conn, err := nftables.New(t.connOpts...)
 	if err != nil {
 		t.closed = true
-		return errors.Join(cause, fmt.Errorf("reopen netlink socket: %w", classify(err)))
+		return errors.Join(cause, fmt.Errorf("reopen netlink socket: %w: %w", ErrClosed, classify(err)))
 	}
 	t.conn = conn
 	return cause
@@ -431,7 +436,8 @@ func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.allowLocked(src, svc.Endpoints, ttl); err != nil {
+	t.arm()
+	if err := t.settle(t.allowLocked(src, svc.Endpoints, ttl)); err != nil {
 		return fmt.Errorf("nft: allow %v %s: %w", src, endpointList(svc.Endpoints), err)
 	}
 	t.log.Debug().Str("src", src.String()).Str("service", svc.Name).Dur("ttl", ttl).Msg("access granted")
@@ -485,6 +491,7 @@ func (t *Table) Grants() ([]Grant, error) {
 	if t.closed {
 		return nil, fmt.Errorf("nft: grants: %w", errClosed)
 	}
+	t.arm()
 	if t.cfg.External == nil {
 		ok, err := t.exists()
 		if err != nil {
@@ -495,7 +502,7 @@ func (t *Table) Grants() ([]Grant, error) {
 		}
 	}
 	g, err := t.readGrants()
-	if err != nil {
+	if err = t.settle(err); err != nil {
 		return nil, fmt.Errorf("nft: grants: %s: %w", t.describe(), err)
 	}
 	return g, nil
@@ -517,7 +524,8 @@ func (t *Table) Teardown() error {
 	if t.cfg.External != nil {
 		return nil
 	}
-	if err := t.teardownLocked(); err != nil {
+	t.arm()
+	if err := t.settle(t.teardownLocked()); err != nil {
 		return fmt.Errorf("nft: teardown %s: %w", t.describe(), err)
 	}
 	t.log.Info().Str("table", t.cfg.Table).Msg("table removed")
