@@ -396,7 +396,7 @@ func (d *daemon) allow(g grant) error {
 type generation struct {
 	cfg     *config.Config
 	users   []*totpseq.Enrollment
-	fw      *nft.Config       // nil: the firewall stays as it is
+	fw      *nft.Config      // nil: the firewall stays as it is
 	tracker *listener.Staged // the tracker's state for cfg and users
 }
 

@@ -37,7 +37,7 @@ type fakeFirewall struct {
 	failAllow error
 	failEnsue error
 	failUpd   error
-	notify    chan struct{} // closed and replaced at each line
+	notify    chan struct{}   // closed and replaced at each line
 	hold      chan netip.Addr // not nil: Allow sends its source there, then waits for release to close
 	release   chan struct{}
 }

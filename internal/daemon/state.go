@@ -142,4 +142,3 @@ func errorLines(errs ...error) []string {
 	}
 	return out
 }
-
