@@ -5,7 +5,7 @@
 //	tknockd run --config /etc/tknock/tknockd.toml
 //	tknockd check-config --config FILE
 //	tknockd enroll NAME [--service ssh] [--png FILE]
-//	tknockd users | revoke NAME | status
+//	tknockd users | revoke NAME | status | reload
 //
 // The configuration file is documented in deploy/tknockd.toml.
 package main
@@ -44,6 +44,7 @@ type cli struct {
 	Users       usersCmd       `cmd:"" help:"List the enrolled users and their services (never the secrets)."`
 	Revoke      revokeCmd      `cmd:"" help:"Remove a user's enrollment file."`
 	Status      statusCmd      `cmd:"" help:"Show the live grants, read from the kernel (needs CAP_NET_ADMIN)."`
+	Reload      reloadCmd      `cmd:"" help:"Make the running daemon reload, wait for the result, and fail if the reload did (the unit's ExecReload)."`
 }
 
 // env is what every command's Run gets: the context and the output

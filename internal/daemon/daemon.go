@@ -264,7 +264,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	if bad != nil {
 		applied += ", without the rejected users files"
 	}
-	d.finish("start", &State{OK: bad == nil, Applied: applied, Users: len(users), Errors: errorLines(bad)})
+	d.finish("start", &State{OK: bad == nil, Applied: applied, Users: len(users), Errors: Problems(bad)})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -423,7 +423,7 @@ func (d *daemon) reload() error {
 	d.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
 	st, err := d.reloadOnce()
 	if err != nil {
-		d.finish("reload", &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: errorLines(err)})
+		d.finish("reload", &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: Problems(err)})
 		return err
 	}
 	if st.OK {
@@ -446,7 +446,7 @@ func (d *daemon) reloadOnce() (*State, error) {
 	if errors.Is(bad, config.ErrUsersDir) {
 		d.log.Error().Err(errors.Join(cfgErr, bad)).Str("event", "reload_failed").Str("applied", "nothing").
 			Msg("reload failed; running on the configuration loaded before")
-		return &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: errorLines(cfgErr, bad)}, nil
+		return &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: Problems(cfgErr, bad)}, nil
 	}
 	d.logRejectedUsers(bad)
 	next, err := d.prepare(old, c, cfgErr == nil, users)
@@ -467,7 +467,7 @@ func (d *daemon) reloadOnce() (*State, error) {
 		if next == nil {
 			d.log.Error().Err(errors.Join(cfgErr, bad, err)).Str("event", "reload_failed").Str("applied", "nothing").
 				Msg("reload failed; running on the configuration loaded before")
-			return &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: errorLines(cfgErr, bad, err)}, nil
+			return &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: Problems(cfgErr, bad, err)}, nil
 		}
 	}
 	if bad != nil {
@@ -482,7 +482,7 @@ func (d *daemon) reloadOnce() (*State, error) {
 		d.log.Info().Str("event", "reload").Int("users", len(next.users)).Strs("services", next.cfg.ServiceNames()).
 			Msg("configuration reloaded")
 	}
-	return &State{OK: problems == nil, Applied: applied, Users: len(next.users), Errors: errorLines(problems)}, nil
+	return &State{OK: problems == nil, Applied: applied, Users: len(next.users), Errors: Problems(problems)}, nil
 }
 
 // revocations is the fallback of a reload that could not be applied
@@ -510,7 +510,7 @@ func (d *daemon) revocations(users []*totpseq.Enrollment, cause error) (*generat
 
 // logRejectedUsers logs each users file that was left out.
 func (d *daemon) logRejectedUsers(bad error) {
-	for _, e := range errorLines(bad) {
+	for _, e := range Problems(bad) {
 		d.log.Error().Str("event", "user_rejected").Str("error", e).
 			Msg("users file rejected: that user cannot knock until it is fixed; the others are loaded")
 	}

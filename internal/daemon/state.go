@@ -127,15 +127,16 @@ func writeState(dir string, c *config.Config, s *State) error {
 	return err
 }
 
-// errorLines splits a joined error into its problems.
-func errorLines(errs ...error) []string {
+// Problems splits a joined error into its problems, one string each
+// (nil: none).
+func Problems(errs ...error) []string {
 	var out []string
 	for _, err := range errs {
 		if err == nil {
 			continue
 		}
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			out = append(out, errorLines(j.Unwrap()...)...)
+			out = append(out, Problems(j.Unwrap()...)...)
 			continue
 		}
 		out = append(out, err.Error())
