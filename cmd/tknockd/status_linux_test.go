@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"os"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
