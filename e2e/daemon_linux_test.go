@@ -262,6 +262,7 @@ func (e *env) spawnDaemon(configPath string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{e: e, config: configPath, notify: make(chan struct{}), done: make(chan struct{})}
 	d.cmd = e.server.Command(context.Background(), tknockdBin(e.t), append([]string{"run", "--config", configPath}, args...)...)
+	d.cmd.Env = append(d.cmd.Environ(), e.runtimeDir())
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -459,6 +460,13 @@ func isReject(reason string) func(logLine) bool {
 	return func(l logLine) bool { return l.event() == "reject" && l.str("reason") == reason }
 }
 
+// runtimeDir is the environment variable that puts the daemon's state
+// file into the test's scratch directory rather than /run/tknockd, as
+// systemd's RuntimeDirectory= does.
+func (e *env) runtimeDir() string {
+	return "RUNTIME_DIRECTORY=" + filepath.Join(e.dir, "run")
+}
+
 // tknockd runs a tknockd command other than run (check-config, status,
 // enroll...) inside the server namespace and returns its output and exit
 // code.
@@ -467,6 +475,7 @@ func (e *env) tknockd(args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := e.server.Command(ctx, tknockdBin(e.t), args...)
+	cmd.Env = append(cmd.Environ(), e.runtimeDir())
 	var o, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &se
 	err := cmd.Run()

@@ -12,7 +12,7 @@ var (
 	ErrNotSupported = errors.New("the kernel has no nftables support (nf_tables module not loaded?)")
 	// ErrMissing: the table or a set is gone, for instance after
 	// `nft flush ruleset`; in own-table mode, Ensure builds it again.
-	ErrMissing = errors.New("table or set missing (ruleset flushed? Ensure recreates our table)")
+	ErrMissing = errors.New("table or set missing (ruleset flushed?)")
 	// ErrClosed: the Table is closed, or its netlink socket failed and could
 	// not be reopened; every later call fails too. Open a new Table (the
 	// daemon exits so that its service manager restarts it).

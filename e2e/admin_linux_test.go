@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/totpseq"
+)
+
+// TestOneDaemonPerTable starts two real daemons on the same configuration
+// in one network namespace: the second refuses to start, naming the
+// first by its pid, and the first runs on and opens; after the first
+// stops, a daemon starts again.
+func TestOneDaemonPerTable(t *testing.T) {
+	t.Parallel()
+	nstest.RequireTool(t, "nft")
+	e := newEnv(t, v4)
+	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	cfg := e.writeConfig(config{DropKnocks: ptr(true)})
+	d1 := e.startDaemon(cfg)
+
+	d2 := e.spawnDaemon(cfg)
+	select {
+	case <-d2.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a second daemon on the same table still runs after 10 s")
+	}
+	want := fmt.Sprintf("another tknockd (pid %d) already runs table inet tknock in this network namespace: stop it first", d1.cmd.Process.Pid)
+	if d2.waitErr == nil || !strings.Contains(d2.text(), want) {
+		t.Errorf("second daemon: exit %v, log:\n%s\nwant an error naming %q", d2.waitErr, d2.text(), want)
+	}
+	if !d1.alive() {
+		t.Fatalf("the first daemon stopped")
+	}
+	m := d1.mark()
+	e.knock(alice, "ssh")
+	if _, err := d1.waitFrom(m, 5*time.Second, "an opening by the first daemon", isOpen("alice", "ssh")); err != nil {
+		t.Fatal(err)
+	}
+	d1.stop()
+	e.startDaemon(cfg)
+}
+
+// TestBadUsersFile: a bad users file beside good ones. A revocation made
+// at the same time applies at the reload, which `tknockd reload` (the
+// unit's ExecReload) reports as failed, naming the file, as check-config
+// and status do; the daemon restarts with the bad file still there, and
+// the good users get in.
+func TestBadUsersFile(t *testing.T) {
+	t.Parallel()
+	nstest.RequireTool(t, "nft")
+	e := newEnv(t, v4)
+	e.serve(sshPort)
+	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	bob := e.enroll("bob", params{Proto: totpseq.TCP})
+	cfg := e.writeConfig(config{DropKnocks: ptr(true)})
+	d := e.startDaemon(cfg)
+
+	mallory := filepath.Join(filepath.Dir(alice.serverFile), "mallory.uri")
+	if err := os.WriteFile(mallory, []byte("otpauth://totp/tknock:mallory?secret=NOTBASE32!&tknock=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := e.tknockd("revoke", "bob", "--config", cfg); code != 0 {
+		t.Fatalf("revoke bob: exit %d: %s%s", code, out, errOut)
+	}
+	out, errOut, code := e.tknockd("reload", "--config", cfg)
+	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "mallory.uri") {
+		t.Errorf("tknockd reload with a bad users file: exit %d, stdout:\n%s\nstderr:\n%s\nwant 1 and the file named", code, out, errOut)
+	}
+	m := d.mark()
+	e.knock(bob, "ssh")
+	e.knock(alice, "ssh")
+	if _, err := d.waitFrom(m, 5*time.Second, "an opening for alice", isOpen("alice", "ssh")); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.since(m, isOpen("bob", "ssh")); len(got) != 0 {
+		t.Errorf("bob, revoked, opens after a reload with a bad file beside: %s", got[0].raw)
+	}
+	for _, cmd := range []string{"check-config", "status"} {
+		out, errOut, code := e.tknockd(cmd, "--config", cfg)
+		if code != 0 || !strings.Contains(out, "daemon: last reload of tknockd") || !strings.Contains(out, "mallory.uri") {
+			t.Errorf("tknockd %s: exit %d, stdout:\n%s\nstderr:\n%s\nwant the failed reload, naming mallory.uri", cmd, code, out, errOut)
+		}
+	}
+
+	// A restart with the bad file still there: the daemon starts, names
+	// the file, and alice gets in.
+	d.stop()
+	d = e.startDaemon(cfg)
+	if got := d.since(0, isEvent("user_rejected")); len(got) != 1 || !strings.Contains(got[0].raw, "mallory.uri") {
+		t.Errorf("start with a bad users file: user_rejected lines %v, want one naming mallory.uri", got)
+	}
+	m = d.mark()
+	e.knock(alice, "ssh")
+	if _, err := d.waitFrom(m, 5*time.Second, "an opening for alice after the restart", isOpen("alice", "ssh")); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConnect(e.client, sshPort)
+}
