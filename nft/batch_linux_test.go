@@ -265,7 +265,7 @@ func TestPlainErrors(t *testing.T) {
 		want  error
 		text  string
 	}{
-		{unix.ENOENT, ErrMissing, "nft: allow 192.0.2.7 tcp/22: table or set missing (ruleset flushed? Ensure recreates our table)"},
+		{unix.ENOENT, ErrMissing, "nft: allow 192.0.2.7 tcp/22: table or set missing (ruleset flushed?)"},
 		{unix.EOPNOTSUPP, ErrNotSupported, "nft: allow 192.0.2.7 tcp/22: the kernel's nftables lacks a feature this table needs (kernel too old?)"},
 		{unix.EPERM, ErrPermission, "nft: allow 192.0.2.7 tcp/22: permission denied: tknockd needs CAP_NET_ADMIN (run as root or grant the capability)"},
 		{unix.EINVAL, unix.EINVAL, "nft: allow 192.0.2.7 tcp/22: "},
