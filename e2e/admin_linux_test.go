@@ -102,3 +102,31 @@ func TestBadUsersFile(t *testing.T) {
 	}
 	e.mustConnect(e.client, sshPort)
 }
+
+// TestIdleMemory: the daemon as shipped (default capacities, the
+// prefilter, one user) stays within 24 MiB of resident memory when idle,
+// read from /proc/PID/status as an administrator would. The tracker's
+// state comes as sources come, up to its cap (knockbench's memory part
+// shows the peak under a flood).
+func TestIdleMemory(t *testing.T) {
+	t.Parallel()
+	nstest.RequireTool(t, "nft")
+	e := newEnv(t, v4)
+	e.enroll("alice", params{Proto: totpseq.TCP})
+	d := e.startDaemon(e.writeConfig(config{DropKnocks: ptr(true)}))
+	time.Sleep(2 * time.Second) // the start's garbage returned, the runtime settled
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rss int
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &rss)
+		}
+	}
+	t.Logf("idle tknockd: VmRSS %d kB", rss)
+	if rss == 0 || rss > 24<<10 {
+		t.Errorf("idle tknockd: VmRSS %d kB, want 1..%d kB", rss, 24<<10)
+	}
+}
