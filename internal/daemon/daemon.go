@@ -255,6 +255,10 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	}
 	d.lastReload.Store(dp.now().Unix())
 
+	// The start's garbage (parsing, netlink, loading the prefilter) goes
+	// back to the kernel now rather than at the scavenger's pace: an idle
+	// daemon's resident memory is what the administrator compares.
+	debug.FreeOSMemory()
 	ifaces := c.Interfaces
 	if c.AllInterfaces() {
 		ifaces = []string{"any"}
@@ -265,10 +269,6 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	if bad != nil {
 		applied += ", without the rejected users files"
 	}
-	// The start's garbage (parsing, netlink, loading the prefilter) goes
-	// back to the kernel now rather than at the scavenger's pace: an idle
-	// daemon's resident memory is what the administrator compares.
-	debug.FreeOSMemory()
 	d.finish("start", &State{OK: bad == nil, Applied: applied, Users: len(users), Errors: Problems(bad)})
 
 	ctx, cancel := context.WithCancel(ctx)
