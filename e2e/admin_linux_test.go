@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tknock/tknock/internal/nstest"
 	"github.com/tknock/tknock/totpseq"
@@ -128,5 +132,56 @@ func TestIdleMemory(t *testing.T) {
 	t.Logf("idle tknockd: VmRSS %d kB", rss)
 	if rss == 0 || rss > 24<<10 {
 		t.Errorf("idle tknockd: VmRSS %d kB, want 1..%d kB", rss, 24<<10)
+	}
+}
+
+// TestNotify runs the real daemon with a fake NOTIFY_SOCKET, a unixgram
+// socket the test reads, as systemd's Type=notify would: READY=1 when it
+// is ready; at a reload RELOADING=1 with MONOTONIC_USEC (CLOCK_MONOTONIC,
+// within this test's reading of it), then READY=1 with the result in
+// STATUS=, a failure named.
+func TestNotify(t *testing.T) {
+	t.Parallel()
+	nstest.RequireTool(t, "nft")
+	e := newEnv(t, v4)
+	alice := e.enroll("alice", params{Proto: totpseq.TCP})
+	cfg := e.writeConfig(config{DropKnocks: ptr(true)})
+	sock := filepath.Join(e.dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	next := func(what string) string {
+		t.Helper()
+		buf := make([]byte, 4096)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		return string(buf[:n])
+	}
+	e.daemonEnv = []string{"NOTIFY_SOCKET=" + sock}
+	d := e.startDaemon(cfg)
+	if got := next("READY=1"); got != "READY=1\nSTATUS=start ok" {
+		t.Errorf("at start: %q, want READY=1 and the status", got)
+	}
+
+	bad := filepath.Join(filepath.Dir(alice.serverFile), "mallory.uri")
+	os.WriteFile(bad, []byte("otpauth://totp/tknock:mallory?secret=NOTBASE32!&tknock=1\n"), 0o600)
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	before := ts.Nano() / 1000
+	d.signal(syscall.SIGHUP)
+	got := next("RELOADING=1")
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	after := ts.Nano() / 1000
+	var usec int64
+	if _, err := fmt.Sscanf(got, "RELOADING=1\nMONOTONIC_USEC=%d", &usec); err != nil || usec < before || usec > after {
+		t.Errorf("at a reload: %q, want RELOADING=1 and MONOTONIC_USEC in %d..%d", got, before, after)
+	}
+	if got := next("READY=1 after the reload"); !strings.HasPrefix(got, "READY=1\nSTATUS=reload failed: ") || !strings.Contains(got, "mallory.uri") {
+		t.Errorf("after a reload with a bad users file: %q, want READY=1 and a status naming mallory.uri", got)
 	}
 }

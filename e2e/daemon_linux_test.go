@@ -262,7 +262,7 @@ func (e *env) spawnDaemon(configPath string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{e: e, config: configPath, notify: make(chan struct{}), done: make(chan struct{})}
 	d.cmd = e.server.Command(context.Background(), tknockdBin(e.t), append([]string{"run", "--config", configPath}, args...)...)
-	d.cmd.Env = append(d.cmd.Environ(), e.runtimeDir())
+	d.cmd.Env = append(append(d.cmd.Environ(), e.runtimeDir()), e.daemonEnv...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

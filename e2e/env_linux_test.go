@@ -63,6 +63,8 @@ type env struct {
 	serverAddr, clientAddr, strangerAddr, spoofedAddr netip.Addr
 
 	secrets *[]string // base32 secrets of the test's users, shared with subtests: no log may show them
+
+	daemonEnv []string // more environment for the daemons spawnDaemon starts
 }
 
 // newEnv builds the namespaces and links of one test. The namespaces, and
