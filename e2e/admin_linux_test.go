@@ -99,6 +99,9 @@ func TestBadUsersFile(t *testing.T) {
 	if got := d.since(0, isEvent("user_rejected")); len(got) != 1 || !strings.Contains(got[0].raw, "mallory.uri") {
 		t.Errorf("start with a bad users file: user_rejected lines %v, want one naming mallory.uri", got)
 	}
+	if out, _, _ := e.tknockd("check-config", "--config", cfg); !strings.Contains(out, "started WITH ERRORS") || !strings.Contains(out, "mallory.uri") {
+		t.Errorf("check-config after a start with a bad users file:\n%s\nwant the start's errors, naming mallory.uri", out)
+	}
 	m = d.mark()
 	e.knock(alice, "ssh")
 	if _, err := d.waitFrom(m, 5*time.Second, "an opening for alice after the restart", isOpen("alice", "ssh")); err != nil {

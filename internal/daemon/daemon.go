@@ -535,8 +535,11 @@ func (d *daemon) finish(event string, st *State) {
 		}
 	}
 	status := event + " ok"
-	if !st.OK {
-		status = event + " failed: " + strings.Join(st.Errors, "; ")
+	switch {
+	case !st.OK && event == "reload":
+		status = "reload failed: " + strings.Join(st.Errors, "; ")
+	case !st.OK:
+		status = "started with errors: " + strings.Join(st.Errors, "; ")
 	}
 	d.notify("READY=1\nSTATUS=" + strings.ReplaceAll(status, "\n", " "))
 }

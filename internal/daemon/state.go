@@ -71,8 +71,11 @@ func (s *State) Summary() string {
 		what = "reload"
 	}
 	res := "ok"
-	if !s.OK {
+	switch {
+	case !s.OK && s.Event == "reload":
 		res = "FAILED"
+	case !s.OK:
+		res = "started WITH ERRORS"
 	}
 	fmt.Fprintf(&b, "last %s of tknockd (pid %d) at %s: %s: %s, %d users in force",
 		what, s.PID, s.Time.Format(time.DateTime), res, s.Applied, s.Users)
