@@ -282,6 +282,7 @@ func (e *env) spawnDaemon(configPath string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{e: e, config: configPath, notify: make(chan struct{}), done: make(chan struct{})}
 	d.cmd = e.serverTknockd(context.Background(), append([]string{"run", "--config", configPath}, args...)...)
+	d.cmd.Env = append(append(d.cmd.Environ(), e.runtimeDir()), e.daemonEnv...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -489,6 +490,13 @@ func (e *env) serverTknockd(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// runtimeDir is the environment variable that puts the daemon's state
+// file into the test's scratch directory rather than /run/tknockd, as
+// systemd's RuntimeDirectory= does.
+func (e *env) runtimeDir() string {
+	return "RUNTIME_DIRECTORY=" + filepath.Join(e.dir, "run")
+}
+
 // tknockd runs a tknockd command other than run (check-config, status,
 // enroll...) inside the server namespace and returns its output and exit
 // code.
@@ -498,6 +506,7 @@ func (e *env) tknockd(args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := e.serverTknockd(ctx, args...)
+	cmd.Env = append(cmd.Environ(), e.runtimeDir())
 	var o, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &se
 	err := cmd.Run()

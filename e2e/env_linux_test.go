@@ -66,6 +66,7 @@ type env struct {
 
 	sandbox      []string   // a command and its arguments that the server's tknockd runs under (the unit's sandbox); nil: none
 	sandboxFiles []*os.File // files the sandbox gets as descriptors 3 and up
+	daemonEnv    []string   // more environment for the daemons spawnDaemon starts
 }
 
 // newEnv builds the namespaces and links of one test. The namespaces, and

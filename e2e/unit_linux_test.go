@@ -76,7 +76,7 @@ var sandboxed = map[string]string{
 	"Group":                   "with User",
 	"ExecStartPre":            "tknockd check-config, run in the sandbox",
 	"ExecStart":               "tknockd run, run in the sandbox",
-	"ExecReload":              "SIGHUP to the daemon, then a reload line",
+	"ExecReload":              "tknockd reload's SIGHUP to the daemon, then a reload line (the command itself: TestReloadCommand, e2e TestNotify)",
 	"KillSignal":              "SIGTERM ends the daemon, with exit status 0 (the e2e's stop)",
 	"TimeoutStopSec":          "the e2e's stop waits 5 s for the exit, less than the unit's",
 	"AmbientCapabilities":     "setpriv --inh-caps and --ambient-caps; /proc/PID/status checked",
@@ -97,9 +97,9 @@ var sandboxed = map[string]string{
 	"SystemCallErrorNumber":   "unitexec seccomp: EPERM",
 	"UMask":                   "unitexec seccomp --umask",
 	"RestrictRealtime":        "with SystemCallFilter (sched_setscheduler is in ~@resources)",
-	"StateDirectory":          "unitexec mounts --writable: /var/lib/NAME, a fresh tmpfs owned by the user, the only writable place with RuntimeDirectory",
+	"StateDirectory":          "unitexec mounts --writable: a directory of the test's (for /var/lib/NAME), a fresh tmpfs owned by the user, named in $STATE_DIRECTORY",
 	"StateDirectoryMode":      "with StateDirectory",
-	"RuntimeDirectory":        "unitexec mounts --writable: /run/NAME, a fresh tmpfs owned by the user",
+	"RuntimeDirectory":        "unitexec mounts --writable: a directory of the test's (for /run/NAME), a fresh tmpfs owned by the user, named in $RUNTIME_DIRECTORY",
 	"RuntimeDirectoryMode":    "with RuntimeDirectory",
 }
 
@@ -154,7 +154,7 @@ func (s *sandbox) argv(tracer ...string) []string {
 // sandboxed and notSandboxed). It fails the test on a directive it does
 // not know or a value it cannot carry out, so a new promise of the unit
 // gets a check.
-func unitSandbox(t *testing.T, unit map[string][]string, uid, gid int) *sandbox {
+func unitSandbox(t *testing.T, unit map[string][]string, uid, gid int, dir string) *sandbox {
 	t.Helper()
 	one := func(k, want string) {
 		t.Helper()
@@ -173,24 +173,29 @@ func unitSandbox(t *testing.T, unit map[string][]string, uid, gid int) *sandbox 
 		}
 	}
 	// StateDirectory= and RuntimeDirectory=: the directories systemd makes
-	// for the service, owned by its user, writable in its read-only world.
-	var writable []string
-	for k, base := range map[string]string{"StateDirectory": "/var/lib", "RuntimeDirectory": "/run"} {
+	// for the service, owned by its user, writable in its read-only world,
+	// and named to it in $STATE_DIRECTORY and $RUNTIME_DIRECTORY. Here they
+	// are the test's own (under dir), so that nothing of the host is
+	// touched.
+	var writable, env []string
+	for _, k := range []string{"StateDirectory", "RuntimeDirectory"} {
 		mode := "0755"
 		if v := unit[k+"Mode"]; len(v) > 0 {
 			mode = v[len(v)-1]
 		}
+		var paths []string
 		for _, v := range unit[k] {
 			for name := range strings.FieldsSeq(v) {
-				dir := filepath.Join(base, name)
-				if _, err := os.Stat(dir); os.IsNotExist(err) {
-					if err := os.Mkdir(dir, 0o755); err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { os.Remove(dir) })
+				d := filepath.Join(dir, strings.ToLower(k), name)
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
 				}
-				writable = append(writable, "--writable", fmt.Sprintf("%s:%d:%d:%s", dir, uid, gid, mode))
+				writable = append(writable, "--writable", fmt.Sprintf("%s:%d:%d:%s", d, uid, gid, mode))
+				paths = append(paths, d)
 			}
+		}
+		if len(paths) > 0 {
+			env = append(env, strings.ToUpper(strings.TrimSuffix(k, "Directory"))+"_DIRECTORY="+strings.Join(paths, ":"))
 		}
 	}
 	one("ProtectSystem", "strict")
@@ -203,7 +208,9 @@ func unitSandbox(t *testing.T, unit map[string][]string, uid, gid int) *sandbox 
 	one("SystemCallArchitectures", "native")
 	one("SystemCallErrorNumber", "EPERM")
 	one("KillSignal", "SIGTERM")
-	one("ExecReload", "/bin/kill -HUP $MAINPID")
+	if v := unit["ExecReload"]; len(v) != 1 || !strings.Contains(v[0], "tknockd reload ") {
+		t.Fatalf("%s: ExecReload=%q; the test reloads as tknockd reload does (SIGHUP, then the result): extend it", unitPath, v)
+	}
 	for k, cmd := range map[string]string{"ExecStart": " run ", "ExecStartPre": " check-config "} {
 		if v := unit[k]; len(v) != 1 || !strings.Contains(v[0], cmd) {
 			t.Fatalf("%s: %s=%q; the test runs tknockd%s only: extend it", unitPath, k, v, cmd)
@@ -264,7 +271,7 @@ func unitSandbox(t *testing.T, unit map[string][]string, uid, gid int) *sandbox 
 			"--bounding-set", "-all,"+strings.Join(bounding, ","),
 			"--no-new-privs",
 		),
-		filter:   []string{ue, "seccomp", "--syscalls", strings.Join(nrs, ","), "--families", strings.Join(families, ","), "--umask", umask, "--"},
+		filter:   append([]string{ue, "seccomp", "--syscalls", strings.Join(nrs, ","), "--families", strings.Join(families, ","), "--umask", umask, "--", "env"}, env...),
 		caps:     ambMask,
 		syscalls: syscalls,
 		families: afNames,
@@ -425,7 +432,7 @@ func startInUnit(t *testing.T, e *env, tracer ...string) (*daemon, *user, *sandb
 	nstest.RequireTool(t, "setpriv")
 	unit := readUnit(t, unitPath)
 	uid, gid := sandboxUser(t)
-	sb := unitSandbox(t, unit, uid, gid)
+	sb := unitSandbox(t, unit, uid, gid, e.dir)
 	for _, k := range slices.Sorted(maps.Keys(unit)) {
 		if notSandboxed[k] != "" {
 			t.Logf("not carried out: %s: %s", k, notSandboxed[k])

@@ -42,8 +42,13 @@ const (
 	replayFull                     // full of live records: refuse
 )
 
+// replayHint is the room the record's map starts with: a map's memory is
+// written when it is made, and an idle daemon should not pay for
+// thousands of records it has not seen. It grows to capacity as needed.
+const replayHint = 64
+
 func newReplayRecord(capacity int) replayRecord {
-	return replayRecord{m: make(map[replayKey]int64, min(capacity, 1<<12)), capacity: capacity}
+	return replayRecord{m: make(map[replayKey]int64, min(capacity, replayHint)), capacity: capacity}
 }
 
 // add records k at Unix nanoseconds now unless it is there already or the

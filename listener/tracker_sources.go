@@ -356,11 +356,15 @@ func (s *anchorStore) sweep(now, gap int64) {
 // sourceTable holds the advanced sources. Owned by the goroutine that
 // calls Tracker.Knock.
 type sourceTable struct {
-	ents       []tracked
-	adv        []advSet // per entry
-	slots      []hslot
-	mask       uint32
-	free       int32
+	ents  []tracked
+	adv   []advSet // per entry
+	slots []hslot
+	mask  uint32
+	free  int32 // free list of entries used before: -1 when empty
+	// fresh is the first entry never used: ents[fresh:] are free too, and
+	// untouched, so that the kernel gives them memory only when sources
+	// come (the capacity stays a hard cap; an idle daemon stays small).
+	fresh      int32
 	head, tail int32 // LRU list: head knocked last
 	n          int
 }
@@ -387,14 +391,11 @@ func newSourceTable(capacity int) sourceTable {
 		ents:  make([]tracked, capacity),
 		adv:   make([]advSet, capacity),
 		slots: make([]hslot, slotsFor(capacity)),
+		free:  -1,
 		head:  -1,
 		tail:  -1,
 	}
 	t.mask = uint32(len(t.slots) - 1)
-	for i := range t.ents {
-		t.ents[i].next = int32(i + 1)
-	}
-	t.ents[capacity-1].next = -1
 	return t
 }
 
@@ -420,13 +421,19 @@ func (t *sourceTable) lookup(k *sourceKey, h uint32) int32 {
 // reports whether it evicted. The new entry's state is zero.
 func (t *sourceTable) insert(k *sourceKey, h uint32) (int32, bool) {
 	evicted := false
-	if t.free < 0 {
+	if t.free < 0 && int(t.fresh) == len(t.ents) {
 		t.remove(t.tail)
 		evicted = true
 	}
-	e := t.free
+	var e int32
+	if t.free >= 0 {
+		e = t.free
+		t.free = t.ents[e].next
+	} else {
+		e = t.fresh
+		t.fresh++
+	}
 	ent := &t.ents[e]
-	t.free = ent.next
 	*ent = tracked{key: *k, h: h, used: true}
 	i := h & t.mask
 	for t.slots[i].idx != 0 {

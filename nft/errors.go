@@ -14,6 +14,10 @@ var (
 	// `nft flush ruleset`; in own-table mode, Apply and Watch build it
 	// again.
 	ErrMissing = errors.New("table or set missing (ruleset flushed?)")
+	// ErrClosed: the Table is closed, or its netlink socket failed and could
+	// not be reopened; every later call fails too. Open a new Table (the
+	// daemon exits so that its service manager restarts it).
+	ErrClosed = errors.New("table handle is closed")
 )
 
 // kernelError says in plain words what the kernel's errno means here. It

@@ -157,15 +157,17 @@ func (t *Table) heal(recreated bool) {
 		t.healExternal(recreated)
 		return
 	}
+	t.arm()
 	why, err := t.intact()
-	if err != nil {
+	if err = t.settle(err); err != nil {
 		t.log.Error().Err(err).Msg("table check failed")
 		return
 	}
 	if why == "" {
 		return
 	}
-	if err := t.build(); err != nil {
+	t.arm()
+	if err := t.settle(t.build()); err != nil {
 		t.log.Error().Err(err).Str("damage", why).Str("table", t.cfg.Table).
 			Msg("table damaged and NOT rebuilt: protected ports may be open to everyone")
 		return
@@ -176,7 +178,8 @@ func (t *Table) heal(recreated bool) {
 }
 
 func (t *Table) healExternal(recreated bool) {
-	if err := t.checkExternal(); err != nil {
+	t.arm()
+	if err := t.settle(t.checkExternal()); err != nil {
 		if t.verified {
 			t.log.Error().Err(err).Str("event", "external_sets_missing").Str("table", t.describe()).
 				Msg("the external sets are gone: knocks cannot open access until they are back (checked again at every ruleset change)")

@@ -49,6 +49,8 @@ type Table struct {
 	restored int // grants restored by the latest build
 	now      func() time.Time
 	monOpts  []nftables.ConnOption // for the monitor's own socket
+	nl       *nlSocket     // conn's socket, for deadlines
+	timeout  time.Duration // of each operation on conn (WithTimeout)
 }
 
 // Open validates cfg and connects to nftables in the caller's network
@@ -57,7 +59,7 @@ type Table struct {
 // here, in plain words (ErrPermission, ErrNotSupported). Open changes
 // nothing: call Apply. Close the Table when done.
 func Open(cfg Config, opts ...Option) (*Table, error) {
-	o := options{log: zerolog.Nop()}
+	o := options{log: zerolog.Nop(), timeout: DefaultTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -65,12 +67,13 @@ func Open(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nft: config: %w", err)
 	}
-	copts := append([]nftables.ConnOption{nftables.AsLasting()}, o.connOptions()...)
+	nl := new(nlSocket)
+	copts := append([]nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(nl.record)}, o.connOptions()...)
 	conn, err := nftables.New(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("nft: open netlink socket: %w", probeError(err))
 	}
-	t := &Table{log: o.log, conn: conn, connOpts: copts, now: time.Now,
+	t := &Table{log: o.log, conn: conn, connOpts: copts, now: time.Now, nl: nl, timeout: o.timeout,
 		record: make(map[grantID]time.Time), pruneAt: minPrune, monOpts: o.connOptions()}
 	t.setConfig(n)
 	if _, err := conn.ListTablesOfFamily(t.table.Family); err != nil {
@@ -137,7 +140,7 @@ func familyName(f nftables.TableFamily) string {
 	return "inet"
 }
 
-var errClosed = errors.New("table handle is closed")
+var errClosed = ErrClosed
 
 // Apply makes the kernel state match cfg, and is the one verb that sets
 // the table: at start-up and at every reload. Applying the same Config
@@ -173,7 +176,8 @@ func (t *Table) Apply(cfg Config) error {
 		return errors.New("nft: apply: the table name or the external sets differ from those given to Open: restart the daemon for that")
 	}
 	t.setConfig(n)
-	if err := t.ensureLocked(); err != nil {
+	t.arm()
+	if err := t.settle(t.ensureLocked()); err != nil {
 		t.setConfig(old)
 		return err
 	}
@@ -444,7 +448,7 @@ func (t *Table) discard(cause error) error {
 	conn, err := nftables.New(t.connOpts...)
 	if err != nil {
 		t.closed = true
-		return errors.Join(cause, fmt.Errorf("reopen netlink socket: %w", classify(err)))
+		return errors.Join(cause, fmt.Errorf("reopen netlink socket: %w: %w", ErrClosed, classify(err)))
 	}
 	t.conn = conn
 	return cause
@@ -493,16 +497,19 @@ func (t *Table) Allow(src netip.Addr, svc Service, ttl time.Duration) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	err = t.allowLocked(src, svc.Endpoints, ttl)
+	t.arm()
+	err = t.settle(t.allowLocked(src, svc.Endpoints, ttl))
 	if errors.Is(err, ErrMissing) && t.cfg.External == nil && t.applied && !t.closed {
 		// Flushed before Watch noticed: rebuild (with the recorded grants)
 		// and try once more.
-		if berr := t.build(); berr != nil {
+		t.arm()
+		if berr := t.settle(t.build()); berr != nil {
 			err = errors.Join(err, fmt.Errorf("rebuild: %w", berr))
 		} else {
 			t.log.Warn().Str("event", "table_rebuilt").Str("damage", "table missing at a grant").
 				Int("grants_restored", t.restored).Msg("table changed by someone else: rebuilt")
-			err = t.allowLocked(src, svc.Endpoints, ttl)
+			t.arm()
+			err = t.settle(t.allowLocked(src, svc.Endpoints, ttl))
 		}
 	}
 	if err != nil {
@@ -563,6 +570,7 @@ func (t *Table) Grants() ([]Grant, error) {
 	if t.closed {
 		return nil, fmt.Errorf("nft: grants: %w", errClosed)
 	}
+	t.arm()
 	if t.cfg.External == nil {
 		ok, err := t.exists()
 		if err != nil {
@@ -573,7 +581,7 @@ func (t *Table) Grants() ([]Grant, error) {
 		}
 	}
 	g, err := t.readGrants()
-	if err != nil {
+	if err = t.settle(err); err != nil {
 		return nil, fmt.Errorf("nft: grants: %s: %w", t.describe(), err)
 	}
 	return g, nil
@@ -596,7 +604,8 @@ func (t *Table) Teardown() error {
 	if t.cfg.External != nil {
 		return nil
 	}
-	if err := t.teardownLocked(); err != nil {
+	t.arm()
+	if err := t.settle(t.teardownLocked()); err != nil {
 		return fmt.Errorf("nft: teardown %s: %w", t.describe(), err)
 	}
 	t.applied = false // Watch must not build it again

@@ -90,7 +90,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "QR code image: %s\n", cmd.PNG)
 	}
 	fmt.Fprintln(e.stdout, "The QR code and the URI hold the secret: hand them to the user privately (the client reads either: tknock enroll --qr IMAGE, or tknock enroll --uri - from standard input).")
-	fmt.Fprintln(e.stdout, "Reload the daemon to apply: systemctl reload tknockd (or kill -HUP its pid).")
+	fmt.Fprintln(e.stdout, "Reload the daemon to apply: systemctl reload tknockd (or tknockd reload).")
 	return nil
 }
 

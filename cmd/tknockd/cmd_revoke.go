@@ -32,6 +32,6 @@ func (cmd *revokeCmd) Run(e *env) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "revoked %s: removed %s\n", cmd.Name, path)
-	fmt.Fprintf(e.stdout, "reload the daemon to apply (systemctl reload tknockd, or kill -HUP its pid); open grants end within open_for (%v)\n", c.OpenFor)
+	fmt.Fprintf(e.stdout, "reload the daemon to apply (systemctl reload tknockd, or tknockd reload); open grants end within open_for (%v)\n", c.OpenFor)
 	return nil
 }

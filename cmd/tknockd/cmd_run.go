@@ -13,7 +13,8 @@ import (
 
 type runCmd struct{}
 
-// Run runs the daemon until SIGINT or SIGTERM; SIGHUP reloads. Errors are
+// Run runs the daemon until SIGINT or SIGTERM; SIGHUP reloads. A bad
+// users file is logged and left out; errors that stop the daemon are
 // logged (JSON unless on a terminal) on stderr, and exit non-zero.
 func (cmd *runCmd) Run(e *env) error {
 	format, err := logFormat(e.cli.LogFormat, "auto")
@@ -35,16 +36,10 @@ func (cmd *runCmd) Run(e *env) error {
 	level, _ = logLevel(e.cli.LogLevel, c.LogLevel)
 	log = newLogger(e.stderr, format, level)
 
-	users, err := config.LoadUsers(c)
-	if err != nil {
-		log.Error().Err(err).Str("event", "exit").Msg("users directory rejected")
-		return silentError{err}
-	}
-
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := daemon.Run(e.ctx, c, users, hup, log); err != nil {
+	if err := daemon.Run(e.ctx, c, hup, log); err != nil {
 		log.Error().Err(err).Str("event", "exit").Msg("stopped on an error")
 		return silentError{err}
 	}

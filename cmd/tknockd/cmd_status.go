@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,12 +10,14 @@ import (
 	"time"
 
 	"github.com/tknock/tknock/internal/config"
+	"github.com/tknock/tknock/internal/daemon"
 	"github.com/tknock/tknock/nft"
 )
 
 type statusCmd struct{}
 
-// Run prints the live grants as the kernel holds them, with the time left.
+// Run prints the live grants as the kernel holds them, with the time left,
+// then the result of the daemon's latest start or reload.
 func (cmd *statusCmd) Run(e *env) error {
 	c, err := config.Load(e.cli.Config)
 	if err != nil {
@@ -26,10 +29,23 @@ func (cmd *statusCmd) Run(e *env) error {
 	}
 	defer t.Close()
 	grants, err := t.Grants()
+	if errors.Is(err, nft.ErrMissing) {
+		writeDaemonState(e.stderr, c)
+		if c.Firewall.External != nil {
+			return fmt.Errorf("the sets of %s are missing from this network namespace's ruleset: add them (see [firewall.external] in deploy/tknockd.toml), then restart the daemon: systemctl restart tknockd",
+				daemon.Instance(c))
+		}
+		return fmt.Errorf("%s does not exist in this network namespace, so the protected ports are not closed: "+
+			"the daemon builds it when it starts: systemctl start tknockd (or restart it if it runs)", daemon.Instance(c))
+	}
 	if err != nil {
 		return err
 	}
-	return writeGrants(e, c, grants)
+	if err := writeGrants(e, c, grants); err != nil {
+		return err
+	}
+	writeDaemonState(e.stdout, c)
+	return nil
 }
 
 func writeGrants(e *env, c *config.Config, grants []nft.Grant) error {

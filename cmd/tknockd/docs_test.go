@@ -31,7 +31,8 @@ func TestComplete(t *testing.T) {
 		words []string
 		want  []string
 	}{
-		{[]string{"re"}, []string{"revoke"}},
+		{[]string{"rev"}, []string{"revoke"}},
+		{[]string{"rel"}, []string{"reload"}},
 		{[]string{"--log"}, []string{"--log-format", "--log-level"}},
 		{[]string{"enroll", "alice", "--png", "a"}, []string{":files"}},
 		{[]string{"-c", ""}, []string{":files"}},

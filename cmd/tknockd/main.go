@@ -5,7 +5,7 @@
 //	tknockd run --config /etc/tknock/tknockd.toml
 //	tknockd check-config --config FILE
 //	tknockd enroll NAME [--service ssh] [--png FILE]
-//	tknockd users | revoke NAME | status
+//	tknockd users | revoke NAME | status | reload
 //
 // The configuration file is documented in deploy/tknockd.toml.
 package main
@@ -50,6 +50,7 @@ type cli struct {
 	Status      statusCmd      `cmd:"" help:"Show the live grants, read from the kernel (needs CAP_NET_ADMIN)."`
 
 	Completion completionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish (packages install it)."`
+	Reload     reloadCmd     `cmd:"" help:"Make the running daemon reload, wait for the result, and fail if the reload did (the unit's ExecReload)."`
 }
 
 // env is what every command's Run gets: the context and the output

@@ -17,6 +17,11 @@ import (
 // hidden files (enrollfile.Write's temporary files start with a dot).
 const userExt = ".uri"
 
+// ErrUsersDir is wrapped by LoadUsers's error when the users directory
+// itself cannot be read: no user is known then, unlike a bad file, which
+// leaves the others in use.
+var ErrUsersDir = errors.New("users directory")
+
 // UserFile is the path of user name's enrollment file in dir.
 func UserFile(dir, name string) string { return filepath.Join(dir, name+userExt) }
 
@@ -24,11 +29,12 @@ func UserFile(dir, name string) string { return filepath.Join(dir, name+userExt)
 // it against c: the file's name is the user's name, the realm is c's, and
 // every service is in c's service map. The error lists every bad file,
 // each naming it; the users of the good files come back in every case,
-// sorted by name.
+// sorted by name. When the directory cannot be read, the error wraps
+// ErrUsersDir and no user comes back.
 func LoadUsers(c *Config) ([]*totpseq.Enrollment, error) {
 	entries, err := os.ReadDir(c.UsersDir)
 	if err != nil {
-		return nil, fmt.Errorf("users directory: %w (set users_dir in %s, or create it)", err, c.Path)
+		return nil, fmt.Errorf("%w: %w (set users_dir in %s, or create it)", ErrUsersDir, err, c.Path)
 	}
 	var users []*totpseq.Enrollment
 	var errs []error

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,5 +102,27 @@ func TestLoadUsersErrors(t *testing.T) {
 				rest = rest[i+len(w):]
 			}
 		})
+	}
+}
+
+// TestLoadUsersDirError: a users directory that cannot be read is told
+// apart (ErrUsersDir: no user is known) from bad files beside good ones
+// (the good users come back).
+func TestLoadUsersDirError(t *testing.T) {
+	c := configtest.New(t, "")
+	configtest.WriteUser(t, c, configtest.Enrollment(t, c, "alice", "ssh"))
+	if err := os.WriteFile(config.UserFile(c.UsersDir, "mallory"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users, err := config.LoadUsers(c)
+	if err == nil || errors.Is(err, config.ErrUsersDir) || len(users) != 1 || users[0].Name != "alice" {
+		t.Errorf("LoadUsers with a bad file: %d users, %v; want alice, and an error that is not ErrUsersDir", len(users), err)
+	}
+	if err := os.RemoveAll(c.UsersDir); err != nil {
+		t.Fatal(err)
+	}
+	users, err = config.LoadUsers(c)
+	if !errors.Is(err, config.ErrUsersDir) || users != nil || !strings.Contains(err.Error(), "users directory: ") {
+		t.Errorf("LoadUsers without the directory: %v, %v; want ErrUsersDir", users, err)
 	}
 }

@@ -123,7 +123,7 @@ func BenchmarkDaemon(b *testing.B) {
 	done := make(chan error, 1)
 	b.ResetTimer()
 	start := time.Now()
-	go func() { done <- runDaemon(ctx, &cc, users, d, zerolog.Nop()) }()
+	go func() { done <- runDaemon(ctx, &cc, users, nil, d, zerolog.Nop()) }()
 	for {
 		n, err := frameCount(addr)
 		if err == nil && n >= b.N {

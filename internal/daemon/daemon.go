@@ -6,10 +6,15 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -37,14 +42,32 @@ type deps struct {
 	listen          func(network, addr string) (net.Listener, error)
 	now             func() time.Time
 	hup             <-chan os.Signal // each receive is a reload request
+	// lock takes the one-daemon-per-instance lock (lockInstance); nil:
+	// none.
+	lock func(instance string) (io.Closer, error)
+	// notify tells the service manager a state change (sdNotify); nil:
+	// nobody to tell.
+	notify func(state string) error
+	// stateDir is where the state file is written (RuntimeDir); "": no
+	// state file.
+	stateDir string
+	// grantQueue is the room for openings waiting for the firewall; 0:
+	// defaultGrantQueue.
+	grantQueue int
 }
 
-// Run runs the daemon for c and users until ctx is done, reloading the
-// configuration file and the users directory at each receive from hup. It
-// logs "ready" when knocks can open, and returns nil when ctx ends, or the
-// error that stopped it (logged by the caller).
-func Run(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, hup <-chan os.Signal, log zerolog.Logger) error {
-	return runDaemon(ctx, c, users, productionDeps(hup), log)
+// Run runs the daemon for c until ctx is done: it reads the users
+// directory (a bad file is logged and left out; an unreadable directory is
+// an error), and reloads the configuration file and the users directory at
+// each receive from hup. It logs "ready" when knocks can open, and tells
+// systemd (Type=notify). It returns nil when ctx ends, or the error that
+// stopped it (logged by the caller).
+func Run(ctx context.Context, c *config.Config, hup <-chan os.Signal, log zerolog.Logger) error {
+	users, err := config.LoadUsers(c)
+	if errors.Is(err, config.ErrUsersDir) {
+		return err
+	}
+	return runDaemon(ctx, c, users, err, productionDeps(hup), log)
 }
 
 func productionDeps(hup <-chan os.Signal) deps {
@@ -68,7 +91,24 @@ func productionDeps(hup <-chan os.Signal) deps {
 		listen:          net.Listen,
 		now:             time.Now,
 		hup:             hup,
+		lock:            lockInstance,
+		notify:          sdNotify,
+		stateDir:        RuntimeDir(),
 	}
+}
+
+// defaultGrantQueue is the room for openings that wait for the firewall.
+// One takes some 50µs; the queue fills only when the kernel holds the
+// firewall up (another process's large nftables commit), and then an
+// opening beyond it is dropped, counted and logged, rather than the
+// capture stalled.
+const defaultGrantQueue = 256
+
+// grant is an opening on its way to the firewall.
+type grant struct {
+	ev  listener.Event
+	svc nft.Service
+	ttl time.Duration
 }
 
 // daemon is a running tknockd: the tracker fed by the capture, the
@@ -95,6 +135,15 @@ type daemon struct {
 
 	openErrors, reloadsOK, reloadsFailed atomic.Uint64
 	lastReload                           atomic.Int64 // Unix seconds of the latest successful (re)load
+
+	// grants carries openings from the run loop to the firewall
+	// goroutine (grantLoop), so that a slow firewall never stalls the
+	// capture. queueFull counts the openings dropped because it was full
+	// (also counted in openErrors).
+	grants    chan grant
+	queueFull atomic.Uint64
+
+	seq uint64 // (re)loads so far; owned by the reload loop
 }
 
 // trackerConfig is c.Tracker() with the daemon's clock, and the anchors
@@ -143,23 +192,34 @@ func trackerUsers(users []*totpseq.Enrollment) []listener.User {
 	return out
 }
 
-// runDaemon runs the daemon for c and users until ctx is done. It starts
-// in an order that leaves the firewall alone unless everything else is in
-// place: the tracker (validating the users once more), the interfaces and
-// the capture, the metrics listener, and only then the firewall. It logs
-// "ready" when knocks can open, and returns nil when ctx ends.
-func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, dp deps, log zerolog.Logger) error {
+// runDaemon runs the daemon for c and users until ctx is done; bad is
+// the error of the users files left out (nil: none). It starts in an order
+// that leaves the firewall alone unless everything else is in place: the
+// instance lock, the tracker (validating the users once more), the
+// interfaces and the capture, the metrics listener, and only then the
+// firewall. It logs "ready" when knocks can open, and returns nil when ctx
+// ends.
+func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollment, bad error, dp deps, log zerolog.Logger) error {
 	d := &daemon{
 		log:      log,
 		rejects:  log.Sample(newSampler()),
 		deps:     dp,
 		started:  dp.now(),
 		openings: make(map[string]uint64),
+		grants:   make(chan grant, cmp.Or(dp.grantQueue, defaultGrantQueue)),
 	}
 	d.cfg.Store(c)
 	d.prev.Store(c)
 	d.users.Store(&users)
 
+	if dp.lock != nil {
+		l, err := dp.lock(Instance(c))
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+	}
+	d.logRejectedUsers(bad)
 	if err := dp.checkInterfaces(c); err != nil {
 		return err
 	}
@@ -206,12 +266,21 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	}
 	d.lastReload.Store(dp.now().Unix())
 
+	// The start's garbage (parsing, netlink, loading the prefilter) goes
+	// back to the kernel now rather than at the scavenger's pace: an idle
+	// daemon's resident memory is what the administrator compares.
+	debug.FreeOSMemory()
 	ifaces := c.Interfaces
 	if c.AllInterfaces() {
 		ifaces = []string{"any"}
 	}
 	log.Info().Str("event", "ready").Int("users", len(users)).Strs("interfaces", ifaces).
 		Str("firewall", c.Firewall.Mode).Bool("prefilter", d.f.pf != nil).Str("realm", c.Realm).Msg("ready")
+	applied := "the configuration and the users directory"
+	if bad != nil {
+		applied += ", without the rejected users files"
+	}
+	d.finish("start", &State{OK: bad == nil, Applied: applied, Users: len(users), Errors: Problems(bad)})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -226,13 +295,16 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 			return d.serveMetrics(gctx, metricsLn)
 		})
 	}
+	g.Go(func() error { return d.grantLoop(gctx) })
 	g.Go(func() error {
 		for {
 			select {
 			case <-gctx.Done():
 				return nil
 			case <-dp.hup:
-				d.reload()
+				if err := d.reload(); err != nil {
+					return err
+				}
 			}
 		}
 	})
@@ -280,11 +352,48 @@ func (d *daemon) emit(ev listener.Event) {
 			Msg("service is not configured")
 		return
 	}
-	if err := d.fw.Allow(ev.Src, svc, c.OpenFor); err != nil {
+	select {
+	case d.grants <- grant{ev: ev, svc: svc, ttl: c.OpenFor}:
+	default:
+		d.queueFull.Add(1)
+		d.openErrors.Add(1)
+		d.rejects.Error().Str("event", "open_failed").Str("reason", "queue_full").Str("user", ev.User).
+			Str("service", ev.Service).Str("src", src).
+			Msg("opening dropped: the firewall is behind (nftables busy?); the user knocks again")
+	}
+}
+
+// grantLoop is the firewall goroutine: it hands the openings of the queue
+// to the firewall one by one, until ctx is done. Each firewall operation
+// has its deadline (nft.WithTimeout). It returns an error, which stops the
+// daemon, when the firewall is lost for good (its netlink socket could not
+// be reopened): a daemon that can open nothing must exit, so that systemd
+// restarts it.
+func (d *daemon) grantLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case g := <-d.grants:
+			if err := d.allow(g); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// allow asks the firewall for one opening and logs the outcome. It
+// returns an error only when the firewall is lost for good.
+func (d *daemon) allow(g grant) error {
+	ev, src := g.ev, g.ev.Src.String()
+	if err := d.fw.Allow(ev.Src, g.svc, g.ttl); err != nil {
 		d.openErrors.Add(1)
 		d.log.Error().Err(err).Str("event", "open_failed").Str("user", ev.User).Str("service", ev.Service).
 			Str("src", src).Msg("opening failed")
-		return
+		if errors.Is(err, nft.ErrClosed) {
+			return fmt.Errorf("firewall lost, stopping so that systemd restarts the daemon: %w", err)
+		}
+		return nil
 	}
 	d.mu.Lock()
 	d.openings[ev.Service]++
@@ -293,60 +402,183 @@ func (d *daemon) emit(ev listener.Event) {
 	// place: the daemon's share of the client's wait.
 	delay := d.deps.now().Sub(ev.Time)
 	d.log.Info().Str("event", "open").Str("user", ev.User).Str("service", ev.Service).Str("src", src).
-		Int("offset", ev.Offset).Str("open_for", c.OpenFor.String()).
+		Int("offset", ev.Offset).Str("open_for", g.ttl.String()).
 		Float64("delay_ms", float64(delay.Microseconds())/1000).Msg("access opened")
+	return nil
 }
 
 // generation is what one (re)load of the configuration file and the users
 // directory gives. A reload builds and checks the whole of it before any
-// part is put in use, so it applies all of it or nothing.
+// part is put in use.
 type generation struct {
 	cfg     *config.Config
 	users   []*totpseq.Enrollment
-	fw      nft.Config
+	fw      *nft.Config      // nil: the firewall stays as it is
 	tracker *listener.Staged // the tracker's state for cfg and users
 }
 
 // reload re-reads the configuration file and the users directory and
 // applies them, keeping in-progress knocks, live grants and the replay
 // record. It is called from one goroutine only (the reload loop of
-// runDaemon), the owner of every change to the daemon's configuration. A
-// reload that fails leaves the daemon as it was, and is logged.
-func (d *daemon) reload() {
-	next, err := d.prepare()
+// runDaemon), the owner of every change to the daemon's configuration.
+//
+// What it cannot use, it leaves out and reports (log, state file,
+// systemd's status) as a failed reload:
+//   - a users file that is bad (mode, realm, unknown service, ...): its
+//     user is left out, the others are loaded;
+//   - a configuration file with errors: the users directory is loaded
+//     under the configuration in force;
+//   - a tracker or firewall that refuses the result: nothing changes,
+//     except that users whose files are gone or bad are removed all the
+//     same (revocations always apply).
+//
+// An unreadable users directory changes nothing (no user is known). It
+// returns an error, which stops the daemon, only when a revocation cannot
+// be applied, or the firewall is lost for good: a daemon must never keep
+// admitting a revoked user.
+func (d *daemon) reload() error {
+	d.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
+	st, err := d.reloadOnce()
+	if err != nil {
+		d.finish("reload", &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: Problems(err)})
+		return err
+	}
+	if st.OK {
+		d.reloadsOK.Add(1)
+	} else {
+		d.reloadsFailed.Add(1)
+	}
+	d.finish("reload", st)
+	return nil
+}
+
+// reloadOnce does the work of reload and says what it applied.
+func (d *daemon) reloadOnce() (*State, error) {
+	old := d.cfg.Load()
+	c, cfgErr := config.Load(old.Path)
+	if cfgErr != nil {
+		c = old
+	}
+	users, bad := config.LoadUsers(c)
+	if errors.Is(bad, config.ErrUsersDir) {
+		d.log.Error().Err(errors.Join(cfgErr, bad)).Str("event", "reload_failed").Str("applied", "nothing").
+			Msg("reload failed; running on the configuration loaded before")
+		return &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: Problems(cfgErr, bad)}, nil
+	}
+	d.logRejectedUsers(bad)
+	next, err := d.prepare(old, c, cfgErr == nil, users)
 	if err == nil {
 		// The one step that changes the kernel. The update is atomic: on
 		// error the old rules stay. It refuses a change of mode or table.
-		err = d.fw.Apply(next.fw)
+		err = d.fw.Apply(*next.fw)
+		if errors.Is(err, nft.ErrClosed) {
+			return nil, fmt.Errorf("firewall lost, stopping so that systemd restarts the daemon: %w", err)
+		}
+	}
+	applied := "the configuration and the users directory"
+	if cfgErr != nil {
+		applied = "the users directory, under the configuration loaded before (the file has errors)"
 	}
 	if err != nil {
-		d.reloadsFailed.Add(1)
-		d.log.Error().Err(err).Str("event", "reload_failed").
-			Msg("reload failed; running on the configuration loaded before")
-		return
+		next, applied, err = d.revocations(users, err)
+		if next == nil {
+			d.log.Error().Err(errors.Join(cfgErr, bad, err)).Str("event", "reload_failed").Str("applied", "nothing").
+				Msg("reload failed; running on the configuration loaded before")
+			return &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: Problems(cfgErr, bad, err)}, nil
+		}
+	}
+	if bad != nil {
+		applied += ", without the rejected users files"
 	}
 	d.commit(next)
+	problems := errors.Join(cfgErr, bad, err)
+	if problems != nil {
+		d.log.Error().Err(problems).Str("event", "reload_failed").Str("applied", applied).Int("users", len(next.users)).
+			Msg("reload failed in part: what could be used is in force")
+	} else {
+		d.log.Info().Str("event", "reload").Int("users", len(next.users)).Strs("services", next.cfg.ServiceNames()).
+			Msg("configuration reloaded")
+	}
+	return &State{OK: problems == nil, Applied: applied, Users: len(next.users), Errors: Problems(problems)}, nil
 }
 
-// prepare loads and checks the next generation, the tracker's state
-// included. Nothing in use changes.
-func (d *daemon) prepare() (*generation, error) {
-	old := d.cfg.Load()
-	c, err := config.Load(old.Path)
-	if err != nil {
-		return nil, err
+// revocations is the fallback of a reload that could not be applied
+// (cause): the users in force whose files are no longer among the good
+// ones (users) are removed, the rest stays as it was. It returns nil when
+// nobody is removed, and an error that stops the daemon when the tracker
+// refuses even that.
+func (d *daemon) revocations(users []*totpseq.Enrollment, cause error) (*generation, string, error) {
+	cur := *d.users.Load()
+	keep := slices.DeleteFunc(slices.Clone(cur), func(u *totpseq.Enrollment) bool {
+		return !slices.ContainsFunc(users, func(n *totpseq.Enrollment) bool { return reflect.DeepEqual(u, n) })
+	})
+	if len(keep) == len(cur) {
+		return nil, "", cause
 	}
-	users, err := config.LoadUsers(c)
+	c := d.cfg.Load()
+	st, err := d.tr.Prepare(d.trackerConfig(c), trackerUsers(keep), d.deps.now())
 	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("%w; and the revocation of %d users could not be applied either, "+
+			"stopping so that none of them is admitted: %w", cause, len(cur)-len(keep), err)
 	}
-	d.restartOnly(old, c)
-	c.StateCapacity = old.StateCapacity // the tracker's table is sized once
+	applied := fmt.Sprintf("only the revocations (%d users removed; nothing else changed)", len(cur)-len(keep))
+	return &generation{cfg: c, users: keep, tracker: st}, applied, cause
+}
+
+// logRejectedUsers logs each users file that was left out.
+func (d *daemon) logRejectedUsers(bad error) {
+	for _, e := range Problems(bad) {
+		d.log.Error().Str("event", "user_rejected").Str("error", e).
+			Msg("users file rejected: that user cannot knock until it is fixed; the others are loaded")
+	}
+}
+
+// finish records the outcome of the start or a reload: the state file and
+// systemd's status.
+func (d *daemon) finish(event string, st *State) {
+	if event == "reload" {
+		d.seq++
+	}
+	c := d.cfg.Load()
+	st.PID, st.Instance, st.Config, st.Seq, st.Event, st.Time = os.Getpid(), Instance(c), c.Path, d.seq, event, d.deps.now()
+	if d.deps.stateDir != "" {
+		if err := writeState(d.deps.stateDir, c, st); err != nil {
+			d.log.Warn().Err(err).Msg("state file not written: tknockd status and check-config cannot show this (re)load's result")
+		}
+	}
+	status := event + " ok"
+	switch {
+	case !st.OK && event == "reload":
+		status = "reload failed: " + strings.Join(st.Errors, "; ")
+	case !st.OK:
+		status = "started with errors: " + strings.Join(st.Errors, "; ")
+	}
+	d.notify("READY=1\nSTATUS=" + strings.ReplaceAll(status, "\n", " "))
+}
+
+func (d *daemon) notify(state string) {
+	if d.deps.notify == nil {
+		return
+	}
+	if err := d.deps.notify(state); err != nil {
+		d.log.Warn().Err(err).Msg("could not tell systemd (NOTIFY_SOCKET)")
+	}
+}
+
+// prepare checks the next generation, the tracker's state included: c
+// (which is old when its file has errors, fresh is false then) and users.
+// Nothing in use changes.
+func (d *daemon) prepare(old, c *config.Config, fresh bool, users []*totpseq.Enrollment) (*generation, error) {
+	if fresh {
+		d.restartOnly(old, c)
+		c.StateCapacity = old.StateCapacity // the tracker's table is sized once
+	}
 	st, err := d.tr.Prepare(d.trackerConfig(c), trackerUsers(users), d.deps.now())
 	if err != nil {
 		return nil, err
 	}
-	return &generation{cfg: c, users: users, fw: c.NFT(users), tracker: st}, nil
+	fw := c.NFT(users)
+	return &generation{cfg: c, users: users, fw: &fw, tracker: st}, nil
 }
 
 // commit puts a prepared generation in use, the firewall already updated.
@@ -360,9 +592,6 @@ func (d *daemon) commit(g *generation) {
 	d.tr.Commit(g.tracker)
 	d.f.follow(g.cfg.SeqTimeout, g.tracker.Ranges())
 	d.lastReload.Store(d.deps.now().Unix())
-	d.reloadsOK.Add(1)
-	d.log.Info().Str("event", "reload").Int("users", len(g.users)).Strs("services", g.cfg.ServiceNames()).
-		Msg("configuration reloaded")
 }
 
 // restartOnly warns about settings a reload does not change.

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,8 @@ func startDaemon(bin string, ns *netns, cfg, logPath, cpus string) (*daemon, err
 		// taskset executes the daemon in its own place: the PID is the daemon's.
 		d.cmd = ns.command(context.Background(), "taskset", "-c", cpus, bin, "run", "--config", cfg)
 	}
+	// Its state file beside its log, not in the host's /run/tknockd.
+	d.cmd.Env = append(d.cmd.Environ(), "RUNTIME_DIRECTORY="+filepath.Join(filepath.Dir(cfg), "run"))
 	pr, pw := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = pw, pw
 	if err := d.cmd.Start(); err != nil {

@@ -537,3 +537,22 @@ func TestFastRatio(t *testing.T) {
 		t.Errorf("describeSamples of nothing = %q", got)
 	}
 }
+
+func TestParseSocketMaps(t *testing.T) {
+	smaps := `00400000-009e9000 r-xp 00000000 fe:00 9986961                            /usr/local/bin/tknockd
+Size:               6052 kB
+Rss:                5168 kB
+7f84da5fd000-7f84da7fd000 rw-s 00000000 00:09 2110642                    socket:[2110642]
+Size:               2048 kB
+Rss:                2048 kB
+7f84da7fd000-7f84da9fd000 rw-s 00000000 00:09 2110643                    socket:[2110643]
+Size:               2048 kB
+Rss:                1024 kB
+16d9a800000-16d9ae00000 rw-p 00000000 00:00 0 
+Rss:                2836 kB
+`
+	n, rss, err := ParseSocketMaps(smaps)
+	if err != nil || n != 2 || rss != 3072<<10 {
+		t.Errorf("ParseSocketMaps = %d, %d, %v; want 2 rings, 3 MiB", n, rss, err)
+	}
+}

@@ -94,3 +94,28 @@ func ParseProcStatus(data string) (ProcMem, error) {
 	}
 	return m, nil
 }
+
+// ParseSocketMaps sums, from /proc/PID/smaps, the resident memory of the
+// process's socket mappings (tknockd's: the capture rings, one per
+// capture) and counts them.
+func ParseSocketMaps(smaps string) (n int, rss int64, err error) {
+	inSocket := false
+	for line := range strings.Lines(smaps) {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			inSocket = len(f) >= 6 && strings.HasPrefix(f[5], "socket:[")
+			if inSocket {
+				n++
+			}
+			continue
+		}
+		if inSocket && len(f) == 3 && f[0] == "Rss:" && f[2] == "kB" {
+			kb, perr := strconv.ParseInt(f[1], 10, 64)
+			if perr != nil {
+				return 0, 0, fmt.Errorf("proc smaps: Rss: %q is not a number", f[1])
+			}
+			rss += kb << 10
+		}
+	}
+	return n, rss, nil
+}
