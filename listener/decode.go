@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/listener/internal/ranges"
 )
@@ -142,26 +141,26 @@ func (d *Decoder) decodeLayers(data []byte, typ gopacket.LayerType, out *decoded
 		var err error
 		var next gopacket.LayerType
 		switch typ {
-		case layers.LayerTypeEthernet:
+		case layerEthernet:
 			err = d.eth.DecodeFromBytes(data, df)
 			next, data = d.eth.NextLayerType(), d.eth.LayerPayload()
-		case layers.LayerTypeDot1Q:
+		case layerDot1Q:
 			err = d.vlan.DecodeFromBytes(data, df)
 			next, data = d.vlan.NextLayerType(), d.vlan.LayerPayload()
 			out.tags++
-		case layers.LayerTypeIPv4:
+		case layerIPv4:
 			err = d.ip4.DecodeFromBytes(data, df)
 			next, data = d.ip4.NextLayerType(), d.ip4.LayerPayload()
 			out.network = typ
-		case layers.LayerTypeIPv6:
+		case layerIPv6:
 			err = d.ip6.DecodeFromBytes(data, df)
 			next, data = d.ip6.NextLayerType(), d.ip6.LayerPayload()
 			out.network = typ
-		case layers.LayerTypeTCP:
+		case layerTCP:
 			err = d.tcp.DecodeFromBytes(data, df)
 			next, data = d.tcp.NextLayerType(), d.tcp.LayerPayload()
 			out.transport = typ
-		case layers.LayerTypeUDP:
+		case layerUDP:
 			err = d.udp.DecodeFromBytes(data, df)
 			next, data = d.udp.NextLayerType(), d.udp.LayerPayload()
 			out.transport = typ
@@ -187,16 +186,16 @@ func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 	var first gopacket.LayerType
 	switch f.Link {
 	case LinkEthernet:
-		first = layers.LayerTypeEthernet
+		first = layerEthernet
 	case LinkIP:
 		if len(f.Data) == 0 {
 			return isMalformed
 		}
 		switch f.Data[0] >> 4 {
 		case 4:
-			first = layers.LayerTypeIPv4
+			first = layerIPv4
 		case 6:
-			first = layers.LayerTypeIPv6
+			first = layerIPv6
 		default:
 			return isIgnored
 		}
@@ -215,7 +214,7 @@ func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 
 	var src netip.Addr
 	switch l.network {
-	case layers.LayerTypeIPv4:
+	case layerIPv4:
 		src = netip.AddrFrom4(d.ip4.src)
 		if d.ip4.fragOffset != 0 {
 			return isIgnored // a non-first fragment has no transport header
@@ -225,12 +224,12 @@ func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 			// the transport header.
 			var err error
 			switch d.ip4.protocol {
-			case layers.IPProtocolTCP:
+			case ipProtoTCP:
 				err = d.tcp.DecodeFromBytes(d.ip4.payload, gopacket.NilDecodeFeedback)
-				l.transport = layers.LayerTypeTCP
-			case layers.IPProtocolUDP:
+				l.transport = layerTCP
+			case ipProtoUDP:
 				err = d.udp.DecodeFromBytes(d.ip4.payload, gopacket.NilDecodeFeedback)
-				l.transport = layers.LayerTypeUDP
+				l.transport = layerUDP
 			default:
 				return isIgnored
 			}
@@ -238,24 +237,27 @@ func (d *Decoder) decode(f *Frame, k *Knock) verdict {
 				return isMalformed
 			}
 		}
-	case layers.LayerTypeIPv6:
+	case layerIPv6:
 		src = netip.AddrFrom16(d.ip6.src)
-		if src.Is4In6() || src.IsUnspecified() || src.IsMulticast() {
+		if src.Is4In6() {
 			return isIgnored
 		}
 	default:
+		return isIgnored
+	}
+	if !usableSource(src) {
 		return isIgnored
 	}
 
 	var proto inet.Proto
 	var port uint16
 	switch l.transport {
-	case layers.LayerTypeTCP:
+	case layerTCP:
 		if !d.tcp.syn || d.tcp.ack {
 			return isIgnored
 		}
 		proto, port = inet.TCP, d.tcp.dstPort
-	case layers.LayerTypeUDP:
+	case layerUDP:
 		proto, port = inet.UDP, d.udp.dstPort
 	default:
 		return isIgnored
@@ -306,8 +308,8 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 		proto inet.Proto
 		port  uint16
 	)
-	switch layers.IPProtocol(ip[9]) {
-	case layers.IPProtocolTCP:
+	switch ip[9] {
+	case ipProtoTCP:
 		// knockTCP's checks.
 		if len(l4) < 20 {
 			return 0, false
@@ -320,7 +322,7 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 			return isIgnored, true
 		}
 		proto, port = inet.TCP, binary.BigEndian.Uint16(l4[2:4])
-	case layers.IPProtocolUDP:
+	case ipProtoUDP:
 		// knockUDP's checks.
 		if len(l4) < 8 {
 			return 0, false
@@ -335,6 +337,23 @@ func (d *Decoder) decodeFast(f *Frame, k *Knock) (verdict, bool) {
 	if !d.ranges.Load().Contains(proto, port) {
 		return isIgnored, true
 	}
+	if b := ip[12]; b == 0 || b == 127 || b >= 224 { // usableSource's IPv4 test
+		return isIgnored, true
+	}
 	k.Src, k.Proto, k.Port, k.Time = netip.AddrFrom4([4]byte(ip[12:16])), proto, port, f.Time
 	return isKnock, true
+}
+
+// usableSource reports whether a knock from src may count. Never from the
+// unspecified or "this network" addresses (0.0.0.0/8, ::), loopback
+// (127.0.0.0/8, ::1), multicast (224.0.0.0/4, ff00::/8), or 240.0.0.0/4
+// (reserved, and the broadcast address): no client knocks from them, and a
+// grant for one would admit whatever can forge it. decodeFast tests the
+// first byte of an IPv4 source the same way.
+func usableSource(src netip.Addr) bool {
+	if src.Is4() {
+		b := src.As4()[0]
+		return b != 0 && b != 127 && b < 224
+	}
+	return !src.IsUnspecified() && !src.IsLoopback() && !src.IsMulticast()
 }

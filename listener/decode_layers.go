@@ -5,8 +5,70 @@ import (
 	"errors"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
+
+// The layer types of the decoder's layers, registered with gopacket under
+// numbers of their own, and the few protocol numbers it reads. They are
+// not gopacket/layers': importing that package for its constants runs its
+// init, which fills tables for every protocol it knows (6.5 MiB resident,
+// a quarter of an idle daemon).
+var (
+	layerEthernet = gopacket.RegisterLayerType(0x7a01, gopacket.LayerTypeMetadata{Name: "knock Ethernet"})
+	layerDot1Q    = gopacket.RegisterLayerType(0x7a02, gopacket.LayerTypeMetadata{Name: "knock 802.1Q"})
+	layerIPv4     = gopacket.RegisterLayerType(0x7a03, gopacket.LayerTypeMetadata{Name: "knock IPv4"})
+	layerIPv6     = gopacket.RegisterLayerType(0x7a04, gopacket.LayerTypeMetadata{Name: "knock IPv6"})
+	layerTCP      = gopacket.RegisterLayerType(0x7a05, gopacket.LayerTypeMetadata{Name: "knock TCP"})
+	layerUDP      = gopacket.RegisterLayerType(0x7a06, gopacket.LayerTypeMetadata{Name: "knock UDP"})
+)
+
+// EtherTypes and IP protocol numbers.
+const (
+	etherTypeIPv4  = 0x0800
+	etherTypeIPv6  = 0x86dd
+	etherTypeDot1Q = 0x8100
+	etherTypeQinQ  = 0x88a8
+	etherTypeTEB   = 0x6558 // transparent Ethernet bridging: Ethernet again
+	etherTypeLLC   = 0      // what gopacket's Ethernet makes of a length field
+
+	ipProtoHopByHop = 0
+	ipProtoIPv4     = 4 // IPv4 in IP
+	ipProtoTCP      = 6
+	ipProtoUDP      = 17
+	ipProtoIPv6     = 41 // IPv6 in IP
+	ipProtoIPIP     = 94 // IPv4 in IP, the older number
+)
+
+// etherLayer is the layer an EtherType leads to, exactly as gopacket's
+// layers map it (v1.1.19, enums.go) for the layers the decoder has;
+// gopacket.LayerTypeZero (decoding stops) for the others.
+func etherLayer(t uint16) gopacket.LayerType {
+	switch t {
+	case etherTypeIPv4:
+		return layerIPv4
+	case etherTypeIPv6:
+		return layerIPv6
+	case etherTypeDot1Q, etherTypeQinQ:
+		return layerDot1Q
+	case etherTypeTEB:
+		return layerEthernet
+	}
+	return gopacket.LayerTypeZero
+}
+
+// ipLayer is the layer an IP protocol number leads to, likewise.
+func ipLayer(p uint8) gopacket.LayerType {
+	switch p {
+	case ipProtoTCP:
+		return layerTCP
+	case ipProtoUDP:
+		return layerUDP
+	case ipProtoIPv4, ipProtoIPIP:
+		return layerIPv4
+	case ipProtoIPv6:
+		return layerIPv6
+	}
+	return gopacket.LayerTypeZero
+}
 
 // The decoder's own Ethernet, 802.1Q, IPv4, IPv6, TCP and UDP decoding
 // layers. They read only the fields a knock needs, and refuse exactly the
@@ -23,44 +85,44 @@ var errBadHeader = errors.New("malformed header")
 // Like layers.Ethernet, a length field (EtherType < 0x0600) makes it an
 // LLC frame, which the decoder has no layer for.
 type knockEthernet struct {
-	typ     layers.EthernetType
+	typ     uint16
 	payload []byte
 }
 
-func (e *knockEthernet) CanDecode() gopacket.LayerClass    { return layers.LayerTypeEthernet }
+func (e *knockEthernet) CanDecode() gopacket.LayerClass    { return layerEthernet }
 func (e *knockEthernet) LayerPayload() []byte              { return e.payload }
-func (e *knockEthernet) NextLayerType() gopacket.LayerType { return e.typ.LayerType() }
+func (e *knockEthernet) NextLayerType() gopacket.LayerType { return etherLayer(e.typ) }
 
 func (e *knockEthernet) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) < 14 {
 		return errBadHeader
 	}
-	e.typ = layers.EthernetType(binary.BigEndian.Uint16(data[12:14]))
+	e.typ = binary.BigEndian.Uint16(data[12:14])
 	e.payload = data[14:]
 	if e.typ < 0x0600 {
 		// A length: layers.Ethernet trims the payload to it, which does
 		// not matter here, as nothing decodes LLC.
-		e.typ = layers.EthernetTypeLLC
+		e.typ = etherTypeLLC
 	}
 	return nil
 }
 
 // knockDot1Q is an 802.1Q or 802.1ad tag: the EtherType it carries.
 type knockDot1Q struct {
-	typ     layers.EthernetType
+	typ     uint16
 	payload []byte
 }
 
-func (v *knockDot1Q) CanDecode() gopacket.LayerClass    { return layers.LayerTypeDot1Q }
+func (v *knockDot1Q) CanDecode() gopacket.LayerClass    { return layerDot1Q }
 func (v *knockDot1Q) LayerPayload() []byte              { return v.payload }
-func (v *knockDot1Q) NextLayerType() gopacket.LayerType { return v.typ.LayerType() }
+func (v *knockDot1Q) NextLayerType() gopacket.LayerType { return etherLayer(v.typ) }
 
 func (v *knockDot1Q) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) < 4 {
 		df.SetTruncated()
 		return errBadHeader
 	}
-	v.typ = layers.EthernetType(binary.BigEndian.Uint16(data[2:4]))
+	v.typ = binary.BigEndian.Uint16(data[2:4])
 	v.payload = data[4:]
 	return nil
 }
@@ -71,7 +133,7 @@ func (v *knockDot1Q) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 // packet is not a knock. (layers.IPv6 would decode it, allocating for each
 // option.)
 type knockIPv6 struct {
-	next    layers.IPProtocol
+	next    uint8
 	src     [16]byte
 	payload []byte
 }
@@ -80,19 +142,19 @@ type knockIPv6 struct {
 // hop-by-hop options header.
 var errHopByHop = errors.New("ipv6 hop-by-hop options header")
 
-func (ip *knockIPv6) CanDecode() gopacket.LayerClass    { return layers.LayerTypeIPv6 }
+func (ip *knockIPv6) CanDecode() gopacket.LayerClass    { return layerIPv6 }
 func (ip *knockIPv6) LayerPayload() []byte              { return ip.payload }
-func (ip *knockIPv6) NextLayerType() gopacket.LayerType { return ip.next.LayerType() }
+func (ip *knockIPv6) NextLayerType() gopacket.LayerType { return ipLayer(ip.next) }
 
 func (ip *knockIPv6) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) > 6 && layers.IPProtocol(data[6]) == layers.IPProtocolIPv6HopByHop {
+	if len(data) > 6 && data[6] == ipProtoHopByHop {
 		return errHopByHop
 	}
 	if len(data) < 40 {
 		df.SetTruncated()
 		return errBadHeader
 	}
-	ip.next = layers.IPProtocol(data[6])
+	ip.next = data[6]
 	ip.src = [16]byte(data[8:24])
 	length := int(binary.BigEndian.Uint16(data[4:6]))
 	if length == 0 {
@@ -112,12 +174,12 @@ func (ip *knockIPv6) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 type knockIPv4 struct {
 	moreFragments bool
 	fragOffset    uint16
-	protocol      layers.IPProtocol
+	protocol      uint8
 	src           [4]byte
 	payload       []byte
 }
 
-func (ip *knockIPv4) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv4 }
+func (ip *knockIPv4) CanDecode() gopacket.LayerClass { return layerIPv4 }
 func (ip *knockIPv4) LayerPayload() []byte           { return ip.payload }
 
 // NextLayerType is layers.IPv4's: a fragment stops the parser.
@@ -125,7 +187,7 @@ func (ip *knockIPv4) NextLayerType() gopacket.LayerType {
 	if ip.moreFragments || ip.fragOffset != 0 {
 		return gopacket.LayerTypeFragment
 	}
-	return ip.protocol.LayerType()
+	return ipLayer(ip.protocol)
 }
 
 func (ip *knockIPv4) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
@@ -134,9 +196,9 @@ func (ip *knockIPv4) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 		return errBadHeader
 	}
 	flagsFrag := binary.BigEndian.Uint16(data[6:8])
-	ip.moreFragments = flagsFrag&(uint16(layers.IPv4MoreFragments)<<13) != 0
+	ip.moreFragments = flagsFrag&(uint16(1)<<13) != 0
 	ip.fragOffset = flagsFrag & 0x1fff
-	ip.protocol = layers.IPProtocol(data[9])
+	ip.protocol = data[9]
 	ip.src = [4]byte(data[12:16])
 
 	length := int(binary.BigEndian.Uint16(data[2:4]))
@@ -186,7 +248,7 @@ type knockTCP struct {
 	syn, ack bool
 }
 
-func (t *knockTCP) CanDecode() gopacket.LayerClass    { return layers.LayerTypeTCP }
+func (t *knockTCP) CanDecode() gopacket.LayerClass    { return layerTCP }
 func (t *knockTCP) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeZero }
 func (t *knockTCP) LayerPayload() []byte              { return nil }
 
@@ -214,7 +276,7 @@ type knockUDP struct {
 	dstPort uint16
 }
 
-func (u *knockUDP) CanDecode() gopacket.LayerClass    { return layers.LayerTypeUDP }
+func (u *knockUDP) CanDecode() gopacket.LayerClass    { return layerUDP }
 func (u *knockUDP) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeZero }
 func (u *knockUDP) LayerPayload() []byte              { return nil }
 

@@ -39,6 +39,13 @@ func (l *refIPv6) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error
 	return l.IPv6.DecodeFromBytes(data, df)
 }
 
+// bogusSources are the sources no knock counts from (the decoder's
+// usableSource, written out as prefixes).
+var bogusSources = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("224.0.0.0/3"),
+	netip.MustParsePrefix("::/128"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("ff00::/8"),
+}
+
 func newRefDecoder(ranges []inet.Range) *refDecoder {
 	r := &refDecoder{parsers: map[gopacket.LayerType]*gopacket.DecodingLayerParser{}}
 	r.ranges, _ = rangetab.New(ranges)
@@ -121,6 +128,11 @@ func (r *refDecoder) decode(f listener.Frame) (listener.Knock, listenertest.Verd
 		}
 	default:
 		return listener.Knock{}, listenertest.Ignored
+	}
+	for _, p := range bogusSources {
+		if p.Contains(src) {
+			return listener.Knock{}, listenertest.Ignored
+		}
 	}
 	var proto inet.Proto
 	var port uint16

@@ -158,3 +158,35 @@ func truncate(f listener.Frame, n int) listener.Frame {
 	f.Data = f.Data[:n]
 	return f
 }
+
+// TestDecodeBogusSources: a knock from an address no client knocks from
+// (this network, loopback, multicast, reserved and broadcast, the IPv6
+// unspecified, loopback and multicast addresses) is not a knock, on the
+// fast path (plain IPv4) and the general one (IPv4 with options, IPv6);
+// the addresses next to them are.
+func TestDecodeBogusSources(t *testing.T) {
+	d := listener.NewDecoder(listenertest.Ranges())
+	for _, c := range []struct {
+		src  string
+		want bool
+	}{
+		{"0.0.0.0", false}, {"0.1.2.3", false}, {"127.0.0.1", false}, {"127.255.0.9", false},
+		{"224.0.0.1", false}, {"239.255.255.250", false}, {"240.0.0.1", false}, {"255.255.255.255", false},
+		{"1.0.0.1", true}, {"126.255.255.254", true}, {"128.0.0.1", true}, {"223.255.255.254", true}, {"192.0.2.7", true},
+		{"::", false}, {"::1", false}, {"ff02::1", false}, {"2001:db8::7", true}, {"fe80::1", true},
+	} {
+		dst := "198.51.100.1"
+		if netip.MustParseAddr(c.src).Is6() {
+			dst = "2001:db8::1"
+		}
+		for _, opts := range []bool{false, true} {
+			if opts && netip.MustParseAddr(c.src).Is6() {
+				continue
+			}
+			p := listenertest.Packet{Src: c.src, Dst: dst, Proto: inet.TCP, SYN: true, DstPort: 40000, IPOptions: opts}
+			if _, ok := d.Decode(p.Frame(t)); ok != c.want {
+				t.Errorf("knock from %s (IPv4 options %v): Decode ok = %v, want %v", c.src, opts, ok, c.want)
+			}
+		}
+	}
+}
