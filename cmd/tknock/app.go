@@ -29,7 +29,8 @@ type app struct {
 	dialer         client.Dialer
 	resolver       client.Resolver
 	route          func(netip.Addr) (netip.Addr, error)
-	stun           client.Mapper // nil: the real STUN client
+	stun           client.Mapper      // nil: the real STUN client
+	connect        client.ConnectFunc // the connections that confirm a door opened; nil: the real network
 	now            func() time.Time
 
 	cli *cli
@@ -178,13 +179,18 @@ func (a *app) readEnrollment(path string) (*loaded, error) {
 	return l, nil
 }
 
-// profile finds the profile named arg, or whose host is arg.
-func (a *app) profile(arg string) (*loaded, error) {
+// profile finds the profile named arg, or whose host is arg, or failing
+// those, whose host resolves to an address arg resolves to.
+func (a *app) profile(ctx context.Context, arg string) (*loaded, error) {
 	s, err := a.store()
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.Find(arg)
+	var r client.Resolver = net.DefaultResolver
+	if a.resolver != nil {
+		r = a.resolver
+	}
+	p, err := s.FindResolved(ctx, arg, r)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +374,7 @@ func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uin
 		bound[i] = fmt.Sprintf("%v (%s)", r.Source, r.From)
 	}
 	r := rs[0]
-	c, dst, took, err := client.WaitAny(ctx, dsts, timeout, f.ReknockAfter, reknock)
+	c, dst, took, err := client.WaitAnyConnect(ctx, a.connect, dsts, timeout, f.ReknockAfter, reknock)
 	if err == nil {
 		a.log.Debug().Stringer("addr", dst.Addr()).Msg("port open")
 	}
@@ -376,11 +382,22 @@ func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uin
 	case errors.Is(err, client.ErrNotOpen) && note != nil:
 		return nil, took, fmt.Errorf("the door did not open: %w\n  no knock was sent: %w", err, note)
 	case errors.Is(err, client.ErrNotOpen):
-		return nil, took, fmt.Errorf("the door did not open: %w\n"+
-			"  check the clock: the knock used time window %d (%d s each); a clock off by more than the server's skew opens nothing\n"+
-			"  check the source address: the knock was bound to %s; behind NAT, the server sees the router's public address: give it with --source, or a STUN server with --stun\n"+
-			"  check that the server's tknockd lets user %s open service %s with %s knocks",
-			err, r.Window, l.Period, strings.Join(bound, ", "), l.Name, r.Service, r.Proto)
+		return nil, took, fmt.Errorf("the door did not open: %w\n%s", err, a.hints(l, r, bound))
 	}
 	return c, took, err
+}
+
+// hints says what to check when a knock opened nothing: the clock (this
+// machine's time, how far off the server tolerates, and what the admin
+// sees in the daemon's log), the source address, and the enrollment.
+func (a *app) hints(l *loaded, r *client.Result, bound []string) string {
+	now := a.time().UTC().Format("2006-01-02 15:04:05 UTC")
+	return fmt.Sprintf("  check the clock: this machine's clock reads %s; the server opens nothing for a clock off by more than "+
+		"its skew x %d s (%d s with the default skew of 1); the server's admin then sees in tknockd's log "+
+		"reason=clock_skew with offset=N, the clock being N periods of %d s ahead (N < 0: behind)\n"+
+		"  check the source address: the knock was bound to %s; behind NAT, the server sees the router's public address: "+
+		"give it with --source, or a STUN server with --stun\n"+
+		"  check that the server's tknockd lets user %s open service %s with %s knocks "+
+		"(a revoked user opens nothing)",
+		now, l.Period, l.Period, l.Period, strings.Join(bound, ", "), l.Name, r.Service, r.Proto)
 }
