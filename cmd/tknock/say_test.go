@@ -118,3 +118,23 @@ func TestKnockThirdInWindow(t *testing.T) {
 		t.Errorf("fire and forget, windows used: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestKnockByAddress: a profile is found by the addresses of its host
+// (ssh 192.0.2.10 with tknock as the ProxyCommand), through the resolver.
+func TestKnockByAddress(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", totpseq.TCP).URI(), "--name", "work")
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh6.example.com", totpseq.TCP).URI(), "--name", "six")
+	e.net.names["alias.example.net"] = []netip.Addr{netip.MustParseAddr("192.0.2.10")}
+	for _, arg := range []string{"192.0.2.10", "alias.example.net", "2001:db8::10"} {
+		e.net.reset()
+		code, _, errOut := e.run(arg, "--no-wait")
+		if code != 0 || len(e.net.knocks) == 0 {
+			t.Errorf("tknock %s: exit %d, %d knocks, stderr %q", arg, code, len(e.net.knocks), errOut)
+		}
+	}
+	code, _, errOut := e.run("192.0.2.77", "--no-wait")
+	if code != 1 || !strings.Contains(errOut, `unknown profile "192.0.2.77": known profiles: six, work`) {
+		t.Errorf("tknock 192.0.2.77: exit %d, stderr %q", code, errOut)
+	}
+}
