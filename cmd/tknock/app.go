@@ -43,6 +43,7 @@ const description = `Knock a tknock server's door open, then connect (ssh, say) 
   tknock HOST                      knock for HOST's first service (same as: tknock knock HOST)
   tknock knock HOST web --wait 443 knock for service web, then wait until port 443 opens
   ssh -o ProxyCommand='tknock ssh-proxy -- %h %p' HOST
+  tknock help [COMMAND]            this help, or a command's (tknock version: the version)
 
 Profiles live in the user's config directory (tknock/ inside it), one file of
 mode 0600 per server; the windows already used live in the user's cache
@@ -103,7 +104,7 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 	if code, ok := a.hidden(parser, args); ok {
 		return code
 	}
-	kctx, err := parser.Parse(args)
+	kctx, err := parser.Parse(commandWords(args))
 	if err != nil {
 		fmt.Fprintf(a.stderr, "tknock: %v\nRun \"tknock --help\" for usage.\n", err)
 		return 2

@@ -138,3 +138,24 @@ func TestKnockByAddress(t *testing.T) {
 		t.Errorf("tknock 192.0.2.77: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestHelpVersionWords: help and version are words of the command line,
+// not profile names.
+func TestHelpVersionWords(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", totpseq.TCP).URI(), "--name", "work")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "Usage: tknock <command>"},
+		{[]string{"help", "knock"}, "Usage: tknock knock"},
+		{[]string{"help", "enroll"}, "Usage: tknock enroll"},
+		{[]string{"version"}, "tknock "},
+	} {
+		code, out, errOut := e.run(tc.args...)
+		if code != 0 || !strings.HasPrefix(out, tc.want) || len(e.net.knocks) != 0 {
+			t.Errorf("tknock %v: exit %d, %d knocks, stdout %.60q, stderr %q; want 0 and %q", tc.args, code, len(e.net.knocks), out, errOut, tc.want)
+		}
+	}
+}
