@@ -40,8 +40,8 @@ type app struct {
 const description = `Knock a tknock server's door open, then connect (ssh, say) as usual.
 
   tknock enroll --qr code.png      store the enrollment the server's admin gave you
-  tknock HOST                      knock for HOST's first service (same as: tknock knock HOST)
-  tknock knock HOST web --wait 443 knock for service web, then wait until port 443 opens
+  tknock HOST                      knock for HOST's first service, and say whether the door opened
+  tknock knock HOST web --no-wait  knock for service web, and exit at once
   ssh -o ProxyCommand='tknock ssh-proxy -- %h %p' HOST
   tknock help [COMMAND]            this help, or a command's (tknock version: the version)
 
@@ -49,7 +49,9 @@ Profiles live in the user's config directory (tknock/ inside it), one file of
 mode 0600 per server; the windows already used live in the user's cache
 directory. TKNOCK_CONFIG_DIR and TKNOCK_CACHE_DIR override them.
 
-Exit status: 0 on success, 1 when the command failed, 2 for a usage error.`
+Exit status: 0 on success (a knock: the door is open, or nothing can confirm
+it, which it says), 1 when the command failed or the door stayed shut, 2 for
+a usage error.`
 
 // cli is the command line.
 type cli struct {
@@ -208,7 +210,7 @@ type knockFlags struct {
 	Gap        time.Duration `default:"1ms" help:"Pause after each anchor knock and between rounds; the bound ports go back to back."`
 	Rounds     int           `default:"3" help:"Times the sequence is sent (1..10): copies of a port are free, and a lost knock then costs nothing."`
 	// ReknockAfter applies to --wait and ssh-proxy.
-	ReknockAfter time.Duration `name:"reknock-after" default:"1s" help:"With --wait and in ssh-proxy: knock again (in the next time window) when the port has not opened after this long; 0: never."`
+	ReknockAfter time.Duration `name:"reknock-after" default:"1s" help:"While waiting for the door (a knock without --no-wait, and ssh-proxy): knock again (in the next time window) when the port has not opened after this long; 0: never."`
 }
 
 // family returns the family -4 or -6 asks for.
