@@ -357,6 +357,7 @@ func TestEnrollErrors(t *testing.T) {
 	e := newEnv(t)
 	noHost := writeEnrollment(t, enrollment(t, "", totpseq.TCP))
 	loose := writeEnrollment(t, enrollment(t, "ssh.example.com", totpseq.TCP))
+	good := writeEnrollment(t, enrollment(t, "ssh.example.com", totpseq.TCP))
 	if runtime.GOOS != "windows" {
 		os.Chmod(loose, 0o644)
 	}
@@ -375,6 +376,9 @@ func TestEnrollErrors(t *testing.T) {
 		{[]string{"enroll", "--file", filepath.Join(t.TempDir(), "none.uri")}, "no such file"},
 		{[]string{"enroll", "--file", noHost, "--host", "ssh.example.com", "--name", "../x"}, `profile name "../x"`},
 		{[]string{"enroll", "--file", noHost, "--host", "_x"}, "host \"_x\" makes no profile name: give one with --name"},
+		{[]string{"enroll", "--file", good, "--check-port", "ssh:x"}, `--check-port "ssh:x": want [SERVICE:]PORT`},
+		{[]string{"enroll", "--file", good, "--check-port", "0"}, `--check-port "0": want [SERVICE:]PORT`},
+		{[]string{"enroll", "--file", good, "--check-port", "db:5432"}, `--check-port "db:5432": check port db:tcp/5432: no service "db" in this enrollment: it has ssh`},
 	} {
 		if tc.args[1] == "--file" && tc.args[2] == loose && runtime.GOOS == "windows" {
 			continue
