@@ -42,11 +42,16 @@ func (s *Store) FindResolved(ctx context.Context, arg string, r Resolver) (*Prof
 	case 1:
 		return match[0], nil
 	}
-	names := make([]string, len(match))
-	for i, p := range match {
+	return nil, fmt.Errorf("%s is an address of the hosts of profiles %s: name one of them", arg, profileNames(match))
+}
+
+// profileNames returns the names of ps, comma separated.
+func profileNames(ps []*Profile) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
 		names[i] = p.Name
 	}
-	return nil, fmt.Errorf("%s is an address of the hosts of profiles %s: name one of them", arg, strings.Join(names, ", "))
+	return strings.Join(names, ", ")
 }
 
 // lookup returns host's addresses, unmapped: host itself when it is an
