@@ -26,7 +26,8 @@ func (e *env) tknockAs(machine string, args ...string) (stdout, stderr string, e
 	return o.String(), se.String(), err
 }
 
-// TestDevices: one person's laptop and phone behind one address. With an
+// TestDevices: one person's laptop and phone behind one address. A knock
+// bound to the wrong address opens nothing, and the client says so. With an
 // enrollment per device (tknockd enroll alice --device phone) both knock
 // in the same window and each opens the door, and the client says so
 // (the service's check port comes from the enrollment). With one
@@ -47,8 +48,16 @@ func TestDevices(t *testing.T) {
 	}
 	d := e.startDaemon(cfg)
 	host := e.serverAddr.String()
-	// Leave room in the window for both knocks and gap_max (3 s).
-	sleepUntil(awayFromBoundary(30, 10*time.Second, 200*time.Millisecond))
+	// Leave room in the window for every knock below and gap_max (3 s).
+	awayFromBoundary(30, 12*time.Second, 200*time.Millisecond)
+
+	// Bound to an address the server does not see, the knock opens
+	// nothing, and the client says so: exit 1, and what to check.
+	out, errOut, err := e.tknockAs("laptop", "knock", "--enrollment", laptop.clientFile, "--source", "198.51.100.99", "--wait-timeout", "1500ms", host)
+	if err == nil || out != "" || !strings.Contains(errOut, "the door did not open: "+host+":2222") ||
+		!strings.Contains(errOut, "the knock was bound to 198.51.100.99") || !strings.Contains(errOut, "reason=clock_skew") {
+		t.Errorf("knock from the wrong source: %v, stdout %q, stderr %q; want exit 1 and the hints", err, out, errOut)
+	}
 
 	m := d.mark()
 	for _, dev := range []struct {
