@@ -209,7 +209,7 @@ type knockFlags struct {
 	IPv6       bool          `name:"ipv6" short:"6" xor:"family" help:"Knock over IPv6 only."`
 	Gap        time.Duration `default:"1ms" help:"Pause after each anchor knock and between rounds; the bound ports go back to back."`
 	Rounds     int           `default:"3" help:"Times the sequence is sent (1..10): copies of a port are free, and a lost knock then costs nothing."`
-	// ReknockAfter applies to --wait and ssh-proxy.
+	// ReknockAfter applies while knock waits for the door, and to ssh-proxy.
 	ReknockAfter time.Duration `name:"reknock-after" default:"1s" help:"While waiting for the door (a knock without --no-wait, and ssh-proxy): knock again (in the next time window) when the port has not opened after this long; 0: never."`
 }
 
@@ -397,7 +397,7 @@ func (a *app) hints(l *loaded, r *client.Result, bound []string) string {
 	now := a.time().UTC().Format("2006-01-02 15:04:05 UTC")
 	return fmt.Sprintf("  check the clock: this machine's clock reads %s; the server opens nothing for a clock off by more than "+
 		"its skew x %d s (%d s with the default skew of 1); the server's admin then sees in tknockd's log "+
-		"reason=clock_skew with offset=N, the clock being N periods of %d s ahead (N < 0: behind)\n"+
+		"reason=clock_skew with offset=N, the clock being N periods of %d s ahead (N < 0: behind; off by more than 5 periods, tknockd's default, no line)\n"+
 		"  check the source address: the knock was bound to %s; behind NAT, the server sees the router's public address: "+
 		"give it with --source, or a STUN server with --stun\n"+
 		"  check that the server's tknockd lets user %s open service %s with %s knocks "+
