@@ -146,8 +146,14 @@ func (k *Knocker) routed(addrs []netip.Addr) bool {
 // family; the others keep polling at their pace. The error after a
 // timeout wraps ErrNotOpen and names every address.
 func WaitAny(ctx context.Context, dsts []netip.AddrPort, timeout, after time.Duration, reknock func(context.Context) error) (net.Conn, netip.AddrPort, time.Duration, error) {
+	return WaitAnyConnect(ctx, nil, dsts, timeout, after, reknock)
+}
+
+// WaitAnyConnect is WaitAny with the connections made by connect (nil: a
+// net.Dialer).
+func WaitAnyConnect(ctx context.Context, connect ConnectFunc, dsts []netip.AddrPort, timeout, after time.Duration, reknock func(context.Context) error) (net.Conn, netip.AddrPort, time.Duration, error) {
 	if len(dsts) == 1 {
-		c, took, err := WaitReknock(ctx, dsts[0], timeout, after, reknock)
+		c, took, err := waitReknock(ctx, connect, dsts[0], timeout, after, reknock)
 		return c, dsts[0], took, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -165,7 +171,7 @@ func WaitAny(ctx context.Context, dsts []netip.AddrPort, timeout, after time.Dur
 			again = nil
 		}
 		go func() {
-			c, took, err := WaitReknock(ctx, d, timeout, after, again)
+			c, took, err := waitReknock(ctx, connect, d, timeout, after, again)
 			results <- result{d, c, took, err}
 		}()
 	}

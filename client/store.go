@@ -217,11 +217,7 @@ func (s *Store) Find(arg string) (*Profile, error) {
 	case 1:
 		return match[0], nil
 	}
-	names := make([]string, len(match))
-	for i, p := range match {
-		names[i] = p.Name
-	}
-	return nil, fmt.Errorf("host %s is the host of profiles %s: name one of them", arg, strings.Join(names, ", "))
+	return nil, fmt.Errorf("host %s is the host of profiles %s: name one of them", arg, profileNames(match))
 }
 
 // Remove deletes profile name. A missing profile is an

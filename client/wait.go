@@ -47,6 +47,19 @@ func Wait(ctx context.Context, dst netip.AddrPort, timeout time.Duration) (net.C
 // added to the timeout's. A nil reknock or a zero after never re-knocks.
 // reknock runs on Wait's goroutine and must return promptly.
 func WaitReknock(ctx context.Context, dst netip.AddrPort, timeout, after time.Duration, reknock func(context.Context) error) (net.Conn, time.Duration, error) {
+	return waitReknock(ctx, nil, dst, timeout, after, reknock)
+}
+
+// ConnectFunc opens a TCP connection to address, as net.Dialer's
+// DialContext does with network "tcp". It is the seam through which tests
+// give Wait a network of their own.
+type ConnectFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+func waitReknock(ctx context.Context, connect ConnectFunc, dst netip.AddrPort, timeout, after time.Duration, reknock func(context.Context) error) (net.Conn, time.Duration, error) {
+	if connect == nil {
+		var d net.Dialer
+		connect = d.DialContext
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -60,8 +73,7 @@ func WaitReknock(ctx context.Context, dst netip.AddrPort, timeout, after time.Du
 	attempt := func() {
 		pending++
 		go func() {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", dst.String())
+			c, err := connect(ctx, "tcp", dst.String())
 			results <- result{c, err}
 		}()
 	}

@@ -193,11 +193,15 @@ func (e *env) enroll(name string, p params) *user {
 }
 
 // enrollByDaemon enrolls a user the way an administrator does, with
-// `tknockd enroll NAME`, which writes the users directory; the client gets
-// a copy of the file.
-func (e *env) enrollByDaemon(configPath, name string) *user {
+// `tknockd enroll NAME [extra...]`, which writes the users directory; the
+// client gets a copy of the file. With --device DEVICE in extra, the user
+// is NAME@DEVICE.
+func (e *env) enrollByDaemon(configPath, name string, extra ...string) *user {
 	e.t.Helper()
-	out, errOut, code := e.tknockd("enroll", name, "--config", configPath, "--host", e.serverAddr.String(), "--no-qr")
+	out, errOut, code := e.tknockd(append([]string{"enroll", name, "--config", configPath, "--host", e.serverAddr.String(), "--no-qr"}, extra...)...)
+	if i := slices.Index(extra, "--device"); i >= 0 && i+1 < len(extra) {
+		name += "@" + extra[i+1]
+	}
 	if code != 0 {
 		e.t.Fatalf("tknockd enroll %s: exit %d\nstdout: %s\nstderr: %s", name, code, out, errOut)
 	}

@@ -49,8 +49,8 @@ type Table struct {
 	restored int // grants restored by the latest build
 	now      func() time.Time
 	monOpts  []nftables.ConnOption // for the monitor's own socket
-	nl       *nlSocket     // conn's socket, for deadlines
-	timeout  time.Duration // of each operation on conn (WithTimeout)
+	nl       *nlSocket             // conn's socket, for deadlines
+	timeout  time.Duration         // of each operation on conn (WithTimeout)
 }
 
 // Open validates cfg and connects to nftables in the caller's network

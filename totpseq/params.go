@@ -113,7 +113,7 @@ func Defaults() Params {
 
 // ParamError is a parameter that failed validation.
 type ParamError struct {
-	Param string // the URI parameter name: secret, realm, services, period, len, range, exclude, proto, v6prefix, stun
+	Param string // the URI parameter name: secret, realm, services, period, len, range, exclude, proto, v6prefix, stun, check
 	Value string // the offending value, never a secret
 	Err   error
 }

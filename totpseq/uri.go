@@ -43,6 +43,10 @@ type Enrollment struct {
 	// returns them) a client behind NAT asks for the address the server
 	// sees. A hint for the client only: no sequence depends on it.
 	STUN []string
+	// Check lists, per service, the port a client connects to after a
+	// knock to confirm that the door opened; a service may have none. A
+	// hint for the client only: no sequence depends on it.
+	Check []CheckPort
 	Params
 }
 
@@ -83,7 +87,7 @@ func (e *Enrollment) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return validChecks(e.Check, e.Services)
 }
 
 // validHost checks an enrollment's host: empty, or a DNS name or an address
@@ -182,6 +186,14 @@ func (e *Enrollment) URI() string {
 	if len(e.STUN) > 0 {
 		// A colon is legal in a query: HOST:PORT stays readable.
 		b.WriteString("&stun=" + strings.ReplaceAll(escape(strings.Join(e.STUN, ",")), "%3A", ":"))
+	}
+	if len(e.Check) > 0 {
+		checks := make([]string, len(e.Check))
+		for i, c := range e.Check {
+			checks[i] = c.String()
+		}
+		// Service names, tcp/udp and digits: nothing to escape.
+		b.WriteString("&check=" + strings.Join(checks, ","))
 	}
 	return b.String()
 }
@@ -329,6 +341,7 @@ func parseURI(s string) (*Enrollment, error) {
 	})
 	param("v6prefix", func(v string) (err error) { e.V6Prefix, err = atoi(v); return err })
 	param("stun", func(v string) (err error) { e.STUN, err = ParseSTUN(v); return err })
+	param("check", func(v string) (err error) { e.Check, err = ParseCheck(v); return err })
 	if first != nil {
 		return nil, first
 	}

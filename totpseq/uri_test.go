@@ -228,6 +228,7 @@ func FuzzParseURI(f *testing.F) {
 	f.Add("otpauth://totp/tknock:bob?secret=AEBAGBAFAYDQQCIKBMGA2DQPCA&tknock=1&host=gw&exclude=10001,10002&v6prefix=64&proto=udp")
 	f.Add("otpauth://totp/tknock:x?secret=&tknock=1&range=1-65535&len=16")
 	f.Add("otpauth://totp/tknock:bob?secret=AEBAGBAFAYDQQCIKBMGA2DQPCA&tknock=1&host=gw&stun=Stun.Example:3478,%5B2001:db8::1%5D:3478,192.0.2.1:1")
+	f.Add("otpauth://totp/tknock:bob?secret=AEBAGBAFAYDQQCIKBMGA2DQPCA&tknock=1&host=gw&services=ssh,vpn&check=ssh:tcp/22,vpn:udp/51820")
 	f.Fuzz(func(t *testing.T, s string) {
 		e, err := ParseURI(s)
 		if err != nil {

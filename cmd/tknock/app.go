@@ -29,7 +29,8 @@ type app struct {
 	dialer         client.Dialer
 	resolver       client.Resolver
 	route          func(netip.Addr) (netip.Addr, error)
-	stun           client.Mapper // nil: the real STUN client
+	stun           client.Mapper      // nil: the real STUN client
+	connect        client.ConnectFunc // the connections that confirm a door opened; nil: the real network
 	now            func() time.Time
 
 	cli *cli
@@ -39,15 +40,18 @@ type app struct {
 const description = `Knock a tknock server's door open, then connect (ssh, say) as usual.
 
   tknock enroll --qr code.png      store the enrollment the server's admin gave you
-  tknock HOST                      knock for HOST's first service (same as: tknock knock HOST)
-  tknock knock HOST web --wait 443 knock for service web, then wait until port 443 opens
+  tknock HOST                      knock for HOST's first service, and say whether the door opened
+  tknock knock HOST web --no-wait  knock for service web, and exit at once
   ssh -o ProxyCommand='tknock ssh-proxy -- %h %p' HOST
+  tknock help [COMMAND]            this help, or a command's (tknock version: the version)
 
 Profiles live in the user's config directory (tknock/ inside it), one file of
 mode 0600 per server; the windows already used live in the user's cache
 directory. TKNOCK_CONFIG_DIR and TKNOCK_CACHE_DIR override them.
 
-Exit status: 0 on success, 1 when the command failed, 2 for a usage error.`
+Exit status: 0 on success (a knock: the door is open, or nothing can confirm
+it, which it says), 1 when the command failed or the door stayed shut, 2 for
+a usage error.`
 
 // cli is the command line.
 type cli struct {
@@ -102,7 +106,7 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 	if code, ok := a.hidden(parser, args); ok {
 		return code
 	}
-	kctx, err := parser.Parse(args)
+	kctx, err := parser.Parse(commandWords(args))
 	if err != nil {
 		fmt.Fprintf(a.stderr, "tknock: %v\nRun \"tknock --help\" for usage.\n", err)
 		return 2
@@ -178,13 +182,18 @@ func (a *app) readEnrollment(path string) (*loaded, error) {
 	return l, nil
 }
 
-// profile finds the profile named arg, or whose host is arg.
-func (a *app) profile(arg string) (*loaded, error) {
+// profile finds the profile named arg, or whose host is arg, or failing
+// those, whose host resolves to an address arg resolves to.
+func (a *app) profile(ctx context.Context, arg string) (*loaded, error) {
 	s, err := a.store()
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.Find(arg)
+	var r client.Resolver = net.DefaultResolver
+	if a.resolver != nil {
+		r = a.resolver
+	}
+	p, err := s.FindResolved(ctx, arg, r)
 	if err != nil {
 		return nil, err
 	}
@@ -200,8 +209,8 @@ type knockFlags struct {
 	IPv6       bool          `name:"ipv6" short:"6" xor:"family" help:"Knock over IPv6 only."`
 	Gap        time.Duration `default:"1ms" help:"Pause after each anchor knock and between rounds; the bound ports go back to back."`
 	Rounds     int           `default:"3" help:"Times the sequence is sent (1..10): copies of a port are free, and a lost knock then costs nothing."`
-	// ReknockAfter applies to --wait and ssh-proxy.
-	ReknockAfter time.Duration `name:"reknock-after" default:"1s" help:"With --wait and in ssh-proxy: knock again (in the next time window) when the port has not opened after this long; 0: never."`
+	// ReknockAfter applies while knock waits for the door, and to ssh-proxy.
+	ReknockAfter time.Duration `name:"reknock-after" default:"1s" help:"While waiting for the door (a knock without --no-wait, and ssh-proxy): knock again (in the next time window) when the port has not opened after this long; 0: never."`
 }
 
 // family returns the family -4 or -6 asks for.
@@ -368,7 +377,7 @@ func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uin
 		bound[i] = fmt.Sprintf("%v (%s)", r.Source, r.From)
 	}
 	r := rs[0]
-	c, dst, took, err := client.WaitAny(ctx, dsts, timeout, f.ReknockAfter, reknock)
+	c, dst, took, err := client.WaitAnyConnect(ctx, a.connect, dsts, timeout, f.ReknockAfter, reknock)
 	if err == nil {
 		a.log.Debug().Stringer("addr", dst.Addr()).Msg("port open")
 	}
@@ -376,11 +385,22 @@ func (a *app) wait(ctx context.Context, l *loaded, rs []*client.Result, port uin
 	case errors.Is(err, client.ErrNotOpen) && note != nil:
 		return nil, took, fmt.Errorf("the door did not open: %w\n  no knock was sent: %w", err, note)
 	case errors.Is(err, client.ErrNotOpen):
-		return nil, took, fmt.Errorf("the door did not open: %w\n"+
-			"  check the clock: the knock used time window %d (%d s each); a clock off by more than the server's skew opens nothing\n"+
-			"  check the source address: the knock was bound to %s; behind NAT, the server sees the router's public address: give it with --source, or a STUN server with --stun\n"+
-			"  check that the server's tknockd lets user %s open service %s with %s knocks",
-			err, r.Window, l.Period, strings.Join(bound, ", "), l.Name, r.Service, r.Proto)
+		return nil, took, fmt.Errorf("the door did not open: %w\n%s", err, a.hints(l, r, bound))
 	}
 	return c, took, err
+}
+
+// hints says what to check when a knock opened nothing: the clock (this
+// machine's time, how far off the server tolerates, and what the admin
+// sees in the daemon's log), the source address, and the enrollment.
+func (a *app) hints(l *loaded, r *client.Result, bound []string) string {
+	now := a.time().UTC().Format("2006-01-02 15:04:05 UTC")
+	return fmt.Sprintf("  check the clock: this machine's clock reads %s; the server opens nothing for a clock off by more than "+
+		"its skew x %d s (%d s with the default skew of 1); the server's admin then sees in tknockd's log "+
+		"reason=clock_skew with offset=N, the clock being N periods of %d s ahead (N < 0: behind; off by more than 5 periods, tknockd's default, no line)\n"+
+		"  check the source address: the knock was bound to %s; behind NAT, the server sees the router's public address: "+
+		"give it with --source, or a STUN server with --stun\n"+
+		"  check that the server's tknockd lets user %s open service %s with %s knocks "+
+		"(a revoked user opens nothing)",
+		now, l.Period, l.Period, l.Period, strings.Join(bound, ", "), l.Name, r.Service, r.Proto)
 }

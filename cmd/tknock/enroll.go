@@ -24,6 +24,26 @@ type enrollCmd struct {
 	Host  string   `help:"Host to knock at, when the enrollment has none or another name or address reaches the server from here."`
 	STUN  []string `name:"stun" placeholder:"HOST:PORT" help:"STUN server for this profile (repeat for more), instead of the enrollment's stun= list: asked for the public address when this machine is behind NAT."`
 	Force bool     `help:"Replace an existing profile of the same name."`
+	// CheckPort overrides the enrollment's check parameter in the profile.
+	CheckPort []string `name:"check-port" placeholder:"[SERVICE:]PORT" help:"TCP port that confirms the door opened for SERVICE (default service: the enrollment's first; repeat for more), instead of the one the enrollment names: when the service listens elsewhere from here (a forwarded port, say)."`
+}
+
+// setCheckPorts applies --check-port to e.
+func (c *enrollCmd) setCheckPorts(e *totpseq.Enrollment) error {
+	for _, s := range c.CheckPort {
+		svc, port, ok := strings.Cut(s, ":")
+		if !ok {
+			svc, port = e.Services[0], s
+		}
+		cp, err := totpseq.ParseCheckPort(svc + ":tcp/" + port)
+		if err != nil {
+			return fmt.Errorf("--check-port %q: want [SERVICE:]PORT, such as 2222 or web:8443", s)
+		}
+		if err := e.SetCheck(cp); err != nil {
+			return fmt.Errorf("--check-port %q: %w", s, err)
+		}
+	}
+	return nil
 }
 
 func (c *enrollCmd) Run(_ context.Context, a *app) error {
@@ -39,6 +59,9 @@ func (c *enrollCmd) Run(_ context.Context, a *app) error {
 		if e.STUN, err = f.stunServers(); err != nil {
 			return err
 		}
+	}
+	if err := c.setCheckPorts(e); err != nil {
+		return err
 	}
 	if e.Host == "" {
 		return fmt.Errorf("%s: the enrollment names no host to knock at: give one with --host", from)

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"image/png"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -31,6 +32,25 @@ type fakeNet struct {
 	knocks []netip.AddrPort
 	protos []inet.Proto
 	names  map[string][]netip.Addr
+	open   map[netip.AddrPort]bool // the ports that accept a connection
+}
+
+// connect is the fake network's TCP connect: a port in f.open accepts, any
+// other refuses.
+func (f *fakeNet) connect(_ context.Context, _, address string) (net.Conn, error) {
+	dst, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	open := f.open[dst]
+	f.mu.Unlock()
+	if !open {
+		return nil, fmt.Errorf("dial tcp %v: connect: connection refused", dst)
+	}
+	c, peer := net.Pipe()
+	peer.Close()
+	return c, nil
 }
 
 func (f *fakeNet) Knock(_ context.Context, proto inet.Proto, dst netip.AddrPort) error {
@@ -122,7 +142,7 @@ func (e *env) run(args ...string) (int, string, string) {
 	}
 	a := &app{
 		stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr,
-		dialer: e.net, resolver: e.net, route: route,
+		dialer: e.net, resolver: e.net, route: route, connect: e.net.connect,
 		now: func() time.Time { return e.now },
 	}
 	if e.route != nil {
@@ -130,7 +150,7 @@ func (e *env) run(args ...string) (int, string, string) {
 	}
 	a.stun = e.stun
 	if e.real {
-		a.dialer, a.resolver, a.route, a.now = nil, nil, nil, nil
+		a.dialer, a.resolver, a.route, a.now, a.connect = nil, nil, nil, nil, nil
 	}
 	code := a.run(e.t.Context(), args)
 	return code, stdout.String(), stderr.String()
@@ -338,6 +358,7 @@ func TestEnrollErrors(t *testing.T) {
 	e := newEnv(t)
 	noHost := writeEnrollment(t, enrollment(t, "", inet.TCP))
 	loose := writeEnrollment(t, enrollment(t, "ssh.example.com", inet.TCP))
+	good := writeEnrollment(t, enrollment(t, "ssh.example.com", inet.TCP))
 	if runtime.GOOS != "windows" {
 		os.Chmod(loose, 0o644)
 	}
@@ -356,6 +377,9 @@ func TestEnrollErrors(t *testing.T) {
 		{[]string{"enroll", "--file", filepath.Join(t.TempDir(), "none.uri")}, "no such file"},
 		{[]string{"enroll", "--file", noHost, "--host", "ssh.example.com", "--name", "../x"}, `profile name "../x"`},
 		{[]string{"enroll", "--file", noHost, "--host", "_x"}, "host \"_x\" makes no profile name: give one with --name"},
+		{[]string{"enroll", "--file", good, "--check-port", "ssh:x"}, `--check-port "ssh:x": want [SERVICE:]PORT`},
+		{[]string{"enroll", "--file", good, "--check-port", "0"}, `--check-port "0": want [SERVICE:]PORT`},
+		{[]string{"enroll", "--file", good, "--check-port", "db:5432"}, `--check-port "db:5432": check port db:tcp/5432: no service "db" in this enrollment: it has ssh`},
 	} {
 		if tc.args[1] == "--file" && tc.args[2] == loose && runtime.GOOS == "windows" {
 			continue
@@ -391,8 +415,10 @@ func TestKnock(t *testing.T) {
 		e.net.reset()
 		os.RemoveAll(e.cache) // each case in a fresh window
 		code, out, errOut := e.run(tc.args...)
-		if code != 0 || out != "" || errOut != "" {
-			t.Errorf("tknock %v: exit %d, stdout %q, stderr %q; want 0 and quiet", tc.args, code, out, errOut)
+		// The test enrollment names no port to confirm the door with:
+		// the knock is sent, and tknock says it cannot tell.
+		if want := ": knocked for " + tc.service + "; not confirmed: the enrollment names no port to check"; code != 0 || !strings.Contains(out, want) || errOut != "" {
+			t.Errorf("tknock %v: exit %d, stdout %q, stderr %q; want 0 and %q", tc.args, code, out, errOut, want)
 			continue
 		}
 		want := sent(sequence(t, en, tc.service, e.now, false, tc.src))
@@ -503,7 +529,7 @@ func TestKnockWrongClockWarns(t *testing.T) {
 	e := newEnv(t)
 	e.mustRun("enroll", "--uri", enrollment(t, "ssh.example.com", inet.TCP).URI(), "--name", "work")
 	e.now = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
-	code, out, errOut := e.run("work")
+	code, out, errOut := e.run("work", "--no-wait")
 	if code != 0 || out != "" || !strings.Contains(errOut, "tknock: warning: the system clock looks wrong: it reads 2001-01-01T00:00:00Z, before 2024") {
 		t.Errorf("knock with the clock in 2001: exit %d, stdout %q, stderr %q; want 0 and a warning", code, out, errOut)
 	}
@@ -521,7 +547,7 @@ func TestKnockVerboseShowsNoPorts(t *testing.T) {
 	en := enrollment(t, "ssh.example.com", inet.TCP)
 	en.Length = 16
 	e.mustRun("enroll", "--uri", en.URI(), "--name", "work")
-	code, out, errOut := e.run("-v", "work")
+	code, out, errOut := e.run("-v", "work", "--no-wait")
 	if code != 0 || out != "" {
 		t.Fatalf("-v knock: exit %d, stdout %q", code, out)
 	}

@@ -23,13 +23,13 @@ type printCmd struct {
 	At         *int64 `placeholder:"UNIX_SECONDS" help:"Time of the sequence, Unix seconds (default: now)."`
 }
 
-func (c *printCmd) Run(_ context.Context, a *app) error {
+func (c *printCmd) Run(ctx context.Context, a *app) error {
 	var l *loaded
 	var err error
 	if c.Enrollment != "" {
 		l, err = a.readEnrollment(c.Enrollment)
 	} else {
-		l, err = a.profile(c.Profile)
+		l, err = a.profile(ctx, c.Profile)
 	}
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tknock/tknock/client"
@@ -26,11 +28,12 @@ func (c *sshProxyCmd) Run(ctx context.Context, a *app) error {
 	case c.Enrollment != "":
 		l, err = a.readEnrollment(c.Enrollment)
 	case c.Profile != "":
-		l, err = a.profile(c.Profile)
+		l, err = a.profile(ctx, c.Profile)
 	default:
 		// HOST may be a profile's name rather than a resolvable host:
-		// knock at the profile's host.
-		if l, err = a.profile(c.Host); err == nil && l.Host != "" {
+		// knock at the profile's host. An address (found by the
+		// addresses of the profile's host) is knocked at as it is.
+		if l, err = a.profile(ctx, c.Host); err == nil && l.Host != "" && !isAddr(c.Host) {
 			host = ""
 		}
 	}
@@ -57,4 +60,10 @@ func (c *sshProxyCmd) Run(ctx context.Context, a *app) error {
 	}
 	a.log.Debug().Dur("took", took).Msg("connected")
 	return client.Pipe(ctx, conn, a.stdin, a.stdout)
+}
+
+// isAddr reports whether host is an IP address (IPv6 in brackets or not).
+func isAddr(host string) bool {
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil
 }

@@ -192,7 +192,7 @@ func TestKnockWait(t *testing.T) {
 	}
 
 	code, out, errOut = e.run("knock", "--enrollment", file, "--wait", port)
-	if code != 0 || errOut != "" || !strings.HasPrefix(out, "127.0.0.1 port "+port+" open after ") {
+	if code != 0 || errOut != "" || !strings.HasPrefix(out, "127.0.0.1: ssh is open (port "+port+" accepted a connection after ") {
 		t.Errorf("knock --wait: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if !d.isOpen() {
@@ -223,7 +223,7 @@ func TestKnockWaitReknocks(t *testing.T) {
 			}
 			continue
 		}
-		if code != 0 || errOut != "" || !strings.HasPrefix(out, "127.0.0.1 port "+port+" open after ") {
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, "127.0.0.1: ssh is open (port "+port+" accepted a connection after ") {
 			t.Fatalf("knock --wait with the first knocks lost: exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
 		d.mu.Lock()

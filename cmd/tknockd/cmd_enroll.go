@@ -15,7 +15,8 @@ import (
 )
 
 type enrollCmd struct {
-	Name    string   `arg:"" help:"User name; the enrollment is written to USERS_DIR/NAME.uri."`
+	Name    string   `arg:"" help:"User name; the enrollment is written to USERS_DIR/NAME.uri (with --device: NAME@DEVICE.uri)."`
+	Device  string   `placeholder:"DEVICE" help:"Enroll one more device of the user (laptop, phone): user NAME@DEVICE, with its own secret, so that two devices behind one address can knock in the same time window."`
 	Service []string `short:"s" sep:"," placeholder:"NAME" help:"Service the user may open (repeat, or separate with commas); default: [enroll] services."`
 	Host    string   `placeholder:"HOST" help:"What the client knocks at (DNS name or address); default: [enroll] host."`
 	PNG     string   `name:"png" type:"path" placeholder:"FILE" help:"Also write the QR code to FILE as a PNG image (mode 0600: it holds the secret)."`
@@ -30,6 +31,13 @@ type enrollCmd struct {
 func (cmd *enrollCmd) Run(e *env) error {
 	if !totpseq.ValidName(cmd.Name) {
 		return fmt.Errorf("user name %q: want [A-Za-z0-9][A-Za-z0-9._@-]{0,63}", cmd.Name)
+	}
+	if cmd.Device != "" {
+		name, err := deviceUser(cmd.Name, cmd.Device)
+		if err != nil {
+			return err
+		}
+		cmd.Name = name
 	}
 	c, err := config.Load(e.cli.Config)
 	if err != nil {
@@ -55,6 +63,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 		return fmt.Errorf("enroll %s: %w", cmd.Name, err)
 	}
 	en.STUN = c.Enroll.STUN
+	en.Check = c.CheckPorts(en.Services)
 	// All or nothing: the user file is staged first, then the PNG is
 	// written, and only then is the user file put in place; a failure
 	// leaves neither behind.

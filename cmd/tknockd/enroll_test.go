@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/base32"
 	"image"
-	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -169,60 +168,20 @@ func TestEnrollAllOrNothing(t *testing.T) {
 }
 
 // terminalQRImage renders the half-block QR code in the enroll output back
-// to pixels, as a terminal shows it: each character cell is one module wide
-// and two high; a glyph's ink is light (the colours are set explicitly to
-// light on dark), its background dark.
+// to pixels, as a terminal with the dark theme shows it (theme.render): each
+// character cell is one module wide and two high. Every coloured line of
+// the code must reset the colours at its end.
 func terminalQRImage(t *testing.T, out string) image.Image {
 	t.Helper()
-	var rows [][]bool // true: light
 	for line := range strings.Lines(out) {
 		line = strings.TrimSuffix(line, "\n")
-		if strings.HasPrefix(line, qrLineStart) {
-			if !strings.HasSuffix(line, qrLineEnd) {
-				t.Fatalf("QR line does not reset the colours: %q", line)
-			}
-			line = strings.TrimSuffix(strings.TrimPrefix(line, qrLineStart), qrLineEnd)
-		} else if !strings.ContainsAny(line, "█▀▄") || strings.Trim(line, "█▀▄ ") != "" {
-			continue // not a line of the code (without colours: output is not a terminal)
+		if strings.HasPrefix(line, qrLineStart) && !strings.HasSuffix(line, qrLineEnd) {
+			t.Fatalf("QR line does not reset the colours: %q", line)
 		}
-		var top, bottom []bool
-		for _, r := range line {
-			switch r {
-			case '█':
-				top, bottom = append(top, true), append(bottom, true)
-			case '▀':
-				top, bottom = append(top, true), append(bottom, false)
-			case '▄':
-				top, bottom = append(top, false), append(bottom, true)
-			case ' ':
-				top, bottom = append(top, false), append(bottom, false)
-			default:
-				t.Fatalf("unexpected character %q in QR line %q", r, line)
-			}
-		}
-		rows = append(rows, top, bottom)
 	}
-	if len(rows) == 0 {
-		t.Fatalf("no QR code in the output:\n%s", out)
-	}
-	const scale = 4
-	w := 0
-	for _, r := range rows {
-		w = max(w, len(r))
-	}
-	img := image.NewGray(image.Rect(0, 0, w*scale, len(rows)*scale))
-	for y, r := range rows {
-		for x := 0; x < w; x++ {
-			c := color.Gray{Y: 0}
-			if x < len(r) && r[x] {
-				c.Y = 255
-			}
-			for dy := range scale {
-				for dx := range scale {
-					img.SetGray(x*scale+dx, y*scale+dy, c)
-				}
-			}
-		}
+	img, err := darkTheme.render(out)
+	if err != nil {
+		t.Fatalf("terminal QR code: %v\n%s", err, out)
 	}
 	return img
 }

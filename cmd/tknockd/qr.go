@@ -27,15 +27,20 @@ import (
 // halves light, "▀" top light, "▄" bottom light, " " both dark), which
 // assumes light text on a dark background: on a light-background terminal
 // the code would come out inverted, and many phone scanners reject an
-// inverted code. So every line is wrapped in explicit colours, bright white
+// inverted code. So every line is wrapped in explicit colours, white
 // glyphs on a black background, and the code reads the same (dark modules
-// on a light quiet zone) whatever the terminal's theme. The quiet zone is
-// made of light glyphs too, so it does not depend on the background either.
+// on a light quiet zone) whatever the terminal's theme. The colours are
+// entries 231 (white) and 16 (black) of the 256-colour cube, which themes
+// do not remap, where the 16 palette colours (SGR 97 and 40, say) are the
+// theme's to choose: light themes often make "bright white" dark and
+// "black" light, which inverts the code (TestTerminalQRThemes renders both
+// kinds of theme). The quiet zone is made of light glyphs too, so it does
+// not depend on the background either.
 const (
-	qrLineStart = "\x1b[97;40m" // bright white foreground, black background
-	qrLineEnd   = "\x1b[0m"     // back to the terminal's colours
-	qrQuietZone = 2             // modules; scanners cope with less than the standard 4
-	qrLevel     = qr.L          // the URI is long; L keeps the code small enough for a terminal
+	qrLineStart = "\x1b[38;5;231;48;5;16m" // cube white foreground, cube black background
+	qrLineEnd   = "\x1b[0m"                // back to the terminal's colours
+	qrQuietZone = 2                        // modules; scanners cope with less than the standard 4
+	qrLevel     = qr.L                     // the URI is long; L keeps the code small enough for a terminal
 )
 
 // qrIsTerminal reports whether w is a terminal; tests replace it.
