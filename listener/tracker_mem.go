@@ -1,6 +1,10 @@
 package listener
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/tknock/tknock/internal/hugepage"
+)
 
 // hugePage is the size of a huge page (amd64, arm64 with 4 KiB pages).
 const hugePage = 2 << 20
@@ -8,7 +12,7 @@ const hugePage = 2 << 20
 // largeSlice returns a zeroed slice of n Ts, where T holds no pointers.
 // From two huge pages on, the slice starts on a huge page boundary (it
 // takes up to one huge page more of address space, never touched) and the
-// kernel is asked to back it with huge pages where it can (adviseHuge): the
+// kernel is asked to back it with huge pages where it can (hugepage.Advise): the
 // source stores are read at random, a cache line or two per knock, and
 // with 4 KiB pages nearly each of those reads would also miss the TLB.
 func largeSlice[T any](n int) []T {
@@ -19,7 +23,7 @@ func largeSlice[T any](n int) []T {
 	}
 	buf := make([]byte, size+hugePage)
 	off := (hugePage - int(uintptr(unsafe.Pointer(&buf[0]))%hugePage)) % hugePage
-	adviseHuge(buf[off : off+size])
+	hugepage.Advise(buf[off : off+size])
 	return unsafe.Slice((*T)(unsafe.Pointer(&buf[off])), n)
 }
 
