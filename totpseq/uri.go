@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -409,6 +410,17 @@ func scrub(err error, secret string) error {
 		return err
 	}
 	return errors.New(b.String())
+}
+
+// secretParam matches the secret parameter of an enrollment URI and its
+// value, in any case.
+var secretParam = regexp.MustCompile(`(?i)secret=[^&#\s"']*`)
+
+// Redact returns s with the value of every secret parameter ("secret=...")
+// replaced by "[redacted]": for messages that quote text which may hold an
+// enrollment URI (a configuration value where a URI was pasted, say).
+func Redact(s string) string {
+	return secretParam.ReplaceAllString(s, "secret=[redacted]")
 }
 
 // redactURL drops the URI that net/url quotes in its errors: the URI holds

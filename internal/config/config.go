@@ -178,7 +178,11 @@ type fieldError struct {
 	msg   string
 }
 
-func (e *fieldError) Error() string {
+// Error says what is wrong and where. A value quoted back never shows an
+// enrollment URI's secret (a URI pasted into the file by mistake).
+func (e *fieldError) Error() string { return totpseq.Redact(e.error()) }
+
+func (e *fieldError) error() string {
 	var b strings.Builder
 	b.WriteString(e.file + ": ")
 	if e.line > 0 {
@@ -258,7 +262,7 @@ func decodeError(path string, err error) error {
 		}
 		return &fieldError{file: path, line: line, field: strings.Join(de.Key(), "."), msg: msg}
 	}
-	return fmt.Errorf("%s: %w", path, err)
+	return fmt.Errorf("%s: %s", path, totpseq.Redact(err.Error()))
 }
 
 var typeMismatchRE = regexp.MustCompile(`^cannot decode TOML (\S+) into (?:.* of type )?(\S+)$`)

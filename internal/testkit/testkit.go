@@ -4,6 +4,7 @@ package testkit
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,4 +70,20 @@ func Enrollment(t testing.TB, name, host string, edit func(*totpseq.Params)) *to
 		t.Fatalf("test enrollment %s: %v", name, err)
 	}
 	return e
+}
+
+// LeakRun is the shortest run of a secret's characters that Leaked takes
+// for the secret showing: 8 base32 characters are 40 bits of it.
+const LeakRun = 8
+
+// Leaked returns the first LeakRun consecutive characters of secret (its
+// base32 text, compared without case) that s contains, or "".
+func Leaked(s, secret string) string {
+	s, secret = strings.ToLower(s), strings.ToLower(secret)
+	for i := 0; i+LeakRun <= len(secret); i++ {
+		if strings.Contains(s, secret[i:i+LeakRun]) {
+			return secret[i : i+LeakRun]
+		}
+	}
+	return ""
 }
