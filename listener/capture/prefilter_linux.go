@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,7 +40,8 @@ import (
 //     from Config.Anchors), old and new alike, so that a knock is never
 //     dropped for a table the tracker is about to use;
 //   - the sources seen are a bit each in a bitmap of 2^20 bits chosen by a
-//     hash of the address, in two generations: a source is marked in the
+//     hash of the address keyed at load (no one can choose sources that
+//     share a bit), in two generations: a source is marked in the
 //     current one and looked up in both, and every hold (SetHold: the
 //     tracker's SeqTimeout, the longest a sequence may take from its anchor)
 //     the older generation is cleared and becomes the current one. A source
@@ -55,6 +57,7 @@ import (
 // privileged one (TestPrefilterUnitCaps, BenchmarkPrefilterRun); 290 KiB
 // of kernel memory. Its methods may be called from any goroutine.
 type Prefilter struct {
+	key    [4]uint64    // the seen bitmap's hash multipliers, odd, drawn at load (newKey)
 	bits   *ebpf.Map    // one value: pfWords words (the layout at pfRangeOff...)
 	mem    *ebpf.Memory // bits' value, mapped
 	counts *ebpf.Map    // per-CPU array of pfCounters counters
@@ -110,6 +113,9 @@ func NewPrefilter(hold time.Duration) (*Prefilter, error) {
 		return nil, fmt.Errorf("prefilter: hold %v, want at least %v", hold, MinPrefilterHold)
 	}
 	p := &Prefilter{progs: make(map[progKey]*ebpf.Program), hold: hold, stop: make(chan struct{}), stopped: make(chan struct{})}
+	if err := p.newKey(); err != nil {
+		return nil, err
+	}
 	var err error
 	defer func() {
 		if err != nil {
@@ -487,20 +493,22 @@ func (p *Prefilter) program(link listener.LinkType, count bool) easm.Instruction
 
 	// The source's bit in the seen bitmap: R3 its word's index in a
 	// generation, R4 its mask; R8 the current generation.
+	// The hash is keyed (p.key, drawn at load): whoever knows the program
+	// but not the key cannot pick sources that share a bit with another.
 	emit(easm.LoadMem(easm.R1, easm.RFP, -16, easm.Word),
-		easm.LoadImm(easm.R2, imm64(0x2545f4914f6cdd1d), easm.DWord),
+		easm.LoadImm(easm.R2, imm64(p.key[0]), easm.DWord),
 		easm.Mul.Reg(easm.R1, easm.R2),
 		easm.LoadMem(easm.R3, easm.RFP, -12, easm.Word),
-		easm.LoadImm(easm.R2, imm64(0x9e6c63d0676a9a99), easm.DWord),
+		easm.LoadImm(easm.R2, imm64(p.key[1]), easm.DWord),
 		easm.Mul.Reg(easm.R3, easm.R2),
 		easm.Add.Reg(easm.R1, easm.R3),
 		easm.LoadMem(easm.R3, easm.RFP, -8, easm.Word),
-		easm.LoadImm(easm.R2, imm64(0xc2b2ae3d27d4eb4f), easm.DWord),
+		easm.LoadImm(easm.R2, imm64(p.key[2]), easm.DWord),
 		easm.Mul.Reg(easm.R3, easm.R2),
 		easm.Add.Reg(easm.R1, easm.R3),
 		easm.LoadMem(easm.R3, easm.RFP, -4, easm.Word),
 		easm.Add.Reg(easm.R1, easm.R3),
-		easm.LoadImm(easm.R2, imm64(0x9e3779b97f4a7c15), easm.DWord),
+		easm.LoadImm(easm.R2, imm64(p.key[3]), easm.DWord),
 		easm.Mul.Reg(easm.R1, easm.R2),
 		easm.RSh.Imm(easm.R1, 64-pfSeenBits))
 	bit(easm.R1, easm.R3, easm.R4, easm.R5)
@@ -649,3 +657,18 @@ func atomicOr(dst, src easm.Register) easm.Instruction {
 
 // imm64 is the 64-bit immediate of v.
 func imm64(v uint64) int64 { return int64(v) }
+
+// newKey draws the seen bitmap's hash key: four odd 64-bit multipliers
+// from crypto/rand. A fixed key would let anyone who reads this source
+// choose spoofed sources that share a bit with a client's, or with each
+// other.
+func (p *Prefilter) newKey() error {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("prefilter: hash key: %w", err)
+	}
+	for i := range p.key {
+		p.key[i] = binary.LittleEndian.Uint64(b[8*i:]) | 1
+	}
+	return nil
+}

@@ -419,3 +419,52 @@ func fastSlowChecks() []pfCheck {
 		{what: "fast, SYN-ACK of a marked source", p: func() listenertest.Packet { v := fast("192.0.2.1", 40200); v.ACK = true; return v }()},
 	}
 }
+
+// TestPrefilterKey: every prefilter draws its own key for the seen
+// bitmap's hash, so the bit a source lands on differs from load to load
+// (and cannot be chosen from this source code); a marked source passes
+// under either key.
+func TestPrefilterKey(t *testing.T) {
+	seenBits := func(p *Prefilter) []int {
+		buf := make([]byte, 2*pfSeenWords*8)
+		if _, err := p.mem.ReadAt(buf, pfSeenOff*8); err != nil {
+			t.Fatal(err)
+		}
+		var set []int
+		for i, b := range buf {
+			for j := range 8 {
+				if b&(1<<j) != 0 {
+					set = append(set, i*8+j)
+				}
+			}
+		}
+		return set
+	}
+	anchor := listenertest.Packet{Src: "192.0.2.77", Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: 40100}
+	next := listenertest.Packet{Src: "192.0.2.77", Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: 40200}
+	var bits [][]int
+	var keys [][4]uint64
+	for range 2 {
+		p := newTestPrefilter(t, listenertest.Ranges())
+		for _, k := range p.key {
+			if k&1 == 0 {
+				t.Errorf("key %#x is even: a multiplier must be odd", k)
+			}
+		}
+		publish(t, p, anchorSet([]uint16{40100}, nil))
+		if run(t, p, anchor.Frame(t)) == 0 || run(t, p, next.Frame(t)) == 0 {
+			t.Fatal("a source marked at an anchor does not pass its next knock")
+		}
+		bits = append(bits, seenBits(p))
+		keys = append(keys, p.key)
+	}
+	if keys[0] == keys[1] {
+		t.Errorf("two prefilters drew the same key %#x", keys[0])
+	}
+	if len(bits[0]) != 1 || len(bits[1]) != 1 {
+		t.Fatalf("seen bits after one anchor knock: %v and %v, want one each", bits[0], bits[1])
+	}
+	if bits[0][0] == bits[1][0] {
+		t.Errorf("the source landed on bit %d under both keys (odds 2^-20)", bits[0][0])
+	}
+}
