@@ -1,38 +1,23 @@
 package nft
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
+	"github.com/tknock/tknock/internal/testkit"
 )
 
 // logBuffer collects a Table's log lines; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type logBuffer struct{ testkit.SyncBuffer }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// count returns how many times s occurs in the lines so far.
+func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
 
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
-// watch opens a Table in ns with a log, applies cfg and runs Watch until
-// the test ends.
 func watch(t *testing.T, ns interface{ Fd(testing.TB) int }, cfg Config) (*Table, *logBuffer) {
 	t.Helper()
 	logs := new(logBuffer)
