@@ -57,6 +57,12 @@ type Config struct {
 	// Default DefaultReplayCapacity.
 	ReplayCapacity int
 
+	// ReplayPerUser bounds the records of one user in the replay record,
+	// 1..ReplayCapacity: one user's completions beyond it are refused
+	// (UserQuota) while the others' still open. Default
+	// DefaultReplayPerUser (at most ReplayCapacity).
+	ReplayPerUser int
+
 	// Anchors, if not nil, is called with the anchor ports of every
 	// anchor table the tracker builds (AnchorPorts), before the table is
 	// used, from the goroutine that built it: Prefilter.Publish's way in.
@@ -120,7 +126,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // configWords names the fields of Config in messages.
 var configWords = map[string]string{
 	"Skew": "skew", "SkewDetect": "skew detection", "GapMax": "gap max", "SeqTimeout": "sequence timeout",
-	"Capacity": "capacity", "ReplayCapacity": "replay capacity",
+	"Capacity": "capacity", "ReplayCapacity": "replay capacity", "ReplayPerUser": "replay per user",
 }
 
 // withDefaults fills the zero fields and checks the others.
@@ -137,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReplayCapacity == 0 {
 		c.ReplayCapacity = d.ReplayCapacity
+	}
+	if c.ReplayPerUser == 0 {
+		c.ReplayPerUser = min(DefaultReplayPerUser, c.ReplayCapacity)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -163,6 +172,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReplayCapacity < 1 || c.ReplayCapacity > MaxCapacity {
 		bad("ReplayCapacity", c.ReplayCapacity, "want 1..%d records", MaxCapacity)
+	} else if c.ReplayPerUser < 1 || c.ReplayPerUser > c.ReplayCapacity {
+		bad("ReplayPerUser", c.ReplayPerUser, "want 1..%d records (the replay capacity)", c.ReplayCapacity)
 	}
 	return c, errors.Join(errs...)
 }
@@ -194,10 +205,14 @@ const (
 	// record is full of records that may still matter; nothing opens
 	// rather than a record being forgotten.
 	ReplayFull
+	// UserQuota: a sequence completed inside the skew, but its user has
+	// Config.ReplayPerUser records in the replay record already, all of
+	// which may still matter; nothing opens (other users still can).
+	UserQuota
 )
 
 // String returns "opened", "replay", "expired", "clock-skew",
-// "replay-full" or "event(N)".
+// "replay-full", "user-quota" or "event(N)".
 func (k EventKind) String() string {
 	switch k {
 	case Opened:
@@ -210,6 +225,8 @@ func (k EventKind) String() string {
 		return "clock-skew"
 	case ReplayFull:
 		return "replay-full"
+	case UserQuota:
+		return "user-quota"
 	}
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
@@ -239,6 +256,7 @@ type Stats struct {
 	Expired    uint64 // Expired events
 	ClockSkews uint64 // ClockSkew events
 	ReplayFull uint64 // ReplayFull events
+	UserQuota  uint64 // UserQuota events
 	Evictions  uint64 // sources pushed out of the full table
 	Overflows  uint64 // candidates not tracked: a source already had the most it can hold
 
@@ -266,7 +284,7 @@ type trackerState struct {
 // knock.
 type counters struct {
 	knocks, ignored, started, advanced, duplicates, resets, timeouts atomic.Uint64
-	opened, replays, expired, clockSkews, replayFull                 atomic.Uint64
+	opened, replays, expired, clockSkews, replayFull, userQuota      atomic.Uint64
 	evictions, overflows, builds                                     atomic.Uint64
 	tracked, candidates, buildTime                                   atomic.Int64
 }
@@ -276,7 +294,7 @@ type counters struct {
 // counters of a flood) may be non-zero.
 type tally struct {
 	knocks, ignored, started, advanced, duplicates, resets, timeouts uint64
-	opened, replays, expired, clockSkews, replayFull                 uint64
+	opened, replays, expired, clockSkews, replayFull, userQuota      uint64
 	evictions, overflows                                             uint64
 	rare                                                             bool
 }
@@ -305,6 +323,7 @@ func (t *Tracker) publish() {
 		pub(&c.expired, &t.n.expired)
 		pub(&c.clockSkews, &t.n.clockSkews)
 		pub(&c.replayFull, &t.n.replayFull)
+		pub(&c.userQuota, &t.n.userQuota)
 		pub(&c.overflows, &t.n.overflows)
 	}
 	if n := int64(t.anc.n + t.src.n); n != t.trackedPub {
@@ -368,7 +387,7 @@ func NewTracker(cfg Config, users []User, now time.Time, emit func(Event)) (*Tra
 		hash:   newHasher(),
 		anc:    newAnchorStore(nb, ways),
 		src:    newSourceTable(advanced),
-		replay: newReplayRecord(st.cfg.ReplayCapacity),
+		replay: newReplayRecord(st.cfg.ReplayCapacity, st.cfg.ReplayPerUser),
 	}
 	t.anc.swept, _ = unixNano(now)
 	t.latest.Store(st)
@@ -546,6 +565,7 @@ func (t *Tracker) adopt(st *trackerState) {
 	t.st = st
 	t.gap, t.seq = int64(st.cfg.GapMax), int64(st.cfg.SeqTimeout)
 	t.replay.capacity = st.cfg.ReplayCapacity
+	t.replay.userCap = st.cfg.ReplayPerUser
 	t.n.candidates.Store(int64(len(st.tab.ents)))
 	derivers := make([]*totpseq.Deriver, len(st.users))
 	if old == nil {
@@ -615,6 +635,7 @@ func (t *Tracker) Stats() Stats {
 		Expired:     t.n.expired.Load(),
 		ClockSkews:  t.n.clockSkews.Load(),
 		ReplayFull:  t.n.replayFull.Load(),
+		UserQuota:   t.n.userQuota.Load(),
 		Evictions:   t.n.evictions.Load(),
 		Overflows:   t.n.overflows.Load(),
 		Tracked:     int(t.n.tracked.Load()),
@@ -1110,6 +1131,9 @@ func (t *Tracker) complete(c *candidate, src netip.Addr, at time.Time, ns int64)
 		case replaySeen:
 			ev.Kind = Replay
 			t.tally.replays++
+		case replayQuota:
+			ev.Kind = UserQuota
+			t.tally.userQuota++
 		default:
 			ev.Kind = ReplayFull
 			t.tally.replayFull++
