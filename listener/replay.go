@@ -51,10 +51,10 @@ type replayRecord struct {
 type replayResult uint8
 
 const (
-	replayNew  replayResult = iota // recorded: open
-	replaySeen                     // accepted before: a replay
-	replayFull                     // full of live records: refuse
-	replayQuota                    // the user's quota is full of live records: refuse
+	replayNew   replayResult = iota // recorded: open
+	replaySeen                      // accepted before: a replay
+	replayFull                      // full of live records: refuse
+	replayQuota                     // the user's quota is full of live records: refuse
 )
 
 func newReplayRecord(capacity, perUser int) replayRecord {
