@@ -78,9 +78,11 @@ type daemon struct {
 	rejects zerolog.Logger // log for reject lines, sampled
 	deps    deps
 
-	fw firewall
-	tr *listener.Tracker
-	f  filters // what the tracker's anchors and ranges steer
+	fw    firewall
+	tr    *listener.Tracker
+	state *replayState // the replay record's file; owned by emit's goroutine
+	opens openSampler  // samples "access opened" per user; owned by emit's goroutine
+	f     filters      // what the tracker's anchors and ranges steer
 
 	// cfg is the configuration in force; prev the one before the latest
 	// reload. Between a reload and the run loop's next knock, the
@@ -176,6 +178,8 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 		return err
 	}
 	d.tr = tr
+	d.state = openReplayState(c.StateDir, tr, d.periods, dp.now(), log)
+	defer d.state.close()
 	ranges := tr.Ranges()
 	d.f.dec = listener.NewDecoder(ranges)
 	open := func(iface string, ranges []inet.Range) (capture.Reader, error) {
@@ -250,6 +254,7 @@ var rejectReason = map[listener.EventKind]string{
 	listener.Expired:    "expired",
 	listener.ClockSkew:  "clock_skew",
 	listener.ReplayFull: "replay_full",
+	listener.UserQuota:  "user_quota",
 }
 
 var rejectMessage = map[listener.EventKind]string{
@@ -257,6 +262,7 @@ var rejectMessage = map[listener.EventKind]string{
 	listener.Expired:    "sequence rejected: its window has passed",
 	listener.ClockSkew:  "sequence rejected: probable clock skew",
 	listener.ReplayFull: "sequence rejected: replay record full",
+	listener.UserQuota:  "sequence rejected: the user's quota of openings is full",
 }
 
 // emit handles a completed sequence. The tracker calls it from the run
@@ -280,6 +286,12 @@ func (d *daemon) emit(ev listener.Event) {
 			Msg("service is not configured")
 		return
 	}
+	// Recorded before it opens: a crash between the two refuses the
+	// sequence after the restart rather than opening it twice.
+	if err := d.state.add(&ev); err != nil {
+		d.log.Error().Err(err).Str("event", "state_unwritable").
+			Str("risk", "a restart may open this sequence again").Msg("replay record not persisted")
+	}
 	if err := d.fw.Allow(ev.Src, svc, c.OpenFor); err != nil {
 		d.openErrors.Add(1)
 		d.log.Error().Err(err).Str("event", "open_failed").Str("user", ev.User).Str("service", ev.Service).
@@ -292,7 +304,7 @@ func (d *daemon) emit(ev listener.Event) {
 	// How long after the kernel received the last knock the grant was in
 	// place: the daemon's share of the client's wait.
 	delay := d.deps.now().Sub(ev.Time)
-	d.log.Info().Str("event", "open").Str("user", ev.User).Str("service", ev.Service).Str("src", src).
+	d.opens.user(d.log, ev.User).Info().Str("event", "open").Str("user", ev.User).Str("service", ev.Service).Str("src", src).
 		Int("offset", ev.Offset).Str("open_for", c.OpenFor.String()).
 		Float64("delay_ms", float64(delay.Microseconds())/1000).Msg("access opened")
 }

@@ -769,8 +769,8 @@ func TestDaemonStartErrors(t *testing.T) {
 }
 
 // TestRejectFloodIsSampled: a flood of rejected sequences (a replay from
-// spoofed sources, say) writes a bounded number of lines; openings are
-// never sampled.
+// spoofed sources, say) writes a bounded number of lines; the openings of
+// different users are never sampled (one user's are: TestOpenLinesSampledPerUser).
 func TestRejectFloodIsSampled(t *testing.T) {
 	var buf syncBuffer
 	log := zerolog.New(&buf)
@@ -787,8 +787,8 @@ func TestRejectFloodIsSampled(t *testing.T) {
 	if hi := sampleBurst*2 + n/sampleEvery; rejects > hi || rejects < sampleBurst {
 		t.Errorf("%d reject lines for %d rejections, want %d..%d", rejects, n, sampleBurst, hi)
 	}
-	for range 300 {
-		d.emit(listener.Event{Kind: listener.Opened, User: "alice", Service: "ssh", Src: src, Time: time.Now()})
+	for i := range 300 {
+		d.emit(listener.Event{Kind: listener.Opened, User: fmt.Sprint("user", i), Service: "ssh", Src: src, Time: time.Now()})
 	}
 	if opens := strings.Count(buf.String(), `"event":"open"`); opens != 300 {
 		t.Errorf("%d open lines for 300 openings: openings must all be logged", opens)
