@@ -69,6 +69,16 @@ type Config struct {
 	// It must not call the tracker.
 	Anchors func(AnchorPorts)
 
+	// Reset, if not nil, is called with the source and capture time of
+	// every knock that ended a source's attempt (rule 4: it dropped the
+	// candidates the source tracked after an anchor, and advanced none:
+	// Stats.Resets), from the goroutine that calls Knock: a failed
+	// attempt, for the daemon's per-source events. A client that knocks
+	// its own sequence never causes one (copies are duplicates). It must
+	// be cheap, as a source that knows an anchor causes one every second
+	// knock, and must not call the tracker.
+	Reset func(src netip.Addr, at time.Time)
+
 	// Now is the wall clock of the goroutine that Run starts to build the
 	// anchor table of the next window boundary ahead of time. nil means
 	// time.Now. Knocks are matched with their capture timestamps, never
@@ -956,6 +966,9 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 	}
 	if dropped && !progress {
 		t.tally.resets++
+		if f := t.st.cfg.Reset; f != nil {
+			f(src, k.Time)
+		}
 	}
 
 	// Rule 1, also after a reset (rule 4).

@@ -81,6 +81,7 @@ type daemon struct {
 	fw    firewall
 	tr    *listener.Tracker
 	state *replayState // the replay record's file; owned by emit's goroutine
+	fails *failWatch   // failed attempts per source; owned by emit's goroutine
 	opens openSampler  // samples "access opened" per user; owned by emit's goroutine
 	f     filters      // what the tracker's anchors and ranges steer
 
@@ -104,6 +105,7 @@ type daemon struct {
 func (d *daemon) trackerConfig(c *config.Config) listener.Config {
 	tc := c.Tracker()
 	tc.Now = d.deps.now
+	tc.Reset = d.fails.failed
 	if d.f.pf != nil {
 		tc.Anchors = d.f.anchors
 	}
@@ -161,6 +163,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	d.cfg.Store(c)
 	d.prev.Store(c)
 	d.users.Store(&users)
+	d.fails = newFailWatch(log)
 
 	if err := dp.checkInterfaces(c); err != nil {
 		return err
