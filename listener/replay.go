@@ -18,7 +18,7 @@ const DefaultReplayCapacity = 1 << 16
 // to 2*MaxSkew+1 windows), so that one enrolled user, from many addresses
 // (a /64, spoofed sources), cannot fill the record and lock the others out
 // with ReplayFull.
-const DefaultReplayPerUser = 256
+const DefaultReplayPerUser = 1024
 
 // replayKey is one accepted sequence: PROTOCOL.md section 3 rule 6 keys it
 // by (user, service, window, ip16). The strings are the user's own, so a

@@ -269,6 +269,7 @@ type Stats struct {
 	UserQuota  uint64 // UserQuota events
 	Evictions  uint64 // sources pushed out of the full table
 	Overflows  uint64 // candidates not tracked: a source already had the most it can hold
+	Throttled  uint64 // knocks after an anchor not looked at: their source (or /64) had spent its derivation budget
 
 	Tracked    int // sources tracked now
 	Capacity   int // sources tracked at most
@@ -295,7 +296,7 @@ type trackerState struct {
 type counters struct {
 	knocks, ignored, started, advanced, duplicates, resets, timeouts atomic.Uint64
 	opened, replays, expired, clockSkews, replayFull, userQuota      atomic.Uint64
-	evictions, overflows, builds                                     atomic.Uint64
+	evictions, overflows, throttled, builds                          atomic.Uint64
 	tracked, candidates, buildTime                                   atomic.Int64
 }
 
@@ -305,7 +306,7 @@ type counters struct {
 type tally struct {
 	knocks, ignored, started, advanced, duplicates, resets, timeouts uint64
 	opened, replays, expired, clockSkews, replayFull, userQuota      uint64
-	evictions, overflows                                             uint64
+	evictions, overflows, throttled                                  uint64
 	rare                                                             bool
 }
 
@@ -335,6 +336,7 @@ func (t *Tracker) publish() {
 		pub(&c.replayFull, &t.n.replayFull)
 		pub(&c.userQuota, &t.n.userQuota)
 		pub(&c.overflows, &t.n.overflows)
+		pub(&c.throttled, &t.n.throttled)
 	}
 	if n := int64(t.anc.n + t.src.n); n != t.trackedPub {
 		t.trackedPub = n
@@ -358,7 +360,8 @@ func (t *Tracker) publish() {
 type Tracker struct {
 	// Owned by the goroutine that calls Knock.
 	st         *trackerState
-	derivers   []*totpseq.Deriver // per user, made when first needed
+	derivers   deriverCache // the recently used users' Derivers
+	budget     budget       // derivations per source and per /64
 	hash       hasher
 	anc        anchorStore
 	src        sourceTable // the advanced sources
@@ -577,9 +580,8 @@ func (t *Tracker) adopt(st *trackerState) {
 	t.replay.capacity = st.cfg.ReplayCapacity
 	t.replay.userCap = st.cfg.ReplayPerUser
 	t.n.candidates.Store(int64(len(st.tab.ents)))
-	derivers := make([]*totpseq.Deriver, len(st.users))
+	t.derivers = newDeriverCache(len(st.users)) // users' indices change: made again on demand
 	if old == nil {
-		t.derivers = derivers
 		return
 	}
 	// Map the old slots to the new ones: same user name, same derivation,
@@ -598,13 +600,11 @@ func (t *Tracker) adopt(st *trackerState) {
 		if !ok || !sameDerivation(&ou.params, &st.users[i].params) {
 			continue
 		}
-		derivers[i] = t.derivers[sl.user]
 		nu := &st.users[i]
 		if j := slices.Index(nu.params.Services, sl.service); j >= 0 {
 			remap[s] = int64(nu.first + j)
 		}
 	}
-	t.derivers = derivers
 	for e := range t.src.ents {
 		ent := &t.src.ents[e]
 		if !ent.used {
@@ -648,6 +648,7 @@ func (t *Tracker) Stats() Stats {
 		UserQuota:   t.n.userQuota.Load(),
 		Evictions:   t.n.evictions.Load(),
 		Overflows:   t.n.overflows.Load(),
+		Throttled:   t.n.throttled.Load(),
 		Tracked:     int(t.n.tracked.Load()),
 		Capacity:    t.anc.capacity() + len(t.src.ents),
 		Candidates:  int(t.n.candidates.Load()),
@@ -1000,6 +1001,26 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		ents = tab.all(pi, ent.gport)
 	}
 	d, skew := int64(t.st.cfg.depth()), int64(t.st.cfg.Skew)
+	// The derivations this knock needs, charged to the source's budget
+	// (budget.go) before any is made: all or none, so that what happens
+	// does not depend on the candidates' order.
+	need := 0
+	for _, a := range ents {
+		sl := &t.st.slots[a.slot]
+		u := &t.st.users[sl.user]
+		if filter {
+			if off := tab.window(a) - windowAt(ent.gtime, u.period); off < -d || off > d {
+				continue
+			}
+		}
+		if u.relevant(k.Proto, k.Port) && !tracking(adv[:ent.nadv], a.slot, tab.window(a)) && !tracking(done[:*ndone], a.slot, tab.window(a)) {
+			need++
+		}
+	}
+	if need > 0 && !t.budget.take(src, need, ns) {
+		t.tally.throttled++
+		return true, false // as a knock that continues none of them: a reset
+	}
 	var buf [totpseq.MaxLength - 1]uint16
 	for _, a := range ents {
 		sl := &t.st.slots[a.slot]
@@ -1107,15 +1128,10 @@ func (t *Tracker) completed(c *candidate) bool {
 	return int(c.step) == t.st.users[t.st.slots[c.slot].user].params.Length
 }
 
-// deriver returns user i's Deriver, made when first needed; nil only if
-// its parameters, validated when the users were set, were rejected.
+// deriver returns user i's Deriver, made when needed; nil only if its
+// parameters, validated when the users were set, were rejected.
 func (t *Tracker) deriver(i int32) *totpseq.Deriver {
-	if d := t.derivers[i]; d != nil {
-		return d
-	}
-	d, _ := totpseq.NewDeriver(&t.st.users[i].params)
-	t.derivers[i] = d
-	return d
+	return t.derivers.get(i, &t.st.users[i].params)
 }
 
 // complete applies rule 6 to a candidate that matched all its ports.
