@@ -65,6 +65,26 @@ func (b *budget) take(src netip.Addr, n int, now int64) bool {
 	return true
 }
 
+// spent reports whether src (or its /64) cannot afford a single
+// derivation at Unix nanoseconds now: one map look-up, so that a source
+// past its budget costs no walk over its anchor's candidates.
+func (b *budget) spent(src netip.Addr, now int64) bool {
+	if b.by == nil {
+		return false
+	}
+	x := max(1, b.scale)
+	if _, ok := gcra(b.by[src], 1, now, x*budgetRate, x*budgetBurst); !ok {
+		return true
+	}
+	if src.Is6() {
+		p := netip.PrefixFrom(src, 64).Masked().Addr()
+		if _, ok := gcra(b.by64[p], 1, now, x*budgetRate64, x*budgetBurst64); !ok {
+			return true
+		}
+	}
+	return false
+}
+
 // gcra returns the theoretical arrival time after n more units at rate a
 // second, burst at once, from tat, and whether they are allowed now.
 func gcra(tat int64, n int, now int64, rate, burst int) (int64, bool) {

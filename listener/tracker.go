@@ -1003,7 +1003,12 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 	d, skew := int64(t.st.cfg.depth()), int64(t.st.cfg.Skew)
 	// The derivations this knock needs, charged to the source's budget
 	// (budget.go) before any is made: all or none, so that what happens
-	// does not depend on the candidates' order.
+	// does not depend on the candidates' order. A source that cannot
+	// afford one is refused before the candidates are walked.
+	if t.budget.spent(src, ns) {
+		t.tally.throttled++
+		return true, false
+	}
 	need := 0
 	for _, a := range ents {
 		sl := &t.st.slots[a.slot]
