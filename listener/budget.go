@@ -36,50 +36,67 @@ const (
 // budget holds the derivation budget of the sources that derived recently.
 // Owned by the goroutine that calls Knock.
 type budget struct {
-	by, by64 map[netip.Addr]int64 // theoretical arrival time, Unix ns
-	scale    int                  // the rates and bursts times scale; 0 means 1 (tests raise it)
+	by, by64 map[netip.Addr]budgetState
+	scale    int // the rates and bursts times scale; 0 means 1 (tests raise it)
+}
+
+// budgetState is one key's budget.
+type budgetState struct {
+	tat  int64 // theoretical arrival time (GCRA), Unix ns
+	need int   // the derivations of its latest refused knock: spent refuses until they are affordable
 }
 
 // take charges n derivations to src (and its /64) at Unix nanoseconds now
 // and reports whether its budget allowed them; nothing is charged when
-// not.
+// not, and the refused n is remembered for spent.
 func (b *budget) take(src netip.Addr, n int, now int64) bool {
 	if b.by == nil {
-		b.by = make(map[netip.Addr]int64, 1024)
-		b.by64 = make(map[netip.Addr]int64, 1024)
+		b.by = make(map[netip.Addr]budgetState, 1024)
+		b.by64 = make(map[netip.Addr]budgetState, 1024)
 	}
 	x := max(1, b.scale)
-	tat, ok := gcra(b.by[src], n, now, x*budgetRate, x*budgetBurst)
+	st := b.by[src]
+	tat, ok := gcra(st.tat, n, now, x*budgetRate, x*budgetBurst)
 	if !ok {
+		st.need = n
+		store(b.by, src, st, now)
 		return false
 	}
 	if src.Is6() {
 		p := netip.PrefixFrom(src, 64).Masked().Addr()
-		tat64, ok := gcra(b.by64[p], n, now, x*budgetRate64, x*budgetBurst64)
+		st64 := b.by64[p]
+		tat64, ok := gcra(st64.tat, n, now, x*budgetRate64, x*budgetBurst64)
 		if !ok {
+			st64.need = n
+			store(b.by64, p, st64, now)
 			return false
 		}
-		store(b.by64, p, tat64, now)
+		store(b.by64, p, budgetState{tat: tat64}, now)
 	}
-	store(b.by, src, tat, now)
+	store(b.by, src, budgetState{tat: tat}, now)
 	return true
 }
 
-// spent reports whether src (or its /64) cannot afford a single
-// derivation at Unix nanoseconds now: one map look-up, so that a source
-// past its budget costs no walk over its anchor's candidates.
+// spent reports whether src (or its /64) cannot afford the derivations of
+// its latest refused knock (at least one) at Unix nanoseconds now: one map
+// look-up, so that a source past its budget costs no walk over its
+// anchor's candidates, knock after knock.
 func (b *budget) spent(src netip.Addr, now int64) bool {
 	if b.by == nil {
 		return false
 	}
 	x := max(1, b.scale)
-	if _, ok := gcra(b.by[src], 1, now, x*budgetRate, x*budgetBurst); !ok {
-		return true
+	if st, ok := b.by[src]; ok {
+		if _, ok := gcra(st.tat, max(1, st.need), now, x*budgetRate, x*budgetBurst); !ok {
+			return true
+		}
 	}
 	if src.Is6() {
 		p := netip.PrefixFrom(src, 64).Masked().Addr()
-		if _, ok := gcra(b.by64[p], 1, now, x*budgetRate64, x*budgetBurst64); !ok {
-			return true
+		if st, ok := b.by64[p]; ok {
+			if _, ok := gcra(st.tat, max(1, st.need), now, x*budgetRate64, x*budgetBurst64); !ok {
+				return true
+			}
 		}
 	}
 	return false
@@ -93,14 +110,14 @@ func gcra(tat int64, n int, now int64, rate, burst int) (int64, bool) {
 	return tat, tat-now <= int64(burst)*per
 }
 
-// store sets m[k] = tat, keeping m within maxBudgetKeys: the keys whose
+// store sets m[k] = st, keeping m within maxBudgetKeys: the keys whose
 // budget is whole again go first, then all of them (a flood from ever new
 // addresses gets a whole budget per address, at most maxBudgetKeys of
 // them at a time).
-func store(m map[netip.Addr]int64, k netip.Addr, tat, now int64) {
+func store(m map[netip.Addr]budgetState, k netip.Addr, st budgetState, now int64) {
 	if _, ok := m[k]; !ok && len(m) >= maxBudgetKeys {
-		for a, t := range m {
-			if t <= now {
+		for a, s := range m {
+			if s.tat <= now {
 				delete(m, a)
 			}
 		}
@@ -108,5 +125,5 @@ func store(m map[netip.Addr]int64, k netip.Addr, tat, now int64) {
 			clear(m)
 		}
 	}
-	m[k] = tat
+	m[k] = st
 }
