@@ -93,7 +93,7 @@ unit:
 test: tools lint cross unit
 
 # The programs the tests use; missing ones are installed when we can.
-TOOLS := ip nft nmap hping3 trafgen tcpdump zbarimg turnserver setpriv strace systemd-analyze lintian rpm dpkg-deb groff man bash fish zsh git make
+TOOLS := ip nft nmap hping3 trafgen tcpdump zbarimg turnserver setpriv strace systemd-analyze lintian rpm dpkg-deb groff man bash fish zsh git make fail2ban-regex
 tools:
 	@missing=$$(for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || echo $$t; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -122,7 +122,7 @@ deps:
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		iproute2 nftables nmap hping3 netsniff-ng tcpdump zbar-tools procps psmisc coturn knockd \
-		util-linux strace systemd lintian rpm groff-base man-db bash-completion fish zsh git make
+		util-linux strace systemd lintian rpm groff-base man-db bash-completion fish zsh git make fail2ban
 	$(GO) mod download
 	$(GO) -C tools mod download
 

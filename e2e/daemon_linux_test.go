@@ -45,6 +45,7 @@ type config struct {
 	MetricsWindow time.Duration
 	MetricsDebug  bool
 	Prefilter     string // "": the daemon's default ("auto": loaded, as root)
+	StateDir      string // state_dir; "": the replay record in memory only
 }
 
 func (c config) withDefaults() config {
@@ -97,6 +98,9 @@ func (c config) toml(usersDir string) string {
 	fmt.Fprintf(&b, "seq_timeout = %q\n", c.SeqTimeout)
 	if c.Prefilter != "" {
 		fmt.Fprintf(&b, "prefilter = %q\n", c.Prefilter)
+	}
+	if c.StateDir != "" {
+		fmt.Fprintf(&b, "state_dir = %q\n", c.StateDir)
 	}
 	fmt.Fprintf(&b, "\n[enroll]\nrange = \"%d-%d\"\nlength = %d\n", knockLo, knockHi, knockLen)
 	fmt.Fprintf(&b, "\n[services]\n")

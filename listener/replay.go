@@ -1,12 +1,24 @@
 package listener
 
-import "time"
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tknock/tknock/totpseq"
+)
 
 // MaxSkew is the largest Config.Skew.
 const MaxSkew = 5
 
 // DefaultReplayCapacity is the default bound of the replay record.
 const DefaultReplayCapacity = 1 << 16
+
+// DefaultReplayPerUser is the default bound of the records of one user:
+// the sequences one user may have accepted within the replay horizon (up
+// to 2*MaxSkew+1 windows), so that one enrolled user, from many addresses
+// (a /64, spoofed sources), cannot fill the record and lock the others out
+// with ReplayFull.
+const DefaultReplayPerUser = 1024
 
 // replayKey is one accepted sequence: PROTOCOL.md section 3 rule 6 keys it
 // by (user, service, window, ip16). The strings are the user's own, so a
@@ -29,7 +41,9 @@ type replayKey struct {
 // Owned by the goroutine that calls Tracker.Knock.
 type replayRecord struct {
 	m         map[replayKey]int64 // value: the user's period in seconds
+	perUser   map[string]int      // records by user
 	capacity  int
+	userCap   int   // records of one user at most
 	lastPurge int64 // Unix nanoseconds of the last purge
 }
 
@@ -37,9 +51,10 @@ type replayRecord struct {
 type replayResult uint8
 
 const (
-	replayNew  replayResult = iota // recorded: open
-	replaySeen                     // accepted before: a replay
-	replayFull                     // full of live records: refuse
+	replayNew   replayResult = iota // recorded: open
+	replaySeen                      // accepted before: a replay
+	replayFull                      // full of live records: refuse
+	replayQuota                     // the user's quota is full of live records: refuse
 )
 
 // replayHint is the room the record's map starts with: a map's memory is
@@ -47,8 +62,13 @@ const (
 // thousands of records it has not seen. It grows to capacity as needed.
 const replayHint = 64
 
-func newReplayRecord(capacity int) replayRecord {
-	return replayRecord{m: make(map[replayKey]int64, min(capacity, replayHint)), capacity: capacity}
+func newReplayRecord(capacity, perUser int) replayRecord {
+	return replayRecord{
+		m:        make(map[replayKey]int64, min(capacity, replayHint)),
+		perUser:  make(map[string]int),
+		capacity: capacity,
+		userCap:  perUser,
+	}
 }
 
 // add records k at Unix nanoseconds now unless it is there already or the
@@ -57,9 +77,9 @@ func (r *replayRecord) add(k replayKey, period, now int64) replayResult {
 	if _, ok := r.m[k]; ok {
 		return replaySeen
 	}
-	if len(r.m) >= r.capacity {
+	if len(r.m) >= r.capacity || r.perUser[k.user] >= r.userCap {
 		// A full scan; at most once a second so that completions while the
-		// record is full of live entries stay cheap.
+		// record (or a user's quota) is full of live entries stay cheap.
 		if now-r.lastPurge >= int64(time.Second) || now < r.lastPurge {
 			r.purge(now)
 			r.lastPurge = now
@@ -67,8 +87,12 @@ func (r *replayRecord) add(k replayKey, period, now int64) replayResult {
 		if len(r.m) >= r.capacity {
 			return replayFull
 		}
+		if r.perUser[k.user] >= r.userCap {
+			return replayQuota
+		}
 	}
 	r.m[k] = period
+	r.perUser[k.user]++
 	return replayNew
 }
 
@@ -78,6 +102,64 @@ func (r *replayRecord) purge(now int64) {
 	for k, period := range r.m {
 		if k.window+MaxSkew < windowAt(now, period) {
 			delete(r.m, k)
+			if r.perUser[k.user]--; r.perUser[k.user] <= 0 {
+				delete(r.perUser, k.user)
+			}
 		}
 	}
+}
+
+// Accepted is a sequence accepted before, as a caller persists it to
+// survive a restart: the fields of its Opened event.
+type Accepted struct {
+	User, Service string
+	Window        uint64
+	Src           netip.Addr
+}
+
+// Restore adds sequences accepted by an earlier run (a persisted replay
+// record) to the replay record, so that they are replays now: a restart
+// must not open again what was opened before it. Records of users or
+// services no longer enrolled, and those whose window has left
+// now-MaxSkew..now+MaxSkew, are skipped, and so are those beyond the
+// record's capacity or their user's quota. It returns the number restored.
+// It must be called by the goroutine that calls Knock, or before the first
+// Knock.
+func (t *Tracker) Restore(recs []Accepted, now time.Time) int {
+	ns, ok := unixNano(now)
+	if !ok {
+		return 0
+	}
+	st := t.st
+	byName := make(map[string]int, len(st.users))
+	for i := range st.users {
+		byName[st.users[i].name] = i
+	}
+	n := 0
+	for _, a := range recs {
+		i, ok := byName[a.User]
+		if !ok || !a.Src.IsValid() || a.Window > 1<<40 {
+			continue
+		}
+		u := &st.users[i]
+		svc := -1
+		for j, s := range u.params.Services {
+			if s == a.Service {
+				svc = j
+			}
+		}
+		w := int64(a.Window)
+		if svc < 0 || w+MaxSkew < windowAt(ns, u.period) {
+			continue
+		}
+		ip, err := totpseq.IP16(a.Src.Unmap(), u.params.V6Prefix)
+		if err != nil {
+			continue
+		}
+		k := replayKey{user: u.name, service: st.slots[u.first+svc].service, window: w, ip: ip}
+		if t.replay.add(k, u.period, ns) == replayNew {
+			n++
+		}
+	}
+	return n
 }

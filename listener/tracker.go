@@ -57,11 +57,27 @@ type Config struct {
 	// Default DefaultReplayCapacity.
 	ReplayCapacity int
 
+	// ReplayPerUser bounds the records of one user in the replay record,
+	// 1..ReplayCapacity: one user's completions beyond it are refused
+	// (UserQuota) while the others' still open. Default
+	// DefaultReplayPerUser (at most ReplayCapacity).
+	ReplayPerUser int
+
 	// Anchors, if not nil, is called with the anchor ports of every
 	// anchor table the tracker builds (AnchorPorts), before the table is
 	// used, from the goroutine that built it: Prefilter.Publish's way in.
 	// It must not call the tracker.
 	Anchors func(AnchorPorts)
+
+	// Reset, if not nil, is called with the source and capture time of
+	// every knock that ended a source's attempt (rule 4: it dropped the
+	// candidates the source tracked after an anchor, and advanced none:
+	// Stats.Resets), from the goroutine that calls Knock: a failed
+	// attempt, for the daemon's per-source events. A client that knocks
+	// its own sequence never causes one (copies are duplicates). It must
+	// be cheap, as a source that knows an anchor causes one every second
+	// knock, and must not call the tracker.
+	Reset func(src netip.Addr, at time.Time)
 
 	// Now is the wall clock of the goroutine that Run starts to build the
 	// anchor table of the next window boundary ahead of time. nil means
@@ -120,7 +136,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // configWords names the fields of Config in messages.
 var configWords = map[string]string{
 	"Skew": "skew", "SkewDetect": "skew detection", "GapMax": "gap max", "SeqTimeout": "sequence timeout",
-	"Capacity": "capacity", "ReplayCapacity": "replay capacity",
+	"Capacity": "capacity", "ReplayCapacity": "replay capacity", "ReplayPerUser": "replay per user",
 }
 
 // withDefaults fills the zero fields and checks the others.
@@ -137,6 +153,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReplayCapacity == 0 {
 		c.ReplayCapacity = d.ReplayCapacity
+	}
+	if c.ReplayPerUser == 0 {
+		c.ReplayPerUser = min(DefaultReplayPerUser, c.ReplayCapacity)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -163,6 +182,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReplayCapacity < 1 || c.ReplayCapacity > MaxCapacity {
 		bad("ReplayCapacity", c.ReplayCapacity, "want 1..%d records", MaxCapacity)
+	} else if c.ReplayPerUser < 1 || c.ReplayPerUser > c.ReplayCapacity {
+		bad("ReplayPerUser", c.ReplayPerUser, "want 1..%d records (the replay capacity)", c.ReplayCapacity)
 	}
 	return c, errors.Join(errs...)
 }
@@ -194,10 +215,14 @@ const (
 	// record is full of records that may still matter; nothing opens
 	// rather than a record being forgotten.
 	ReplayFull
+	// UserQuota: a sequence completed inside the skew, but its user has
+	// Config.ReplayPerUser records in the replay record already, all of
+	// which may still matter; nothing opens (other users still can).
+	UserQuota
 )
 
 // String returns "opened", "replay", "expired", "clock-skew",
-// "replay-full" or "event(N)".
+// "replay-full", "user-quota" or "event(N)".
 func (k EventKind) String() string {
 	switch k {
 	case Opened:
@@ -210,6 +235,8 @@ func (k EventKind) String() string {
 		return "clock-skew"
 	case ReplayFull:
 		return "replay-full"
+	case UserQuota:
+		return "user-quota"
 	}
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
@@ -239,8 +266,10 @@ type Stats struct {
 	Expired    uint64 // Expired events
 	ClockSkews uint64 // ClockSkew events
 	ReplayFull uint64 // ReplayFull events
+	UserQuota  uint64 // UserQuota events
 	Evictions  uint64 // sources pushed out of the full table
 	Overflows  uint64 // candidates not tracked: a source already had the most it can hold
+	Throttled  uint64 // knocks after an anchor not looked at: their source (or /64) had spent its derivation budget
 
 	Tracked    int // sources tracked now
 	Capacity   int // sources tracked at most
@@ -266,8 +295,8 @@ type trackerState struct {
 // knock.
 type counters struct {
 	knocks, ignored, started, advanced, duplicates, resets, timeouts atomic.Uint64
-	opened, replays, expired, clockSkews, replayFull                 atomic.Uint64
-	evictions, overflows, builds                                     atomic.Uint64
+	opened, replays, expired, clockSkews, replayFull, userQuota      atomic.Uint64
+	evictions, overflows, throttled, builds                          atomic.Uint64
 	tracked, candidates, buildTime                                   atomic.Int64
 }
 
@@ -276,8 +305,8 @@ type counters struct {
 // counters of a flood) may be non-zero.
 type tally struct {
 	knocks, ignored, started, advanced, duplicates, resets, timeouts uint64
-	opened, replays, expired, clockSkews, replayFull                 uint64
-	evictions, overflows                                             uint64
+	opened, replays, expired, clockSkews, replayFull, userQuota      uint64
+	evictions, overflows, throttled                                  uint64
 	rare                                                             bool
 }
 
@@ -305,7 +334,9 @@ func (t *Tracker) publish() {
 		pub(&c.expired, &t.n.expired)
 		pub(&c.clockSkews, &t.n.clockSkews)
 		pub(&c.replayFull, &t.n.replayFull)
+		pub(&c.userQuota, &t.n.userQuota)
 		pub(&c.overflows, &t.n.overflows)
+		pub(&c.throttled, &t.n.throttled)
 	}
 	if n := int64(t.anc.n + t.src.n); n != t.trackedPub {
 		t.trackedPub = n
@@ -329,7 +360,8 @@ func (t *Tracker) publish() {
 type Tracker struct {
 	// Owned by the goroutine that calls Knock.
 	st         *trackerState
-	derivers   []*totpseq.Deriver // per user, made when first needed
+	derivers   deriverCache // the recently used users' Derivers
+	budget     budget       // derivations per source and per /64
 	hash       hasher
 	anc        anchorStore
 	src        sourceTable // the advanced sources
@@ -368,7 +400,7 @@ func NewTracker(cfg Config, users []User, now time.Time, emit func(Event)) (*Tra
 		hash:   newHasher(),
 		anc:    newAnchorStore(nb, ways),
 		src:    newSourceTable(advanced),
-		replay: newReplayRecord(st.cfg.ReplayCapacity),
+		replay: newReplayRecord(st.cfg.ReplayCapacity, st.cfg.ReplayPerUser),
 	}
 	t.anc.swept, _ = unixNano(now)
 	t.latest.Store(st)
@@ -546,10 +578,10 @@ func (t *Tracker) adopt(st *trackerState) {
 	t.st = st
 	t.gap, t.seq = int64(st.cfg.GapMax), int64(st.cfg.SeqTimeout)
 	t.replay.capacity = st.cfg.ReplayCapacity
+	t.replay.userCap = st.cfg.ReplayPerUser
 	t.n.candidates.Store(int64(len(st.tab.ents)))
-	derivers := make([]*totpseq.Deriver, len(st.users))
+	t.derivers = newDeriverCache(len(st.users)) // users' indices change: made again on demand
 	if old == nil {
-		t.derivers = derivers
 		return
 	}
 	// Map the old slots to the new ones: same user name, same derivation,
@@ -568,13 +600,11 @@ func (t *Tracker) adopt(st *trackerState) {
 		if !ok || !sameDerivation(&ou.params, &st.users[i].params) {
 			continue
 		}
-		derivers[i] = t.derivers[sl.user]
 		nu := &st.users[i]
 		if j := slices.Index(nu.params.Services, sl.service); j >= 0 {
 			remap[s] = int64(nu.first + j)
 		}
 	}
-	t.derivers = derivers
 	for e := range t.src.ents {
 		ent := &t.src.ents[e]
 		if !ent.used {
@@ -615,8 +645,10 @@ func (t *Tracker) Stats() Stats {
 		Expired:     t.n.expired.Load(),
 		ClockSkews:  t.n.clockSkews.Load(),
 		ReplayFull:  t.n.replayFull.Load(),
+		UserQuota:   t.n.userQuota.Load(),
 		Evictions:   t.n.evictions.Load(),
 		Overflows:   t.n.overflows.Load(),
+		Throttled:   t.n.throttled.Load(),
 		Tracked:     int(t.n.tracked.Load()),
 		Capacity:    t.anc.capacity() + len(t.src.ents),
 		Candidates:  int(t.n.candidates.Load()),
@@ -935,6 +967,9 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 	}
 	if dropped && !progress {
 		t.tally.resets++
+		if f := t.st.cfg.Reset; f != nil {
+			f(src, k.Time)
+		}
 	}
 
 	// Rule 1, also after a reset (rule 4).
@@ -966,6 +1001,31 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		ents = tab.all(pi, ent.gport)
 	}
 	d, skew := int64(t.st.cfg.depth()), int64(t.st.cfg.Skew)
+	// The derivations this knock needs, charged to the source's budget
+	// (budget.go) before any is made: all or none, so that what happens
+	// does not depend on the candidates' order. A source that cannot
+	// afford one is refused before the candidates are walked.
+	if t.budget.spent(src, ns) {
+		t.tally.throttled++
+		return true, false
+	}
+	need := 0
+	for _, a := range ents {
+		sl := &t.st.slots[a.slot]
+		u := &t.st.users[sl.user]
+		if filter {
+			if off := tab.window(a) - windowAt(ent.gtime, u.period); off < -d || off > d {
+				continue
+			}
+		}
+		if u.relevant(k.Proto, k.Port) && !tracking(adv[:ent.nadv], a.slot, tab.window(a)) && !tracking(done[:*ndone], a.slot, tab.window(a)) {
+			need++
+		}
+	}
+	if need > 0 && !t.budget.take(src, need, ns) {
+		t.tally.throttled++
+		return true, false // as a knock that continues none of them: a reset
+	}
 	var buf [totpseq.MaxLength - 1]uint16
 	for _, a := range ents {
 		sl := &t.st.slots[a.slot]
@@ -1073,15 +1133,10 @@ func (t *Tracker) completed(c *candidate) bool {
 	return int(c.step) == t.st.users[t.st.slots[c.slot].user].params.Length
 }
 
-// deriver returns user i's Deriver, made when first needed; nil only if
-// its parameters, validated when the users were set, were rejected.
+// deriver returns user i's Deriver, made when needed; nil only if its
+// parameters, validated when the users were set, were rejected.
 func (t *Tracker) deriver(i int32) *totpseq.Deriver {
-	if d := t.derivers[i]; d != nil {
-		return d
-	}
-	d, _ := totpseq.NewDeriver(&t.st.users[i].params)
-	t.derivers[i] = d
-	return d
+	return t.derivers.get(i, &t.st.users[i].params)
 }
 
 // complete applies rule 6 to a candidate that matched all its ports.
@@ -1110,6 +1165,9 @@ func (t *Tracker) complete(c *candidate, src netip.Addr, at time.Time, ns int64)
 		case replaySeen:
 			ev.Kind = Replay
 			t.tally.replays++
+		case replayQuota:
+			ev.Kind = UserQuota
+			t.tally.userQuota++
 		default:
 			ev.Kind = ReplayFull
 			t.tally.replayFull++

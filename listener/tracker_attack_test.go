@@ -97,6 +97,9 @@ func TestTrackerSweepAfterAnchor(t *testing.T) {
 					cfg := DefaultConfig()
 					cfg.Capacity = 1024
 					tr, rec := trkNew(t, cfg, u)
+					// Every guess looked at: at this pace the derivation
+					// budget would refuse most (TestTrackerBudget).
+					tr.budget.scale = 1000
 					anchor := trkSeq(t, u, "ssh", trkW0, trkA)[0]
 					ks := []uint16{anchor}
 					for _, p := range sweep {

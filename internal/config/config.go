@@ -58,6 +58,8 @@ type fileConfig struct {
 	SeqTimeout     *string             `toml:"seq_timeout"`
 	StateCapacity  *int                `toml:"state_capacity"`
 	ReplayCapacity *int                `toml:"replay_capacity"`
+	ReplayPerUser  *int                `toml:"replay_per_user"`
+	StateDir       string              `toml:"state_dir"`
 	Prefilter      *string             `toml:"prefilter"`
 	Enroll         fileEnroll          `toml:"enroll"`
 	Services       map[string][]string `toml:"services"`
@@ -125,6 +127,10 @@ type Config struct {
 	// tracker's defaults when the file leaves them out.
 	StateCapacity  int
 	ReplayCapacity int
+	ReplayPerUser  int
+	// StateDir is where the daemon keeps the replay record across
+	// restarts (an absolute path); "" means in memory only.
+	StateDir string
 	// Prefilter is "auto" (the eBPF prefilter when the kernel takes it,
 	// else the classic filter), "on" (the prefilter or no start) or "off".
 	Prefilter     string
@@ -348,7 +354,7 @@ func (v *validator) has(field string) bool {
 // trackerKey maps the fields of listener.Config to the keys of the file.
 var trackerKey = map[string]string{
 	"Skew": "skew", "GapMax": "gap_max", "SeqTimeout": "seq_timeout",
-	"Capacity": "state_capacity", "ReplayCapacity": "replay_capacity",
+	"Capacity": "state_capacity", "ReplayCapacity": "replay_capacity", "ReplayPerUser": "replay_per_user",
 }
 
 // nftKey maps the fields of nft.Config to the keys of the file.
@@ -422,6 +428,11 @@ func (v *validator) validate(fc *fileConfig) *Config {
 	c.UsersDir = cmp.Or(fc.UsersDir, defaultUsersDir)
 	if !filepath.IsAbs(c.UsersDir) {
 		c.UsersDir = filepath.Join(filepath.Dir(v.file), c.UsersDir)
+	}
+
+	c.StateDir = fc.StateDir
+	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) {
+		v.addf("state_dir", "%q: want an absolute path (the unit's StateDirectory=, /var/lib/tknock)", c.StateDir)
 	}
 
 	v.interfaces(c, fc.Interfaces)
@@ -537,6 +548,7 @@ func (v *validator) timing(c *Config, fc *fileConfig) {
 	}
 	c.StateCapacity = capacity("state_capacity", fc.StateCapacity)
 	c.ReplayCapacity = capacity("replay_capacity", fc.ReplayCapacity)
+	c.ReplayPerUser = capacity("replay_per_user", fc.ReplayPerUser)
 	v.library(c.Tracker().Validate())
 	c.Prefilter = "auto"
 	if fc.Prefilter != nil {

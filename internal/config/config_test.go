@@ -210,6 +210,8 @@ func TestConfigErrors(t *testing.T) {
 		{"capacity one", top("state_capacity = 1\n"), []string{"f.toml: line 2: field state_capacity: 1: want 2..16777216"}},
 		{"capacity zero", top("state_capacity = 0\n"), []string{"f.toml: line 2: field state_capacity: 0: leave it out for the default"}},
 		{"capacity huge", top("replay_capacity = 100000000\n"), []string{"field replay_capacity: 100000000"}},
+		{"replay per user over capacity", top("replay_capacity = 100\nreplay_per_user = 101\n"), []string{"field replay_per_user: 101: want 1..100 records (the replay capacity)"}},
+		{"state_dir relative", top("state_dir = \"state\"\n"), []string{"f.toml: line 2: field state_dir: \"state\": want an absolute path"}},
 		{"prefilter word", top("prefilter = \"yes\"\n"), []string{"f.toml: line 2: field prefilter: \"yes\": want \"auto\", \"on\" or \"off\""}},
 		{"prefilter bool", top("prefilter = true\n"), []string{"f.toml: line 2: field prefilter: got a TOML boolean, want a string"}},
 		{"realm empty", "realm = \"\"\n[services]\nssh = [\"tcp/22\"]\n", []string{"f.toml: line 1: field realm: 0 bytes"}},

@@ -92,6 +92,7 @@ func (c *Config) Tracker() listener.Config {
 	if c.ReplayCapacity != 0 {
 		tc.ReplayCapacity = c.ReplayCapacity
 	}
+	tc.ReplayPerUser = c.ReplayPerUser // 0: the tracker's default
 	return tc
 }
 

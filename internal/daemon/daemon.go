@@ -118,9 +118,12 @@ type daemon struct {
 	rejects zerolog.Logger // log for reject lines, sampled
 	deps    deps
 
-	fw firewall
-	tr *listener.Tracker
-	f  filters // what the tracker's anchors and ranges steer
+	fw    firewall
+	tr    *listener.Tracker
+	state *replayState // the replay record's file; owned by the firewall goroutine (grantLoop)
+	fails *failWatch   // failed attempts per source; owned by emit's goroutine
+	opens openSampler  // samples "access opened" per user; owned by the firewall goroutine (grantLoop)
+	f     filters      // what the tracker's anchors and ranges steer
 
 	// cfg is the configuration in force; prev the one before the latest
 	// reload. Between a reload and the run loop's next knock, the
@@ -151,6 +154,7 @@ type daemon struct {
 func (d *daemon) trackerConfig(c *config.Config) listener.Config {
 	tc := c.Tracker()
 	tc.Now = d.deps.now
+	tc.Reset = d.fails.failed
 	if d.f.pf != nil {
 		tc.Anchors = d.f.anchors
 	}
@@ -211,6 +215,7 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 	d.cfg.Store(c)
 	d.prev.Store(c)
 	d.users.Store(&users)
+	d.fails = newFailWatch(log)
 
 	if dp.lock != nil {
 		l, err := dp.lock(Instance(c))
@@ -236,6 +241,8 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 		return err
 	}
 	d.tr = tr
+	d.state = openReplayState(c.StateDir, tr, d.periods, dp.now(), log)
+	defer d.state.close()
 	ranges := tr.Ranges()
 	d.f.dec = listener.NewDecoder(ranges)
 	open := func(iface string, ranges []inet.Range) (capture.Reader, error) {
@@ -322,6 +329,7 @@ var rejectReason = map[listener.EventKind]string{
 	listener.Expired:    "expired",
 	listener.ClockSkew:  "clock_skew",
 	listener.ReplayFull: "replay_full",
+	listener.UserQuota:  "user_quota",
 }
 
 var rejectMessage = map[listener.EventKind]string{
@@ -329,6 +337,7 @@ var rejectMessage = map[listener.EventKind]string{
 	listener.Expired:    "sequence rejected: its window has passed",
 	listener.ClockSkew:  "sequence rejected: probable clock skew",
 	listener.ReplayFull: "sequence rejected: replay record full",
+	listener.UserQuota:  "sequence rejected: the user's quota of openings is full",
 }
 
 // emit handles a completed sequence. The tracker calls it from the run
@@ -386,6 +395,13 @@ func (d *daemon) grantLoop(ctx context.Context) error {
 // returns an error only when the firewall is lost for good.
 func (d *daemon) allow(g grant) error {
 	ev, src := g.ev, g.ev.Src.String()
+	// Recorded before it opens: a crash between the two refuses the
+	// sequence after the restart rather than opening it twice. Here, on
+	// the firewall goroutine, the write is off the packet path.
+	if err := d.state.add(&ev); err != nil {
+		d.log.Error().Err(err).Str("event", "state_unwritable").
+			Str("risk", "a restart may open this sequence again").Msg("replay record not persisted")
+	}
 	if err := d.fw.Allow(ev.Src, g.svc, g.ttl); err != nil {
 		d.openErrors.Add(1)
 		d.log.Error().Err(err).Str("event", "open_failed").Str("user", ev.User).Str("service", ev.Service).
@@ -401,7 +417,7 @@ func (d *daemon) allow(g grant) error {
 	// How long after the kernel received the last knock the grant was in
 	// place: the daemon's share of the client's wait.
 	delay := d.deps.now().Sub(ev.Time)
-	d.log.Info().Str("event", "open").Str("user", ev.User).Str("service", ev.Service).Str("src", src).
+	d.opens.user(d.log, ev.User).Info().Str("event", "open").Str("user", ev.User).Str("service", ev.Service).Str("src", src).
 		Int("offset", ev.Offset).Str("open_for", g.ttl.String()).
 		Float64("delay_ms", float64(delay.Microseconds())/1000).Msg("access opened")
 	return nil

@@ -785,8 +785,8 @@ func TestDaemonStartErrors(t *testing.T) {
 }
 
 // TestRejectFloodIsSampled: a flood of rejected sequences (a replay from
-// spoofed sources, say) writes a bounded number of lines; openings are
-// never sampled.
+// spoofed sources, say) writes a bounded number of lines; the openings of
+// different users are never sampled (one user's are: TestOpenLinesSampledPerUser).
 func TestRejectFloodIsSampled(t *testing.T) {
 	var buf syncBuffer
 	log := zerolog.New(&buf)
@@ -804,8 +804,8 @@ func TestRejectFloodIsSampled(t *testing.T) {
 	if hi := sampleBurst*2 + n/sampleEvery; rejects > hi || rejects < sampleBurst {
 		t.Errorf("%d reject lines for %d rejections, want %d..%d", rejects, n, sampleBurst, hi)
 	}
-	for range 300 {
-		d.emit(listener.Event{Kind: listener.Opened, User: "alice", Service: "ssh", Src: src, Time: time.Now()})
+	for i := range 300 {
+		d.emit(listener.Event{Kind: listener.Opened, User: fmt.Sprint("user", i), Service: "ssh", Src: src, Time: time.Now()})
 	}
 	for len(d.grants) > 0 {
 		if err := d.allow(<-d.grants); err != nil {

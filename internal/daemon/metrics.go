@@ -71,6 +71,7 @@ func (d *daemon) take(end time.Time, prev *totals) *totals {
 	ts := d.tr.Stats()
 	t.rejects["replay"], t.rejects["expired"] = ts.Replays, ts.Expired
 	t.rejects["clock_skew"], t.rejects["replay_full"] = ts.ClockSkews, ts.ReplayFull
+	t.rejects["user_quota"] = ts.UserQuota
 	t.openErrors = d.openErrors.Load()
 	d.mu.Lock()
 	t.openings = maps.Clone(d.openings)

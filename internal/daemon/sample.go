@@ -23,3 +23,33 @@ func newSampler() zerolog.Sampler {
 		NextSampler: &zerolog.BasicSampler{N: sampleEvery},
 	}
 }
+
+// Sampling of "access opened" lines per user: one enrolled user opening
+// from many addresses (its own /64, a script) must not fill the journal
+// nor drown the others' lines. The first openBurst lines of a user in each
+// openWindow are written, then one in sampleEvery.
+const (
+	openBurst  = 20
+	openWindow = time.Minute
+)
+
+// openSampler holds a sampled logger per user. Owned by the goroutine
+// that calls emit; its size is bounded by the users ever enrolled in this
+// run (a reload's removed users are dropped with the next reset).
+type openSampler struct {
+	by map[string]*zerolog.Logger
+}
+
+// user returns the sampled logger of user, made from log when first
+// needed.
+func (s *openSampler) user(log zerolog.Logger, name string) *zerolog.Logger {
+	if l, ok := s.by[name]; ok {
+		return l
+	}
+	if s.by == nil || len(s.by) >= 1<<16 {
+		s.by = make(map[string]*zerolog.Logger) // bounded
+	}
+	l := log.Sample(&zerolog.BurstSampler{Burst: openBurst, Period: openWindow, NextSampler: &zerolog.BasicSampler{N: sampleEvery}})
+	s.by[name] = &l
+	return &l
+}

@@ -39,14 +39,14 @@ func main() {
 }
 
 // Parts of a run, in the issue's order.
-var allParts = []string{"hot", "rings", "capture", "flood", "latency", "memory", "host", "fast"}
+var allParts = []string{"hot", "rings", "capture", "flood", "latency", "memory", "host", "fast", "spray"}
 
 // options are the command line.
 type options struct {
 	Bin        string        `default:"bin" help:"Directory holding the tknockd and tknock binaries (make build)."`
 	Results    string        `default:"bench/results" help:"Directory for the result table and the daemon's log."`
 	Go         string        `default:"go" help:"The go command, for the hot-path benchmarks."`
-	Only       []string      `sep:"," help:"Run only these parts: hot, rings, capture, flood, latency, memory, host, fast (default: all)."`
+	Only       []string      `sep:"," help:"Run only these parts: hot, rings, capture, flood, latency, memory, host, fast, spray (default: all)."`
 	Benchtime  string        `default:"1s" help:"go test -benchtime for the hot-path benchmarks."`
 	Duration   time.Duration `default:"10s" help:"How long each flood rate lasts."`
 	Rates      []int64       `default:"50000,100000,200000" sep:"," help:"Flood rates (packets/s) measured before the unlimited one; rates above 90 % of the no-reader maximum are skipped."`

@@ -103,7 +103,8 @@ func runSystem(ctx context.Context, o *options, t *Table, prefix string, logf fu
 		{"latency", s.latency},
 		{"memory", s.memory},
 		{"host", s.hostTable},
-		{"fast", s.fast}, // last: it takes 50 fresh client addresses, IPv4 while there are
+		{"fast", s.fast},   // last: it takes 50 fresh client addresses, IPv4 while there are
+		{"spray", s.spray}, // after fast, whose addresses it would take: it restarts the daemon with 100 000 users, and back
 	} {
 		if !o.want(p.name) {
 			continue
@@ -138,6 +139,8 @@ func itemOf(part string) string {
 		return "16.3"
 	case "fast":
 		return "17"
+	case "spray":
+		return "15.2"
 	}
 	return "?"
 }
