@@ -11,6 +11,7 @@ import (
 
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/enrollqr"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -74,7 +75,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 	defer staged.Abort() // does nothing after Commit
 	uri := en.URI()
 	if cmd.PNG != "" {
-		if err := writePNG(cmd.PNG, uri); err != nil {
+		if err := enrollqr.WritePNG(cmd.PNG, uri); err != nil {
 			return fmt.Errorf("enroll %s: nothing was written: %w", cmd.Name, err)
 		}
 	}
@@ -88,7 +89,7 @@ func (cmd *enrollCmd) Run(e *env) error {
 	fmt.Fprintf(e.stdout, "enrolled %s for %s: %s\n", en.Name, strings.Join(en.Services, ","), path)
 	if !cmd.NoQR {
 		fmt.Fprintln(e.stdout)
-		if err := writeTerminalQR(e.stdout, uri); err != nil {
+		if err := enrollqr.WriteTerminal(e.stdout, uri, qrTerminal(e.stdout)); err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout)
@@ -119,3 +120,7 @@ func stageUserFile(dir, path string, en *totpseq.Enrollment) (*enrollfile.Staged
 	}
 	return enrollfile.Stage(path, en, ownerOf(fi))
 }
+
+// qrTerminal reports whether w is a terminal, where the QR code gets its
+// colours; tests replace it.
+var qrTerminal = isTerminal

@@ -16,6 +16,7 @@ import (
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/config/configtest"
 	"github.com/tknock/tknock/internal/enrollfile"
+	"github.com/tknock/tknock/internal/enrollqr"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -175,7 +176,7 @@ func terminalQRImage(t *testing.T, out string) image.Image {
 	t.Helper()
 	for line := range strings.Lines(out) {
 		line = strings.TrimSuffix(line, "\n")
-		if strings.HasPrefix(line, qrLineStart) && !strings.HasSuffix(line, qrLineEnd) {
+		if strings.HasPrefix(line, enrollqr.LineStart) && !strings.HasSuffix(line, enrollqr.LineEnd) {
 			t.Fatalf("QR line does not reset the colours: %q", line)
 		}
 	}

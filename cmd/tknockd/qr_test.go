@@ -5,12 +5,12 @@ import (
 	"context"
 	"image"
 	"image/png"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tknock/tknock/internal/enrollqr"
 	"github.com/tknock/tknock/totpseq"
 )
 
@@ -59,16 +59,13 @@ func TestTerminalQRNotATerminal(t *testing.T) {
 	}
 
 	// On a terminal: every line of the code sets and resets its colours.
-	orig := qrIsTerminal
-	qrIsTerminal = func(io.Writer) bool { return true }
-	t.Cleanup(func() { qrIsTerminal = orig })
 	var term bytes.Buffer
-	if err := writeTerminalQR(&term, uri); err != nil {
+	if err := enrollqr.WriteTerminal(&term, uri, true); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(term.String(), "\n"), "\n")
 	for _, l := range lines {
-		if !strings.HasPrefix(l, qrLineStart) || !strings.HasSuffix(l, qrLineEnd) {
+		if !strings.HasPrefix(l, enrollqr.LineStart) || !strings.HasSuffix(l, enrollqr.LineEnd) {
 			t.Fatalf("terminal QR line without its colours: %q", l)
 		}
 	}
@@ -100,7 +97,7 @@ func TestQRPNG(t *testing.T) {
 	}
 	uri := en.URI()
 	path := filepath.Join(t.TempDir(), "alice.png")
-	if err := writePNG(path, uri); err != nil {
+	if err := enrollqr.WritePNG(path, uri); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)

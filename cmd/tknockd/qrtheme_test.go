@@ -14,6 +14,7 @@ import (
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/tknock/tknock/internal/enrollqr"
 )
 
 // theme is a terminal colour theme, as a test renderer sees it: the
@@ -199,10 +200,7 @@ func readQR(img image.Image) (string, error) {
 func oldTerminalQR(t *testing.T, uri string) string {
 	t.Helper()
 	var plain strings.Builder
-	orig := qrIsTerminal
-	qrIsTerminal = func(io.Writer) bool { return false }
-	defer func() { qrIsTerminal = orig }()
-	if err := writeTerminalQR(&plain, uri); err != nil {
+	if err := enrollqr.WriteTerminal(&plain, uri, false); err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
@@ -218,9 +216,9 @@ func oldTerminalQR(t *testing.T, uri string) string {
 // the dark theme only: the light theme inverts it.
 func TestTerminalQRThemes(t *testing.T) {
 	cfg := qrTestConfig(t)
-	orig := qrIsTerminal
-	qrIsTerminal = func(io.Writer) bool { return true }
-	t.Cleanup(func() { qrIsTerminal = orig })
+	orig := qrTerminal
+	qrTerminal = func(io.Writer) bool { return true }
+	t.Cleanup(func() { qrTerminal = orig })
 	code, out, errOut := runCLI(t, "enroll", "alice", "-c", cfg)
 	if code != 0 {
 		t.Fatalf("enroll: exit %d: %s", code, errOut)

@@ -1,4 +1,7 @@
-package main
+// Package enrollqr draws an enrollment URI as a QR code: half blocks for a
+// terminal (readable on dark and light themes) and a PNG with a quiet zone
+// and a caption. tknockd enroll shows both.
+package enrollqr
 
 import (
 	"bytes"
@@ -11,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/mattn/go-isatty"
 	"github.com/mdp/qrterminal/v3"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -36,25 +38,24 @@ import (
 // "black" light, which inverts the code (TestTerminalQRThemes renders both
 // kinds of theme). The quiet zone is made of light glyphs too, so it does
 // not depend on the background either.
+//
+// LineStart and LineEnd wrap each line of the code on a terminal.
 const (
-	qrLineStart = "\x1b[38;5;231;48;5;16m" // cube white foreground, cube black background
-	qrLineEnd   = "\x1b[0m"                // back to the terminal's colours
-	qrQuietZone = 2                        // modules; scanners cope with less than the standard 4
-	qrLevel     = qr.L                     // the URI is long; L keeps the code small enough for a terminal
+	LineStart = "\x1b[38;5;231;48;5;16m" // cube white foreground, cube black background
+	LineEnd   = "\x1b[0m"                // back to the terminal's colours
 )
 
-// qrIsTerminal reports whether w is a terminal; tests replace it.
-var qrIsTerminal = func(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
-}
+const (
+	qrQuietZone = 2    // modules; scanners cope with less than the standard 4
+	qrLevel     = qr.L // the URI is long; L keeps the code small enough for a terminal
+)
 
-// writeTerminalQR prints text as a QR code of half blocks to w. The
-// colours are set only when w is a terminal: in a file or a pipe they
-// would be stray escape codes. There the glyphs stay the light modules,
+// WriteTerminal prints text as a QR code of half blocks to w. The
+// colours are set only when terminal says w is one: in a file or a pipe
+// they would be stray escape codes. There the glyphs stay the light modules,
 // as qrterminal draws them, which reads right wherever the text is shown
 // light on dark; the PNG (--png) is the form that reads everywhere.
-func writeTerminalQR(w io.Writer, text string) error {
+func WriteTerminal(w io.Writer, text string, terminal bool) error {
 	// qrterminal ignores an encoding error (text too long for a QR code)
 	// and then dereferences nil: check first.
 	if _, err := qr.Encode(text, qrLevel); err != nil {
@@ -71,15 +72,15 @@ func writeTerminalQR(w io.Writer, text string) error {
 		BlackWhiteChar: qrterminal.BLACK_WHITE,
 		QuietZone:      qrQuietZone,
 	})
-	if !qrIsTerminal(w) {
+	if !terminal {
 		_, err := w.Write(buf.Bytes())
 		return err
 	}
 	var out bytes.Buffer
 	for line := range bytes.Lines(buf.Bytes()) {
-		out.WriteString(qrLineStart)
+		out.WriteString(LineStart)
 		out.Write(bytes.TrimSuffix(line, []byte("\n")))
-		out.WriteString(qrLineEnd + "\n")
+		out.WriteString(LineEnd + "\n")
 	}
 	_, err := w.Write(out.Bytes())
 	return err
@@ -96,9 +97,9 @@ const (
 	qrPNGLevel   = qr.M
 )
 
-// writePNG writes uri's QR code as a PNG file at path, mode 0600 (it holds
+// WritePNG writes uri's QR code as a PNG file at path, mode 0600 (it holds
 // the secret). An existing file is replaced.
-func writePNG(path, uri string) error {
+func WritePNG(path, uri string) error {
 	img, err := qrPNG(uri)
 	if err != nil {
 		return fmt.Errorf("qr png: %w", err)
