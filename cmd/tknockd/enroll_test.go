@@ -82,19 +82,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("%s: mode %v, want 0600", pngPath, fi.Mode())
 	}
-	f, err := os.Open(pngPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pimg, err := png.Decode(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := decodeQR(t, pimg); got != uri {
-		t.Errorf("PNG decodes (gozxing) to %q, want %q", got, uri)
-	}
-	zbarimgCheck(t, pngPath, uri)
+	checkPNG(t, pngPath, uri)
 
 	// A second enrollment of alice needs --force, and makes a new secret.
 	code, _, errOut = runCLI(t, "enroll", "alice", "-c", c.Path)
@@ -184,6 +172,26 @@ func terminalQRImage(t *testing.T, out string) image.Image {
 	if err != nil {
 		t.Fatalf("terminal QR code: %v\n%s", err, out)
 	}
+	return img
+}
+
+// checkPNG reads the PNG at path, checks that gozxing and zbarimg both
+// decode it to uri, and returns the image.
+func checkPNG(t *testing.T, path, uri string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeQR(t, img); got != uri {
+		t.Errorf("PNG decodes (gozxing) to %q, want %q", got, uri)
+	}
+	zbarimgCheck(t, path, uri)
 	return img
 }
 
