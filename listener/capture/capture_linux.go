@@ -64,7 +64,7 @@ type Conn struct {
 
 // counters are the Conn's own counters: the reader adds, Stats loads.
 type counters struct {
-	read, outgoing, otherHost, express atomic.Uint64
+	read, outgoing, otherHost, express, notIP atomic.Uint64
 }
 
 // kernelStats sums the ring socket's PACKET_STATISTICS, which the kernel
@@ -373,7 +373,7 @@ func (c *Conn) next(buf []byte, block bool) (listener.Frame, bool, error) {
 				continue
 			}
 			c.ex.ahead.add(c.ex.seen(ef.data[:ef.n], ef.ts))
-			p = ringPacket{n: copy(buf, ef.data[:ef.n]), ts: ef.ts, ifindex: ef.ifindex, pkttype: ef.pkttype}
+			p = ringPacket{n: copy(buf, ef.data[:ef.n]), ts: ef.ts, ifindex: ef.ifindex, pkttype: ef.pkttype, proto: ef.proto}
 			c.ex.pop()
 			c.counts.express.Add(1)
 		default:
@@ -389,7 +389,7 @@ func (c *Conn) next(buf []byte, block bool) (listener.Frame, bool, error) {
 		if err := c.countBurst(p.ts); err != nil {
 			c.pending = err
 		}
-		if c.skip(p.pkttype) {
+		if c.skip(p.pkttype) || c.notIP(p.proto, buf[:p.n]) {
 			continue
 		}
 		c.counts.read.Add(1)
@@ -433,6 +433,25 @@ func (c *Conn) skip(pkttype uint8) bool {
 	default:
 		return false
 	}
+	return true
+}
+
+// notIP counts and reports a frame of a capture on all interfaces (no
+// link header: the kernel's filter, and then the decoder, go by the IP
+// version in the first byte) whose protocol field says it is not the IP
+// version it starts with: a frame of another protocol whose payload looks
+// like an IPv4 or IPv6 knock must not be taken for one.
+func (c *Conn) notIP(proto uint16, data []byte) bool {
+	if c.link != listener.LinkIP {
+		return false
+	}
+	if len(data) > 0 {
+		switch v := data[0] >> 4; {
+		case proto == unix.ETH_P_IP && v == 4, proto == unix.ETH_P_IPV6 && v == 6:
+			return false
+		}
+	}
+	c.counts.notIP.Add(1)
 	return true
 }
 

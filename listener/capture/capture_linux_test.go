@@ -483,3 +483,25 @@ func TestCaptureTun(t *testing.T) {
 		t.Errorf("knocks on tun (-want +got):\n%s", diff)
 	}
 }
+
+// TestCaptureAnyProtocol: on all interfaces the frames have no link header,
+// and the kernel's filter goes by the IP version in the first byte. A frame
+// of another protocol (EtherType 0x88b5, for local experiments) carrying
+// what looks like an IPv4 knock must not come out as a knock: the capture
+// checks the frame's protocol field. The real knock after it does.
+func TestCaptureAnyProtocol(t *testing.T) {
+	tb := newTestbed(t)
+	c := listenIn(t, tb.srv, Config{Interface: "any", Ranges: sysRanges})
+	ch := collect(c, sysRanges)
+	disguised := listenertest.Packet{Src: "192.0.2.2", Dst: "192.0.2.1", Proto: udp, DstPort: 50002, DstMAC: tb.srvMAC}.Frame(t).Data
+	disguised[12], disguised[13] = 0x88, 0xb5
+	sendRaw(t, tb.cli, tb.cliIf, disguised)
+	sendUDP(t, tb.cli, "192.0.2.1", 50999)
+	want := []listener.Knock{{Src: addr("192.0.2.2"), Proto: udp, Port: 50999}}
+	if diff := cmp.Diff(want, knocks(t, until(t, ch, 50999)), cmp.Comparer(func(a, b listener.Knock) bool { return a == b })); diff != "" {
+		t.Errorf("knocks on any (-want +got):\n%s", diff)
+	}
+	if n := c.counts.notIP.Load(); n != 1 {
+		t.Errorf("frames left out for their protocol field: %d, want 1", n)
+	}
+}

@@ -84,6 +84,7 @@ type expressFrame struct {
 	ts      int64 // capture time, Unix nanoseconds
 	ifindex int
 	pkttype uint8
+	proto   uint16 // sll_protocol, the frame's EtherType
 }
 
 // seenFrame identifies a frame that one socket returned and whose copy on
@@ -335,6 +336,7 @@ func (e *express) fill() (int, error) {
 		f.ts = e.timestamp()
 		f.ifindex = int(e.name.Ifindex)
 		f.pkttype = e.name.Pkttype
+		f.proto = htons(e.name.Protocol) // network order to host order: the same swap
 		e.n++
 		read++
 	}

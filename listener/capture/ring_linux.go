@@ -28,9 +28,10 @@ const (
 	pktHdrLen  = 48 // TPACKET_ALIGN(sizeof(struct tpacket3_hdr)); struct sockaddr_ll follows
 
 	// struct sockaddr_ll, after the packet header.
-	sllIfindex = pktHdrLen + 4
-	sllPkttype = pktHdrLen + 10
-	sllLen     = 20
+	sllProtocol = pktHdrLen + 2 // big-endian
+	sllIfindex  = pktHdrLen + 4
+	sllPkttype  = pktHdrLen + 10
+	sllLen      = 20
 )
 
 // ring reads a TPACKET_V3 receive ring: blocks that the kernel fills with
@@ -56,6 +57,7 @@ type ringPacket struct {
 	ts      int64 // capture time, Unix nanoseconds
 	ifindex int
 	pkttype uint8
+	proto   uint16 // sll_protocol, the frame's EtherType
 }
 
 func (r *ring) status(i int) *uint32 {
@@ -124,6 +126,7 @@ func (r *ring) take(h, buf []byte) (ringPacket, error) {
 		ts:      headTime(h),
 		ifindex: int(int32(binary.NativeEndian.Uint32(h[sllIfindex:]))),
 		pkttype: h[sllPkttype],
+		proto:   binary.BigEndian.Uint16(h[sllProtocol:]),
 	}
 	next := int(binary.NativeEndian.Uint32(h[pktNext:]))
 	r.left--
