@@ -38,7 +38,13 @@ var installed = []string{
 	"/usr/share/fish/vendor_completions.d/tknock.fish",
 	"/usr/share/fish/vendor_completions.d/tknockd.fish",
 	"/usr/share/doc/tknock/copyright",
+	"/etc/fail2ban/filter.d/tknockd.conf",
+	"/usr/share/doc/tknock/examples/fail2ban-jail.conf",
 }
+
+// wantConffiles are the package's configuration files, kept on upgrade
+// when edited, as dpkg-deb and rpm list them.
+const wantConffiles = "/etc/fail2ban/filter.d/tknockd.conf\n/etc/tknock/tknockd.toml"
 
 // Made at install time (sysusers.d, tmpfiles.d), removed by a purge.
 var runtimeDirs = []string{"/etc/tknock/users", "/var/lib/tknock", "/etc/tknock"}
@@ -92,8 +98,8 @@ func TestPackage(t *testing.T) {
 			}
 		}
 		conffiles := run(t, "dpkg-deb", "-I", deb, "conffiles")
-		if strings.TrimSpace(conffiles) != "/etc/tknock/tknockd.toml" {
-			t.Errorf("conffiles = %q, want /etc/tknock/tknockd.toml", conffiles)
+		if strings.TrimSpace(conffiles) != wantConffiles {
+			t.Errorf("conffiles = %q, want %q", conffiles, wantConffiles)
 		}
 	})
 	t.Run("rpm", func(t *testing.T) {
@@ -104,8 +110,8 @@ func TestPackage(t *testing.T) {
 				t.Errorf("the .rpm lacks %s (rpm -qlp lists %q)", f, files)
 			}
 		}
-		if cfg := run(t, "rpm", "-qcp", rpm); strings.TrimSpace(cfg) != "/etc/tknock/tknockd.toml" {
-			t.Errorf("rpm config files = %q, want /etc/tknock/tknockd.toml", cfg)
+		if cfg := run(t, "rpm", "-qcp", rpm); strings.TrimSpace(cfg) != wantConffiles {
+			t.Errorf("rpm config files = %q, want %q", cfg, wantConffiles)
 		}
 		if s := run(t, "rpm", "-qp", "--scripts", rpm); !strings.Contains(s, "systemd-sysusers tknock.conf") {
 			t.Errorf("the .rpm's scripts do not create the user:\n%s", s)
