@@ -14,11 +14,15 @@ const maxDerivers = 4096
 const DeriverCacheBytes = maxDerivers * 1400
 
 // deriverCache holds the Derivers of recently used users, direct-mapped by
-// user index: a miss makes the user's Deriver (one HMAC key set-up, about
-// as much as one derivation) in place of the slot's. Owned by the
-// goroutine that calls Knock.
+// user index: a miss rekeys the slot's Deriver to the user (one HMAC key
+// set-up, about as much as one derivation), in place: a spray that misses
+// at every anchor leaves no garbage, so the heap does not grow towards
+// the garbage collector's next goal (with 100 000 users, twice a live heap
+// of over 100 MiB) between collections. Owned by the goroutine that calls
+// Knock.
 type deriverCache struct {
-	slots []deriverSlot
+	slots  []deriverSlot
+	misses uint64 // Derivers rekeyed or made
 }
 
 type deriverSlot struct {
@@ -39,6 +43,14 @@ func newDeriverCache(users int) deriverCache {
 func (c *deriverCache) get(i int32, p *totpseq.Params) *totpseq.Deriver {
 	s := &c.slots[int(i)%len(c.slots)]
 	if s.user == i && s.d != nil {
+		return s.d
+	}
+	c.misses++
+	if s.d != nil {
+		if s.d.Rekey(p) != nil {
+			return nil
+		}
+		s.user = i
 		return s.d
 	}
 	d, err := totpseq.NewDeriver(p)

@@ -1,8 +1,8 @@
 package totpseq
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -57,14 +57,27 @@ const (
 const maxMsg = 7 + 1 + 256 + 256 + 8 + 16 + 1
 
 // A Deriver computes anchors and sequences for one enrollment. It keeps a
-// keyed HMAC and scratch buffers, so a derivation allocates nothing when dst
-// has room. A Deriver is not safe for concurrent use; make one per
-// goroutine.
+// precomputed HMAC key state and scratch space, so a derivation allocates
+// nothing when dst has room. A Deriver is not safe for concurrent use; make
+// one per goroutine. Rekey turns it into another enrollment's Deriver in
+// place, without allocating: a cache of Derivers for many users recycles
+// them rather than leaving one behind for the garbage collector at every
+// miss.
 type Deriver struct {
-	p     Params // a validated copy
-	mac   hash.Hash
+	p Params // a validated copy
+
+	// HMAC-SHA256 (RFC 2104) over SHA-256 states: inner and outer are
+	// restored from istate and ostate, the states after the key block
+	// XOR ipad and XOR opad, at every MAC (as crypto/hmac does), and
+	// rekeying rewrites those states in place, which crypto/hmac cannot.
+	inner, outer   hash.Hash
+	inState        encoding.BinaryUnmarshaler
+	outState       encoding.BinaryUnmarshaler
+	istate, ostate []byte
+
 	msg   [maxMsg]byte
 	block [sha256.Size]byte
+	pad   [sha256.BlockSize]byte // the key block while rekeying, cleared after
 }
 
 // NewDeriver validates p and returns a Deriver for it. The Deriver keeps
@@ -74,7 +87,67 @@ func NewDeriver(p *Params) (*Deriver, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return &Deriver{p: *p, mac: hmac.New(sha256.New, p.Secret)}, nil
+	d := &Deriver{inner: sha256.New(), outer: sha256.New()}
+	d.inState = d.inner.(encoding.BinaryUnmarshaler)
+	d.outState = d.outer.(encoding.BinaryUnmarshaler)
+	d.setKey(p)
+	return d, nil
+}
+
+// Rekey validates p and makes d p's Deriver, as NewDeriver(p) would, in
+// place and without allocating. On error d is unchanged. The same rule
+// holds for p's slices as for NewDeriver.
+func (d *Deriver) Rekey(p *Params) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	d.setKey(p)
+	return nil
+}
+
+// setKey takes p, validated, and computes the HMAC key states of its
+// secret.
+func (d *Deriver) setKey(p *Params) {
+	d.p = *p
+	k := &d.pad // not a local: Write would move it to the heap at every rekey
+	clear(k[:])
+	if len(p.Secret) > len(k) {
+		sum := sha256.Sum256(p.Secret)
+		copy(k[:], sum[:])
+	} else {
+		copy(k[:], p.Secret)
+	}
+	for i := range k {
+		k[i] ^= 0x36
+	}
+	d.istate = keyState(d.inner, k[:], d.istate)
+	for i := range k {
+		k[i] ^= 0x36 ^ 0x5c
+	}
+	d.ostate = keyState(d.outer, k[:], d.ostate)
+	clear(k[:])
+}
+
+// keyState returns, in buf's memory when it has room, the state of h after
+// it hashed block from its start.
+func keyState(h hash.Hash, block, buf []byte) []byte {
+	h.Reset()
+	h.Write(block)
+	st, err := h.(encoding.BinaryAppender).AppendBinary(buf[:0])
+	if err != nil {
+		panic("totpseq: SHA-256 state: " + err.Error()) // crypto/sha256 always marshals
+	}
+	return st
+}
+
+// mac returns HMAC-SHA256(secret, msg) in d.block.
+func (d *Deriver) mac(msg []byte) []byte {
+	d.inState.UnmarshalBinary(d.istate)
+	d.inner.Write(msg)
+	in := d.inner.Sum(d.block[:0])
+	d.outState.UnmarshalBinary(d.ostate)
+	d.outer.Write(in)
+	return d.outer.Sum(d.block[:0])
 }
 
 // Params returns the parameters the Deriver was made with.
@@ -104,9 +177,7 @@ func (d *Deriver) draw(dst []uint16, n, count int, taken uint16) ([]uint16, erro
 	start := len(dst)
 	for ctr := 0; ctr < maxBlocks; ctr++ {
 		d.msg[n] = byte(ctr)
-		d.mac.Reset()
-		d.mac.Write(d.msg[:n+1])
-		sum := d.mac.Sum(d.block[:0])
+		sum := d.mac(d.msg[:n+1])
 		for i := 0; i+1 < len(sum); i += 2 {
 			w := uint32(sum[i])<<8 | uint32(sum[i+1])
 			if w >= limit {

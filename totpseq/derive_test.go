@@ -1,6 +1,9 @@
 package totpseq
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
@@ -315,11 +318,16 @@ func FuzzSequence(f *testing.F) {
 	})
 }
 
-func benchDeriver(b *testing.B) *Deriver {
+// benchParams returns valid parameters with a 32-byte zero secret.
+func benchParams() *Params {
 	p := Defaults()
 	p.Secret = make(Secret, 32)
 	p.Realm = "ssh.example.com"
-	d, err := NewDeriver(&p)
+	return &p
+}
+
+func benchDeriver(b *testing.B) *Deriver {
+	d, err := NewDeriver(benchParams())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -357,5 +365,76 @@ func TestDeriveAllocs(t *testing.T) {
 	src := netip.MustParseAddr("192.0.2.1")
 	if n := testing.AllocsPerRun(100, func() { _, _ = d.AppendSequence(buf[:0], "ssh", 7, src) }); n != 0 {
 		t.Errorf("AppendSequence allocates %v times per call, want 0", n)
+	}
+}
+
+// TestMACMatchesHMAC: the Deriver's HMAC over restored SHA-256 states is
+// crypto/hmac's HMAC-SHA256, for keys shorter than, as long as and longer
+// than a block (the protocol's secrets are 16..64 bytes) and messages of
+// every length up to a few blocks.
+func TestMACMatchesHMAC(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	d, err := NewDeriver(benchParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for klen := 1; klen <= 2*sha256.BlockSize+2; klen++ {
+		p := *benchParams()
+		p.Secret = make(Secret, klen)
+		for i := range p.Secret {
+			p.Secret[i] = byte(r.Uint32())
+		}
+		d.setKey(&p)
+		msg := make([]byte, r.IntN(3*sha256.BlockSize))
+		for i := range msg {
+			msg[i] = byte(r.Uint32())
+		}
+		want := hmac.New(sha256.New, p.Secret)
+		want.Write(msg)
+		if got := d.mac(msg); !bytes.Equal(got, want.Sum(nil)) {
+			t.Fatalf("key of %d bytes, message of %d: mac %x, want HMAC-SHA256 %x", klen, len(msg), got, want.Sum(nil))
+		}
+	}
+}
+
+// TestRekey: a Deriver rekeyed to other parameters derives what a new one
+// for them derives, allocating nothing; rekeying to invalid parameters
+// fails and leaves it as it was.
+func TestRekey(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	p0 := randParams(r)
+	d, err := NewDeriver(&p0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddr("2001:db8::7")
+	for range 200 {
+		p := randParams(r)
+		if err := d.Rekey(&p); err != nil {
+			t.Fatalf("Rekey: %v", err)
+		}
+		fresh, err := NewDeriver(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := r.Uint64()
+		got, err1 := d.AppendSequence(nil, "ssh", w, src)
+		want, err2 := fresh.AppendSequence(nil, "ssh", w, src)
+		if !slices.Equal(got, want) || (err1 == nil) != (err2 == nil) {
+			t.Fatalf("rekeyed: %v (%v), new: %v (%v)", got, err1, want, err2)
+		}
+	}
+	before, _ := d.AppendSequence(nil, "ssh", 9, src)
+	bad := *d.Params()
+	bad.Secret = make(Secret, 8)
+	if err := d.Rekey(&bad); err == nil || !strings.Contains(err.Error(), "parameter secret") {
+		t.Errorf("Rekey(8-byte secret) error = %v", err)
+	}
+	if after, _ := d.AppendSequence(nil, "ssh", 9, src); !slices.Equal(after, before) {
+		t.Errorf("after a failed Rekey: %v, want %v as before", after, before)
+	}
+	p1, p2 := randParams(r), randParams(r)
+	if n := testing.AllocsPerRun(100, func() { d.Rekey(&p1); d.Rekey(&p2) }); n != 0 {
+		t.Errorf("Rekey allocates %v times per call, want 0", n/2)
 	}
 }
