@@ -150,7 +150,33 @@ func TestSprayLeavesNoGarbage(t *testing.T) {
 	if n := testing.AllocsPerRun(2000, spray); n != 0 {
 		t.Errorf("a spray knock allocates %v times on average, want 0", n)
 	}
-	if got := tr.derivers.misses - misses; got < 1000 {
-		t.Errorf("%d deriver cache misses in 2001 knocks: the test needs a miss at every other knock at least", got)
+	if got := tr.derivers.misses - misses; got < 500 {
+		t.Errorf("%d deriver cache misses in 2001 knocks: the test needs a miss at every fourth knock at least", got)
 	}
+}
+
+// BenchmarkSprayUnbudgeted is BenchmarkSpray with the derivation budget
+// out of the way: what a knock of the spray costs the tracker when every
+// knock after an anchor is looked at, and how many derivations it makes.
+// The candidates outside the skew, 8 of every 11 under the defaults, are
+// derived only when a sequence of theirs would complete (skew.go).
+func BenchmarkSprayUnbudgeted(b *testing.B) {
+	tr, _ := trkBenchTracker(b, 100_000, nil)
+	tr.budget.scale = 1 << 20
+	r := alice.Params.Range
+	rng := rand.New(rand.NewPCG(1, 2))
+	ks := make([]Knock, 4096)
+	for i := range ks {
+		ks[i] = Knock{Src: trkB, Proto: inet.TCP, Port: r.Lo + uint16(rng.IntN(int(r.Hi-r.Lo)+1))}
+	}
+	at := trkAt(trkMid)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := &ks[i%len(ks)]
+		k.Time = at.Add(time.Duration(i) * time.Microsecond)
+		tr.Knock(*k)
+		i++
+	}
+	b.ReportMetric(float64(tr.derived)/float64(max(1, i)), "derivations/knock")
 }

@@ -33,8 +33,10 @@ type Config struct {
 	// completed sequence is reported as a probable clock skew (a ClockSkew
 	// event; nothing opens): offsets Skew+1..SkewDetect. At most
 	// MaxSkewDetect; a value <= Skew turns detection off. Default 5.
-	// Detection costs anchor table memory: every enrolled service has
-	// 2*max(Skew, SkewDetect)+2 windows in the table.
+	// Detection costs anchor table memory (every enrolled service has
+	// 2*max(Skew, SkewDetect)+2 windows in the table), and derivations
+	// only when a source has knocked as many ports after an anchor of
+	// such a window as its sequence has (skew.go).
 	SkewDetect int
 
 	// GapMax is the longest pause between two knocks of a sequence (rule
@@ -361,6 +363,8 @@ type Tracker struct {
 	// Owned by the goroutine that calls Knock.
 	st         *trackerState
 	derivers   deriverCache // the recently used users' Derivers
+	derived    uint64       // bound port derivations made (tests)
+	skew       skewWatches  // sources watched for a clock skew (skew.go)
 	budget     budget       // derivations per source and per /64
 	hash       hasher
 	anc        anchorStore
@@ -581,6 +585,7 @@ func (t *Tracker) adopt(st *trackerState) {
 	t.replay.userCap = st.cfg.ReplayPerUser
 	t.n.candidates.Store(int64(len(st.tab.ents)))
 	t.derivers = newDeriverCache(len(st.users)) // users' indices change: made again on demand
+	t.skew.reset()
 	if old == nil {
 		return
 	}
@@ -809,6 +814,10 @@ func (t *Tracker) knock(k *Knock, it *batchItem) {
 	if d := ns - t.anc.swept; d >= sweepEvery || d <= -sweepEvery {
 		t.anc.sweep(ns, t.gap)
 	}
+	t.skew.took = false
+	if len(t.skew.idx) > 0 {
+		t.skewStep(&it.key, k.Port, tab, it.pi, it.src, k.Time, ns)
+	}
 	var (
 		done  [maxDone]candidate
 		ndone int
@@ -992,7 +1001,9 @@ func (t *Tracker) step(ent *tracked, adv *advSet, tab *anchorTable, fast bool, p
 // candidates are exactly those whose window was within the considered
 // range then, with the offsets they had then; otherwise (the table was
 // replaced at a window boundary since) every candidate of the port is
-// looked at by its window at the anchor knock.
+// looked at by its window at the anchor knock. Only the candidates within
+// the skew are derived here; those outside it, which can only report a
+// clock skew, make the source watched instead (skew.go).
 func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k *Knock, src netip.Addr, ns int64, done *[maxDone]candidate, ndone *int) (relevant, advanced bool) {
 	pi := protoIndex(k.Proto)
 	filter := ent.gtime < tab.from || ent.gtime >= tab.until
@@ -1001,6 +1012,15 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		ents = tab.all(pi, ent.gport)
 	}
 	d, skew := int64(t.st.cfg.depth()), int64(t.st.cfg.Skew)
+	// offset returns candidate a's window offset at the anchor knock, and
+	// whether a is within the considered range.
+	offset := func(a anchorEnt, u *userState) (int64, bool) {
+		if !filter {
+			return int64(a.off), true
+		}
+		off := tab.window(a) - windowAt(ent.gtime, u.period)
+		return off, off >= -d && off <= d
+	}
 	// The derivations this knock needs, charged to the source's budget
 	// (budget.go) before any is made: all or none, so that what happens
 	// does not depend on the candidates' order. A source that cannot
@@ -1010,17 +1030,27 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		return true, false
 	}
 	need := 0
+	var skewLens uint32 // bit L: a candidate outside the skew, relevant, of Length L
 	for _, a := range ents {
 		sl := &t.st.slots[a.slot]
 		u := &t.st.users[sl.user]
-		if filter {
-			if off := tab.window(a) - windowAt(ent.gtime, u.period); off < -d || off > d {
-				continue
-			}
+		off, ok := offset(a, u)
+		if !ok || !u.relevant(k.Proto, k.Port) {
+			continue
 		}
-		if u.relevant(k.Proto, k.Port) && !tracking(adv[:ent.nadv], a.slot, tab.window(a)) && !tracking(done[:*ndone], a.slot, tab.window(a)) {
+		if off < -skew || off > skew {
+			skewLens |= 1 << u.params.Length
+			continue
+		}
+		if !tracking(adv[:ent.nadv], a.slot, tab.window(a)) && !tracking(done[:*ndone], a.slot, tab.window(a)) {
 			need++
 		}
+	}
+	if skewLens != 0 && t.skewStart(&ent.key, ent.gport, ent.gtime, k.Port, skewLens, tab, pi, src, k.Time, ns) {
+		// Watched: the anchor-only group is spent as if its candidates
+		// outside the skew had advanced; whether they did is known when
+		// the watch has as many ports as they have (skewCheck).
+		relevant, advanced = true, true
 	}
 	if need > 0 && !t.budget.take(src, need, ns) {
 		t.tally.throttled++
@@ -1030,18 +1060,12 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 	for _, a := range ents {
 		sl := &t.st.slots[a.slot]
 		u := &t.st.users[sl.user]
-		w := tab.window(a)
-		off := int64(a.off) // the offset at the anchor knock
-		if filter {
-			off = w - windowAt(ent.gtime, u.period)
-			if off < -d || off > d {
-				continue
-			}
-		}
-		if !u.relevant(k.Proto, k.Port) {
+		off, ok := offset(a, u)
+		if !ok || off < -skew || off > skew || !u.relevant(k.Proto, k.Port) {
 			continue
 		}
 		relevant = true
+		w := tab.window(a)
 		if tracking(adv[:ent.nadv], a.slot, w) || tracking(done[:*ndone], a.slot, w) {
 			continue // tracked past its anchor already (rule 1): no HMAC
 		}
@@ -1049,6 +1073,7 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		if dv == nil {
 			continue
 		}
+		t.derived++
 		bound, err := dv.AppendBound(buf[:0], sl.service, uint64(w), ent.gport, src)
 		if err != nil {
 			continue
@@ -1060,14 +1085,13 @@ func (t *Tracker) advanceAnchored(ent *tracked, adv *advSet, tab *anchorTable, k
 		advanced = true
 		t.tally.advanced++
 		c := candidate{
-			window:   w,
-			start:    ent.gtime,
-			last:     ns,
-			slot:     a.slot,
-			anchor:   ent.gport,
-			step:     2,
-			skewOnly: off < -skew || off > skew,
-			seen:     1 << i,
+			window: w,
+			start:  ent.gtime,
+			last:   ns,
+			slot:   a.slot,
+			anchor: ent.gport,
+			step:   2,
+			seen:   1 << i,
 		}
 		copy(c.bound[:], bound)
 		if u.params.Length == 2 {
@@ -1101,8 +1125,7 @@ const maxDone = maxAdvanced + 2
 
 // addAdv adds c to ent's candidates past their anchor, within maxAdvanced.
 // When they are full, a completed candidate (kept only to absorb copies)
-// makes room first; else c replaces one that can only report a clock skew,
-// unless it is one itself.
+// makes room; else c is not tracked (an overflow).
 func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 	if int(ent.nadv) < maxAdvanced {
 		adv[ent.nadv] = *c
@@ -1116,15 +1139,6 @@ func (t *Tracker) addAdv(ent *tracked, adv *advSet, c *candidate) {
 		}
 	}
 	t.tally.overflows++
-	if c.skewOnly {
-		return
-	}
-	for j := range adv {
-		if adv[j].skewOnly {
-			adv[j] = *c
-			return
-		}
-	}
 }
 
 // completed reports whether c matched all its ports: it is kept after its
