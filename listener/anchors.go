@@ -338,8 +338,12 @@ func (b *anchorBuilder) missing(s int, lo, hi int64) int {
 
 // derive computes the anchors of users[from:to] that their rings lack at
 // ns. It touches only those users' rings, so calls for disjoint user
-// ranges may run at the same time.
+// ranges may run at the same time. One Deriver, rekeyed from user to user,
+// serves the whole call: a Deriver per user was 1.3 KiB of garbage each,
+// 130 MiB at every window boundary with 100 000 users, and the heap grew
+// by as much before the collector caught up.
 func (b *anchorBuilder) derive(ns int64, from, to int) {
+	var dv *totpseq.Deriver
 	for i := from; i < to; i++ {
 		u := &b.users[i]
 		_, lo, hi := b.span(u, ns)
@@ -353,7 +357,13 @@ func (b *anchorBuilder) derive(ns int64, from, to int) {
 					continue // cached: the ring holds w at w mod n
 				}
 				if d == nil {
-					d, _ = totpseq.NewDeriver(&u.params) // validated when the users were set
+					// The parameters were validated when the users were set.
+					if dv == nil {
+						dv, _ = totpseq.NewDeriver(&u.params)
+					} else if dv.Rekey(&u.params) != nil {
+						dv = nil
+					}
+					d = dv
 				}
 				var a uint16
 				if d != nil {
