@@ -30,9 +30,21 @@ const SnapLen = 256
 // drops every frame. Ranges may overlap; they are merged. An invalid range
 // (lo > hi, a protocol other than TCP or UDP) is an error naming it.
 //
-// The program runs in golang.org/x/net/bpf's VM as it does in the kernel: it
-// uses no kernel extension (outgoing frames are skipped by the capture
-// socket itself, with PACKET_IGNORE_OUTGOING).
+// A listener.LinkIP frame has no link header: the program takes it for IPv4
+// or IPv6 by the version in its first byte, and only if the frame's
+// protocol field (sll_protocol, the kernel's skb->protocol, which the
+// program loads with the SKF_AD_PROTOCOL extension) is ETH_P_IP or
+// ETH_P_IPV6 to match. A frame of another protocol whose payload looks like
+// a knock (one injected as EtherType 0x88b5, or as IPv6 with an IPv4 packet
+// inside) is dropped. A listener.LinkEthernet frame carries its EtherType,
+// and the program goes by it alone, as the decoder does: the kernel sets the
+// protocol field of a received frame from that EtherType.
+//
+// golang.org/x/net/bpf's VM runs the listener.LinkEthernet program as the
+// kernel does; it knows no extension, so the listener.LinkIP program runs
+// there only with the protocol load replaced (bpf_test.go's filterVM).
+// Outgoing frames are skipped by the capture socket itself, with
+// PACKET_IGNORE_OUTGOING.
 func Filter(rs []inet.Range, link listener.LinkType) ([]bpf.RawInstruction, error) {
 	t, err := ranges.New(rs)
 	if err != nil {
@@ -81,11 +93,19 @@ func filter(t *ranges.Table, link listener.LinkType) ([]bpf.RawInstruction, erro
 			a.jump("ip6")
 		}
 	case listener.LinkIP:
+		// The IP version in the first byte, then the frame's protocol
+		// field, which must name that version.
 		a.emit(bpf.LoadAbsolute{Off: 0, Size: 1})
 		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
 		a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-		a.jumpIf(bpf.JumpEqual, 4, "ip4", "")
-		a.jumpIf(bpf.JumpEqual, 6, "ip6", "drop")
+		a.jumpIf(bpf.JumpEqual, 4, "proto4", "")
+		a.jumpIf(bpf.JumpEqual, 6, "proto6", "drop")
+		a.label("proto4")
+		a.emit(bpf.LoadExtension{Num: bpf.ExtProto}) // host order
+		a.jumpIf(bpf.JumpEqual, etherIPv4, "ip4", "drop")
+		a.label("proto6")
+		a.emit(bpf.LoadExtension{Num: bpf.ExtProto})
+		a.jumpIf(bpf.JumpEqual, etherIPv6, "ip6", "drop")
 	default:
 		return nil, fmt.Errorf("filter: unknown link type %v", link)
 	}

@@ -3,6 +3,7 @@ package capture
 import (
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tknock/tknock/inet"
@@ -12,8 +13,36 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// vm builds the filter for ranges and link and loads it into x/net/bpf's VM.
-func vm(t testing.TB, ranges []inet.Range, link listener.LinkType) *bpf.VM {
+// EtherTypes of frames in the tests, as a frame's protocol field holds
+// them (sll_protocol, skb->protocol).
+const (
+	ethIPv4   = 0x0800
+	ethIPv6   = 0x86dd
+	ethLocal  = 0x88b5 // IEEE local experimental
+	ethDot1Q  = 0x8100
+	ethNoType = 0
+)
+
+// filterVM runs a program of Filter in golang.org/x/net/bpf's VM. The VM
+// knows no kernel extension but the frame's length, and the
+// listener.LinkIP program loads the frame's protocol field with the
+// SKF_AD_PROTOCOL extension: the VM gets that program with each such load
+// replaced by a load of a constant, the protocol the kernel would load for
+// the frame at hand (one VM per protocol). That instruction is the only
+// difference from the program the kernel runs, and what it loads is what
+// the extension loads there (in host order); TestCaptureAnyProtocol runs
+// the unchanged program in the kernel. The listener.LinkEthernet program
+// loads no extension and runs as it is. Safe for concurrent use.
+type filterVM struct {
+	link listener.LinkType
+	prog []bpf.Instruction
+
+	mu  sync.Mutex // guards vms
+	vms map[uint32]*bpf.VM
+}
+
+// vm builds the filter for ranges and link for x/net/bpf's VM.
+func vm(t testing.TB, ranges []inet.Range, link listener.LinkType) *filterVM {
 	t.Helper()
 	raw, err := Filter(ranges, link)
 	if err != nil {
@@ -23,15 +52,70 @@ func vm(t testing.TB, ranges []inet.Range, link listener.LinkType) *bpf.VM {
 	if !ok {
 		t.Fatalf("Filter returned instructions that do not disassemble: %v", raw)
 	}
-	v, err := bpf.NewVM(prog)
-	if err != nil {
+	v := &filterVM{link: link, prog: prog, vms: make(map[uint32]*bpf.VM)}
+	if _, err := v.vm(ethIPv4); err != nil {
 		t.Fatalf("NewVM: %v", err)
 	}
 	return v
 }
 
+// vm returns the VM that runs the program for frames of protocol proto.
+func (v *filterVM) vm(proto uint16) (*bpf.VM, error) {
+	key := uint32(proto)
+	if v.link != listener.LinkIP {
+		key = 1 << 16 // one VM: the program does not look at the protocol
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if m, ok := v.vms[key]; ok {
+		return m, nil
+	}
+	prog := slices.Clone(v.prog)
+	for i, ins := range prog {
+		if ext, ok := ins.(bpf.LoadExtension); ok && ext.Num == bpf.ExtProto {
+			prog[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: uint32(proto)}
+		}
+	}
+	m, err := bpf.NewVM(prog)
+	if err != nil {
+		return nil, err
+	}
+	v.vms[key] = m
+	return m, nil
+}
+
+// Run runs the program on a frame whose protocol field is what a
+// received frame of its kind has: on listener.LinkIP the IP version its
+// first byte names (see ipProto).
+func (v *filterVM) Run(data []byte) (int, error) { return v.RunProto(data, ipProto(data)) }
+
+// RunProto runs the program on a frame whose protocol field is proto
+// (looked at on listener.LinkIP only).
+func (v *filterVM) RunProto(data []byte, proto uint16) (int, error) {
+	m, err := v.vm(proto)
+	if err != nil {
+		return 0, err
+	}
+	return m.Run(data)
+}
+
+// ipProto returns the protocol field of a received listener.LinkIP frame
+// that starts with data: the EtherType of the IP version in its first
+// byte, or 0 for one that is neither 4 nor 6.
+func ipProto(data []byte) uint16 {
+	if len(data) > 0 {
+		switch data[0] >> 4 {
+		case 4:
+			return ethIPv4
+		case 6:
+			return ethIPv6
+		}
+	}
+	return ethNoType
+}
+
 func TestFilterFrames(t *testing.T) {
-	vms := map[listener.LinkType]*bpf.VM{
+	vms := map[listener.LinkType]*filterVM{
 		listener.LinkEthernet: vm(t, listenertest.Ranges(), listener.LinkEthernet),
 		listener.LinkIP:       vm(t, listenertest.Ranges(), listener.LinkIP),
 	}
@@ -51,6 +135,39 @@ func TestFilterFrames(t *testing.T) {
 		}
 		if n > 0 && n != SnapLen {
 			t.Errorf("%s: filter returned %d, want the snap length %d", c.Name, n, SnapLen)
+		}
+	}
+}
+
+// TestFilterAnyProtocol: a listener.LinkIP frame (a capture on all
+// interfaces) passes only if its protocol field names the IP version it
+// starts with: the knocks of each IP version pass as that version and are
+// dropped as the other one, as EtherType 0x88b5 or 0x8100, or with no
+// protocol (in the VM: see filterVM). The listener.LinkEthernet program
+// loads no protocol field: it goes by the EtherType in the frame.
+func TestFilterAnyProtocol(t *testing.T) {
+	v := vm(t, listenertest.Ranges(), listener.LinkIP)
+	ip := func(p listenertest.Packet) listenertest.Packet { p.Link = listener.LinkIP; return p }
+	for _, p := range []listenertest.Packet{
+		ip(listenertest.V4SYN()), ip(listenertest.V4UDP()),
+		ip(listenertest.V6SYN()), ip(listenertest.V6UDP()),
+		ip(listenertest.With(listenertest.V4SYN(), func(v *listenertest.Packet) { v.IPOptions = true })),
+	} {
+		data := p.Frame(t).Data
+		for _, proto := range []uint16{ethIPv4, ethIPv6, ethLocal, ethDot1Q, ethNoType} {
+			n, err := v.RunProto(data, proto)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if got, want := n > 0, proto == ipProto(data); got != want {
+				t.Errorf("%v from %s to %d as protocol %#04x: filter accepts = %v, want %v", p.Proto, p.Src, p.DstPort, proto, got, want)
+			}
+		}
+	}
+	eth := vm(t, listenertest.Ranges(), listener.LinkEthernet)
+	for _, ins := range eth.prog {
+		if _, ok := ins.(bpf.LoadExtension); ok {
+			t.Errorf("the Ethernet program loads an extension: %v", ins)
 		}
 	}
 }

@@ -96,7 +96,12 @@ func (c Config) withDefaults(pageSize int) (Config, error) {
 	return c, nil
 }
 
-// Stats are the counters of a Conn since Listen.
+// Stats are the counters of a Conn since Listen. A frame the kernel's
+// filter drops is in none of them: not a knock (Filter), or on all
+// interfaces a frame whose protocol field is not the IP version it starts
+// with. The kernel counts only what a socket's filter passes, and a count
+// of such frames would tell nothing about knocks. (The Prefilter counts
+// the knocks it drops, in PrefilterStats.)
 type Stats struct {
 	// Packets is the number of frames that passed the kernel filter,
 	// including Drops (PACKET_STATISTICS tp_packets).

@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -205,3 +207,55 @@ const (
 	tcp = inet.TCP
 	udp = inet.UDP
 )
+
+// tap is a packet socket on all interfaces of a namespace, with no
+// filter: it receives every frame the namespace receives, whatever a
+// capture's filter makes of it.
+type tap struct{ fd int }
+
+// openTap opens a tap in ns; the test closes it at the end.
+func openTap(t testing.TB, ns *nstest.NS) *tap {
+	t.Helper()
+	fd := -1
+	must(t, ns.Do(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		return err
+	}))
+	t.Cleanup(func() { unix.Close(fd) })
+	tv := unix.NsecToTimeval((5 * time.Second).Nanoseconds())
+	must(t, unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv))
+	return &tap{fd: fd}
+}
+
+// count reads the frames received until the Ethernet frame last, and
+// returns how many of the Ethernet frames frames came before it. A frame
+// is one of them if its data and protocol field are the frame's payload
+// and EtherType. It fails after 5 s without last.
+func (p *tap) count(t testing.TB, frames [][]byte, last []byte) int {
+	t.Helper()
+	buf := make([]byte, 2048)
+	n := 0
+	for {
+		m, from, err := unix.Recvfrom(p.fd, buf, 0)
+		if err != nil {
+			t.Fatalf("tap: waiting for the last frame: %v", err)
+		}
+		sa, ok := from.(*unix.SockaddrLinklayer)
+		if !ok || sa.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		is := func(f []byte) bool {
+			return htons(sa.Protocol) == binary.BigEndian.Uint16(f[12:]) && bytes.Equal(buf[:m], f[14:])
+		}
+		if is(last) {
+			return n
+		}
+		for _, f := range frames {
+			if is(f) {
+				n++
+				break
+			}
+		}
+	}
+}

@@ -437,10 +437,13 @@ func (c *Conn) skip(pkttype uint8) bool {
 }
 
 // notIP counts and reports a frame of a capture on all interfaces (no
-// link header: the kernel's filter, and then the decoder, go by the IP
-// version in the first byte) whose protocol field says it is not the IP
-// version it starts with: a frame of another protocol whose payload looks
-// like an IPv4 or IPv6 knock must not be taken for one.
+// link header: the decoder goes by the IP version in the first byte)
+// whose protocol field says it is not the IP version it starts with: a
+// frame of another protocol whose payload looks like an IPv4 or IPv6
+// knock must not be taken for one. The kernel's filter (Filter, or the
+// Prefilter) drops such frames before they reach the socket, so the count
+// stays 0 (TestCaptureAnyProtocol); the check stays in case a frame ever
+// gets past it. Stats does not publish it: it counts no knock.
 func (c *Conn) notIP(proto uint16, data []byte) bool {
 	if c.link != listener.LinkIP {
 		return false

@@ -8,7 +8,6 @@ import (
 	"github.com/tknock/tknock/listener"
 	rangetab "github.com/tknock/tknock/listener/internal/ranges"
 	"github.com/tknock/tknock/listener/listenertest"
-	"golang.org/x/net/bpf"
 )
 
 // FuzzDecode feeds arbitrary frames to the decoder. It must never panic,
@@ -23,7 +22,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	d := listener.NewDecoder(listenertest.Ranges())
 	tbl, _ := rangetab.New(listenertest.Ranges())
-	vms := map[listener.LinkType]*bpf.VM{
+	vms := map[listener.LinkType]*filterVM{
 		listener.LinkEthernet: vm(f, listenertest.Ranges(), listener.LinkEthernet),
 		listener.LinkIP:       vm(f, listenertest.Ranges(), listener.LinkIP),
 	}
@@ -67,7 +66,7 @@ func FuzzFilterAgrees(f *testing.F) {
 	f.Add(false, uint8(17), uint8(0), uint16(50299), uint8(1), uint16(3), true, false)
 	f.Add(true, uint8(6), uint8(0x12), uint16(40999), uint8(3), uint16(0), false, false)
 	d := listener.NewDecoder(listenertest.Ranges())
-	vms := map[listener.LinkType]*bpf.VM{
+	vms := map[listener.LinkType]*filterVM{
 		listener.LinkEthernet: vm(f, listenertest.Ranges(), listener.LinkEthernet),
 		listener.LinkIP:       vm(f, listenertest.Ranges(), listener.LinkIP),
 	}

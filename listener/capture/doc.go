@@ -14,6 +14,15 @@
 // ring under a burst (express_linux.go); ReadFrame copies one out, and
 // listener's Decoder and Tracker take it from there.
 //
+// On all interfaces ("any") and on links without an Ethernet header (tun,
+// WireGuard, PPP) a frame starts at the IP header. Both kernel filters
+// then take it for IPv4 or IPv6 by the version in its first byte only if
+// its protocol field (sll_protocol, the EtherType it came with) names that
+// version too, and drop it otherwise: a frame of another protocol, or IPv4
+// sent as IPv6, whose payload looks like a knock is no knock. ReadFrame
+// checks the same again. On an Ethernet interface the EtherType in the
+// frame decides.
+//
 // Capture is Linux only. Elsewhere Listen and NewPrefilter return an error
 // and the package still builds, so programs that import it do too.
 package capture

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/nstest"
+	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/listener/listenertest"
 )
 
@@ -138,18 +139,26 @@ func BenchmarkPrefilterRun(b *testing.B) {
 	udp := func(src, dst string, port uint16) listenertest.Packet {
 		return listenertest.Packet{Src: src, Dst: dst, Proto: inet.UDP, DstPort: port, Payload: []byte("knock")}
 	}
+	ip := func(v listenertest.Packet) listenertest.Packet { v.Link = listener.LinkIP; return v }
 	cases := []struct {
 		name   string
 		mark   *listenertest.Packet // sent once first: the anchor that marks the source
 		p      listenertest.Packet
+		proto  uint16 // the frame's protocol field; 0: what a received frame has (frameProto)
 		passes bool
 	}{
-		{"v4-syn-stranger", nil, syn("192.0.2.9", dst4, 40200), false},
-		{"v4-syn-anchor", nil, syn("192.0.2.9", dst4, 40100), true},
-		{"v4-syn-tracked", ptrTo(syn("192.0.2.9", dst4, 40100)), syn("192.0.2.9", dst4, 40200), true},
-		{"v4-udp-stranger", nil, udp("192.0.2.9", dst4, 50020), false},
-		{"v6-syn-stranger", nil, syn("2001:db8::9", dst6, 40200), false},
-		{"v6-udp-tracked", ptrTo(udp("2001:db8::9", dst6, 50010)), udp("2001:db8::9", dst6, 50020), true},
+		{"v4-syn-stranger", nil, syn("192.0.2.9", dst4, 40200), 0, false},
+		{"v4-syn-anchor", nil, syn("192.0.2.9", dst4, 40100), 0, true},
+		{"v4-syn-tracked", ptrTo(syn("192.0.2.9", dst4, 40100)), syn("192.0.2.9", dst4, 40200), 0, true},
+		{"v4-udp-stranger", nil, udp("192.0.2.9", dst4, 50020), 0, false},
+		{"v6-syn-stranger", nil, syn("2001:db8::9", dst6, 40200), 0, false},
+		{"v6-udp-tracked", ptrTo(udp("2001:db8::9", dst6, 50010)), udp("2001:db8::9", dst6, 50020), 0, true},
+		// On all interfaces (no link header), where the program checks
+		// the frame's protocol field.
+		{"ip-v4-syn-stranger", nil, ip(syn("192.0.2.9", dst4, 40200)), 0, false},
+		{"ip-v4-syn-tracked", ptrTo(ip(syn("192.0.2.9", dst4, 40100))), ip(syn("192.0.2.9", dst4, 40200)), 0, true},
+		{"ip-v6-udp-tracked", ptrTo(ip(udp("2001:db8::9", dst6, 50010))), ip(udp("2001:db8::9", dst6, 50020)), 0, true},
+		{"ip-v4-syn-anchor-as-v6", nil, ip(syn("192.0.2.9", dst4, 40100)), unix.ETH_P_IPV6, false},
 	}
 	for _, asUnit := range []bool{false, true} {
 		for _, c := range cases {
@@ -162,7 +171,11 @@ func BenchmarkPrefilterRun(b *testing.B) {
 					}
 				}
 				f := c.p.Frame(b)
-				data := append(make([]byte, 14), f.Data...)
+				proto := c.proto
+				if proto == 0 {
+					proto = frameProto(f)
+				}
+				data := testRunData(f, proto)
 				prog := p.progs[progKey{f.Link, false}]
 				b.ResetTimer()
 				ret, per, err := prog.Benchmark(data, b.N, nil)

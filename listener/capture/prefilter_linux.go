@@ -357,10 +357,15 @@ func (p *Prefilter) Stats() (PrefilterStats, error) {
 // shorter than a load drops it (the kernel's LD_ABS/LD_IND end the
 // program with 0).
 //
+// On listener.LinkIP the frame's protocol field must name the IP version
+// the packet starts with, as in Filter: a frame that fails this check is
+// dropped before the port test, and counts in no counter (it is no knock).
+//
 // Registers: R6 the skb (LD_ABS/LD_IND need it there); R7 the IP
 // header's offset, then the port, then whether it is an anchor; R8 the
 // protocol index (0 TCP, 1 UDP), then the seen bitmap's generation, then
-// the counter; R9 the transport header's offset, then the bitmaps' address.
+// the counter; R9 the frame's protocol field (listener.LinkIP), then the
+// transport header's offset, then the bitmaps' address.
 // The stack holds the source address at fp-16 (IPv4 as IPv4-mapped IPv6,
 // so both spellings of an address are one source; the words in host order,
 // as LD_IND leaves them: the hash only has to be the same on every frame),
@@ -378,6 +383,12 @@ func (p *Prefilter) program(link listener.LinkType, count bool) easm.Instruction
 	label := func(name string, i easm.Instruction) easm.Instruction { return i.WithSymbol(name) }
 
 	emit(easm.Mov.Reg(easm.R6, easm.R1))
+	if link == listener.LinkIP {
+		// No link header: the frame's protocol field, skb->protocol (a
+		// big-endian 16-bit value in a 32-bit field), in host order.
+		emit(easm.LoadMem(easm.R9, easm.R6, skbProtocol, easm.Word),
+			easm.HostTo(easm.BE, easm.R9, easm.Half))
+	}
 	p.fastIPv4(&in, link)
 	switch link {
 	case listener.LinkEthernet:
@@ -399,10 +410,15 @@ func (p *Prefilter) program(link listener.LinkType, count bool) easm.Instruction
 			emit(easm.Ja.Label("drop"))
 		}
 	case listener.LinkIP:
+		// The IP version in the first byte, and the frame's protocol
+		// field (in R9) must name it, as in Filter. IPv4 falls through
+		// to "ip4".
 		emit(label("slow", easm.LoadAbs(0, easm.Byte)), easm.RSh.Imm(easm.R0, 4), easm.Mov.Imm(easm.R7, 0),
-			easm.JEq.Imm(easm.R0, 4, "ip4"),
-			easm.JEq.Imm(easm.R0, 6, "ip6"),
-			easm.Ja.Label("drop"))
+			easm.JNE.Imm(easm.R0, 6, "proto4"),
+			easm.JNE.Imm(easm.R9, etherIPv6, "drop"),
+			easm.Ja.Label("ip6"),
+			label("proto4", easm.JNE.Imm(easm.R0, 4, "drop")),
+			easm.JNE.Imm(easm.R9, etherIPv4, "drop"))
 	}
 
 	// IPv4 at R7: not a non-first fragment, TCP or UDP, header >= 20.
@@ -588,7 +604,8 @@ func (p *Prefilter) program(link listener.LinkType, count bool) easm.Instruction
 // that walks the fragments (measured: most of the program's cost). Any
 // other frame, or one too short for the copy, goes to "slow", the header
 // walk from the start; the fast path leaves the same registers and key as
-// the slow one (see program) and jumps to "bitmaps", or to "drop".
+// the slow one (see program) and jumps to "bitmaps", or to "drop". On
+// listener.LinkIP it drops IPv4 whose protocol field (R9) is not ETH_P_IP.
 func (p *Prefilter) fastIPv4(in *easm.Instructions, link listener.LinkType) {
 	// The copy ends at the frame pointer, where the IPv4 source lands on a
 	// 4-byte boundary (the verifier wants stack loads aligned), below the
@@ -616,8 +633,12 @@ func (p *Prefilter) fastIPv4(in *easm.Instructions, link listener.LinkType) {
 			easm.JNE.Imm(easm.R0, 0x0008, "slow"))
 	}
 	emit(easm.LoadMem(easm.R0, easm.RFP, b, easm.Byte),
-		easm.JNE.Imm(easm.R0, 0x45, "slow"), // version 4, header length 20
-		easm.LoadMem(easm.R0, easm.RFP, b+6, easm.Half),
+		easm.JNE.Imm(easm.R0, 0x45, "slow")) // version 4, header length 20
+	if link == listener.LinkIP {
+		// IPv4 in a frame whose protocol field says otherwise.
+		emit(easm.JNE.Imm(easm.R9, unix.ETH_P_IP, "drop"))
+	}
+	emit(easm.LoadMem(easm.R0, easm.RFP, b+6, easm.Half),
 		easm.HostTo(easm.BE, easm.R0, easm.Half),
 		easm.And.Imm(easm.R0, 0x1fff),
 		easm.JNE.Imm(easm.R0, 0, "drop"), // a non-first fragment
@@ -654,6 +675,10 @@ func atomicOr(dst, src easm.Register) easm.Instruction {
 	ins.Constant = int64(easm.Or)
 	return ins
 }
+
+// skbProtocol is the offset of protocol in struct __sk_buff, after len,
+// pkt_type, mark and queue_mapping: the frame's EtherType, sll_protocol.
+const skbProtocol = 16
 
 // imm64 is the 64-bit immediate of v.
 func imm64(v uint64) int64 { return int64(v) }

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,8 +41,9 @@ func newTestPrefilterAs(t testing.TB, ranges []inet.Range, hold time.Duration, a
 // run runs the prefilter's program for f.Link on f in the kernel
 // (BPF_PROG_TEST_RUN) and returns its verdict. The kernel gives a socket
 // filter the data after the first 14 bytes (it takes them for an
-// Ethernet header), so every frame goes in behind 14 dummy bytes: the
-// program then sees it as a packet socket of its link type does.
+// Ethernet header, and its EtherType for the frame's protocol field), so
+// every frame goes in behind 14 bytes of testRunData: the program then
+// sees it as a packet socket of its link type does.
 func run(t testing.TB, p *Prefilter, f listener.Frame) uint32 {
 	t.Helper()
 	return runProg(t, p, progKey{f.Link, false}, f)
@@ -50,12 +52,36 @@ func run(t testing.TB, p *Prefilter, f listener.Frame) uint32 {
 // runProg is run with the program of key k (the express one, say).
 func runProg(t testing.TB, p *Prefilter, k progKey, f listener.Frame) uint32 {
 	t.Helper()
-	data := append(make([]byte, 14), f.Data...)
-	ret, err := p.progs[k].Run(&ebpf.RunOptions{Data: data})
+	return runProto(t, p, k, f, frameProto(f))
+}
+
+// runProto is runProg on a frame whose protocol field is proto.
+func runProto(t testing.TB, p *Prefilter, k progKey, f listener.Frame, proto uint16) uint32 {
+	t.Helper()
+	ret, err := p.progs[k].Run(&ebpf.RunOptions{Data: testRunData(f, proto)})
 	if err != nil {
-		t.Fatalf("test run: %v", err)
+		t.Fatalf("test run (protocol %#04x): %v", proto, err)
 	}
 	return ret
+}
+
+// testRunData is the data BPF_PROG_TEST_RUN takes for the frame f with
+// the protocol field proto: f behind a dummy Ethernet header whose
+// EtherType is proto (the kernel sets skb->protocol from it).
+func testRunData(f listener.Frame, proto uint16) []byte {
+	data := make([]byte, 14, 14+len(f.Data))
+	binary.BigEndian.PutUint16(data[12:], proto)
+	return append(data, f.Data...)
+}
+
+// frameProto returns the protocol field a received frame f has: its
+// EtherType on listener.LinkEthernet, the EtherType of its IP version on
+// listener.LinkIP.
+func frameProto(f listener.Frame) uint16 {
+	if f.Link == listener.LinkEthernet && len(f.Data) >= 14 {
+		return binary.BigEndian.Uint16(f.Data[12:])
+	}
+	return ipProto(f.Data)
 }
 
 // pfStats returns p's counters.
@@ -417,6 +443,67 @@ func fastSlowChecks() []pfCheck {
 		{what: "fast, non-first fragment of a marked source", p: frag(fast("192.0.2.1", 40200))},
 		{what: "slow, non-first fragment of a marked source", p: frag(opts("192.0.2.1", 40200))},
 		{what: "fast, SYN-ACK of a marked source", p: func() listenertest.Packet { v := fast("192.0.2.1", 40200); v.ACK = true; return v }()},
+	}
+}
+
+// TestPrefilterAnyProtocol: on listener.LinkIP (a capture on all
+// interfaces) the prefilter passes a knock only if the frame's protocol
+// field names the IP version it starts with, as Filter does: at an anchor,
+// the ring program and the express one drop the knocks of each IP version
+// as the other version, as EtherType 0x88b5 or 0x8100, or with no
+// protocol, and count none of them (they are no knocks); the same knocks
+// with the right protocol pass. The frames take both header walks: a
+// plain IPv4 SYN the fast one, IPv4 with options or a short UDP datagram
+// and IPv6 the slow one (a UDP knock of IPv4 shorter than the fast
+// path's copy too, except as IPv6). On listener.LinkEthernet the EtherType in the
+// frame decides, whatever the protocol field says. Loaded with root's
+// capabilities and with the unit's.
+func TestPrefilterAnyProtocol(t *testing.T) {
+	ip := func(v listenertest.Packet) listenertest.Packet { v.Link = listener.LinkIP; return v }
+	syn4 := listenertest.Packet{Src: "192.0.2.10", Dst: "198.51.100.1", Proto: inet.TCP, SYN: true, DstPort: 40100}
+	opts4 := listenertest.With(syn4, func(v *listenertest.Packet) { v.IPOptions = true })
+	udp4 := listenertest.Packet{Src: "192.0.2.10", Dst: "198.51.100.1", Proto: inet.UDP, DstPort: 50010}
+	syn6 := listenertest.Packet{Src: "2001:db8::10", Dst: "2001:db8::1", Proto: inet.TCP, SYN: true, DstPort: 40100}
+	udp6 := listenertest.Packet{Src: "2001:db8::10", Dst: "2001:db8::1", Proto: inet.UDP, DstPort: 50010, Payload: []byte("knock")}
+	for _, asUnit := range []bool{false, true} {
+		t.Run(loadName(asUnit), func(t *testing.T) {
+			p := newTestPrefilterAs(t, listenertest.Ranges(), time.Second, asUnit)
+			publish(t, p, anchorSet([]uint16{40100}, []uint16{50010}))
+			for _, v := range []listenertest.Packet{syn4, opts4, udp4, syn6, udp6} {
+				f := ip(v).Frame(t)
+				for _, express := range []bool{false, true} {
+					for _, proto := range []uint16{ethIPv4, ethIPv6, ethLocal, ethDot1Q, ethNoType} {
+						if proto == ethIPv6 && len(f.Data) < 40 {
+							// The test run refuses (EINVAL) a frame shorter
+							// than an IPv6 header as IPv6; the kernel's
+							// receive path does not (TestCaptureAnyProtocol).
+							continue
+						}
+						before := pfStats(t, p)
+						n := runProto(t, p, progKey{listener.LinkIP, express}, f, proto)
+						want := proto == ipProto(f.Data)
+						if got := n > 0; got != want {
+							t.Errorf("%v from %s, IP link, protocol %#04x (express %v): passes = %v (returned %d), want %v", v.Proto, v.Src, proto, express, got, n, want)
+						}
+						after := pfStats(t, p)
+						counted := after.Anchors + after.Tracked + after.Dropped - before.Anchors - before.Tracked - before.Dropped
+						wantCounted := uint64(0)
+						if want && !express {
+							wantCounted = 1 // at an anchor, by the ring program
+						}
+						if counted != wantCounted {
+							t.Errorf("%v from %s, IP link, protocol %#04x (express %v): counted %d times (%+v after %+v), want %d", v.Proto, v.Src, proto, express, counted, after, before, wantCounted)
+						}
+					}
+				}
+				eth := v.Frame(t)
+				for _, proto := range []uint16{ethIPv4, ethIPv6, ethLocal, ethNoType} {
+					if n := runProto(t, p, progKey{listener.LinkEthernet, false}, eth, proto); n == 0 {
+						t.Errorf("%v from %s, Ethernet, EtherType %#04x in the frame, protocol field %#04x: dropped, want passed", v.Proto, v.Src, frameProto(eth), proto)
+					}
+				}
+			}
+		})
 	}
 }
 
