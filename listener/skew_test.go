@@ -48,6 +48,9 @@ func TestSkewDetectionIsLazy(t *testing.T) {
 	if got := trkEvents(rec.events); !slices.Equal(got, want) {
 		t.Errorf("events %+v, want %+v", got, want)
 	}
+	if s := tr.Stats(); s.Resets != 0 {
+		t.Errorf("%d resets for a skewed client's own knocks, want 0: fail2ban must not ban it", s.Resets)
+	}
 
 	// From another source, a wrong port in place of one bound port.
 	resets, derived := tr.Stats().Resets, tr.derived
