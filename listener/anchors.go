@@ -269,11 +269,11 @@ const minParallel = 2048
 func (b *anchorBuilder) build(ns int64) *anchorTable {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buildLocked(ns)
+	return b.buildLocked(ns, runtime.GOMAXPROCS(0))
 }
 
-// buildLocked is build with b.mu held.
-func (b *anchorBuilder) buildLocked(ns int64) *anchorTable {
+// buildLocked is build with b.mu held, on at most workers goroutines.
+func (b *anchorBuilder) buildLocked(ns int64, workers int) *anchorTable {
 	began := time.Now()
 
 	var t *anchorTable
@@ -291,8 +291,8 @@ func (b *anchorBuilder) buildLocked(ns int64) *anchorTable {
 	t.base = slices.Grow(t.base[:0], len(b.slots))[:len(b.slots)]
 
 	missing := b.refresh(ns)
-	if missing >= minParallel && runtime.GOMAXPROCS(0) > 1 {
-		b.deriveParallel(ns)
+	if missing >= minParallel && workers > 1 {
+		b.deriveParallel(ns, workers)
 	} else {
 		b.derive(ns, 0, len(b.users))
 	}
@@ -378,9 +378,9 @@ func (b *anchorBuilder) derive(ns int64, from, to int) {
 	}
 }
 
-// deriveParallel runs derive over GOMAXPROCS goroutines.
-func (b *anchorBuilder) deriveParallel(ns int64) {
-	workers := min(runtime.GOMAXPROCS(0), len(b.users))
+// deriveParallel runs derive over workers goroutines.
+func (b *anchorBuilder) deriveParallel(ns int64, workers int) {
+	workers = min(workers, len(b.users))
 	var wg sync.WaitGroup
 	for w := range workers {
 		from, to := w*len(b.users)/workers, (w+1)*len(b.users)/workers

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -138,8 +139,12 @@ func (t *Tracker) prepare(ctx context.Context) {
 		if t.latest.Load() != st {
 			continue // reloaded meanwhile: start over with the new users
 		}
+		// One CPU fewer than there are: the knocks go on meanwhile, and
+		// a run loop left without a CPU for the tens of milliseconds a
+		// build of 100 000 users takes lets a flood overflow the ring.
+		// The build starts early enough for the slower pace.
 		b.mu.Lock()
-		tab := b.buildLocked(next)
+		tab := b.buildLocked(next, max(1, runtime.GOMAXPROCS(0)-1))
 		old := t.ahead.Swap(tab)
 		b.mu.Unlock()
 		t.n.builds.Add(1)

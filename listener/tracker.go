@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -694,7 +695,7 @@ func (t *Tracker) table(ns int64) (*anchorTable, bool) {
 		if next != nil {
 			next.owner.recycle(next)
 		}
-		next = b.buildLocked(ns)
+		next = b.buildLocked(ns, runtime.GOMAXPROCS(0)) // the knock waits: every CPU
 		t.n.builds.Add(1)
 		t.n.buildTime.Store(int64(next.took))
 	}
