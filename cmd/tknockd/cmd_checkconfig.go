@@ -13,14 +13,14 @@ import (
 type checkConfigCmd struct{}
 
 // Run validates the configuration file and the users directory, checks
-// that the configured interfaces exist and that the daemon fits in
-// memory_limit, warns about a host firewall that would drop granted
-// connections, says what the daemon would run with (its memory estimate
-// too), and
-// shows the result of the running daemon's latest (re)load. A bad users
-// file is a warning naming it, not a failure: the daemon leaves that user
-// out and starts with the others (this command is the unit's ExecStartPre,
-// and one bad file must not keep everyone out).
+// that the configured interfaces exist and that the daemon's memory
+// estimate fits in memory_limit, warns about a host firewall that would
+// drop granted connections, says what the daemon would run with (the
+// memory estimate and limit too), and shows the result of the running
+// daemon's latest (re)load. A bad users file is a warning naming it, not a
+// failure: the daemon leaves that user out and starts with the others
+// (this command is the unit's ExecStartPre, and one bad file must not keep
+// everyone out).
 func (cmd *checkConfigCmd) Run(e *env) error {
 	c, err := config.Load(e.cli.Config)
 	if err != nil {
