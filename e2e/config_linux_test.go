@@ -171,6 +171,9 @@ func TestBadConfig(t *testing.T) {
 		{"skew out of range", replace("skew = 1", "skew = 9"), []string{"tknockd.toml", "skew"}, false},
 		{"bad endpoint", replace(`"tcp/2222"`, `"tcp/99999"`), []string{"tknockd.toml", "99999"}, false},
 		{"missing interface", replace(`interfaces = ["any"]`, `interfaces = ["nosuch0"]`), []string{"nosuch0"}, false},
+		{"bad memory_limit", replace("skew = 1", "skew = 1\nmemory_limit = \"64MB\""), []string{"tknockd.toml", "memory_limit", "64MB"}, false},
+		{"memory_limit under the estimate", replace("skew = 1", "skew = 1\nmemory_limit = \"16MiB\""),
+			[]string{"tknockd.toml", "field memory_limit: 16MiB: the configuration and its 1 users need about"}, false},
 		{"bad users file", badUsers("garbage", func(dir string) {
 			os.WriteFile(filepath.Join(dir, "mallory.uri"), []byte("this is not an enrollment\n"), 0o600)
 		}), []string{"mallory.uri"}, true},

@@ -13,13 +13,14 @@ import (
 type checkConfigCmd struct{}
 
 // Run validates the configuration file and the users directory, checks
-// Run validates the configuration file and the users directory, checks
-// that the configured interfaces exist, warns about a host firewall that
-// would drop granted connections, says what the daemon would run with, and
-// shows the result of the running daemon's latest (re)load. A bad users
-// file is a warning naming it, not a failure: the daemon leaves that user
-// out and starts with the others (this command is the unit's ExecStartPre,
-// and one bad file must not keep everyone out).
+// that the configured interfaces exist and that the daemon's memory
+// estimate fits in memory_limit, warns about a host firewall that would
+// drop granted connections, says what the daemon would run with (the
+// memory estimate and limit too), and shows the result of the running
+// daemon's latest (re)load. A bad users file is a warning naming it, not a
+// failure: the daemon leaves that user out and starts with the others
+// (this command is the unit's ExecStartPre, and one bad file must not keep
+// everyone out).
 func (cmd *checkConfigCmd) Run(e *env) error {
 	c, err := config.Load(e.cli.Config)
 	if err != nil {
@@ -28,6 +29,10 @@ func (cmd *checkConfigCmd) Run(e *env) error {
 	users, uerr := config.LoadUsers(c)
 	if errors.Is(uerr, config.ErrUsersDir) {
 		return uerr
+	}
+	mem, err := daemon.CheckMemory(c, users)
+	if err != nil {
+		return err
 	}
 	ifaces := "all"
 	if !c.AllInterfaces() {
@@ -54,6 +59,7 @@ func (cmd *checkConfigCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: realm %q, %d users in %s%s, services %s, interfaces %s, firewall %s%s\n",
 		c.Path, c.Realm, len(users), c.UsersDir, rejected, strings.Join(c.ServiceNames(), ","), ifaces, c.Firewall.Mode, metricsSummary(c))
+	fmt.Fprintf(e.stdout, "memory: %s\n", mem.Summary(c))
 	writeStrength(e.stdout, c, users)
 	writeDaemonState(e.stdout, c)
 	return nil

@@ -60,6 +60,7 @@ type fileConfig struct {
 	ReplayCapacity *int                `toml:"replay_capacity"`
 	ReplayPerUser  *int                `toml:"replay_per_user"`
 	StateDir       string              `toml:"state_dir"`
+	MemoryLimit    *string             `toml:"memory_limit"`
 	Prefilter      *string             `toml:"prefilter"`
 	Enroll         fileEnroll          `toml:"enroll"`
 	Services       map[string][]string `toml:"services"`
@@ -131,6 +132,11 @@ type Config struct {
 	// StateDir is where the daemon keeps the replay record across
 	// restarts (an absolute path); "" means in memory only.
 	StateDir string
+	// MemoryLimit is the memory the daemon may use, in bytes: it refuses
+	// a configuration whose estimate exceeds it, and gives it to the Go
+	// runtime as its soft limit (internal/daemon, EstimateMemory). 0 means
+	// not set: the daemon derives its limit from the estimate.
+	MemoryLimit int64
 	// Prefilter is "auto" (the eBPF prefilter when the kernel takes it,
 	// else the classic filter), "on" (the prefilter or no start) or "off".
 	Prefilter     string
@@ -435,6 +441,7 @@ func (v *validator) validate(fc *fileConfig) *Config {
 		v.addf("state_dir", "%q: want an absolute path (the unit's StateDirectory=, /var/lib/tknock)", c.StateDir)
 	}
 
+	c.MemoryLimit = v.size("memory_limit", fc.MemoryLimit)
 	v.interfaces(c, fc.Interfaces)
 	v.timing(c, fc)
 	v.services(c, fc.Services)
@@ -463,6 +470,65 @@ func (v *validator) validate(fc *fileConfig) *Config {
 
 	v.metrics(c, &fc.Metrics)
 	return c
+}
+
+// Units of a size in the file (memory_limit): binary multiples, spelt as
+// systemd and the kernel print them. A bare number is bytes.
+var sizeUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+
+// maxSize is the largest size the file takes (memory_limit): 1 TiB.
+const maxSize = 1 << 40
+
+// ParseSize parses a size of the configuration file: digits with one of
+// the units KiB, MiB or GiB, or digits alone for bytes, from 1 byte to
+// 1 TiB. Any other spelling is an error (256M and 256MB would be
+// ambiguous between powers of 1000 and 1024).
+func ParseSize(s string) (int64, error) {
+	digits, unit := s, int64(1)
+	for _, u := range sizeUnits {
+		if d, ok := strings.CutSuffix(s, u.suffix); ok {
+			digits, unit = d, u.n
+			break
+		}
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || digits == "" || digits[0] == '+' {
+		return 0, fmt.Errorf("%q is not a size: want a number of bytes, or with a unit KiB, MiB or GiB, as in \"256MiB\"", s)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s: leave it out for the default", s)
+	}
+	if n > maxSize/uint64(unit) {
+		return 0, fmt.Errorf("%s: want at most %s", s, FormatSize(maxSize))
+	}
+	return int64(n) * unit, nil
+}
+
+// FormatSize writes n bytes as the file would: with the largest unit that
+// divides it, or bytes.
+func FormatSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n != 0 && n%u.n == 0 {
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// size returns the size of a key that may be left out (0).
+func (v *validator) size(field string, p *string) int64 {
+	if p == nil {
+		return 0
+	}
+	n, err := ParseSize(*p)
+	if err != nil {
+		v.addf(field, "%v", err)
+		return 0
+	}
+	return n
 }
 
 func checkListen(addr string) error {

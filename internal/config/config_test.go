@@ -49,6 +49,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"GapMax", c.GapMax, 3 * time.Second},
 		{"SeqTimeout", c.SeqTimeout, 10 * time.Second},
 		{"StateCapacity", c.StateCapacity, 0},
+		{"MemoryLimit", c.MemoryLimit, int64(0)},
 		{"Prefilter", c.Prefilter, "auto"},
 		{"Enroll.Host", c.Enroll.Host, "gw.example.org"},
 		{"Firewall", c.Firewall, FirewallConfig{Mode: "table", Table: "", DropKnocks: true}},
@@ -130,6 +131,7 @@ gap_max = "500ms"
 seq_timeout = "5s"
 state_capacity = 1000
 replay_capacity = 500
+memory_limit = "1GiB"
 prefilter = "on"
 [enroll]
 host = "203.0.113.1"
@@ -161,7 +163,7 @@ listen = "[::1]:9121"
 	}
 	p := c.Enroll.Params
 	if c.Skew != 0 || c.OpenFor != 2*time.Minute || c.GapMax != 500*time.Millisecond || c.SeqTimeout != 5*time.Second ||
-		c.StateCapacity != 1000 || c.ReplayCapacity != 500 || c.Prefilter != "on" || c.UsersDir != "/var/lib/tknock/users" ||
+		c.StateCapacity != 1000 || c.ReplayCapacity != 500 || c.MemoryLimit != 1<<30 || c.Prefilter != "on" || c.UsersDir != "/var/lib/tknock/users" ||
 		!cmp.Equal(c.Interfaces, []string{"eth0", "wg0"}) || c.Enroll.Host != "203.0.113.1" ||
 		p.Period != 60 || p.Length != 8 || p.Range != (totpseq.Range{Lo: 40000, Hi: 40999}) ||
 		!cmp.Equal(p.Exclude, []uint16{40001, 40500}) || p.Proto != inet.UDP || p.V6Prefix != 64 ||
@@ -211,6 +213,16 @@ func TestConfigErrors(t *testing.T) {
 		{"capacity zero", top("state_capacity = 0\n"), []string{"f.toml: line 2: field state_capacity: 0: leave it out for the default"}},
 		{"capacity huge", top("replay_capacity = 100000000\n"), []string{"field replay_capacity: 100000000"}},
 		{"replay per user over capacity", top("replay_capacity = 100\nreplay_per_user = 101\n"), []string{"field replay_per_user: 101: want 1..100 records (the replay capacity)"}},
+		{"memory_limit unit", top("memory_limit = \"256MB\"\n"), []string{`f.toml: line 2: field memory_limit: "256MB" is not a size: want a number of bytes, or with a unit KiB, MiB or GiB, as in "256MiB"`}},
+		{"memory_limit lower case", top("memory_limit = \"256mib\"\n"), []string{`field memory_limit: "256mib" is not a size`}},
+		{"memory_limit space", top("memory_limit = \"256 MiB\"\n"), []string{`field memory_limit: "256 MiB" is not a size`}},
+		{"memory_limit no number", top("memory_limit = \"MiB\"\n"), []string{`field memory_limit: "MiB" is not a size`}},
+		{"memory_limit negative", top("memory_limit = \"-1MiB\"\n"), []string{`field memory_limit: "-1MiB" is not a size`}},
+		{"memory_limit fraction", top("memory_limit = \"1.5GiB\"\n"), []string{`field memory_limit: "1.5GiB" is not a size`}},
+		{"memory_limit zero", top("memory_limit = \"0\"\n"), []string{"f.toml: line 2: field memory_limit: 0: leave it out for the default"}},
+		{"memory_limit huge", top("memory_limit = \"2048GiB\"\n"), []string{"field memory_limit: 2048GiB: want at most 1024GiB"}},
+		{"memory_limit overflow", top("memory_limit = \"99999999999999999999\"\n"), []string{`field memory_limit: "99999999999999999999" is not a size`}},
+		{"memory_limit integer", top("memory_limit = 268435456\n"), []string{"f.toml: line 2: field memory_limit: got a TOML integer, want a string"}},
 		{"state_dir relative", top("state_dir = \"state\"\n"), []string{"f.toml: line 2: field state_dir: \"state\": want an absolute path"}},
 		{"prefilter word", top("prefilter = \"yes\"\n"), []string{"f.toml: line 2: field prefilter: \"yes\": want \"auto\", \"on\" or \"off\""}},
 		{"prefilter bool", top("prefilter = true\n"), []string{"f.toml: line 2: field prefilter: got a TOML boolean, want a string"}},
@@ -287,6 +299,33 @@ func TestConfigErrors(t *testing.T) {
 				rest = rest[i+len(w):]
 			}
 		})
+	}
+}
+
+// TestConfigMemoryLimit: memory_limit takes bytes, KiB, MiB and GiB, and
+// FormatSize writes what ParseSize reads.
+func TestConfigMemoryLimit(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		back string
+	}{
+		{"268435456", 256 << 20, "256MiB"},
+		{"1000", 1000, "1000"},
+		{"64KiB", 64 << 10, "64KiB"},
+		{"256MiB", 256 << 20, "256MiB"},
+		{"1536MiB", 1536 << 20, "1536MiB"},
+		{"2GiB", 2 << 30, "2GiB"},
+		{"1024GiB", 1 << 40, "1024GiB"},
+	} {
+		c, err := Parse("f.toml", []byte(top("memory_limit = \""+tt.in+"\"\n")))
+		if err != nil {
+			t.Errorf("memory_limit = %q: %v", tt.in, err)
+			continue
+		}
+		if c.MemoryLimit != tt.want || FormatSize(c.MemoryLimit) != tt.back {
+			t.Errorf("memory_limit = %q: %d bytes (%s), want %d (%s)", tt.in, c.MemoryLimit, FormatSize(c.MemoryLimit), tt.want, tt.back)
+		}
 	}
 }
 

@@ -54,6 +54,9 @@ type deps struct {
 	// grantQueue is the room for openings waiting for the firewall; 0:
 	// defaultGrantQueue.
 	grantQueue int
+	// setMemoryLimit sets the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit); nil: none is set.
+	setMemoryLimit func(limit int64)
 }
 
 // Run runs the daemon for c until ctx is done: it reads the users
@@ -94,6 +97,7 @@ func productionDeps(hup <-chan os.Signal) deps {
 		lock:            lockInstance,
 		notify:          sdNotify,
 		stateDir:        RuntimeDir(),
+		setMemoryLimit:  func(limit int64) { debug.SetMemoryLimit(limit) },
 	}
 }
 
@@ -147,6 +151,16 @@ type daemon struct {
 	queueFull atomic.Uint64
 
 	seq uint64 // (re)loads so far; owned by the reload loop
+
+	goLimit int64 // the Go runtime's soft memory limit in force; owned by the reload loop
+}
+
+// setGoLimit sets the Go runtime's soft memory limit (goLimit).
+func (d *daemon) setGoLimit(limit int64) {
+	if d.deps.setMemoryLimit != nil && limit != d.goLimit {
+		d.deps.setMemoryLimit(limit)
+	}
+	d.goLimit = limit
 }
 
 // trackerConfig is c.Tracker() with the daemon's clock, and the anchors
@@ -225,6 +239,11 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 		defer l.Close()
 	}
 	d.logRejectedUsers(bad)
+	mem, err := CheckMemory(c, users)
+	if err != nil {
+		return err
+	}
+	d.setGoLimit(mem.goLimit(mem.Limit(c)))
 	if err := dp.checkInterfaces(c); err != nil {
 		return err
 	}
@@ -282,7 +301,8 @@ func runDaemon(ctx context.Context, c *config.Config, users []*totpseq.Enrollmen
 		ifaces = []string{"any"}
 	}
 	log.Info().Str("event", "ready").Int("users", len(users)).Strs("interfaces", ifaces).
-		Str("firewall", c.Firewall.Mode).Bool("prefilter", d.f.pf != nil).Str("realm", c.Realm).Msg("ready")
+		Str("firewall", c.Firewall.Mode).Bool("prefilter", d.f.pf != nil).Str("realm", c.Realm).
+		Str("memory_limit", config.FormatSize(mem.Limit(c))).Str("memory_estimate", aboutSize(mem.Total())).Msg("ready")
 	applied := "the configuration and the users directory"
 	if bad != nil {
 		applied += ", without the rejected users files"
@@ -431,7 +451,11 @@ type generation struct {
 	users   []*totpseq.Enrollment
 	fw      *nft.Config      // nil: the firewall stays as it is
 	tracker *listener.Staged // the tracker's state for cfg and users
+	mem     Memory           // the memory estimate of cfg and users
 }
+
+// goLimit is the Go runtime's soft memory limit for g.
+func (g *generation) goLimit() int64 { return g.mem.goLimit(g.mem.Limit(g.cfg)) }
 
 // reload re-reads the configuration file and the users directory and
 // applies them, keeping in-progress knocks, live grants and the replay
@@ -471,6 +495,7 @@ func (d *daemon) reload() error {
 // reloadOnce does the work of reload and says what it applied.
 func (d *daemon) reloadOnce() (*State, error) {
 	old := d.cfg.Load()
+	goLimit := d.goLimit // in force: prepare may raise it
 	c, cfgErr := config.Load(old.Path)
 	if cfgErr != nil {
 		c = old
@@ -498,6 +523,7 @@ func (d *daemon) reloadOnce() (*State, error) {
 	if err != nil {
 		next, applied, err = d.revocations(users, err)
 		if next == nil {
+			d.setGoLimit(goLimit)
 			d.log.Error().Err(errors.Join(cfgErr, bad, err)).Str("event", "reload_failed").Str("applied", "nothing").
 				Msg("reload failed; running on the configuration loaded before")
 			return &State{Applied: "nothing", Users: len(*d.users.Load()), Errors: Problems(cfgErr, bad, err)}, nil
@@ -513,6 +539,7 @@ func (d *daemon) reloadOnce() (*State, error) {
 			Msg("reload failed in part: what could be used is in force")
 	} else {
 		d.log.Info().Str("event", "reload").Int("users", len(next.users)).Strs("services", next.cfg.ServiceNames()).
+			Str("memory_limit", config.FormatSize(next.mem.Limit(next.cfg))).Str("memory_estimate", aboutSize(next.mem.Total())).
 			Msg("configuration reloaded")
 	}
 	return &State{OK: problems == nil, Applied: applied, Users: len(next.users), Errors: Problems(problems)}, nil
@@ -538,7 +565,8 @@ func (d *daemon) revocations(users []*totpseq.Enrollment, cause error) (*generat
 			"stopping so that none of them is admitted: %w", cause, len(cur)-len(keep), err)
 	}
 	applied := fmt.Sprintf("only the revocations (%d users removed; nothing else changed)", len(cur)-len(keep))
-	return &generation{cfg: c, users: keep, tracker: st}, applied, cause
+	// Fewer users than in force: within the limit that admitted those.
+	return &generation{cfg: c, users: keep, tracker: st, mem: EstimateMemory(c, keep)}, applied, cause
 }
 
 // logRejectedUsers logs each users file that was left out.
@@ -589,12 +617,25 @@ func (d *daemon) prepare(old, c *config.Config, fresh bool, users []*totpseq.Enr
 		d.restartOnly(old, c)
 		c.StateCapacity = old.StateCapacity // the tracker's table is sized once
 	}
+	mem, err := CheckMemory(c, users)
+	if err != nil {
+		return nil, err
+	}
+	// The new state is built beside the one in force, which the estimate
+	// counts (Memory.Reload): a higher limit applies from now on (a
+	// reload that fails puts the old one back: reloadOnce), a lower one
+	// once the old state is dropped (commit).
+	g := &generation{cfg: c, users: users, mem: mem}
+	if l := g.goLimit(); l > d.goLimit {
+		d.setGoLimit(l)
+	}
 	st, err := d.tr.Prepare(d.trackerConfig(c), trackerUsers(users), d.deps.now())
 	if err != nil {
 		return nil, err
 	}
 	fw := c.NFT(users)
-	return &generation{cfg: c, users: users, fw: &fw, tracker: st}, nil
+	g.fw, g.tracker = &fw, st
+	return g, nil
 }
 
 // commit puts a prepared generation in use, the firewall already updated.
@@ -607,6 +648,7 @@ func (d *daemon) commit(g *generation) {
 	d.users.Store(&g.users)
 	d.tr.Commit(g.tracker)
 	d.f.follow(g.cfg.SeqTimeout, g.tracker.Ranges())
+	d.setGoLimit(g.goLimit())
 	d.lastReload.Store(d.deps.now().Unix())
 }
 

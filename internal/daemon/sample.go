@@ -33,9 +33,14 @@ const (
 	openWindow = time.Minute
 )
 
+// maxOpenSamplers bounds openSampler: beyond it, every user's logger is
+// made anew.
+const maxOpenSamplers = 1 << 16
+
 // openSampler holds a sampled logger per user. Owned by the goroutine
 // that calls emit; its size is bounded by the users ever enrolled in this
-// run (a reload's removed users are dropped with the next reset).
+// run (a reload's removed users are dropped with the next reset), and by
+// maxOpenSamplers.
 type openSampler struct {
 	by map[string]*zerolog.Logger
 }
@@ -46,7 +51,7 @@ func (s *openSampler) user(log zerolog.Logger, name string) *zerolog.Logger {
 	if l, ok := s.by[name]; ok {
 		return l
 	}
-	if s.by == nil || len(s.by) >= 1<<16 {
+	if s.by == nil || len(s.by) >= maxOpenSamplers {
 		s.by = make(map[string]*zerolog.Logger) // bounded
 	}
 	l := log.Sample(&zerolog.BurstSampler{Burst: openBurst, Period: openWindow, NextSampler: &zerolog.BasicSampler{N: sampleEvery}})

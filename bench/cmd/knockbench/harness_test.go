@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -17,6 +18,8 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/internal/config"
+	tknockd "github.com/tknock/tknock/internal/daemon"
 	"github.com/tknock/tknock/internal/enrollfile"
 	"github.com/tknock/tknock/totpseq"
 )
@@ -306,25 +309,56 @@ func TestTrafgenConfigErrors(t *testing.T) {
 
 func TestDaemonConfig(t *testing.T) {
 	c := daemonConfig{UsersDir: "/tmp/x/users", Interfaces: []string{"tkcli", "tkatk"},
-		Host: netip.MustParseAddr("192.0.2.1"), OpenFor: 5 * time.Second}
+		Host: netip.MustParseAddr("192.0.2.1"), OpenFor: 5 * time.Second, MemoryLimit: benchMemoryLimit}
 	var got map[string]any
 	if err := toml.Unmarshal([]byte(c.TOML()), &got); err != nil {
 		t.Fatalf("the configuration is not valid TOML: %v\n%s", err, c.TOML())
 	}
 	want := map[string]any{
-		"realm":      benchRealm,
-		"users_dir":  "/tmp/x/users",
-		"interfaces": []any{"tkcli", "tkatk"},
-		"open_for":   "5s",
-		"enroll":     map[string]any{"host": "192.0.2.1"},
-		"services":   map[string]any{"ssh": []any{"tcp/2222"}},
-		"firewall":   map[string]any{"mode": "table", "table": "tknock", "drop_knocks": true},
-		"log":        map[string]any{"level": "info", "format": "json"},
-		"metrics":    map[string]any{"listen": metricsAddr, "debug": true},
+		"realm":        benchRealm,
+		"users_dir":    "/tmp/x/users",
+		"interfaces":   []any{"tkcli", "tkatk"},
+		"open_for":     "5s",
+		"memory_limit": "512MiB",
+		"enroll":       map[string]any{"host": "192.0.2.1"},
+		"services":     map[string]any{"ssh": []any{"tcp/2222"}},
+		"firewall":     map[string]any{"mode": "table", "table": "tknock", "drop_knocks": true},
+		"log":          map[string]any{"level": "info", "format": "json"},
+		"metrics":      map[string]any{"listen": metricsAddr, "debug": true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// TestBenchMemoryLimit: the daemon of the spray part, with sprayUsers
+// users, fits under benchMemoryLimit with a quarter to spare (its
+// estimate, as tknockd computes it), so that it starts and its row
+// measures the runtime's soft limit at work rather than a refusal.
+func TestBenchMemoryLimit(t *testing.T) {
+	host := netip.MustParseAddr("192.0.2.1")
+	c := daemonConfig{UsersDir: "/tmp/x/users", Interfaces: []string{"tkcli", "tkatk"}, Host: host, MemoryLimit: benchMemoryLimit}
+	cfg, err := config.Parse("/tmp/x/tknockd.toml", []byte(c.TOML()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := make([]*totpseq.Enrollment, sprayUsers)
+	for i := range users {
+		p := totpseq.Defaults()
+		p.Length = 5
+		p.Realm = benchRealm
+		p.Services = []string{benchService}
+		p.Secret = make(totpseq.Secret, totpseq.DefaultSecretSize)
+		users[i] = &totpseq.Enrollment{Name: fmt.Sprintf("spray%06d", i), Host: host.String(), Params: p}
+	}
+	mem, err := tknockd.CheckMemory(cfg, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if est := mem.Total(); est*5/4 > benchMemoryLimit {
+		t.Errorf("%d users: estimate %d MiB, want a quarter under benchMemoryLimit (%d MiB)", sprayUsers, est>>20, benchMemoryLimit>>20)
+	}
+	t.Logf("%d users: %s", sprayUsers, mem.Summary(cfg))
 }
 
 func TestWriteEnrollmentAndAnchors(t *testing.T) {

@@ -194,7 +194,7 @@ func (s *sys) configure() error {
 	if s.user, s.userFile, err = writeEnrollment(users, benchUser, srvCli4); err != nil {
 		return err
 	}
-	cfg := daemonConfig{UsersDir: users, Interfaces: []string{ifSrvCli, ifSrvAtk}, Host: srvCli4}
+	cfg := daemonConfig{UsersDir: users, Interfaces: []string{ifSrvCli, ifSrvAtk}, Host: srvCli4, MemoryLimit: benchMemoryLimit}
 	if s.cfgPath, err = writeFile(s.work, "tknockd.toml", cfg.TOML(), 0o600); err != nil {
 		return err
 	}
