@@ -53,11 +53,14 @@ type MemoryEstimate struct {
 	// Budget is the derivation budget's two tables (per source address,
 	// per IPv6 /64) at their bound of 65 536 keys each.
 	Budget int
+	// SkewWatches are the sources watched for a clock skew (skew.go) at
+	// their bound, SkewWatchBytes; none when detection is off.
+	SkewWatches int
 }
 
 // Total is the sum of the parts.
 func (m MemoryEstimate) Total() int {
-	return m.Tables + m.Cache + m.Users + m.Reload + m.Sources + m.Replay + m.Derivers + m.Budget
+	return m.Tables + m.Cache + m.Users + m.Reload + m.Sources + m.Replay + m.Derivers + m.Budget + m.SkewWatches
 }
 
 // anchorTables is the number of anchor tables of one builder that can be
@@ -140,5 +143,9 @@ func EstimateMemory(cfg Config, users []User) MemoryEstimate {
 	m.Derivers = memsize.Alloc(cached*int(unsafe.Sizeof(deriverSlot{}))) + cached*(DeriverCacheBytes/maxDerivers)
 
 	m.Budget = 2 * memsize.Map(maxBudgetKeys, int(unsafe.Sizeof(netip.Addr{})), int(unsafe.Sizeof(budgetState{})))
+	if cfg.SkewDetect > cfg.Skew {
+		m.SkewWatches = memsize.Alloc(maxSkewWatches*int(unsafe.Sizeof(skewWatch{}))) +
+			memsize.Map(maxSkewWatches, int(unsafe.Sizeof(sourceKey{})), int(unsafe.Sizeof(int32(0))))
+	}
 	return m
 }

@@ -139,6 +139,18 @@ func TestEstimateMemory(t *testing.T) {
 	}
 	checkPart(t, "the derivation budget full", heapAlloc()-mark, est.Budget)
 
+	// The clock skew watches, full: sources that each knocked an anchor
+	// outside the skew and one more port.
+	mark = heapAlloc()
+	for i := range maxSkewWatches {
+		key := newSourceKey(trkSpoofed(i), tr.st.users[0].params.Proto)
+		tr.skew.add(&key)
+	}
+	if len(tr.skew.idx) != maxSkewWatches {
+		t.Fatalf("skew watches: %d, want %d", len(tr.skew.idx), maxSkewWatches)
+	}
+	checkPart(t, "the clock skew watches full", heapAlloc()-mark, est.SkewWatches)
+
 	checkPart(t, "in all", heapAlloc()-base, est.Total()+int(unsafe.Sizeof(Tracker{})))
 	runtime.KeepAlive(tr)
 	runtime.KeepAlive(keep)

@@ -107,6 +107,7 @@ func (m Memory) parts() []memoryPart {
 		{"replay record", t.Replay + m.ReplayFile, ""},
 		{"derivation budget", t.Budget, ""},
 		{"deriver cache", t.Derivers, ""},
+		{"clock skew watches", t.SkewWatches, ""},
 		{"failed attempts", m.Failures, ""},
 		{"open line samplers", m.Openings, ""},
 		{"capture rings", m.Rings, " for " + plural(m.interfaces, "interface")},
