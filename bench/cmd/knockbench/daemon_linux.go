@@ -207,6 +207,13 @@ func (d *daemon) proc() (ProcStat, ProcMem, error) {
 	return ps, pm, err
 }
 
+// resetPeak sets the daemon's peak resident size (VmHWM) to its current
+// one (proc(5), clear_refs "5"), so that a later peak is the peak of what
+// happened since, not of the daemon's start.
+func (d *daemon) resetPeak() error {
+	return os.WriteFile("/proc/"+strconv.Itoa(d.pid())+"/clear_refs", []byte("5"), 0)
+}
+
 // scrape reads the daemon's metrics endpoint.
 func (d *daemon) scrape(ctx context.Context) (Metrics, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)

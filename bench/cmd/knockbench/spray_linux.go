@@ -72,6 +72,13 @@ func (s *sys) spray(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The start's peak (loading 100 000 users files, then building their
+	// table, before the heap is returned) is the memory_limit row's; the
+	// growth row's peak is the spray's own.
+	startPeak := idle.Peak
+	if err := s.d.resetPeak(); err != nil {
+		return err
+	}
 	pkts := []FloodPacket{{
 		DstMAC: s.topo.srvAtkMAC, Dst: srvAtk4, Proto: s.user.Proto,
 		Src: netip.MustParseAddr("198.51.100.2"), Ports: s.user.Range,
@@ -129,8 +136,9 @@ func (s *sys) spray(ctx context.Context) (err error) {
 	s.t.Add(Row{Item: "15.2", Measure: fmt.Sprintf("daemon memory after the spray (%s after its start with %d users)", fmtMiB(idle.RSS), sprayUsers),
 		Result: fmt.Sprintf("RSS %s, peak (VmHWM) %s", fmtMiB(mem.RSS), fmtMiB(mem.Peak)),
 		Target: "<= start + " + fmtMiB(growth), Verdict: verdict(mem.Peak <= idle.RSS+growth)})
+	peak := max(startPeak, mem.Peak)
 	s.t.Add(Row{Item: "15.2", Measure: fmt.Sprintf("RSS under the configured memory_limit (%d users: start, spray)", sprayUsers),
-		Result: "peak (VmHWM) " + fmtMiB(mem.Peak), Target: "<= " + fmtMiB(benchMemoryLimit),
-		Verdict: verdict(mem.Peak <= benchMemoryLimit)})
+		Result: fmt.Sprintf("peak (VmHWM) %s (start %s, spray %s)", fmtMiB(peak), fmtMiB(startPeak), fmtMiB(mem.Peak)),
+		Target: "<= " + fmtMiB(benchMemoryLimit), Verdict: verdict(peak <= benchMemoryLimit)})
 	return nil
 }
