@@ -18,7 +18,7 @@ func heapAlloc() int {
 // and at least 40 % of it: Map bounds the map right after its tables
 // split, when they are least full.
 func TestMap(t *testing.T) {
-	type key struct{ a, b, c, d, e, f, g uint64 } // 56 bytes, as the replay record's
+	type key [7]uint64 // 56 bytes, as the replay record's
 	// 256*896+1: the tables of a map of random uint64 keys have just split
 	// in a wave (256 full tables of 1024 slots became 512).
 	for _, n := range []int{100, 1000, 5000, 65536, 200_000, 256*896 + 1} {
@@ -34,7 +34,7 @@ func TestMap(t *testing.T) {
 		base = heapAlloc()
 		big := make(map[key]int64)
 		for i := range n {
-			big[key{a: uint64(i)}] = 1
+			big[key{uint64(i)}] = 1
 		}
 		got = heapAlloc() - base
 		check(t, "map[56 bytes]int64", n, got, Map(n, int(unsafe.Sizeof(key{})), 8))
