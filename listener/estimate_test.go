@@ -9,31 +9,15 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/totpseq"
 )
 
-// heapAlloc returns the live heap after a full collection.
-func heapAlloc() int {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int(ms.HeapAlloc)
-}
-
-// heapNoise is what the heap may grow by between two measurements
-// without the test's doing (the runtime's and the testing package's own
-// allocations).
-const heapNoise = 64 << 10
-
-// checkPart fails unless est is an upper bound of the measured heap growth
-// got (give or take heapNoise), and at most twice it.
+// checkPart is testkit.CheckEstimate, tight: every part of the tracker's
+// estimate is measured at its bound.
 func checkPart(t *testing.T, part string, got, est int) {
 	t.Helper()
-	t.Logf("%-46s measured %9d bytes, estimated %9d (%.2fx)", part, got, est, float64(est)/float64(max(got, 1)))
-	if got > est+heapNoise || est > 2*got {
-		t.Errorf("%s: the heap grew by %d bytes; the estimate, %d, must be at least that and at most twice it", part, got, est)
-	}
+	testkit.CheckEstimate(t, part, got, est, true)
 }
 
 // TestEstimateMemory builds a tracker of 10 000 users, then fills every
@@ -66,12 +50,12 @@ func TestEstimateMemory(t *testing.T) {
 	// NewTracker: one anchor table, the builder, the users, the stores;
 	// the replay record's and the deriver cache's empty shells, and the
 	// tracker itself, are in parts measured below when full.
-	base := heapAlloc()
+	base := testkit.HeapAlloc()
 	tr, err := NewTracker(cfg, users, trkT0, func(Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := heapAlloc() - base
+	got := testkit.HeapAlloc() - base
 	checkPart(t, "NewTracker (a table, the cache, users, sources)", got,
 		est.Tables/anchorTables+est.Cache+est.Users+est.Sources+int(unsafe.Sizeof(Tracker{}))+est.Derivers/64+16<<10)
 
@@ -81,26 +65,26 @@ func TestEstimateMemory(t *testing.T) {
 	b := tr.st.b
 	period := int64(totpseq.DefaultPeriod) * int64(time.Second)
 	ns := trkT0.UnixNano()
-	mark := heapAlloc()
+	mark := testkit.HeapAlloc()
 	next := b.build(ns + period)
 	tr.ahead.Store(next)
 	third := b.build(ns + 2*period)
 	keep = append(keep, next, third)
-	checkPart(t, "two more anchor tables", heapAlloc()-mark, est.Tables-est.Tables/anchorTables)
+	checkPart(t, "two more anchor tables", testkit.HeapAlloc()-mark, est.Tables-est.Tables/anchorTables)
 
 	// A reload of the same users: a second state, whose builder makes its
 	// own three tables while the old state waits for a knock.
-	mark = heapAlloc()
+	mark = testkit.HeapAlloc()
 	st, err := tr.Prepare(cfg, users, trkT0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keep = append(keep, st, st.st.b.build(ns+period), st.st.b.build(ns+2*period))
-	checkPart(t, "a reload's second state", heapAlloc()-mark, est.Reload)
+	checkPart(t, "a reload's second state", testkit.HeapAlloc()-mark, est.Reload)
 
 	// The replay record, full: users take turns, so that no user's quota
 	// is reached first.
-	mark = heapAlloc()
+	mark = testkit.HeapAlloc()
 	now := trkT0.UnixNano()
 	for i := range tr.st.cfg.ReplayCapacity {
 		u := &tr.st.users[i%n]
@@ -111,20 +95,20 @@ func TestEstimateMemory(t *testing.T) {
 			t.Fatalf("replay record: record %d: result %d, want it recorded", i, r)
 		}
 	}
-	checkPart(t, "the replay record full", heapAlloc()-mark, est.Replay)
+	checkPart(t, "the replay record full", testkit.HeapAlloc()-mark, est.Replay)
 
 	// The deriver cache, full.
-	mark = heapAlloc()
+	mark = testkit.HeapAlloc()
 	for i := range min(n, maxDerivers) {
 		if tr.derivers.get(int32(i), &tr.st.users[i].params) == nil {
 			t.Fatalf("deriver of user %d: nil", i)
 		}
 	}
-	checkPart(t, "the deriver cache full", heapAlloc()-mark, est.Derivers)
+	checkPart(t, "the deriver cache full", testkit.HeapAlloc()-mark, est.Derivers)
 
 	// The derivation budget, full: IPv6 sources in distinct /64s fill
 	// both of its tables.
-	mark = heapAlloc()
+	mark = testkit.HeapAlloc()
 	for i := range maxBudgetKeys {
 		var a [16]byte
 		a[0] = 0x20
@@ -137,11 +121,11 @@ func TestEstimateMemory(t *testing.T) {
 	if len(tr.budget.by) != maxBudgetKeys || len(tr.budget.by64) != maxBudgetKeys {
 		t.Fatalf("budget: %d sources and %d /64s, want %d each", len(tr.budget.by), len(tr.budget.by64), maxBudgetKeys)
 	}
-	checkPart(t, "the derivation budget full", heapAlloc()-mark, est.Budget)
+	checkPart(t, "the derivation budget full", testkit.HeapAlloc()-mark, est.Budget)
 
 	// The clock skew watches, full: sources that each knocked an anchor
 	// outside the skew and one more port.
-	mark = heapAlloc()
+	mark = testkit.HeapAlloc()
 	for i := range maxSkewWatches {
 		key := newSourceKey(trkSpoofed(i), tr.st.users[0].params.Proto)
 		tr.skew.add(&key)
@@ -149,9 +133,9 @@ func TestEstimateMemory(t *testing.T) {
 	if len(tr.skew.idx) != maxSkewWatches {
 		t.Fatalf("skew watches: %d, want %d", len(tr.skew.idx), maxSkewWatches)
 	}
-	checkPart(t, "the clock skew watches full", heapAlloc()-mark, est.SkewWatches)
+	checkPart(t, "the clock skew watches full", testkit.HeapAlloc()-mark, est.SkewWatches)
 
-	checkPart(t, "in all", heapAlloc()-base, est.Total()+int(unsafe.Sizeof(Tracker{})))
+	checkPart(t, "in all", testkit.HeapAlloc()-base, est.Total()+int(unsafe.Sizeof(Tracker{})))
 	runtime.KeepAlive(tr)
 	runtime.KeepAlive(keep)
 	runtime.KeepAlive(users) // the caller's, whose names the tracker shares: not counted

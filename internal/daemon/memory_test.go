@@ -19,33 +19,11 @@ import (
 	"github.com/tknock/tknock/inet"
 	"github.com/tknock/tknock/internal/config"
 	"github.com/tknock/tknock/internal/config/configtest"
+	"github.com/tknock/tknock/internal/testkit"
 	"github.com/tknock/tknock/listener"
 	"github.com/tknock/tknock/listener/capture/capturetest"
 	"github.com/tknock/tknock/totpseq"
 )
-
-// heapAlloc returns the live heap after a full collection.
-func heapAlloc() int {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int(ms.HeapAlloc)
-}
-
-// heapNoise is what the heap may grow by between two measurements without
-// the test's doing.
-const heapNoise = 64 << 10
-
-// checkPart fails unless est is an upper bound of the measured heap growth
-// got (give or take heapNoise), and, when tight, at most twice it.
-func checkPart(t *testing.T, part string, got, est int, tight bool) {
-	t.Helper()
-	t.Logf("%-40s measured %9d bytes, estimated %9d (%.2fx)", part, got, est, float64(est)/float64(max(got, 1)))
-	if got > est+heapNoise || tight && est > 2*got {
-		t.Errorf("%s: the heap grew by %d bytes; the estimate, %d, must be at least that (and at most twice it: %v)", part, got, est, tight)
-	}
-}
 
 // TestEstimateMemoryParts fills the daemon's own parts of the estimate
 // (the tracker's are TestEstimateMemory's, in listener) and compares the
@@ -74,16 +52,16 @@ func TestEstimateMemoryParts(t *testing.T) {
 		}
 		configtest.WriteUser(t, c, e)
 	}
-	base := heapAlloc()
+	base := testkit.HeapAlloc()
 	users, err := config.LoadUsers(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := heapAlloc() - base
+	got := testkit.HeapAlloc() - base
 	m := EstimateMemory(c, users)
-	checkPart(t, "users loaded", got, m.Users, true)
+	testkit.CheckEstimate(t, "users loaded", got, m.Users, true)
 
-	mark := heapAlloc()
+	mark := testkit.HeapAlloc()
 	fw := newFailWatch(zerolog.Nop())
 	at := time.Now()
 	for i := range maxFailSources {
@@ -91,14 +69,14 @@ func TestEstimateMemoryParts(t *testing.T) {
 		binary.BigEndian.PutUint32(a[:], 0x0a000000+uint32(i))
 		fw.failed(netip.AddrFrom4(a), at)
 	}
-	checkPart(t, "failed attempts of 65536 sources", heapAlloc()-mark, m.Failures, true)
+	testkit.CheckEstimate(t, "failed attempts of 65536 sources", testkit.HeapAlloc()-mark, m.Failures, true)
 
-	mark = heapAlloc()
+	mark = testkit.HeapAlloc()
 	var s openSampler
 	for _, u := range users {
 		s.user(zerolog.Nop(), u.Name)
 	}
-	checkPart(t, "a sampler per user", heapAlloc()-mark, m.Openings, true)
+	testkit.CheckEstimate(t, "a sampler per user", testkit.HeapAlloc()-mark, m.Openings, true)
 
 	// The replay file's lines: the most a rewrite leaves (twice the live
 	// records, 512), each with its source's text. The estimate also counts
@@ -111,7 +89,7 @@ func TestEstimateMemoryParts(t *testing.T) {
 	periods := func() map[string]int64 { return map[string]int64{} }
 	st := openReplayState(c.StateDir, tr, periods, at, zerolog.Nop())
 	defer st.close()
-	mark = heapAlloc()
+	mark = testkit.HeapAlloc()
 	for i := range minCompact - 1 {
 		src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i), 14: byte(i >> 8)})
 		ev := listener.Event{Kind: listener.Opened, User: users[i%n].Name, Service: "ssh", Src: src, Window: 1, Time: at}
@@ -119,7 +97,7 @@ func TestEstimateMemoryParts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkPart(t, "the replay file's lines", heapAlloc()-mark, m.ReplayFile, false)
+	testkit.CheckEstimate(t, "the replay file's lines", testkit.HeapAlloc()-mark, m.ReplayFile, false)
 	runtime.KeepAlive(users)
 	runtime.KeepAlive(fw)
 	runtime.KeepAlive(&s)

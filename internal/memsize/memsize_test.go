@@ -4,15 +4,9 @@ import (
 	"runtime"
 	"testing"
 	"unsafe"
-)
 
-func heapAlloc() int {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int(ms.HeapAlloc)
-}
+	"github.com/tknock/tknock/internal/testkit"
+)
 
 // TestMap: maps grown one insertion at a time take at most what Map says,
 // and at least 40 % of it: Map bounds the map right after its tables
@@ -22,21 +16,21 @@ func TestMap(t *testing.T) {
 	// 256*896+1: the tables of a map of random uint64 keys have just split
 	// in a wave (256 full tables of 1024 slots became 512).
 	for _, n := range []int{100, 1000, 5000, 65536, 200_000, 256*896 + 1} {
-		base := heapAlloc()
+		base := testkit.HeapAlloc()
 		small := make(map[uint64]uint64)
 		for i := range n {
 			small[uint64(i)*0x9e3779b97f4a7c15] = 1
 		}
-		got := heapAlloc() - base
+		got := testkit.HeapAlloc() - base
 		check(t, "map[uint64]uint64", n, got, Map(n, 8, 8))
 		runtime.KeepAlive(small)
 
-		base = heapAlloc()
+		base = testkit.HeapAlloc()
 		big := make(map[key]int64)
 		for i := range n {
 			big[key{uint64(i)}] = 1
 		}
-		got = heapAlloc() - base
+		got = testkit.HeapAlloc() - base
 		check(t, "map[56 bytes]int64", n, got, Map(n, int(unsafe.Sizeof(key{})), 8))
 		runtime.KeepAlive(big)
 	}

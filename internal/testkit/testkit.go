@@ -4,6 +4,7 @@ package testkit
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -86,4 +87,31 @@ func Leaked(s, secret string) string {
 		}
 	}
 	return ""
+}
+
+// HeapAlloc returns the live heap after two full collections (the second
+// frees what the first's finalizers left), for tests that compare a memory
+// estimate with what a structure takes.
+func HeapAlloc() int {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int(ms.HeapAlloc)
+}
+
+// HeapNoise is what the heap may grow by between two HeapAlloc calls
+// without the test's doing (the runtime's and the testing package's own
+// allocations).
+const HeapNoise = 64 << 10
+
+// CheckEstimate fails t unless est, an estimate of part's memory, is an
+// upper bound of got, the heap growth measured (give or take HeapNoise),
+// and, when tight, at most twice it. It logs both either way.
+func CheckEstimate(t testing.TB, part string, got, est int, tight bool) {
+	t.Helper()
+	t.Logf("%-46s measured %9d bytes, estimated %9d (%.2fx)", part, got, est, float64(est)/float64(max(got, 1)))
+	if got > est+HeapNoise || tight && est > 2*got {
+		t.Errorf("%s: the heap grew by %d bytes; the estimate, %d, must be at least that (and at most twice it: %v)", part, got, est, tight)
+	}
 }
