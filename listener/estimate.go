@@ -145,7 +145,7 @@ func EstimateMemory(cfg Config, users []User) MemoryEstimate {
 	m.Budget = 2 * memsize.Map(maxBudgetKeys, int(unsafe.Sizeof(netip.Addr{})), int(unsafe.Sizeof(budgetState{})))
 	if cfg.SkewDetect > cfg.Skew {
 		m.SkewWatches = memsize.Alloc(maxSkewWatches*int(unsafe.Sizeof(skewWatch{}))) +
-			memsize.Map(maxSkewWatches, int(unsafe.Sizeof(sourceKey{})), int(unsafe.Sizeof(int32(0))))
+			memsize.Map(maxSkewWatches, int(unsafe.Sizeof(sourceKey{})), int(unsafe.Sizeof(watchPair{})))
 	}
 	return m
 }

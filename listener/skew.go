@@ -25,22 +25,30 @@ import (
 // may come in any order, rule 2). A wrong port among them spoils the watch
 // as it would reset a candidate (rule 4): nothing is reported.
 //
-// One watch per source and protocol; a watched source starts no other
-// watch until its watch ends (matched and timed out, spoiled, or timed out
-// under rule 5). The watches are at most maxSkewWatches, the oldest
-// replaced by a new one when they are full: a flood can push a skewed
-// client's watch out, which costs its ClockSkew event, never an opening.
+// At most two watches per source and protocol, of two anchors: a source's
+// previous knock may be an anchor of such candidates too (in a small range,
+// or with many users, the last port of its previous sequence often is),
+// and the watch it starts at the next sequence's first knock must not keep
+// that sequence's own from starting at its second. A knock that ended or
+// checked a watch starts none: a spray would otherwise keep a watch
+// starting at every knock. The watches are at most maxSkewWatches, the
+// oldest replaced by a new one when they are full: a flood can push a
+// skewed client's watch out, which costs its ClockSkew event, never an
+// opening.
 
 // maxSkewWatches bounds the sources watched for a clock skew at once.
 const maxSkewWatches = 4096
 
+// watchesPerSource bounds the watches of one source and protocol.
+const watchesPerSource = 2
+
 // SkewWatchBytes bounds the memory of the clock skew watches, part of the
 // tracker's memory beside MaxTableBytes and DeriverCacheBytes: the watches
-// and their index (a map entry of a 24-byte key and an int32, in groups of
-// eight at most 7/8 full, takes less than 64 bytes).
+// and their index (a map entry of a 24-byte key and two int32s, in groups
+// of eight at most 7/8 full, takes less than 64 bytes).
 const SkewWatchBytes = maxSkewWatches * (int(unsafe.Sizeof(skewWatch{})) + 64)
 
-// skewWatch is one watched source: its anchor knock and the distinct ports
+// skewWatch is one watch: a source's anchor knock and the distinct ports
 // it knocked since.
 type skewWatch struct {
 	key         sourceKey
@@ -53,48 +61,72 @@ type skewWatch struct {
 	ports       [totpseq.MaxLength - 1]uint16
 }
 
+// watchPair is the index entry of a source: the ring positions of its
+// watches, plus one (0: none).
+type watchPair [watchesPerSource]int32
+
 // skewWatches holds the watches in a ring, made at the first watch, with
 // an index by source. Owned by the goroutine that calls Knock.
 type skewWatches struct {
 	ring []skewWatch
-	idx  map[sourceKey]int32
+	idx  map[sourceKey]watchPair
 	next int32
-	took bool // the knock being processed was recorded by a watch: it starts none
+	took bool // the knock being processed ended or checked a watch: it starts none
 }
 
-// get returns the watch of key, or nil.
-func (ws *skewWatches) get(key *sourceKey) *skewWatch {
+// of returns the ring positions of key's watches, plus one (0: none).
+func (ws *skewWatches) of(key *sourceKey) watchPair {
 	if len(ws.idx) == 0 {
-		return nil
+		return watchPair{}
 	}
-	if i, ok := ws.idx[*key]; ok {
-		return &ws.ring[i]
-	}
-	return nil
+	return ws.idx[*key]
 }
 
-// add returns a new watch for key, replacing the oldest when they are
-// full.
+// add returns a new watch for key, which has fewer than watchesPerSource,
+// replacing the oldest watch when they are full.
 func (ws *skewWatches) add(key *sourceKey) *skewWatch {
 	if ws.ring == nil {
 		ws.ring = make([]skewWatch, maxSkewWatches)
-		ws.idx = make(map[sourceKey]int32, maxSkewWatches)
+		ws.idx = make(map[sourceKey]watchPair, maxSkewWatches)
 	}
 	i := ws.next
 	ws.next = (i + 1) % int32(len(ws.ring))
 	w := &ws.ring[i]
 	if w.used {
-		delete(ws.idx, w.key)
+		ws.remove(w)
 	}
 	*w = skewWatch{key: *key, used: true}
-	ws.idx[*key] = i
+	p := ws.idx[*key]
+	for j := range p {
+		if p[j] == 0 {
+			p[j] = i + 1
+			break
+		}
+	}
+	ws.idx[*key] = p
 	return w
 }
 
 // remove ends watch w.
 func (ws *skewWatches) remove(w *skewWatch) {
-	delete(ws.idx, w.key)
+	i := int32(w.pos(ws.ring)) + 1
+	p := ws.idx[w.key]
+	for j := range p {
+		if p[j] == i {
+			p[j] = 0
+		}
+	}
+	if p == (watchPair{}) {
+		delete(ws.idx, w.key)
+	} else {
+		ws.idx[w.key] = p
+	}
 	w.used = false
+}
+
+// pos returns w's position in ring, which holds it.
+func (w *skewWatch) pos(ring []skewWatch) int {
+	return int((uintptr(unsafe.Pointer(w)) - uintptr(unsafe.Pointer(&ring[0]))) / unsafe.Sizeof(*w))
 }
 
 // reset ends every watch (a reload: the users may have changed).
@@ -108,46 +140,60 @@ func (ws *skewWatches) reset() {
 	}
 }
 
-// skewStep applies a knock to its source's watch, if it has one: a copy of
-// a recorded port (or of the anchor) is ignored, another port is recorded,
-// and when the ports recorded are as many as the bound ports of a watched
-// candidate, the candidates of that length are derived and compared. It
-// is called before the knock's other rules, for every knock while any
-// source is watched.
+// skewStep applies a knock to its source's watches, if it has any: a copy
+// of a recorded port (or of the anchor) is ignored, another port is
+// recorded, and when the ports recorded are as many as the bound ports of
+// a watched candidate, the candidates of that length are derived and
+// compared. It is called before the knock's other rules, for every knock
+// while any source is watched.
 func (t *Tracker) skewStep(key *sourceKey, port uint16, tab *anchorTable, pi int, src netip.Addr, at time.Time, ns int64) {
-	w := t.skew.get(key)
-	if w == nil {
-		return
+	for _, i := range t.skew.of(key) {
+		if i == 0 {
+			continue
+		}
+		t.tally.rare = true // any counter may change
+		w := &t.skew.ring[i-1]
+		if ns-w.last > t.gap || ns-w.start > t.seq {
+			t.skew.remove(w) // rule 5
+			continue
+		}
+		if port == w.anchor || slices.Contains(w.ports[:w.n], port) {
+			continue // rule 3
+		}
+		if w.done || int(w.n) == len(w.ports) {
+			t.skew.remove(w) // rule 4: a port past the end
+			t.skew.took = true
+			continue
+		}
+		w.ports[w.n] = port
+		w.n++
+		w.last = ns
+		// Recorded only, the knock may still start a watch of another
+		// anchor; once it checked this one, it starts none.
+		if t.skewCheck(w, tab, pi, src, at, ns) {
+			t.skew.took = true
+		}
 	}
-	t.tally.rare = true // any counter may change
-	if ns-w.last > t.gap || ns-w.start > t.seq {
-		t.skew.remove(w) // rule 5
-		return
-	}
-	if port == w.anchor || slices.Contains(w.ports[:w.n], port) {
-		return // rule 3
-	}
-	if w.done || int(w.n) == len(w.ports) {
-		t.skew.remove(w) // rule 4: a port past the end
-		return
-	}
-	w.ports[w.n] = port
-	w.n++
-	w.last = ns
-	// The knock is a port of this watch, also when the check ends it: a
-	// new watch starting at it would overlap this one, and a spray would
-	// be checked every other knock rather than every Length-1.
-	t.skew.took = true
-	t.skewCheck(w, tab, pi, src, at, ns)
 }
 
 // skewStart watches the source of key, which knocked port at ns after its
 // anchor knock at start, for the candidates at anchor outside the skew
-// whose lengths are the bits of lens, and reports whether it did: a source
-// that is watched already keeps its watch, and a knock that a watch
-// recorded starts none.
+// whose lengths are the bits of lens, and reports whether it did: not when
+// the source has watchesPerSource watches already or one of anchor, nor at
+// a knock that ended or checked a watch.
 func (t *Tracker) skewStart(key *sourceKey, anchor uint16, start int64, port uint16, lens uint32, tab *anchorTable, pi int, src netip.Addr, at time.Time, ns int64) bool {
-	if t.skew.took || t.skew.get(key) != nil {
+	if t.skew.took {
+		return false
+	}
+	free := false
+	for _, i := range t.skew.of(key) {
+		if i == 0 {
+			free = true
+		} else if t.skew.ring[i-1].anchor == anchor {
+			return false
+		}
+	}
+	if !free {
 		return false
 	}
 	w := t.skew.add(key)
@@ -159,14 +205,15 @@ func (t *Tracker) skewStart(key *sourceKey, anchor uint16, start int64, port uin
 
 // skewCheck derives, when w has recorded as many ports as some watched
 // candidates have bound ports, those candidates' bound ports for src and
-// reports a ClockSkew event for each whose ports are the recorded ones.
-// The watch ends when no longer candidate is left to complete, unless one
-// matched (it then absorbs copies). The derivations are charged to the
-// source's budget; a source that cannot afford them loses its watch.
-func (t *Tracker) skewCheck(w *skewWatch, tab *anchorTable, pi int, src netip.Addr, at time.Time, ns int64) {
+// reports a ClockSkew event for each whose ports are the recorded ones; it
+// reports whether it checked. The watch ends when no longer candidate is
+// left to complete, unless one matched (it then absorbs copies). The
+// derivations are charged to the source's budget; a source that cannot
+// afford them loses its watch.
+func (t *Tracker) skewCheck(w *skewWatch, tab *anchorTable, pi int, src netip.Addr, at time.Time, ns int64) bool {
 	length := int(w.n) + 1
 	if w.lens&(1<<length) == 0 {
-		return
+		return false
 	}
 	d, skew := int64(t.st.cfg.depth()), int64(t.st.cfg.Skew)
 	ents := tab.all(pi, w.anchor)
@@ -184,7 +231,7 @@ func (t *Tracker) skewCheck(w *skewWatch, tab *anchorTable, pi int, src netip.Ad
 	if need > 0 && !t.budget.take(src, need, ns) {
 		t.tally.throttled++
 		t.skewFailed(w, src, at)
-		return
+		return true
 	}
 	var buf [totpseq.MaxLength - 1]uint16
 	for _, a := range ents {
@@ -209,6 +256,7 @@ func (t *Tracker) skewCheck(w *skewWatch, tab *anchorTable, pi int, src netip.Ad
 	if !w.done && w.lens>>(length+1) == 0 {
 		t.skewFailed(w, src, at) // no longer candidate: spoiled
 	}
+	return true
 }
 
 // skewFailed ends watch w, whose ports matched none of its candidates: a

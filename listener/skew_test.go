@@ -1,12 +1,14 @@
 package listener
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/tknock/tknock/inet"
+	"github.com/tknock/tknock/totpseq"
 )
 
 // TestSkewDetectionIsLazy: a sequence of a window outside the skew (here
@@ -108,5 +110,85 @@ func TestSkewWatchesBounded(t *testing.T) {
 	}
 	if got := len(tr.skew.idx); got > maxSkewWatches {
 		t.Errorf("%d sources watched, more than %d", got, maxSkewWatches)
+	}
+}
+
+// TestSkewRoundsBackToBack: a client whose clock is off sends each
+// sequence in three rounds, and its next sequence a second later: each is
+// reported. The later rounds leave the source tracked at the first
+// sequence's anchor; the next sequence's anchor must not start a watch of
+// that anchor (it would take the next sequence's ports and match nothing).
+func TestSkewRoundsBackToBack(t *testing.T) {
+	tr, rec := trkNew(t, DefaultConfig(), alice)
+	at := trkAt(trkMid)
+	var want []trkEv
+	for _, off := range []int{3, -3, 4, -2} {
+		seq := trkSeq(t, alice, "ssh", uint64(trkW0+off), trkA)
+		for range 3 {
+			for _, k := range trkKnocks(trkA, inet.TCP, seq, at, 100*time.Microsecond) {
+				tr.Knock(k)
+			}
+			at = at.Add(time.Millisecond)
+		}
+		at = at.Add(time.Second)
+		want = append(want, trkEv{ClockSkew, "alice", "ssh", trkA, uint64(trkW0 + off), off})
+	}
+	if got := trkEvents(rec.events); !slices.Equal(got, want) {
+		t.Errorf("events %+v, want %+v", got, want)
+	}
+}
+
+// TestSkewAfterOpenings: the end-to-end test's order: sequences one
+// window ahead and behind open, then three windows ahead and behind are
+// each reported as a clock skew, one round each, right after one another.
+func TestSkewAfterOpenings(t *testing.T) {
+	for _, length := range []int{4, 5, 7} {
+		for _, src := range []netip.Addr{trkA, trkA6} {
+			t.Run(fmt.Sprintf("len%d/%v", length, src), func(t *testing.T) {
+				u := trkUser("ursula", func(p *totpseq.Params) { p.Length = length })
+				tr, rec := trkNew(t, DefaultConfig(), u)
+				at := trkAt(trkMid)
+				var want []trkEv
+				for _, off := range []int{1, -1, 3, -3} {
+					seq := trkSeq(t, u, "ssh", uint64(trkW0+off), src)
+					for _, k := range trkKnocks(src, inet.TCP, seq, at, 100*time.Microsecond) {
+						tr.Knock(k)
+					}
+					at = at.Add(50 * time.Millisecond)
+					kind := ClockSkew
+					if off == 1 || off == -1 {
+						kind = Opened
+					}
+					want = append(want, trkEv{kind, "ursula", "ssh", src, uint64(trkW0 + off), off})
+				}
+				if got := trkEvents(rec.events); !slices.Equal(got, want) {
+					t.Errorf("events %+v, want %+v", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestSkewAfterAnotherAnchor: the knock just before a skewed sequence is
+// an anchor of another window outside the skew (with many users, or a
+// small range, the last port of a previous attempt often is). The watch it
+// starts at the sequence's anchor does not keep the sequence's own from
+// starting: the sequence is reported, and the other watch spoils.
+func TestSkewAfterAnotherAnchor(t *testing.T) {
+	tr, rec := trkNew(t, DefaultConfig(), alice)
+	other := trkSeq(t, alice, "ssh", trkW0+4, trkA)[0]
+	seq := trkSeq(t, alice, "ssh", trkW0+3, trkA)
+	if slices.Contains(seq, other) {
+		t.Skip("the fixture's anchor of window +4 is a port of window +3's sequence")
+	}
+	at := trkAt(trkMid)
+	ks := append([]Knock{{Src: trkA, Proto: inet.TCP, Port: other, Time: at}},
+		trkKnocks(trkA, inet.TCP, seq, at.Add(time.Millisecond), time.Millisecond)...)
+	for _, k := range ks {
+		tr.Knock(k)
+	}
+	want := []trkEv{{ClockSkew, "alice", "ssh", trkA, trkW0 + 3, 3}}
+	if got := trkEvents(rec.events); !slices.Equal(got, want) {
+		t.Errorf("events %+v, want %+v", got, want)
 	}
 }
