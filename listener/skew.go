@@ -54,6 +54,7 @@ type skewWatch struct {
 	key         sourceKey
 	start, last int64  // Unix nanoseconds of the anchor knock and of the latest new port
 	lens        uint32 // bit L: a watched candidate has Length L
+	pos         int32  // its position in the ring
 	anchor      uint16
 	n           uint8 // ports recorded
 	used        bool
@@ -95,7 +96,7 @@ func (ws *skewWatches) add(key *sourceKey) *skewWatch {
 	if w.used {
 		ws.remove(w)
 	}
-	*w = skewWatch{key: *key, used: true}
+	*w = skewWatch{key: *key, pos: i, used: true}
 	p := ws.idx[*key]
 	for j := range p {
 		if p[j] == 0 {
@@ -109,7 +110,7 @@ func (ws *skewWatches) add(key *sourceKey) *skewWatch {
 
 // remove ends watch w.
 func (ws *skewWatches) remove(w *skewWatch) {
-	i := int32(w.pos(ws.ring)) + 1
+	i := w.pos + 1
 	p := ws.idx[w.key]
 	for j := range p {
 		if p[j] == i {
@@ -122,11 +123,6 @@ func (ws *skewWatches) remove(w *skewWatch) {
 		ws.idx[w.key] = p
 	}
 	w.used = false
-}
-
-// pos returns w's position in ring, which holds it.
-func (w *skewWatch) pos(ring []skewWatch) int {
-	return int((uintptr(unsafe.Pointer(w)) - uintptr(unsafe.Pointer(&ring[0]))) / unsafe.Sizeof(*w))
 }
 
 // reset ends every watch (a reload: the users may have changed).
