@@ -102,10 +102,14 @@ func (s *sys) spray(ctx context.Context) (err error) {
 	opened := 0
 	var firstErr error
 	for i := 0; i < s.o.Knocks && ctx.Err() == nil; i++ {
+		// IPv4 while the pool has fresh addresses (a whole run's earlier
+		// parts take most of them), then IPv6, crafted.
 		src, err := s.topo.source(true)
 		if err != nil {
-			fl.stop()
-			return err
+			if src, err = s.topo.source(false); err != nil {
+				fl.stop()
+				return err
+			}
 		}
 		if err := s.knock(ctx, src); err != nil {
 			if firstErr == nil {
